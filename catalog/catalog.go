@@ -1,0 +1,465 @@
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Clock tells the catalog the time. The agent passes the wall clock, tests a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+// Config configures a Catalog. The zero value of every field but Clock means its default.
+type Config struct {
+	// Clock supplies the time for liveness changes, tombstone ages and reaping.
+	// Required: the catalog never reads the wall clock itself.
+	Clock Clock
+
+	// ReapAfter is how long the records of a failed node are kept (reported critical)
+	// before Expire drops them. Long enough that a healed partition only moves what
+	// changed during the split. Default 72h, like Consul's reconnect timeout.
+	ReapAfter time.Duration
+
+	// TombstoneTTL is how long a deleted record's tombstone is kept so that late or
+	// duplicate copies of the live record cannot resurrect it. It must exceed the
+	// longest time a replica can miss a deletion and still come back (a partition
+	// shorter than ReapAfter); Default 24h, like serf's tombstone timeout.
+	TombstoneTTL time.Duration
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultReapAfter    = 72 * time.Hour
+	DefaultTombstoneTTL = 24 * time.Hour
+)
+
+// ErrNotFound is returned by lookups of a node or record the catalog does not hold.
+var ErrNotFound = errors.New("not found")
+
+// Catalog holds every origin's records and the liveness of every node, and answers
+// queries over them. Create it with New.
+type Catalog struct {
+	cfg Config
+
+	mu       sync.RWMutex
+	origins  map[string]*origin
+	liveness map[string]*liveState   // by node name; absent means alive
+	services map[string]*serviceSet  // by service name: every instance, for queries
+	buckets  [NumBuckets]uint64      // digest hash per bucket, kept incrementally
+	watch    map[Topic]*watchState   // per-topic index and waiters
+	touched  map[Topic]struct{}      // topics changed by the mutation in progress
+	index    uint64                  // global index, ≥ 1
+	absent   uint64                  // index reported for topics without a watch entry
+	orphans  int                     // watch entries whose subject no longer exists
+}
+
+// origin is one origin's current set of records: those of its newest generation.
+type origin struct {
+	name    string
+	bucket  int
+	gen     uint64 // current generation; 0 until a record arrives
+	max     uint64 // highest counter seen in gen
+	hash    uint64 // XOR of the hashes of all records held, tombstones included
+	records map[Key]*stored
+	tombs   int // tombstones in records, so Expire skips origins without any
+	// gcFloor is the highest counter of a tombstone collected in gen: a late copy of
+	// such a tombstone for an absent key is not stored again.
+	gcFloor uint64
+
+	// gone, if non-zero, is an origin tombstone: the origin left or was reaped, and
+	// every record at or below this version is dropped on arrival.
+	gone   Version
+	goneAt time.Time
+
+	node     *Node                       // the node record's value, if any
+	services map[string]*Service         // live services by ID
+	checks   map[string]map[string]*Check // live checks by service ID ("" = node) then ID
+}
+
+// stored is a record as the catalog keeps it.
+type stored struct {
+	rec       Record
+	deletedAt time.Time // local time the tombstone arrived, for garbage collection
+}
+
+// liveState is a node's liveness and when it last changed.
+type liveState struct {
+	state Liveness
+	since time.Time
+}
+
+// serviceSet is the set of instances of one service name across origins.
+type serviceSet struct {
+	instances map[instanceKey]*Service
+}
+
+type instanceKey struct {
+	origin string
+	id     string
+}
+
+// New returns an empty catalog at index 1.
+func New(cfg Config) (*Catalog, error) {
+	if cfg.Clock == nil {
+		return nil, errors.New("catalog: config has no Clock")
+	}
+	if cfg.ReapAfter < 0 || cfg.TombstoneTTL < 0 {
+		return nil, fmt.Errorf("catalog: negative ReapAfter %s or TombstoneTTL %s", cfg.ReapAfter, cfg.TombstoneTTL)
+	}
+	if cfg.ReapAfter == 0 {
+		cfg.ReapAfter = DefaultReapAfter
+	}
+	if cfg.TombstoneTTL == 0 {
+		cfg.TombstoneTTL = DefaultTombstoneTTL
+	}
+	return &Catalog{
+		cfg:      cfg,
+		origins:  make(map[string]*origin),
+		liveness: make(map[string]*liveState),
+		services: make(map[string]*serviceSet),
+		watch:    make(map[Topic]*watchState),
+		touched:  make(map[Topic]struct{}),
+		index:    1,
+		absent:   1,
+	}, nil
+}
+
+// Apply merges records into the catalog. For each (origin, key) the higher version
+// wins; a record of a newer generation first drops everything older of its origin;
+// records at or below an origin tombstone are dropped. Invalid records are skipped and
+// reported in the returned error (all of them, joined); valid records in the same call
+// are still applied, so one bad record cannot block the rest.
+//
+// It returns the records that changed the catalog, in input order: the ones seen for
+// the first time, which gossip re-broadcasts. Duplicates and stale versions are not
+// returned. Apply takes ownership of the records' values; the caller must not modify
+// them afterwards.
+func (c *Catalog) Apply(recs ...Record) (changed []Record, err error) {
+	var errs []error
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.cfg.Clock.Now()
+	for i := range recs {
+		r := &recs[i]
+		if verr := r.Validate(); verr != nil {
+			errs = append(errs, verr)
+			continue
+		}
+		if c.apply(r, now) {
+			changed = append(changed, *r)
+		}
+	}
+	c.commit()
+	return changed, errors.Join(errs...)
+}
+
+// apply merges one valid record and reports whether it changed anything.
+func (c *Catalog) apply(r *Record, now time.Time) bool {
+	o := c.origins[r.Origin]
+	if o == nil {
+		o = &origin{name: r.Origin, bucket: bucketOf(r.Origin)}
+		c.origins[r.Origin] = o
+	}
+	if o.gone != (Version{}) && !o.gone.Less(r.Version) {
+		return false // the origin left or was reaped after this record was written
+	}
+	if r.Version.Gen < o.gen {
+		return false
+	}
+	before := o.digestHash()
+	if r.Version.Gen > o.gen {
+		c.resetOrigin(o)
+		o.gen = r.Version.Gen
+	}
+	old := o.records[r.Key]
+	if old != nil && !old.rec.Version.Less(r.Version) {
+		return false // already have this version or a newer one
+	}
+	if old == nil && r.Deleted && r.Version.Counter <= o.gcFloor {
+		// A late copy of a tombstone this replica already collected: the key is absent,
+		// which is what the tombstone says. Storing it again would make replicas that
+		// collect at slightly different times hand it back and forth forever.
+		return false
+	}
+	if old != nil {
+		c.unindex(o, &old.rec)
+		o.hash ^= recordHash(&old.rec)
+		if old.rec.Deleted {
+			o.tombs--
+		}
+	}
+	if o.records == nil {
+		o.records = make(map[Key]*stored)
+	}
+	s := &stored{rec: *r}
+	if r.Deleted {
+		s.deletedAt = now
+		o.tombs++
+	}
+	o.records[r.Key] = s
+	o.hash ^= recordHash(r)
+	c.index1(o, &s.rec)
+	o.max = max(o.max, r.Version.Counter)
+	c.buckets[o.bucket] ^= before ^ o.digestHash()
+	return true
+}
+
+// resetOrigin drops all of o's records (a new generation replaces the whole set).
+func (c *Catalog) resetOrigin(o *origin) {
+	for _, s := range o.records {
+		c.unindex(o, &s.rec)
+	}
+	o.records, o.tombs, o.max, o.gen, o.hash, o.gcFloor = nil, 0, 0, 0, 0, 0
+	c.touch(NodeTopic(o.name), TopicNodes)
+}
+
+// index1 adds a live record's value to the query indexes and marks affected topics.
+func (c *Catalog) index1(o *origin, r *Record) {
+	if r.Deleted {
+		// A tombstone changes no query by itself (its live predecessor was unindexed
+		// already), but the node's record set did change.
+		c.touch(NodeTopic(o.name))
+		return
+	}
+	switch r.Key.Kind {
+	case KindNode:
+		o.node = r.Node
+		c.touchAllServicesOf(o)
+		c.touch(TopicNodes)
+	case KindService:
+		if o.services == nil {
+			o.services = make(map[string]*Service)
+		}
+		o.services[r.Key.ID] = r.Service
+		set := c.services[r.Service.Name]
+		if set == nil {
+			set = &serviceSet{instances: make(map[instanceKey]*Service)}
+			c.services[r.Service.Name] = set
+		}
+		set.instances[instanceKey{o.name, r.Key.ID}] = r.Service
+		c.touch(ServiceTopic(r.Service.Name), TopicServices)
+	case KindCheck:
+		if o.checks == nil {
+			o.checks = make(map[string]map[string]*Check)
+		}
+		m := o.checks[r.Check.ServiceID]
+		if m == nil {
+			m = make(map[string]*Check)
+			o.checks[r.Check.ServiceID] = m
+		}
+		m[r.Key.ID] = r.Check
+		c.touchCheck(o, r.Check)
+	}
+	c.touch(NodeTopic(o.name))
+}
+
+// unindex removes a record's value from the query indexes and marks affected topics.
+func (c *Catalog) unindex(o *origin, r *Record) {
+	if r.Deleted {
+		return
+	}
+	switch r.Key.Kind {
+	case KindNode:
+		o.node = nil
+		c.touchAllServicesOf(o)
+		c.touch(TopicNodes)
+	case KindService:
+		delete(o.services, r.Key.ID)
+		if set := c.services[r.Service.Name]; set != nil {
+			delete(set.instances, instanceKey{o.name, r.Key.ID})
+			if len(set.instances) == 0 {
+				delete(c.services, r.Service.Name)
+				c.orphans++
+			}
+		}
+		c.touch(ServiceTopic(r.Service.Name), TopicServices)
+	case KindCheck:
+		if m := o.checks[r.Check.ServiceID]; m != nil {
+			delete(m, r.Key.ID)
+			if len(m) == 0 {
+				delete(o.checks, r.Check.ServiceID)
+			}
+		}
+		c.touchCheck(o, r.Check)
+	}
+	c.touch(NodeTopic(o.name))
+}
+
+// touchCheck marks the topics a check's change can affect: its service's, or every
+// service of the node for a node-level check.
+func (c *Catalog) touchCheck(o *origin, ch *Check) {
+	if ch.ServiceID == "" {
+		c.touchAllServicesOf(o)
+		return
+	}
+	if s := o.services[ch.ServiceID]; s != nil {
+		c.touch(ServiceTopic(s.Name))
+	}
+}
+
+func (c *Catalog) touchAllServicesOf(o *origin) {
+	for _, s := range o.services {
+		c.touch(ServiceTopic(s.Name))
+	}
+}
+
+// SetLiveness records what failure detection says about node. Suspect and failed nodes
+// keep their records (reported critical); a node that left has its records dropped at
+// once, behind an origin tombstone; a node seen alive again lifts its origin tombstone
+// so its records can flow back (a partition healed after the node was reaped).
+func (c *Catalog) SetLiveness(node string, state Liveness) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.cfg.Clock.Now()
+	ls := c.liveness[node]
+	cur := LivenessAlive
+	if ls != nil {
+		cur = ls.state
+	}
+	o := c.origins[node]
+	if state == LivenessAlive && o != nil && o.gone != (Version{}) {
+		o.gone, o.goneAt = Version{}, time.Time{}
+	}
+	if cur == state && ls != nil {
+		return
+	}
+	if ls == nil {
+		ls = &liveState{}
+		c.liveness[node] = ls
+	}
+	ls.state, ls.since = state, now
+	if state == LivenessLeft && o != nil {
+		c.dropOrigin(o, now)
+	}
+	if o != nil {
+		c.touchAllServicesOf(o)
+		c.touch(NodeTopic(node))
+	}
+	c.touch(TopicNodes)
+	c.commit()
+}
+
+// Liveness returns a node's liveness and when it last changed; a node failure detection
+// never spoke of is alive since the zero time.
+func (c *Catalog) Liveness(node string) (Liveness, time.Time) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.livenessLocked(node)
+}
+
+func (c *Catalog) livenessLocked(node string) (Liveness, time.Time) {
+	if ls := c.liveness[node]; ls != nil {
+		return ls.state, ls.since
+	}
+	return LivenessAlive, time.Time{}
+}
+
+// dropOrigin removes all of o's records behind an origin tombstone at its current version.
+func (c *Catalog) dropOrigin(o *origin, now time.Time) {
+	before := o.digestHash()
+	if o.gen != 0 {
+		o.gone = Version{Gen: o.gen, Counter: o.max}
+		o.goneAt = now
+	}
+	c.resetOrigin(o)
+	c.buckets[o.bucket] ^= before ^ o.digestHash()
+}
+
+// Expire performs the catalog's time-driven upkeep; the agent calls it periodically
+// (every few seconds). It drops the records of nodes failed for at least ReapAfter,
+// garbage-collects tombstones and origin tombstones older than TombstoneTTL, and
+// forgets watch entries of vanished subjects once there are many of them. It returns
+// the names of the nodes it reaped.
+func (c *Catalog) Expire() (reaped []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.cfg.Clock.Now()
+	for name, ls := range c.liveness {
+		if ls.state == LivenessFailed && now.Sub(ls.since) >= c.cfg.ReapAfter {
+			if o := c.origins[name]; o != nil && o.gen != 0 {
+				c.dropOrigin(o, now)
+				reaped = append(reaped, name)
+			}
+		}
+		// Forget the liveness of nodes long gone, so the map does not grow with every
+		// node ever seen; a node that comes back is alive by default anyway.
+		_, held := c.origins[name]
+		switch {
+		case ls.state == LivenessLeft && now.Sub(ls.since) >= c.cfg.TombstoneTTL,
+			ls.state == LivenessFailed && !held && now.Sub(ls.since) >= c.cfg.ReapAfter+c.cfg.TombstoneTTL:
+			delete(c.liveness, name)
+		}
+	}
+	for name, o := range c.origins {
+		if o.tombs > 0 {
+			before := o.digestHash()
+			for k, s := range o.records {
+				if s.rec.Deleted && now.Sub(s.deletedAt) >= c.cfg.TombstoneTTL {
+					delete(o.records, k)
+					o.tombs--
+					o.hash ^= recordHash(&s.rec)
+					o.gcFloor = max(o.gcFloor, s.rec.Version.Counter)
+				}
+			}
+			c.buckets[o.bucket] ^= before ^ o.digestHash()
+		}
+		// An origin that left or was reaped is forgotten with its origin tombstone. One
+		// whose records were all deleted keeps its (gen, max) so stale copies stay out.
+		if o.gen == 0 && o.gone != (Version{}) && now.Sub(o.goneAt) >= c.cfg.TombstoneTTL {
+			delete(c.origins, name)
+		}
+	}
+	c.forgetOrphans()
+	c.commit()
+	return reaped
+}
+
+// Index returns the catalog's global index: it grows whenever any answer may have changed.
+func (c *Catalog) Index() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.index
+}
+
+// Len returns the number of origins and of live records held.
+func (c *Catalog) Len() (origins, records int) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, o := range c.origins {
+		if o.gen != 0 {
+			origins++
+		}
+		records += len(o.records) - o.tombs
+	}
+	return origins, records
+}
+
+// Records returns a copy of every record of origin (live and tombstones), or nil.
+func (c *Catalog) Records(origin string) []Record {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	o := c.origins[origin]
+	if o == nil {
+		return nil
+	}
+	out := make([]Record, 0, len(o.records))
+	for _, s := range o.records {
+		out = append(out, s.rec)
+	}
+	sortRecords(out)
+	return out
+}
+
+// OriginVersion returns the newest version held for origin; the zero Version if none.
+// An agent uses it to notice an older incarnation of itself with a higher generation.
+func (c *Catalog) OriginVersion(origin string) Version {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if o := c.origins[origin]; o != nil && o.gen != 0 {
+		return Version{Gen: o.gen, Counter: o.max}
+	}
+	return Version{}
+}

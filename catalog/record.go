@@ -1,0 +1,207 @@
+package catalog
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Version orders an origin's records. Gen is fixed when the origin's agent starts and
+// grows across restarts; Counter grows with every change the origin makes within a
+// generation. Versions of different origins are never compared.
+type Version struct {
+	Gen     uint64
+	Counter uint64
+}
+
+// Less reports whether v is older than w.
+func (v Version) Less(w Version) bool {
+	return v.Gen < w.Gen || v.Gen == w.Gen && v.Counter < w.Counter
+}
+
+// String returns "gen.counter".
+func (v Version) String() string { return fmt.Sprintf("%d.%d", v.Gen, v.Counter) }
+
+// Kind says what a record describes.
+type Kind uint8
+
+// The record kinds. An origin has at most one node record (with ID "").
+const (
+	KindNode Kind = iota + 1
+	KindService
+	KindCheck
+)
+
+// String returns "node", "service" or "check".
+func (k Kind) String() string {
+	switch k {
+	case KindNode:
+		return "node"
+	case KindService:
+		return "service"
+	case KindCheck:
+		return "check"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Key identifies a record within its origin.
+type Key struct {
+	Kind Kind
+	ID   string // service or check ID; "" for the node record
+}
+
+// String returns e.g. "service/web-1".
+func (k Key) String() string { return k.Kind.String() + "/" + k.ID }
+
+// Record is the unit of replication: one origin's versioned value for one key, or a
+// tombstone saying the key was deleted at that version. Exactly one of Node, Service and
+// Check is set, matching Kind, unless Deleted.
+type Record struct {
+	Origin  string // the node (or external source) that owns and alone writes this record
+	Key     Key
+	Version Version
+	Deleted bool // a tombstone: the key was removed at Version
+
+	Node    *Node
+	Service *Service
+	Check   *Check
+}
+
+// Validate checks that r is well formed: a known kind, the value matching the kind and
+// valid itself, a node record named after its origin, an ID matching the value's ID.
+func (r *Record) Validate() error {
+	var v validator
+	v.name("record.origin", r.Origin)
+	if r.Version.Gen == 0 {
+		v.addf("record.version", "generation must be at least 1")
+	}
+	set := 0
+	for _, p := range []bool{r.Node != nil, r.Service != nil, r.Check != nil} {
+		if p {
+			set++
+		}
+	}
+	if r.Deleted && set != 0 {
+		v.addf("record", "a tombstone must carry no value")
+	}
+	if !r.Deleted && set != 1 {
+		v.addf("record", "must carry exactly one value, has %d", set)
+	}
+	switch r.Key.Kind {
+	case KindNode:
+		if r.Key.ID != "" {
+			v.addf("record.key", "a node record has no ID, got %q", r.Key.ID)
+		}
+		if !r.Deleted && r.Node == nil {
+			v.addf("record", "node record without a node")
+		}
+	case KindService, KindCheck:
+		v.name("record.key.id", r.Key.ID)
+		if !r.Deleted && (r.Key.Kind == KindService) != (r.Service != nil) {
+			v.addf("record", "%s record with the wrong value", r.Key.Kind)
+		}
+	default:
+		v.addf("record.key.kind", "unknown kind %d", uint8(r.Key.Kind))
+	}
+	if err := v.err(); err != nil {
+		return fmt.Errorf("record %s %s: %w", r.Origin, r.Key, err)
+	}
+	var err error
+	switch {
+	case r.Node != nil:
+		err = r.Node.Validate()
+		if err == nil && r.Node.Name != r.Origin {
+			err = &FieldError{Field: "node.name", Reason: fmt.Sprintf("%q differs from the record's origin %q", r.Node.Name, r.Origin)}
+		}
+	case r.Service != nil:
+		err = r.Service.Validate()
+		if err == nil && r.Service.ID != r.Key.ID {
+			err = &FieldError{Field: "service.id", Reason: fmt.Sprintf("%q differs from the record's key %q", r.Service.ID, r.Key.ID)}
+		}
+	case r.Check != nil:
+		err = r.Check.Validate()
+		if err == nil && r.Check.ID != r.Key.ID {
+			err = &FieldError{Field: "check.id", Reason: fmt.Sprintf("%q differs from the record's key %q", r.Check.ID, r.Key.ID)}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("record %s %s: %w", r.Origin, r.Key, err)
+	}
+	return nil
+}
+
+// String is a short description for logs.
+func (r *Record) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s/%s@%s", r.Origin, r.Key, r.Version)
+	if r.Deleted {
+		b.WriteString(" (deleted)")
+	}
+	return b.String()
+}
+
+// Writer versions the records of one origin: it is how the origin's own agent (or an
+// external source's adapter) produces records. It keeps no record values, only the
+// version counter, so the caller owns what it publishes.
+//
+// A Writer is not safe for concurrent use; its owner serialises writes.
+type Writer struct {
+	origin string
+	gen    uint64
+	last   uint64
+}
+
+// NewWriter returns a Writer for origin at generation gen (≥ 1). The caller picks a
+// generation above every one it used before (see the agent's data dir), so its records
+// replace the previous incarnation's everywhere.
+func NewWriter(origin string, gen uint64) *Writer {
+	if gen == 0 {
+		gen = 1
+	}
+	return &Writer{origin: origin, gen: gen}
+}
+
+// Origin returns the origin the Writer writes for.
+func (w *Writer) Origin() string { return w.origin }
+
+// Generation returns the current generation.
+func (w *Writer) Generation() uint64 { return w.gen }
+
+// Supersede moves the Writer past v, a version of its own origin seen elsewhere (a
+// previous incarnation whose generation was not persisted, for example): the generation
+// becomes v.Gen+1 and the counter restarts. It reports whether it moved; when it did,
+// the caller must republish all its records, since the new generation replaces the old
+// set on every replica.
+func (w *Writer) Supersede(v Version) bool {
+	if v.Gen < w.gen {
+		return false
+	}
+	w.gen = v.Gen + 1
+	w.last = 0
+	return true
+}
+
+func (w *Writer) next() Version {
+	w.last++
+	return Version{Gen: w.gen, Counter: w.last}
+}
+
+// PutNode returns the record publishing n, which must be named after the origin.
+func (w *Writer) PutNode(n *Node) Record {
+	return Record{Origin: w.origin, Key: Key{Kind: KindNode}, Version: w.next(), Node: n.clone()}
+}
+
+// PutService returns the record publishing s.
+func (w *Writer) PutService(s *Service) Record {
+	return Record{Origin: w.origin, Key: Key{Kind: KindService, ID: s.ID}, Version: w.next(), Service: s.clone()}
+}
+
+// PutCheck returns the record publishing c.
+func (w *Writer) PutCheck(c *Check) Record {
+	return Record{Origin: w.origin, Key: Key{Kind: KindCheck, ID: c.ID}, Version: w.next(), Check: c.clone()}
+}
+
+// Delete returns the tombstone for key.
+func (w *Writer) Delete(key Key) Record {
+	return Record{Origin: w.origin, Key: key, Version: w.next(), Deleted: true}
+}
