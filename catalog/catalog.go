@@ -46,14 +46,16 @@ type Catalog struct {
 
 	mu       sync.RWMutex
 	origins  map[string]*origin
-	liveness map[string]*liveState   // by node name; absent means alive
-	services map[string]*serviceSet  // by service name: every instance, for queries
-	buckets  [NumBuckets]uint64      // digest hash per bucket, kept incrementally
-	watch    map[Topic]*watchState   // per-topic index and waiters
-	touched  map[Topic]struct{}      // topics changed by the mutation in progress
-	index    uint64                  // global index, ≥ 1
-	absent   uint64                  // index reported for topics without a watch entry
-	orphans  int                     // watch entries whose subject no longer exists
+	liveness map[string]*liveState  // by node name; absent means alive
+	services map[string]*serviceSet // by service name: every instance, for queries
+	buckets  [NumBuckets]uint64     // digest hash per bucket, kept incrementally
+	watch    map[Topic]*watchState  // per-topic index and waiters
+	pending  []*watchState          // topics touched by the mutation in progress
+	// The entries of the unnamed topics, cached.
+	servicesWatch, nodesWatch *watchState
+	index                     uint64 // global index, ≥ 1
+	absent                    uint64 // index reported for topics without a watch entry
+	orphans                   int    // watch entries whose subject no longer exists
 }
 
 // origin is one origin's current set of records: those of its newest generation.
@@ -63,7 +65,7 @@ type origin struct {
 	gen     uint64 // current generation; 0 until a record arrives
 	max     uint64 // highest counter seen in gen
 	hash    uint64 // XOR of the hashes of all records held, tombstones included
-	records map[Key]*stored
+	records map[Key]stored
 	tombs   int // tombstones in records, so Expire skips origins without any
 	// gcFloor is the highest counter of a tombstone collected in gen: a late copy of
 	// such a tombstone for an absent key is not stored again.
@@ -74,15 +76,33 @@ type origin struct {
 	gone   Version
 	goneAt time.Time
 
-	node     *Node                       // the node record's value, if any
-	services map[string]*Service         // live services by ID
-	checks   map[string]map[string]*Check // live checks by service ID ("" = node) then ID
+	node  *Node       // the node record's value, if any (queries read it for every instance)
+	watch *watchState // NodeTopic(name)'s entry, once looked up
 }
 
-// stored is a record as the catalog keeps it.
+// stored is a record as the catalog keeps it, by value in its origin's map under its
+// Key: no allocation of its own and no copy of the origin's name, which is most of
+// what merging a million records costs in time and memory. At most one value is set;
+// none means a tombstone.
 type stored struct {
-	rec       Record
-	deletedAt time.Time // local time the tombstone arrived, for garbage collection
+	version   Version
+	deletedAt int64 // local time (Unix ns) the tombstone arrived, for garbage collection
+	node      *Node
+	service   *Service
+	check     *Check
+}
+
+func (s *stored) deleted() bool { return s.node == nil && s.service == nil && s.check == nil }
+
+// record rebuilds the Record s was stored from.
+func (s *stored) record(origin string, k Key) Record {
+	return Record{Origin: origin, Key: k, Version: s.version, Deleted: s.deleted(),
+		Node: s.node, Service: s.service, Check: s.check}
+}
+
+// storedService returns o's live service with the given ID, or nil.
+func (o *origin) storedService(id string) *Service {
+	return o.records[Key{Kind: KindService, ID: id}].service
 }
 
 // liveState is a node's liveness and when it last changed.
@@ -93,12 +113,9 @@ type liveState struct {
 
 // serviceSet is the set of instances of one service name across origins.
 type serviceSet struct {
-	instances map[instanceKey]*Service
-}
-
-type instanceKey struct {
-	origin string
-	id     string
+	name      string // the one copy of the name its instances share
+	instances map[*Service]*origin
+	watch     *watchState // ServiceTopic(name)'s entry, once looked up
 }
 
 // New returns an empty catalog at index 1.
@@ -115,16 +132,17 @@ func New(cfg Config) (*Catalog, error) {
 	if cfg.TombstoneTTL == 0 {
 		cfg.TombstoneTTL = DefaultTombstoneTTL
 	}
-	return &Catalog{
+	c := &Catalog{
 		cfg:      cfg,
 		origins:  make(map[string]*origin),
 		liveness: make(map[string]*liveState),
 		services: make(map[string]*serviceSet),
 		watch:    make(map[Topic]*watchState),
-		touched:  make(map[Topic]struct{}),
 		index:    1,
 		absent:   1,
-	}, nil
+	}
+	c.servicesWatch, c.nodesWatch = c.state(TopicServices), c.state(TopicNodes)
+	return c, nil
 }
 
 // Apply merges records into the catalog. For each (origin, key) the higher version
@@ -174,34 +192,40 @@ func (c *Catalog) apply(r *Record, now time.Time) bool {
 		c.resetOrigin(o)
 		o.gen = r.Version.Gen
 	}
-	old := o.records[r.Key]
-	if old != nil && !old.rec.Version.Less(r.Version) {
+	old, had := o.records[r.Key]
+	if had && !old.version.Less(r.Version) {
 		return false // already have this version or a newer one
 	}
-	if old == nil && r.Deleted && r.Version.Counter <= o.gcFloor {
+	if !had && r.Deleted && r.Version.Counter <= o.gcFloor {
 		// A late copy of a tombstone this replica already collected: the key is absent,
 		// which is what the tombstone says. Storing it again would make replicas that
 		// collect at slightly different times hand it back and forth forever.
 		return false
 	}
-	if old != nil {
-		c.unindex(o, &old.rec)
-		o.hash ^= recordHash(&old.rec)
-		if old.rec.Deleted {
+	if had {
+		c.unindex(o, &old)
+		o.hash ^= recordHash(r.Key, old.version)
+		if old.deleted() {
 			o.tombs--
 		}
 	}
 	if o.records == nil {
-		o.records = make(map[Key]*stored)
+		o.records = make(map[Key]stored)
 	}
-	s := &stored{rec: *r}
+	s := stored{version: r.Version, node: r.Node, service: r.Service, check: r.Check}
 	if r.Deleted {
-		s.deletedAt = now
+		s.deletedAt = now.UnixNano()
 		o.tombs++
 	}
+	if s.service != nil {
+		// Share one copy of the name among all instances of the service.
+		if set := c.services[s.service.Name]; set != nil {
+			s.service.Name = set.name
+		}
+	}
 	o.records[r.Key] = s
-	o.hash ^= recordHash(r)
-	c.index1(o, &s.rec)
+	o.hash ^= recordHash(r.Key, r.Version)
+	c.index1(o, &s)
 	o.max = max(o.max, r.Version.Counter)
 	c.buckets[o.bucket] ^= before ^ o.digestHash()
 	return true
@@ -210,82 +234,57 @@ func (c *Catalog) apply(r *Record, now time.Time) bool {
 // resetOrigin drops all of o's records (a new generation replaces the whole set).
 func (c *Catalog) resetOrigin(o *origin) {
 	for _, s := range o.records {
-		c.unindex(o, &s.rec)
+		c.unindex(o, &s)
 	}
 	o.records, o.tombs, o.max, o.gen, o.hash, o.gcFloor = nil, 0, 0, 0, 0, 0
-	c.touch(NodeTopic(o.name), TopicNodes)
+	c.touchNode(o)
+	c.touchState(c.nodesWatch)
 }
 
-// index1 adds a live record's value to the query indexes and marks affected topics.
-func (c *Catalog) index1(o *origin, r *Record) {
-	if r.Deleted {
-		// A tombstone changes no query by itself (its live predecessor was unindexed
-		// already), but the node's record set did change.
-		c.touch(NodeTopic(o.name))
-		return
-	}
-	switch r.Key.Kind {
-	case KindNode:
-		o.node = r.Node
+// index1 adds a stored record's value to the query indexes and marks affected topics.
+func (c *Catalog) index1(o *origin, s *stored) {
+	switch {
+	case s.node != nil:
+		o.node = s.node
 		c.touchAllServicesOf(o)
-		c.touch(TopicNodes)
-	case KindService:
-		if o.services == nil {
-			o.services = make(map[string]*Service)
-		}
-		o.services[r.Key.ID] = r.Service
-		set := c.services[r.Service.Name]
+		c.touchState(c.nodesWatch)
+	case s.service != nil:
+		set := c.services[s.service.Name]
 		if set == nil {
-			set = &serviceSet{instances: make(map[instanceKey]*Service)}
-			c.services[r.Service.Name] = set
+			set = &serviceSet{name: s.service.Name, instances: make(map[*Service]*origin)}
+			c.services[s.service.Name] = set
 		}
-		set.instances[instanceKey{o.name, r.Key.ID}] = r.Service
-		c.touch(ServiceTopic(r.Service.Name), TopicServices)
-	case KindCheck:
-		if o.checks == nil {
-			o.checks = make(map[string]map[string]*Check)
-		}
-		m := o.checks[r.Check.ServiceID]
-		if m == nil {
-			m = make(map[string]*Check)
-			o.checks[r.Check.ServiceID] = m
-		}
-		m[r.Key.ID] = r.Check
-		c.touchCheck(o, r.Check)
+		set.instances[s.service] = o
+		c.touchService(s.service.Name, true)
+	case s.check != nil:
+		c.touchCheck(o, s.check)
 	}
-	c.touch(NodeTopic(o.name))
+	// Even a tombstone changes the node's record set, though no query by itself (its
+	// live predecessor was unindexed already).
+	c.touchNode(o)
 }
 
-// unindex removes a record's value from the query indexes and marks affected topics.
-func (c *Catalog) unindex(o *origin, r *Record) {
-	if r.Deleted {
-		return
-	}
-	switch r.Key.Kind {
-	case KindNode:
+// unindex removes a stored record's value from the query indexes and marks affected
+// topics. It runs before the record leaves o.records.
+func (c *Catalog) unindex(o *origin, s *stored) {
+	switch {
+	case s.node != nil:
 		o.node = nil
 		c.touchAllServicesOf(o)
-		c.touch(TopicNodes)
-	case KindService:
-		delete(o.services, r.Key.ID)
-		if set := c.services[r.Service.Name]; set != nil {
-			delete(set.instances, instanceKey{o.name, r.Key.ID})
+		c.touchState(c.nodesWatch)
+	case s.service != nil:
+		c.touchService(s.service.Name, true)
+		if set := c.services[s.service.Name]; set != nil {
+			delete(set.instances, s.service)
 			if len(set.instances) == 0 {
-				delete(c.services, r.Service.Name)
+				delete(c.services, s.service.Name)
 				c.orphans++
 			}
 		}
-		c.touch(ServiceTopic(r.Service.Name), TopicServices)
-	case KindCheck:
-		if m := o.checks[r.Check.ServiceID]; m != nil {
-			delete(m, r.Key.ID)
-			if len(m) == 0 {
-				delete(o.checks, r.Check.ServiceID)
-			}
-		}
-		c.touchCheck(o, r.Check)
+	case s.check != nil:
+		c.touchCheck(o, s.check)
 	}
-	c.touch(NodeTopic(o.name))
+	c.touchNode(o)
 }
 
 // touchCheck marks the topics a check's change can affect: its service's, or every
@@ -295,14 +294,16 @@ func (c *Catalog) touchCheck(o *origin, ch *Check) {
 		c.touchAllServicesOf(o)
 		return
 	}
-	if s := o.services[ch.ServiceID]; s != nil {
-		c.touch(ServiceTopic(s.Name))
+	if s := o.storedService(ch.ServiceID); s != nil {
+		c.touchService(s.Name, false)
 	}
 }
 
 func (c *Catalog) touchAllServicesOf(o *origin) {
-	for _, s := range o.services {
-		c.touch(ServiceTopic(s.Name))
+	for _, s := range o.records {
+		if s.service != nil {
+			c.touchService(s.service.Name, false)
+		}
 	}
 }
 
@@ -336,9 +337,9 @@ func (c *Catalog) SetLiveness(node string, state Liveness) {
 	}
 	if o != nil {
 		c.touchAllServicesOf(o)
-		c.touch(NodeTopic(node))
+		c.touchNode(o)
 	}
-	c.touch(TopicNodes)
+	c.touchState(c.nodesWatch)
 	c.commit()
 }
 
@@ -397,11 +398,11 @@ func (c *Catalog) Expire() (reaped []string) {
 		if o.tombs > 0 {
 			before := o.digestHash()
 			for k, s := range o.records {
-				if s.rec.Deleted && now.Sub(s.deletedAt) >= c.cfg.TombstoneTTL {
+				if s.deleted() && now.UnixNano()-s.deletedAt >= int64(c.cfg.TombstoneTTL) {
 					delete(o.records, k)
 					o.tombs--
-					o.hash ^= recordHash(&s.rec)
-					o.gcFloor = max(o.gcFloor, s.rec.Version.Counter)
+					o.hash ^= recordHash(k, s.version)
+					o.gcFloor = max(o.gcFloor, s.version.Counter)
 				}
 			}
 			c.buckets[o.bucket] ^= before ^ o.digestHash()
@@ -446,8 +447,8 @@ func (c *Catalog) Records(origin string) []Record {
 		return nil
 	}
 	out := make([]Record, 0, len(o.records))
-	for _, s := range o.records {
-		out = append(out, s.rec)
+	for k, s := range o.records {
+		out = append(out, s.record(o.name, k))
 	}
 	sortRecords(out)
 	return out

@@ -113,7 +113,7 @@ func DecodeRecord(b []byte) (Record, int, error) {
 // DecodeRecords decodes what AppendRecords wrote; trailing bytes are an error.
 func DecodeRecords(b []byte) ([]Record, error) {
 	d := decoder{b: b}
-	n := d.count()
+	n := d.uvarint()
 	// Every record takes at least 8 bytes: never trust a count beyond what b can hold.
 	if d.err == nil && n > uint64(len(b)-d.off)/8 {
 		d.fail("record count %d exceeds what %d bytes can hold", n, len(b)-d.off)

@@ -124,15 +124,15 @@ func (c *Catalog) Missing(peer Digest) (recs []Record, unsure []string) {
 		}
 		switch {
 		case pv.Gen < o.gen:
-			for _, s := range o.records {
-				recs = append(recs, s.rec)
+			for k, s := range o.records {
+				recs = append(recs, s.record(o.name, k))
 			}
 		case pv.Gen > o.gen:
 			// The peer is ahead; it will send to us.
 		case pv.Counter < o.max:
-			for _, s := range o.records {
-				if s.rec.Version.Counter > pv.Counter {
-					recs = append(recs, s.rec)
+			for k, s := range o.records {
+				if s.version.Counter > pv.Counter {
+					recs = append(recs, s.record(o.name, k))
 				}
 			}
 		case pv.Counter == o.max && ph != o.hash:
@@ -157,7 +157,7 @@ func (c *Catalog) KeyVersions(origins []string) []OriginKeys {
 		}
 		ok := OriginKeys{Origin: name, Gen: o.gen, Keys: make([]KeyVersion, 0, len(o.records))}
 		for k, s := range o.records {
-			ok.Keys = append(ok.Keys, KeyVersion{Key: k, Counter: s.rec.Version.Counter})
+			ok.Keys = append(ok.Keys, KeyVersion{Key: k, Counter: s.version.Counter})
 		}
 		slices.SortFunc(ok.Keys, func(a, b KeyVersion) int { return compareKeys(a.Key, b.Key) })
 		out = append(out, ok)
@@ -183,8 +183,8 @@ func (c *Catalog) MissingKeys(peer []OriginKeys) []Record {
 			}
 		}
 		for k, s := range o.records {
-			if cnt, ok := have[k]; !ok || cnt < s.rec.Version.Counter {
-				recs = append(recs, s.rec)
+			if cnt, ok := have[k]; !ok || cnt < s.version.Counter {
+				recs = append(recs, s.record(o.name, k))
 			}
 		}
 	}
@@ -201,10 +201,10 @@ func (o *origin) digestHash() uint64 {
 }
 
 // recordHash identifies a record's (key, version); XOR of these is an origin's hash.
-func recordHash(r *Record) uint64 {
-	h := fnvAdd(fnvOffset, r.Key.ID)
-	h = mix(h ^ uint64(r.Key.Kind))
-	return mix(h ^ mix(r.Version.Gen) ^ mix(r.Version.Counter+1))
+func recordHash(k Key, v Version) uint64 {
+	h := fnvAdd(fnvOffset, k.ID)
+	h = mix(h ^ uint64(k.Kind))
+	return mix(h ^ mix(v.Gen) ^ mix(v.Counter+1))
 }
 
 // FNV-1a, written out because hash/fnv allocates on this hot path (every Apply).

@@ -87,8 +87,8 @@ func (c *Catalog) Services(f Filter) []ServiceSummary {
 	for name, set := range c.services {
 		var tags []string
 		found := false
-		for k, s := range set.instances {
-			if len(f.NodeMeta) > 0 && !f.nodeMatches(c.origins[k.origin].node) {
+		for s, o := range set.instances {
+			if len(f.NodeMeta) > 0 && !f.nodeMatches(o.node) {
 				continue
 			}
 			found = true
@@ -118,11 +118,10 @@ func (c *Catalog) ServiceInstances(name string, f Filter) []Instance {
 		return []Instance{}
 	}
 	out := make([]Instance, 0, len(set.instances))
-	for k, s := range set.instances {
+	for s, o := range set.instances {
 		if !hasAllTags(s, f.Tags) {
 			continue
 		}
-		o := c.origins[k.origin]
 		if !f.nodeMatches(o.node) {
 			continue
 		}
@@ -159,21 +158,26 @@ func (c *Catalog) instanceLocked(o *origin, s *Service) Instance {
 
 // checksLocked appends o's serfHealth check and node-level checks (if withNode), then
 // the checks of serviceID (if not ""), each group sorted by ID.
+// An origin holds a few dozen records, so scanning them beats keeping another index
+// per origin (which would cost more memory than the scan costs time).
 func (c *Catalog) checksLocked(o *origin, serviceID string, withNode bool, out []Check) []Check {
 	if withNode {
 		out = append(out, c.serfCheckLocked(o.name))
-		out = appendSorted(out, o.checks[""])
+		out = appendChecksOf(out, o, "")
 	}
 	if serviceID != "" {
-		out = appendSorted(out, o.checks[serviceID])
+		out = appendChecksOf(out, o, serviceID)
 	}
 	return out
 }
 
-func appendSorted(out []Check, m map[string]*Check) []Check {
+// appendChecksOf appends copies of o's checks of serviceID ("" = node-level), sorted by ID.
+func appendChecksOf(out []Check, o *origin, serviceID string) []Check {
 	start := len(out)
-	for _, ch := range m {
-		out = append(out, *ch)
+	for _, s := range o.records {
+		if s.check != nil && s.check.ServiceID == serviceID {
+			out = append(out, *s.check)
+		}
 	}
 	slices.SortFunc(out[start:], func(a, b Check) int { return strings.Compare(a.ID, b.ID) })
 	return out
@@ -293,9 +297,11 @@ func (c *Catalog) NodeServices(node string) (NodeEntry, []Service, error) {
 	if o == nil || o.gen == 0 {
 		return NodeEntry{}, nil, ErrNotFound
 	}
-	svcs := make([]Service, 0, len(o.services))
-	for _, s := range o.services {
-		svcs = append(svcs, *s.clone())
+	svcs := []Service{}
+	for _, s := range o.records {
+		if s.service != nil {
+			svcs = append(svcs, *s.service.clone())
+		}
 	}
 	slices.SortFunc(svcs, func(a, b Service) int { return strings.Compare(a.ID, b.ID) })
 	return c.nodeEntryLocked(o), svcs, nil
@@ -325,13 +331,14 @@ func (c *Catalog) ServiceChecks(name string, f Filter) []CheckEntry {
 	if set == nil {
 		return out
 	}
-	for k, s := range set.instances {
-		o := c.origins[k.origin]
+	for s, o := range set.instances {
 		if !f.nodeMatches(o.node) {
 			continue
 		}
-		for _, ch := range o.checks[s.ID] {
-			out = append(out, CheckEntry{Node: o.name, Check: *ch, ServiceName: name})
+		for _, st := range o.records {
+			if st.check != nil && st.check.ServiceID == s.ID {
+				out = append(out, CheckEntry{Node: o.name, Check: *st.check, ServiceName: name})
+			}
 		}
 	}
 	sortCheckEntries(out)
@@ -361,16 +368,16 @@ func (c *Catalog) originChecksLocked(o *origin, keep func(*CheckEntry) bool, out
 	if keep(&serf) {
 		out = append(out, serf)
 	}
-	for sid, m := range o.checks {
-		name := ""
-		if s := o.services[sid]; s != nil {
-			name = s.Name
+	for _, st := range o.records {
+		if st.check == nil {
+			continue
 		}
-		for _, ch := range m {
-			e := CheckEntry{Node: o.name, Check: *ch, ServiceName: name}
-			if keep(&e) {
-				out = append(out, e)
-			}
+		e := CheckEntry{Node: o.name, Check: *st.check}
+		if svc := o.storedService(st.check.ServiceID); svc != nil {
+			e.ServiceName = svc.Name
+		}
+		if keep(&e) {
+			out = append(out, e)
 		}
 	}
 	return out

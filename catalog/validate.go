@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 )
 
 // Limits on what a record may hold. They bound memory and gossip packet sizes and catch
@@ -62,12 +63,21 @@ func (v *validator) name(field, s string) {
 // printable rejects control characters (and spaces unless allowed): they break logs,
 // DNS answers and shell use of names.
 func (v *validator) printable(field, s string, spaceOK bool) {
+	if i := badChar(s, spaceOK); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(s[i:])
+		v.addf(field, "has an invalid character %q at byte %d", r, i)
+	}
+}
+
+// badChar returns the byte offset of the first control character, invalid UTF-8 or
+// (unless spaceOK) space in s, or -1.
+func badChar(s string, spaceOK bool) int {
 	for i, r := range s {
-		if r < 0x20 || r == 0x7f || r == '\uFFFD' || (!spaceOK && r == ' ') {
-			v.addf(field, "has an invalid character %q at byte %d", r, i)
-			return
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError || (!spaceOK && r == ' ') {
+			return i
 		}
 	}
+	return -1
 }
 
 func (v *validator) maxLen(field, s string, max int) {
@@ -85,12 +95,16 @@ func (v *validator) address(field, s string) {
 		v.addf(field, "is %d bytes, more than the %d allowed", len(s), MaxAddressLen)
 		return
 	}
-	if _, err := netip.ParseAddr(s); err == nil {
-		return
-	}
-	if !isHostName(s) {
+	if !addressOK(s) {
 		v.addf(field, "%q is neither an IP address nor a host name", s)
 	}
+}
+
+func addressOK(s string) bool {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return true
+	}
+	return isHostName(s)
 }
 
 // isHostName reports whether s is a plausible DNS host name (RFC 1123 labels, a trailing
@@ -121,6 +135,9 @@ func (v *validator) meta(field string, m map[string]string) {
 		v.addf(field, "has %d keys, more than the %d allowed", len(m), MaxMetaKeys)
 	}
 	for k, val := range m {
+		if k != "" && len(k) <= MaxMetaKeyLen && isMetaKey(k) && len(val) <= MaxMetaValueLen {
+			continue // the common case, without formatting a field name
+		}
 		kf := fmt.Sprintf("%s[%q]", field, k)
 		switch {
 		case k == "":
@@ -152,6 +169,9 @@ func (v *validator) taggedAddresses(field string, m map[string]string) {
 		v.addf(field, "has %d entries, more than the %d allowed", len(m), MaxMetaKeys)
 	}
 	for k, a := range m {
+		if k != "" && len(k) <= MaxMetaKeyLen && isMetaKey(k) && a != "" && addressOK(a) {
+			continue
+		}
 		kf := fmt.Sprintf("%s[%q]", field, k)
 		if k == "" || len(k) > MaxMetaKeyLen || !isMetaKey(k) {
 			v.addf(kf, "name must be 1–%d letters, digits, '-' or '_'", MaxMetaKeyLen)
@@ -211,6 +231,9 @@ func (s *Service) Validate() error {
 		v.addf("service.tags", "has %d tags, more than the %d allowed", len(s.Tags), MaxTags)
 	}
 	for i, t := range s.Tags {
+		if t != "" && len(t) <= MaxTagLen && badChar(t, false) < 0 {
+			continue
+		}
 		f := fmt.Sprintf("service.tags[%d]", i)
 		if t == "" {
 			v.addf(f, "must not be empty")

@@ -55,44 +55,85 @@ func (t Topic) String() string {
 	}
 }
 
-// watchState is a topic's index and the channel its current waiters hold.
+// watchState is a topic's index and the channel its current waiters hold. Origins and
+// service sets keep a pointer to theirs, so merging a record marks its topics without
+// hashing their names.
 type watchState struct {
-	index uint64
-	ch    chan struct{} // closed and cleared when the topic moves; nil if nobody waits
+	index   uint64
+	ch      chan struct{} // closed and cleared when the topic moves; nil if nobody waits
+	pending bool          // touched by the mutation in progress
 }
 
 // orphanLimit is how many watch entries of vanished services may pile up before
 // Expire forgets them (and, to stay monotonic, raises the index of absent topics).
 const orphanLimit = 4096
 
-// touch marks topics as changed by the mutation in progress; commit publishes them.
+// state returns t's watch entry, creating it at its current index.
+func (c *Catalog) state(t Topic) *watchState {
+	w := c.watch[t]
+	if w == nil {
+		w = &watchState{index: c.topicIndexLocked(t)}
+		c.watch[t] = w
+	}
+	return w
+}
+
+// touchState marks a topic as changed by the mutation in progress; commit publishes it.
+func (c *Catalog) touchState(w *watchState) {
+	if !w.pending {
+		w.pending = true
+		c.pending = append(c.pending, w)
+	}
+}
+
+// touch marks topics by name; the hot paths use touchNode and touchService instead.
 func (c *Catalog) touch(ts ...Topic) {
 	for _, t := range ts {
-		c.touched[t] = struct{}{}
+		c.touchState(c.state(t))
+	}
+}
+
+// touchNode marks o's node topic.
+func (c *Catalog) touchNode(o *origin) {
+	if o.watch == nil {
+		o.watch = c.state(NodeTopic(o.name))
+	}
+	c.touchState(o.watch)
+}
+
+// touchService marks a service's topic and, when its instances come or go, the
+// service list's.
+func (c *Catalog) touchService(name string, listToo bool) {
+	if set := c.services[name]; set != nil {
+		if set.watch == nil {
+			set.watch = c.state(ServiceTopic(name))
+		}
+		c.touchState(set.watch)
+	} else {
+		c.touch(ServiceTopic(name))
+	}
+	if listToo {
+		c.touchState(c.servicesWatch)
 	}
 }
 
 // commit gives every touched topic a new index and wakes its waiters. One mutation
 // (an Apply batch, a liveness change) moves the index once.
 func (c *Catalog) commit() {
-	if len(c.touched) == 0 {
+	if len(c.pending) == 0 {
 		return
 	}
 	c.index++
-	c.touched[TopicAll] = struct{}{}
-	for t := range c.touched {
-		w := c.watch[t]
-		if w == nil {
-			w = &watchState{}
-			c.watch[t] = w
-		}
-		w.index = c.index
+	c.touch(TopicAll)
+	for _, w := range c.pending {
+		w.index, w.pending = c.index, false
 		if w.ch != nil {
 			close(w.ch)
 			w.ch = nil
 		}
 	}
-	clear(c.touched)
+	clear(c.pending)
+	c.pending = c.pending[:0]
 }
 
 // topicIndexLocked returns a topic's index. A topic never touched (or forgotten) has
@@ -121,11 +162,7 @@ func (c *Catalog) TopicIndex(t Topic) uint64 {
 func (c *Catalog) Watch(t Topic) (uint64, <-chan struct{}) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w := c.watch[t]
-	if w == nil {
-		w = &watchState{index: c.topicIndexLocked(t)}
-		c.watch[t] = w
-	}
+	w := c.state(t)
 	if w.ch == nil {
 		w.ch = make(chan struct{})
 	}
@@ -166,7 +203,7 @@ func (c *Catalog) forgetOrphans() {
 		case topicNode:
 			_, exists = c.origins[t.name]
 		default:
-			exists = true
+			exists = true // the unnamed topics, cached in the Catalog itself
 		}
 		if exists {
 			continue

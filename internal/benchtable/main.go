@@ -1,0 +1,118 @@
+// Command benchtable turns `go test -bench` output into a table of every measured
+// metric next to rumor's targets, and says which targets are met. It reads the
+// benchmark output on stdin, echoes nothing else, and exits 1 if a target is missed
+// (or a targeted benchmark did not run), so scripts can trust it.
+//
+//	go test -run '^$' -bench . -benchmem ./catalog/ | go run ./internal/benchtable
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// target is an upper bound on one metric of one benchmark.
+type target struct {
+	bench, unit string
+	max         float64
+	label       string // how the README states the target
+}
+
+// targets are the speed and memory goals of the issues, in the units Go reports.
+var targets = []target{
+	{"BenchmarkMerge1M", "ns/op", 2e9, "< 2 s for 1M records"},
+	{"BenchmarkQueryPassing/nodes=10000", "ns/op", 50e3, "< 50 µs (10 of 100,000 instances)"},
+	{"BenchmarkMemoryPerInstance", "B/instance", 1024, "< 1 KiB per instance"},
+}
+
+// line matches "BenchmarkName-2   N   v unit   v unit ...".
+var line = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+(\d+)\s+(.*)$`)
+
+type result struct {
+	bench, unit string
+	value       float64
+}
+
+func parse(r io.Reader) ([]result, error) {
+	var out []result
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		m := line.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		fields := strings.Fields(m[3])
+		for i := 0; i+1 < len(fields); i += 2 {
+			v, err := strconv.ParseFloat(fields[i], 64)
+			if err != nil {
+				return nil, fmt.Errorf("benchmark %s: value %q: %w", m[1], fields[i], err)
+			}
+			out = append(out, result{bench: m[1], unit: fields[i+1], value: v})
+		}
+	}
+	return out, sc.Err()
+}
+
+func human(v float64, unit string) string {
+	if unit == "ns/op" {
+		switch {
+		case v >= 1e9:
+			return fmt.Sprintf("%.2f s", v/1e9)
+		case v >= 1e6:
+			return fmt.Sprintf("%.2f ms", v/1e6)
+		case v >= 1e3:
+			return fmt.Sprintf("%.1f µs", v/1e3)
+		}
+		return fmt.Sprintf("%.0f ns", v)
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64) + " " + unit
+}
+
+func main() {
+	results, err := parse(os.Stdin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchtable:", err)
+		os.Exit(2)
+	}
+	if len(results) == 0 {
+		fmt.Fprintln(os.Stderr, "benchtable: no benchmark results on stdin (did the benchmarks build and run?)")
+		os.Exit(2)
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "benchmark\tmetric\tvalue\ttarget\tverdict")
+	fmt.Fprintln(tw, "---------\t------\t-----\t------\t-------")
+	met := map[target]bool{}
+	for _, r := range results {
+		tgt, verdict := "", ""
+		for _, t := range targets {
+			if t.bench == r.bench && t.unit == r.unit {
+				tgt = t.label
+				met[t] = r.value < t.max
+				verdict = "met"
+				if !met[t] {
+					verdict = "MISSED"
+				}
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", strings.TrimPrefix(r.bench, "Benchmark"), r.unit, human(r.value, r.unit), tgt, verdict)
+	}
+	tw.Flush()
+	failed := false
+	for _, t := range targets {
+		if ok, ran := met[t]; !ran {
+			fmt.Printf("target not measured: %s %s (%s)\n", t.bench, t.unit, t.label)
+			failed = true
+		} else if !ok {
+			failed = true
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}

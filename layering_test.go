@@ -1,0 +1,148 @@
+package rumor_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The dependency rules of ../shared/ARCHITECTURE.md, checked on every test run:
+// cmd → agent → adapters → catalog; adapters never import each other; catalog imports
+// only the standard library; each outside library is confined to its adapter; and
+// production code never imports "testing" (test helpers live in *test packages).
+
+const module = "github.com/rumor-sd/rumor"
+
+// layer says which packages of this module a package may import, by path prefix
+// relative to the module ("" = none).
+var mayImport = map[string][]string{
+	"catalog":             nil,
+	"catalog/catalogtest": {"catalog"},
+	"gossip":              {"catalog"},
+	"gossip/gossiptest":   nil,
+	"mdns":                {"catalog"},
+	"health":              {"catalog"},
+	"httpapi":             {"catalog"},
+	"dnsserver":           {"catalog"},
+	"docker":              {"catalog"},
+	"proxy":               {"catalog"},
+	"agent":               {"catalog", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "internal/"},
+	"sim":                 {"catalog", "agent", "gossip", "internal/"},
+	"cmd/":                {""}, // the CLI may use anything
+	"internal/":           {"catalog"},
+}
+
+// thirdParty confines each outside module to the packages that adapt it.
+var thirdParty = map[string][]string{
+	"github.com/hashicorp/memberlist":  {"gossip", "sim"},
+	"github.com/hashicorp/serf":        {"gossip", "sim"},
+	"github.com/miekg/dns":             {"dnsserver", "mdns"},
+	"github.com/brutella/dnssd":        {"mdns"},
+	"github.com/moby/moby":             {"docker"},
+	"github.com/spf13/cobra":           {"cmd/"},
+	"github.com/spf13/pflag":           {"cmd/"},
+	"github.com/prometheus/":           {"agent", "httpapi", "gossip", "dnsserver", "health", "cmd/"},
+	"github.com/hashicorp/go-metrics":  {"gossip", "agent"},
+	"github.com/hashicorp/hcl":         {"agent"},
+	"github.com/go-viper/mapstructure": {"agent"},
+	"github.com/hashicorp/go-bexpr":    {"httpapi"},
+	"google.golang.org/grpc":           {"health"},
+	"golang.org/x/sys":                 {"internal/", "agent", "mdns", "cmd/"},
+	"golang.org/x/net":                 {"mdns", "internal/"},
+}
+
+// testingAllowed lists packages whose production code may import "testing".
+func testingAllowed(rel string) bool {
+	return strings.HasSuffix(rel, "test") || strings.HasPrefix(rel, "internal/testnet")
+}
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Standard   bool
+}
+
+func rules(rel string, table map[string][]string) ([]string, bool) {
+	best := ""
+	found := false
+	for prefix := range table {
+		match := rel == prefix || strings.HasSuffix(prefix, "/") && strings.HasPrefix(rel, prefix) ||
+			strings.HasPrefix(rel, prefix+"/")
+		if match && len(prefix) >= len(best) {
+			best, found = prefix, true
+		}
+	}
+	return table[best], found
+}
+
+func allowedBy(list []string, rel string) bool {
+	for _, p := range list {
+		if p == "" && len(list) == 1 {
+			return true
+		}
+		if p != "" && (rel == p || strings.HasPrefix(rel, strings.TrimSuffix(p, "/")+"/") || strings.HasSuffix(p, "/") && strings.HasPrefix(rel, p)) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestLayering(t *testing.T) {
+	out, err := exec.Command("go", "list", "-json", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(out))
+	checked := 0
+	for dec.More() {
+		var p pkg
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(p.ImportPath, module), "/")
+		if rel == "" {
+			continue // this test's own package
+		}
+		checked++
+		internal, known := rules(rel, mayImport)
+		if !known {
+			t.Errorf("package %s has no layering rule: add it to mayImport", rel)
+			continue
+		}
+		for _, imp := range p.Imports {
+			switch {
+			case imp == "testing" && !testingAllowed(rel):
+				t.Errorf("%s imports testing in production code: move helpers to a *test package", rel)
+			case strings.HasPrefix(imp, module+"/"):
+				target := strings.TrimPrefix(imp, module+"/")
+				if strings.HasPrefix(target, rel+"/") {
+					continue // its own subpackages
+				}
+				if !allowedBy(internal, target) {
+					t.Errorf("%s imports %s: not allowed (may import %v)", rel, target, internal)
+				}
+			case strings.Contains(strings.Split(imp, "/")[0], "."):
+				allowed := false
+				known := false
+				for modPrefix, pkgs := range thirdParty {
+					if strings.HasPrefix(imp, modPrefix) {
+						known = true
+						allowed = allowed || allowedBy(pkgs, rel)
+					}
+				}
+				if rel == "catalog" || !known || !allowed {
+					if rel == "catalog" || known {
+						t.Errorf("%s imports %s: outside libraries stay in their adapter", rel, imp)
+					} else if !strings.HasPrefix(rel, "cmd/") {
+						t.Errorf("%s imports %s, which no rule names: add it to thirdParty", rel, imp)
+					}
+				}
+			}
+		}
+	}
+	if checked == 0 {
+		t.Fatal("go list found no packages")
+	}
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs rumor's whole test suite with the race detector, after installing what the tests
+# need on a fresh Debian machine: the network tools for the namespace testbed (iproute2,
+# nftables, iputils-ping) and the pinned Go modules. Extra arguments go to `go test`.
+# Integration tests that build namespaces need root; in CI (CI=true) they fail rather
+# than skip when something is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOTOOLCHAIN=local
+
+missing=()
+for pair in ip:iproute2 nft:nftables ping:iputils-ping; do
+	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if ((${#missing[@]})); then
+	if [ "$(id -u)" -eq 0 ]; then
+		echo "installing ${missing[*]}..." >&2
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	else
+		echo "warning: ${missing[*]} missing and not root: namespace tests will skip" >&2
+	fi
+fi
+
+echo "downloading Go modules..." >&2
+go mod download
+go test -race -count=1 -timeout 45m "$@" ./...
