@@ -1,0 +1,138 @@
+package gossip
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Gossip. The zero value of every field but NodeName and Store
+// means its default.
+type Config struct {
+	// NodeName is this node's unique name in the pool; it is also its catalog origin.
+	NodeName string
+
+	// BindAddr and BindPort are where gossip listens, UDP and TCP. Default
+	// "0.0.0.0":7946; port 0 picks a free port (tests).
+	BindAddr string
+	BindPort int
+
+	// AdvertiseAddr and AdvertisePort are what other nodes are told to reach this one
+	// at. Default: the bind address if it is specific, else memberlist's choice of a
+	// private IP; the bound port.
+	AdvertiseAddr string
+	AdvertisePort int
+
+	// Profile picks memberlist's timing defaults: "lan" (default), "wan" or "local".
+	Profile string
+
+	// Keys enables encryption: each a 16, 24 or 32-byte AES key; the first is used to
+	// encrypt, all are tried to decrypt (so a key can be rotated without a restart).
+	// Empty means no encryption.
+	Keys [][]byte
+
+	// Transport replaces memberlist's UDP/TCP transport (tests and the simulator use
+	// gossiptest's in-memory network). When set, BindAddr/BindPort must match it.
+	Transport memberlist.NodeAwareTransport
+
+	// Store is the catalog gossip feeds and reads. Required.
+	Store Store
+
+	// Logger receives gossip's and memberlist's logs. Default: discard.
+	Logger *slog.Logger
+
+	// Registerer receives gossip's Prometheus metrics. Default: a private registry.
+	Registerer prometheus.Registerer
+
+	// ReconnectInterval is how often failed members are considered for a reconnect
+	// attempt. Default 1s. Each member is retried with backoff from 1s up to
+	// ReconnectMaxBackoff, at most ReconnectBurst attempts per interval.
+	ReconnectInterval time.Duration
+	// ReconnectMaxBackoff caps the delay between attempts on one member. Default 4s,
+	// so a healed partition is noticed within seconds.
+	ReconnectMaxBackoff time.Duration
+	// ReconnectBurst caps the attempts per interval. Default 3.
+	ReconnectBurst int
+	// ReconnectTimeout is how long a failed member is retried at all. Default 72h,
+	// matching the catalog's default ReapAfter.
+	ReconnectTimeout time.Duration
+
+	// LivenessPoll is how often membership is polled for suspect members, which
+	// memberlist reports through no event. Default 500ms.
+	LivenessPoll time.Duration
+
+	// memberlistHook lets tests adjust the memberlist config before it starts.
+	memberlistHook func(*memberlist.Config)
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultBindPort            = 7946
+	DefaultReconnectInterval   = time.Second
+	DefaultReconnectMaxBackoff = 4 * time.Second
+	DefaultReconnectBurst      = 3
+	DefaultReconnectTimeout    = 72 * time.Hour
+	DefaultLivenessPoll        = 500 * time.Millisecond
+)
+
+// withDefaults returns a copy of c with defaults filled in, or an error naming what
+// is wrong.
+func (c Config) withDefaults() (Config, error) {
+	if c.NodeName == "" {
+		return c, fmt.Errorf("gossip: config has no NodeName")
+	}
+	if c.Store == nil {
+		return c, fmt.Errorf("gossip: config has no Store")
+	}
+	switch c.Profile {
+	case "":
+		c.Profile = "lan"
+	case "lan", "wan", "local":
+	default:
+		return c, fmt.Errorf("gossip: unknown profile %q: want lan, wan or local", c.Profile)
+	}
+	for i, k := range c.Keys {
+		if l := len(k); l != 16 && l != 24 && l != 32 {
+			return c, fmt.Errorf("gossip: key %d is %d bytes: want 16, 24 or 32", i, l)
+		}
+	}
+	if c.BindAddr == "" {
+		c.BindAddr = "0.0.0.0"
+	}
+	if net.ParseIP(c.BindAddr) == nil {
+		return c, fmt.Errorf("gossip: bind address %q is not an IP address", c.BindAddr)
+	}
+	if c.AdvertiseAddr != "" && net.ParseIP(c.AdvertiseAddr) == nil {
+		return c, fmt.Errorf("gossip: advertise address %q is not an IP address", c.AdvertiseAddr)
+	}
+	if c.BindPort < 0 || c.BindPort > 65535 || c.AdvertisePort < 0 || c.AdvertisePort > 65535 {
+		return c, fmt.Errorf("gossip: port out of range (bind %d, advertise %d)", c.BindPort, c.AdvertisePort)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.ReconnectInterval <= 0 {
+		c.ReconnectInterval = DefaultReconnectInterval
+	}
+	if c.ReconnectMaxBackoff <= 0 {
+		c.ReconnectMaxBackoff = DefaultReconnectMaxBackoff
+	}
+	if c.ReconnectBurst <= 0 {
+		c.ReconnectBurst = DefaultReconnectBurst
+	}
+	if c.ReconnectTimeout <= 0 {
+		c.ReconnectTimeout = DefaultReconnectTimeout
+	}
+	if c.LivenessPoll <= 0 {
+		c.LivenessPoll = DefaultLivenessPoll
+	}
+	return c, nil
+}

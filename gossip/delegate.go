@@ -1,0 +1,182 @@
+package gossip
+
+import (
+	"encoding/json"
+	"net/netip"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/coordinate"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// delegate receives memberlist's callbacks. Each copies what it needs and returns at
+// once: slow work (merging, answering digests) happens on the worker goroutine.
+type delegate struct{ g *Gossip }
+
+// NodeMeta implements memberlist.Delegate; rumor's node data travels as catalog
+// records, not as memberlist meta.
+func (d *delegate) NodeMeta(int) []byte { return nil }
+
+// NotifyMsg implements memberlist.Delegate: a user message arrived (fast path or
+// reliable stream). memberlist reuses buf, so it is copied.
+func (d *delegate) NotifyMsg(buf []byte) {
+	d.g.deliver(inboxMsg{data: append([]byte(nil), buf...)})
+}
+
+// GetBroadcasts implements memberlist.Delegate: records waiting for the fast path.
+func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
+	return d.g.queue.GetBroadcasts(overhead, limit)
+}
+
+// LocalState implements memberlist.Delegate: our part of a push-pull exchange is only
+// the 2 KiB summary with our name; the digests and records that differ follow over
+// the reliable path.
+func (d *delegate) LocalState(bool) []byte {
+	s := d.g.store.Summary()
+	d.g.metrics.pushPull.Inc()
+	return encodeState(d.g.cfg.NodeName, &s)
+}
+
+// MergeRemoteState implements memberlist.Delegate: the peer's summary arrived.
+func (d *delegate) MergeRemoteState(buf []byte, join bool) {
+	d.g.deliver(inboxMsg{data: append([]byte(nil), buf...), join: join})
+}
+
+// NotifyJoin implements memberlist.EventDelegate: a node is alive (new, or back).
+func (d *delegate) NotifyJoin(n *memberlist.Node) {
+	d.g.mu.Lock()
+	delete(d.g.leaving, n.Name)
+	d.g.mu.Unlock()
+	d.g.setLiveness(n.Name, addrPort(n.Addr, n.Port), catalog.LivenessAlive)
+}
+
+// NotifyLeave implements memberlist.EventDelegate: a node left or was declared dead.
+// memberlist does not tell a graceful leave from a death here (the Node it passes
+// keeps its alive state), so a node that announced it is leaving (msgLeave, the way
+// serf does it) is marked left, any other failed.
+func (d *delegate) NotifyLeave(n *memberlist.Node) {
+	state := catalog.LivenessFailed
+	d.g.mu.Lock()
+	if _, ok := d.g.leaving[n.Name]; ok {
+		state = catalog.LivenessLeft
+	}
+	d.g.mu.Unlock()
+	d.g.setLiveness(n.Name, addrPort(n.Addr, n.Port), state)
+}
+
+// NotifyUpdate implements memberlist.EventDelegate; node meta is unused.
+func (d *delegate) NotifyUpdate(*memberlist.Node) {}
+
+// NotifyConflict implements memberlist.ConflictDelegate: another node claims our name
+// (or two others share one). memberlist keeps the existing node; we make it loud.
+func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
+	d.g.metrics.conflicts.Inc()
+	d.g.cfg.Logger.Error("gossip: node name conflict: two agents use the same name; give each a unique --node",
+		"name", existing.Name, "existing", hostPort(existing), "other", hostPort(other))
+}
+
+// AckPayload implements memberlist.PingDelegate: our coordinate rides on ping acks.
+func (d *delegate) AckPayload() []byte {
+	b, err := json.Marshal(d.g.coords.GetCoordinate())
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// NotifyPingComplete implements memberlist.PingDelegate: a ping to other completed in
+// rtt, and it sent its coordinate.
+func (d *delegate) NotifyPingComplete(other *memberlist.Node, rtt time.Duration, payload []byte) {
+	if len(payload) == 0 {
+		return
+	}
+	var c coordinate.Coordinate
+	if err := json.Unmarshal(payload, &c); err != nil || !c.IsValid() {
+		d.g.metrics.dropped.WithLabelValues("bad_coordinate").Inc()
+		return
+	}
+	if _, err := d.g.coords.Update(other.Name, &c, rtt); err != nil {
+		d.g.metrics.dropped.WithLabelValues("bad_coordinate").Inc()
+		return
+	}
+	d.g.mu.Lock()
+	if ms := d.g.members[other.Name]; ms != nil {
+		ms.coord = &c
+	}
+	if self := d.g.members[d.g.cfg.NodeName]; self != nil {
+		self.coord = d.g.coords.GetCoordinate()
+	}
+	d.g.mu.Unlock()
+}
+
+// recordBroadcast is one record on the fast path, named by origin and key so a newer
+// version queued later replaces it.
+type recordBroadcast struct {
+	name string
+	msg  []byte
+}
+
+// Invalidates implements memberlist.Broadcast.
+func (b *recordBroadcast) Invalidates(other memberlist.Broadcast) bool {
+	nb, ok := other.(memberlist.NamedBroadcast)
+	return ok && nb.Name() == b.name
+}
+
+// Name implements memberlist.NamedBroadcast.
+func (b *recordBroadcast) Name() string { return b.name }
+
+// Message implements memberlist.Broadcast.
+func (b *recordBroadcast) Message() []byte { return b.msg }
+
+// Finished implements memberlist.Broadcast.
+func (b *recordBroadcast) Finished() {}
+
+// deliver hands a message to the worker, dropping it (counted) if the worker is far
+// behind: never block memberlist's packet handler.
+func (g *Gossip) deliver(m inboxMsg) {
+	select {
+	case g.inbox <- m:
+	default:
+		g.metrics.dropped.WithLabelValues("inbox_full").Inc()
+	}
+}
+
+// setLiveness records a membership change and tells the catalog.
+func (g *Gossip) setLiveness(name string, addr netip.AddrPort, state catalog.Liveness) {
+	g.mu.Lock()
+	ms := g.members[name]
+	if ms == nil {
+		ms = &memberState{}
+		g.members[name] = ms
+	}
+	changed := ms.state != state || ms.since.IsZero()
+	returned := changed && state == catalog.LivenessAlive && (ms.state == catalog.LivenessFailed || ms.state == catalog.LivenessSuspect) && !ms.since.IsZero()
+	ms.addr = addr
+	if changed {
+		ms.state, ms.since = state, time.Now()
+	}
+	switch state {
+	case catalog.LivenessFailed:
+		if name != g.cfg.NodeName {
+			g.scheduleReconnect(name, addr)
+		}
+	default:
+		delete(g.reconnect, name)
+	}
+	g.mu.Unlock()
+	if changed {
+		g.metrics.memberEvents.WithLabelValues(state.String()).Inc()
+		g.cfg.Logger.Info("gossip: member "+state.String(), "node", name, "addr", addr.String())
+	}
+	g.store.SetLiveness(name, state)
+	if returned && name != g.cfg.NodeName {
+		// A node came back (a healed partition, a reconnect): compare catalogs now
+		// rather than at the next push-pull, so what changed during the split moves
+		// within moments. Both sides do this; each pulls what it lacks.
+		s := g.store.Summary()
+		g.sendReliable(&memberlist.Node{Name: name, Addr: addr.Addr().AsSlice(), Port: addr.Port()},
+			encodeState(g.cfg.NodeName, &s), "state")
+	}
+}

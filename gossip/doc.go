@@ -1,0 +1,33 @@
+// Package gossip adapts hashicorp/memberlist to rumor: membership and SWIM failure
+// detection (with Lifeguard), dissemination of every node's catalog records,
+// anti-entropy, partition healing, encryption and network coordinates.
+//
+// It turns membership events into catalog facts ("node X failed") and never decides
+// health itself. It alone imports memberlist and serf/coordinate.
+//
+// Records travel two ways. The fast path piggybacks each new record on SWIM's own
+// packets (memberlist's TransmitLimitedQueue; a newer version of the same origin/key
+// replaces a queued older one), and a node passes on records it sees for the first
+// time; a record too large for a packet goes over TCP to a few random peers, who pass
+// it on the same way. The repair path is anti-entropy on memberlist's push-pull: the
+// two nodes swap a 2 KiB catalog summary; each then sends the other its digest of the
+// buckets that differ, and gets back only the records it lacks, in bounded chunks over
+// TCP — so a joining node receives the full catalog in its first exchange, and a steady
+// cluster exchanges summaries only.
+//
+// memberlist never probes a node it declared dead, so failed members are retried in
+// the background (after 1 s, backing off to ReconnectMaxBackoff) until
+// ReconnectTimeout: two halves of a healed partition find each other by themselves.
+//
+// # Concurrency
+//
+// A Gossip is safe for concurrent use. memberlist's callbacks copy their bytes and hand
+// them to one worker goroutine; network sends run in goroutines tracked by a wait
+// group. Shutdown stops everything and waits for it.
+//
+// # Testing
+//
+// Tests run real memberlist clusters over gossiptest's in-memory lossy network inside
+// testing/synctest bubbles (seconds of protocol time in milliseconds), and over real
+// loopback sockets; the message decoders are fuzzed.
+package gossip

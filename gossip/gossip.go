@@ -1,0 +1,444 @@
+package gossip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/hashicorp/serf/coordinate"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// Store is what gossip needs of the catalog. *catalog.Catalog implements it; calls may
+// run concurrently and none blocks for long.
+type Store interface {
+	Apply(recs ...catalog.Record) ([]catalog.Record, error)
+	SetLiveness(node string, l catalog.Liveness)
+	Summary() catalog.Summary
+	Digest(buckets []int) catalog.Digest
+	Missing(peer catalog.Digest) ([]catalog.Record, []string)
+	KeyVersions(origins []string) []catalog.OriginKeys
+	MissingKeys(peer []catalog.OriginKeys) []catalog.Record
+}
+
+var _ Store = (*catalog.Catalog)(nil)
+
+// Member is one node of the pool as this node sees it.
+type Member struct {
+	Name       string
+	Addr       netip.AddrPort
+	State      catalog.Liveness
+	Since      time.Time              // when State last changed, as seen here
+	Coordinate *coordinate.Coordinate // network coordinate; nil if unknown
+	RTT        time.Duration          // estimated round trip from here; 0 if unknown
+}
+
+// Sizes of what gossip sends.
+const (
+	// chunkSize bounds one reliable records message, so a full catalog streams to a
+	// joining node in pieces instead of one huge allocation on each side.
+	chunkSize = 64 << 10
+	// inboxSize bounds the messages waiting for the worker; beyond it they are dropped
+	// and counted (anti-entropy repairs what a dropped fast-path message carried).
+	inboxSize = 4096
+	// largeFanout is how many random peers a record too large for a gossip packet is
+	// sent to over TCP; they forward it the same way, so it spreads like gossip.
+	largeFanout = 3
+)
+
+// Gossip runs one node's membership and catalog dissemination. Create it with New,
+// stop it with Leave and/or Shutdown.
+type Gossip struct {
+	cfg     Config
+	store   Store
+	ml      *memberlist.Memberlist
+	queue   *memberlist.TransmitLimitedQueue
+	coords  *coordinate.Client
+	metrics *metrics
+	inbox   chan inboxMsg
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	members   map[string]*memberState // every node seen, by name
+	reconnect map[string]*reconnectState
+	leaving   map[string]time.Time // nodes that announced a graceful leave
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// memberState is what we remember of a node beyond memberlist's view.
+type memberState struct {
+	addr  netip.AddrPort
+	state catalog.Liveness
+	since time.Time
+	coord *coordinate.Coordinate
+}
+
+// inboxMsg is a message handed from a memberlist callback to the worker.
+type inboxMsg struct {
+	data []byte
+	join bool // push-pull state received during a join
+}
+
+// New starts gossip: it binds (or uses cfg.Transport), starts memberlist and the
+// worker, reconnect and liveness goroutines. It does not join anyone: call Join.
+func New(cfg Config) (*Gossip, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	coords, err := coordinate.NewClient(coordinate.DefaultConfig())
+	if err != nil {
+		return nil, fmt.Errorf("gossip: coordinates: %w", err)
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &Gossip{
+		cfg:       cfg,
+		store:     cfg.Store,
+		coords:    coords,
+		metrics:   m,
+		inbox:     make(chan inboxMsg, inboxSize),
+		ctx:       ctx,
+		cancel:    cancel,
+		members:   make(map[string]*memberState),
+		reconnect: make(map[string]*reconnectState),
+		leaving:   make(map[string]time.Time),
+	}
+	mc, err := g.memberlistConfig()
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	g.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes:       func() int { return g.numMembers() },
+		RetransmitMult: mc.RetransmitMult,
+	}
+	// The worker must run before memberlist can call us.
+	g.wg.Add(1)
+	go g.worker()
+	ml, err := memberlist.Create(mc)
+	if err != nil {
+		cancel()
+		g.wg.Wait()
+		return nil, fmt.Errorf("gossip: start memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
+	}
+	g.mu.Lock()
+	g.ml = ml
+	g.mu.Unlock()
+	g.wg.Add(2)
+	go g.reconnectLoop()
+	go g.livenessLoop()
+	return g, nil
+}
+
+func (g *Gossip) numMembers() int {
+	g.mu.Lock()
+	ml := g.ml
+	g.mu.Unlock()
+	if ml == nil {
+		return 1
+	}
+	return ml.NumMembers()
+}
+
+// memberlistConfig builds memberlist's config from ours.
+func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
+	var mc *memberlist.Config
+	switch g.cfg.Profile {
+	case "wan":
+		mc = memberlist.DefaultWANConfig()
+	case "local":
+		mc = memberlist.DefaultLocalConfig()
+	default:
+		mc = memberlist.DefaultLANConfig()
+	}
+	mc.Name = g.cfg.NodeName
+	mc.BindAddr = g.cfg.BindAddr
+	mc.BindPort = g.cfg.BindPort
+	mc.AdvertiseAddr = g.cfg.AdvertiseAddr
+	mc.AdvertisePort = g.cfg.AdvertisePort
+	if mc.AdvertisePort == 0 {
+		mc.AdvertisePort = g.cfg.BindPort
+	}
+	if g.cfg.Transport != nil {
+		mc.Transport = g.cfg.Transport
+	}
+	d := &delegate{g: g}
+	mc.Delegate = d
+	mc.Events = d
+	mc.Ping = d
+	mc.Conflict = d
+	mc.LogOutput = newLogBridge(g.cfg.Logger, g.metrics)
+	if len(g.cfg.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(g.cfg.Keys, g.cfg.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("gossip: keyring: %w", err)
+		}
+		mc.Keyring = kr
+		mc.GossipVerifyIncoming = true
+		mc.GossipVerifyOutgoing = true
+	}
+	if g.cfg.memberlistHook != nil {
+		g.cfg.memberlistHook(mc)
+	}
+	return mc, nil
+}
+
+// Join contacts the given addresses ("ip:port", "host:port", or "ip" for the default
+// port) and joins their pool. It returns how many it reached; an error only if none.
+func (g *Gossip) Join(ctx context.Context, addrs []string) (int, error) {
+	if len(addrs) == 0 {
+		return 0, errors.New("gossip: join: no addresses given")
+	}
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		n, err := g.ml.Join(addrs)
+		done <- result{n, err}
+	}()
+	select {
+	case r := <-done:
+		if r.n == 0 && r.err != nil {
+			return 0, fmt.Errorf("gossip: join %s: %w", strings.Join(addrs, ", "), explainJoinError(r.err))
+		}
+		return r.n, nil
+	case <-ctx.Done():
+		return 0, fmt.Errorf("gossip: join %s: %w", strings.Join(addrs, ", "), ctx.Err())
+	}
+}
+
+// explainJoinError adds what to do to memberlist's terse errors.
+func explainJoinError(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "decrypt") || strings.Contains(msg, "Encryption") || strings.Contains(msg, "encryption"):
+		return fmt.Errorf("the peer's data could not be decrypted with our key, or it expects none: "+
+			"every agent must use the same --encrypt key: %w", err)
+	case strings.Contains(msg, "connection refused"):
+		return fmt.Errorf("nothing listens there: is a rumor agent running at that address and gossip port? %w", err)
+	case strings.Contains(msg, "i/o timeout"):
+		return fmt.Errorf("no answer: check the address and that the gossip port (TCP and UDP) is open: %w", err)
+	}
+	return err
+}
+
+// Publish broadcasts this node's own records, which the caller has already applied to
+// the Store. Records that fit a gossip packet ride on SWIM's messages; a larger one is
+// sent over TCP to a few random peers, who pass it on the same way.
+func (g *Gossip) Publish(recs []catalog.Record) {
+	for i := range recs {
+		g.enqueue(&recs[i])
+	}
+}
+
+// enqueue queues one record for the fast path, replacing a queued older version of
+// the same origin/key.
+func (g *Gossip) enqueue(r *catalog.Record) {
+	msg := encodeRecords([]catalog.Record{*r})
+	if len(msg) > maxBroadcastSize {
+		g.sendLarge(msg)
+		return
+	}
+	g.metrics.broadcastsQueued.Inc()
+	g.queue.QueueBroadcast(&recordBroadcast{name: r.Origin + "\x00" + r.Key.String(), msg: msg})
+}
+
+// maxBroadcastSize is the largest records message that still fits a gossip packet
+// with memberlist's framing (UDPBufferSize 1400 minus compound-message overhead).
+const maxBroadcastSize = 1200
+
+// sendLarge sends a records message too big for a packet to a few random peers over
+// memberlist's reliable stream, in the background.
+func (g *Gossip) sendLarge(msg []byte) {
+	var peers []string
+	g.mu.Lock()
+	for name, ms := range g.members {
+		if name != g.cfg.NodeName && ms.state == catalog.LivenessAlive {
+			peers = append(peers, name)
+		}
+	}
+	g.mu.Unlock()
+	rand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+	for _, name := range peers[:min(largeFanout, len(peers))] {
+		if to := g.nodeByName(name); to != nil {
+			g.sendReliable(to, msg, "records")
+		}
+	}
+}
+
+// sendReliable sends msg to a node over TCP in a tracked goroutine, so callbacks and
+// the worker never wait on the network.
+func (g *Gossip) sendReliable(to *memberlist.Node, msg []byte, kind string) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if g.ctx.Err() != nil {
+			return
+		}
+		if err := g.ml.SendReliable(to, msg); err != nil {
+			g.metrics.sendFailed.WithLabelValues(kind).Inc()
+			g.cfg.Logger.Debug("gossip: send failed", "to", to.Name, "kind", kind, "err", err)
+			return
+		}
+		g.metrics.sent.WithLabelValues(kind).Inc()
+		g.metrics.sentBytes.WithLabelValues(kind).Add(float64(len(msg)))
+	}()
+}
+
+// nodeByName returns a node to send to by name, or nil if it was never seen. It looks
+// in our own member map, not memberlist's: right after a partition heals, memberlist
+// may still list a peer as dead while that peer's push-pull summary has arrived, and
+// the answer must go out at once.
+func (g *Gossip) nodeByName(name string) *memberlist.Node {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ms := g.members[name]
+	if ms == nil || !ms.addr.IsValid() {
+		return nil
+	}
+	return &memberlist.Node{Name: name, Addr: ms.addr.Addr().AsSlice(), Port: ms.addr.Port()}
+}
+
+// Members returns every node seen, this one included, sorted by name.
+func (g *Gossip) Members() []Member {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]Member, 0, len(g.members))
+	for name, ms := range g.members {
+		m := Member{Name: name, Addr: ms.addr, State: ms.state, Since: ms.since}
+		if ms.coord != nil {
+			m.Coordinate = ms.coord.Clone()
+			if name != g.cfg.NodeName {
+				m.RTT = g.coords.DistanceTo(ms.coord)
+			}
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// LocalAddr returns the address this node advertises for gossip.
+func (g *Gossip) LocalAddr() netip.AddrPort {
+	n := g.ml.LocalNode()
+	return addrPort(n.Addr, n.Port)
+}
+
+// Coordinate returns this node's network coordinate.
+func (g *Gossip) Coordinate() *coordinate.Coordinate { return g.coords.GetCoordinate() }
+
+func addrPort(ip net.IP, port uint16) netip.AddrPort {
+	a, _ := netip.AddrFromSlice(ip)
+	return netip.AddrPortFrom(a.Unmap(), port)
+}
+
+// Leave tells the pool this node is leaving, so peers mark it left (its records are
+// dropped at once) rather than failed, then shuts down. It waits at most until ctx
+// ends for the leave message to spread.
+func (g *Gossip) Leave(ctx context.Context) error {
+	timeout := 5 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	g.announceLeave(ctx, timeout/2)
+	err := g.ml.Leave(timeout / 2)
+	if serr := g.Shutdown(); err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("gossip: leave: %w", err)
+	}
+	return nil
+}
+
+// announceLeave tells every live member, over TCP and in parallel, that this node is
+// leaving, waiting at most timeout: memberlist's own leave message looks like a death
+// to its event delegate, and peers must drop our records rather than keep them
+// critical.
+func (g *Gossip) announceLeave(ctx context.Context, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	msg := encodeLeave(g.cfg.NodeName)
+	var wg sync.WaitGroup
+	for _, n := range g.ml.Members() {
+		if n.Name == g.cfg.NodeName {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.ml.SendReliable(n, msg); err != nil {
+				g.cfg.Logger.Debug("gossip: leave announcement failed", "to", n.Name, "err", err)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		// The stragglers finish on their own (SendReliable has memberlist's TCP timeout).
+	}
+}
+
+// onLeaveIntent records that a node announced its leave. If its death was already
+// reported (the announcement raced the leave), it is corrected to left.
+func (g *Gossip) onLeaveIntent(name string) {
+	if name == g.cfg.NodeName {
+		return
+	}
+	g.mu.Lock()
+	g.leaving[name] = time.Now()
+	ms := g.members[name]
+	failed := ms != nil && ms.state == catalog.LivenessFailed
+	addr := netip.AddrPort{}
+	if ms != nil {
+		addr = ms.addr
+	}
+	g.mu.Unlock()
+	if failed {
+		g.setLiveness(name, addr, catalog.LivenessLeft)
+	}
+}
+
+// Shutdown stops memberlist and every goroutine gossip started, without a goodbye
+// (peers will see this node fail). It is idempotent.
+func (g *Gossip) Shutdown() error {
+	g.shutdownOnce.Do(func() {
+		g.cancel()
+		if err := g.ml.Shutdown(); err != nil {
+			g.shutdownErr = fmt.Errorf("gossip: shutdown: %w", err)
+		}
+		g.wg.Wait()
+		g.queue.Reset()
+	})
+	return g.shutdownErr
+}
+
+// hostPort formats a node's address for Join.
+func hostPort(n *memberlist.Node) string {
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}

@@ -1,0 +1,37 @@
+package gossip
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+)
+
+// logBridge turns memberlist's *log.Logger lines ("[WARN] memberlist: ...") into slog
+// records at the matching level, and counts the packets memberlist drops because it
+// could not decrypt them (it reports those only in its log).
+type logBridge struct {
+	log     *slog.Logger
+	metrics *metrics
+}
+
+func newLogBridge(l *slog.Logger, m *metrics) *logBridge { return &logBridge{log: l, metrics: m} }
+
+// Write implements io.Writer; memberlist writes one line per call.
+func (b *logBridge) Write(p []byte) (int, error) {
+	line := string(bytes.TrimSpace(p))
+	level := slog.LevelInfo
+	for prefix, l := range map[string]slog.Level{"[DEBUG]": slog.LevelDebug, "[INFO]": slog.LevelInfo,
+		"[WARN]": slog.LevelWarn, "[ERR]": slog.LevelError} {
+		if i := strings.Index(line, prefix); i >= 0 {
+			level = l
+			line = strings.TrimSpace(line[i+len(prefix):])
+			break
+		}
+	}
+	if strings.Contains(line, "Decrypt packet failed") || strings.Contains(line, "decrypt") {
+		b.metrics.dropped.WithLabelValues("decrypt").Inc()
+	}
+	b.log.Log(context.Background(), level, line, "component", "memberlist")
+	return len(p), nil
+}

@@ -1,0 +1,100 @@
+package gossip
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// reconnectState tracks attempts to reach one failed member again. memberlist never
+// probes a node it declared dead, so without this two halves of a healed partition
+// would stay apart until someone joined them by hand. serf retries every 30 s; we
+// retry a recently failed member after 1 s, doubling up to ReconnectMaxBackoff, so a
+// heal is noticed within seconds, and cap the attempts per interval.
+type reconnectState struct {
+	addr     netip.AddrPort
+	failedAt time.Time
+	next     time.Time
+	backoff  time.Duration
+	inFlight bool
+}
+
+// scheduleReconnect starts retrying a failed member. The caller holds g.mu.
+func (g *Gossip) scheduleReconnect(name string, addr netip.AddrPort) {
+	if _, ok := g.reconnect[name]; ok {
+		return
+	}
+	now := time.Now()
+	g.reconnect[name] = &reconnectState{addr: addr, failedAt: now, next: now.Add(time.Second), backoff: time.Second}
+}
+
+// reconnectLoop attempts due reconnects every ReconnectInterval, at most
+// ReconnectBurst at a time, until shutdown.
+func (g *Gossip) reconnectLoop() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.ReconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, name := range g.dueReconnects(time.Now()) {
+			g.attemptReconnect(name)
+		}
+	}
+}
+
+// dueReconnects picks the members whose next attempt is due, oldest-due first, up to
+// the burst cap, and forgets members failed longer than ReconnectTimeout.
+func (g *Gossip) dueReconnects(now time.Time) []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var due []string
+	for name, rs := range g.reconnect {
+		if now.Sub(rs.failedAt) > g.cfg.ReconnectTimeout {
+			delete(g.reconnect, name)
+			continue
+		}
+		if !rs.inFlight && !now.Before(rs.next) {
+			due = append(due, name)
+		}
+	}
+	slices.SortFunc(due, func(a, b string) int { return g.reconnect[a].next.Compare(g.reconnect[b].next) })
+	if len(due) > g.cfg.ReconnectBurst {
+		due = due[:g.cfg.ReconnectBurst]
+	}
+	for _, name := range due {
+		rs := g.reconnect[name]
+		rs.inFlight = true
+		rs.next = now.Add(rs.backoff)
+		rs.backoff = min(2*rs.backoff, g.cfg.ReconnectMaxBackoff)
+	}
+	return due
+}
+
+// attemptReconnect joins a failed member's address in the background. Success shows
+// up as a NotifyJoin, which ends the retries.
+func (g *Gossip) attemptReconnect(name string) {
+	g.mu.Lock()
+	rs := g.reconnect[name]
+	g.mu.Unlock()
+	if rs == nil {
+		return
+	}
+	g.metrics.reconnects.Inc()
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		_, err := g.ml.Join([]string{rs.addr.String()})
+		g.mu.Lock()
+		if cur := g.reconnect[name]; cur != nil {
+			cur.inFlight = false
+		}
+		g.mu.Unlock()
+		if err != nil {
+			g.cfg.Logger.Debug("gossip: reconnect failed", "node", name, "addr", rs.addr.String(), "err", err)
+		}
+	}()
+}

@@ -1,0 +1,229 @@
+package gossip
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// Gossip's own messages travel as memberlist user messages (fast path: piggybacked on
+// SWIM packets; repair path: memberlist's reliable TCP stream) and as the user state of
+// memberlist's push-pull. The first byte says what follows:
+//
+//	records = 1 catalog.AppendRecords
+//	digest  = 2 sender:str catalog.AppendDigest            "send me what I lack"
+//	keys    = 3 sender:str n:uvarint (origin:str gen:uvarint
+//	                m:uvarint (kind:u8 id:str counter:uvarint)*m)*n
+//	state   = 4 sender:str catalog.AppendSummary            push-pull user state
+//	leave   = 5 sender:str                                  "I am leaving"
+//
+// A message that names its sender does so because memberlist does not say who sent
+// it, and the answer goes back to that node.
+const (
+	msgRecords byte = 1
+	msgDigest  byte = 2
+	msgKeys    byte = 3
+	msgState   byte = 4
+	msgLeave   byte = 5
+)
+
+// errMalformed is wrapped by every decoding error of gossip's messages.
+var errMalformed = errors.New("malformed gossip message")
+
+// maxSenderLen bounds a sender name: node names are at most catalog.MaxNameLen bytes.
+const maxSenderLen = catalog.MaxNameLen
+
+func appendSender(dst []byte, typ byte, sender string) []byte {
+	dst = append(dst, typ)
+	dst = binary.AppendUvarint(dst, uint64(len(sender)))
+	return append(dst, sender...)
+}
+
+// readSender splits a message of type typ into its sender and the rest.
+func readSender(b []byte, typ byte) (string, []byte, error) {
+	if len(b) == 0 || b[0] != typ {
+		return "", nil, fmt.Errorf("%w: want type %d", errMalformed, typ)
+	}
+	n, k := binary.Uvarint(b[1:])
+	if k <= 0 || n == 0 || n > maxSenderLen || n > uint64(len(b)-1-k) {
+		return "", nil, fmt.Errorf("%w: bad sender", errMalformed)
+	}
+	start := 1 + k
+	return string(b[start : start+int(n)]), b[start+int(n):], nil
+}
+
+func encodeLeave(sender string) []byte { return appendSender(nil, msgLeave, sender) }
+
+func decodeLeave(b []byte) (string, error) {
+	sender, rest, err := readSender(b, msgLeave)
+	if err == nil && len(rest) != 0 {
+		err = fmt.Errorf("%w: %d trailing bytes", errMalformed, len(rest))
+	}
+	return sender, err
+}
+
+func encodeRecords(recs []catalog.Record) []byte {
+	return catalog.AppendRecords([]byte{msgRecords}, recs)
+}
+
+func decodeRecords(b []byte) ([]catalog.Record, error) {
+	if len(b) == 0 || b[0] != msgRecords {
+		return nil, fmt.Errorf("%w: not a records message", errMalformed)
+	}
+	recs, err := catalog.DecodeRecords(b[1:])
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	return recs, nil
+}
+
+func encodeState(sender string, s *catalog.Summary) []byte {
+	return catalog.AppendSummary(appendSender(nil, msgState, sender), s)
+}
+
+func decodeState(b []byte) (string, catalog.Summary, error) {
+	sender, rest, err := readSender(b, msgState)
+	if err != nil {
+		return "", catalog.Summary{}, err
+	}
+	s, err := catalog.DecodeSummary(rest)
+	if err != nil {
+		return "", s, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	return sender, s, nil
+}
+
+func encodeDigest(sender string, d *catalog.Digest) []byte {
+	return catalog.AppendDigest(appendSender(nil, msgDigest, sender), d)
+}
+
+func decodeDigest(b []byte) (string, catalog.Digest, error) {
+	sender, rest, err := readSender(b, msgDigest)
+	if err != nil {
+		return "", catalog.Digest{}, err
+	}
+	d, err := catalog.DecodeDigest(rest)
+	if err != nil {
+		return "", d, fmt.Errorf("%w: %w", errMalformed, err)
+	}
+	return sender, d, nil
+}
+
+func encodeKeys(sender string, keys []catalog.OriginKeys) []byte {
+	b := appendSender(nil, msgKeys, sender)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, ok := range keys {
+		b = binary.AppendUvarint(b, uint64(len(ok.Origin)))
+		b = append(b, ok.Origin...)
+		b = binary.AppendUvarint(b, ok.Gen)
+		b = binary.AppendUvarint(b, uint64(len(ok.Keys)))
+		for _, kv := range ok.Keys {
+			b = append(b, byte(kv.Key.Kind))
+			b = binary.AppendUvarint(b, uint64(len(kv.Key.ID)))
+			b = append(b, kv.Key.ID...)
+			b = binary.AppendUvarint(b, kv.Counter)
+		}
+	}
+	return b
+}
+
+// keysReader reads the keys message body; the first error sticks.
+type keysReader struct {
+	b   []byte
+	err error
+}
+
+func (r *keysReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = fmt.Errorf("%w: bad varint", errMalformed)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads a count that cannot exceed what the remaining bytes could hold at
+// minSize bytes per item, so a hostile count cannot allocate memory.
+func (r *keysReader) count(minSize int) int {
+	n := r.uvarint()
+	if r.err == nil && n > uint64(len(r.b)/minSize) {
+		r.err = fmt.Errorf("%w: count %d exceeds the message", errMalformed, n)
+		return 0
+	}
+	return int(n)
+}
+
+func (r *keysReader) str() string {
+	n := r.uvarint()
+	if r.err == nil && (n > catalog.MaxNameLen || n > uint64(len(r.b))) {
+		r.err = fmt.Errorf("%w: string of %d bytes", errMalformed, n)
+	}
+	if r.err != nil {
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func decodeKeys(b []byte) (string, []catalog.OriginKeys, error) {
+	sender, rest, err := readSender(b, msgKeys)
+	if err != nil {
+		return "", nil, err
+	}
+	r := keysReader{b: rest}
+	out := make([]catalog.OriginKeys, 0, r.count(3))
+	for i := len(out); i < cap(out) && r.err == nil; i++ {
+		ok := catalog.OriginKeys{Origin: r.str(), Gen: r.uvarint()}
+		ok.Keys = make([]catalog.KeyVersion, 0, r.count(3))
+		for j := 0; j < cap(ok.Keys) && r.err == nil; j++ {
+			if len(r.b) == 0 {
+				r.err = fmt.Errorf("%w: truncated", errMalformed)
+				break
+			}
+			kind := catalog.Kind(r.b[0])
+			r.b = r.b[1:]
+			ok.Keys = append(ok.Keys, catalog.KeyVersion{Key: catalog.Key{Kind: kind, ID: r.str()}, Counter: r.uvarint()})
+		}
+		out = append(out, ok)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%w: %d trailing bytes", errMalformed, len(r.b))
+	}
+	if r.err != nil {
+		return "", nil, r.err
+	}
+	return sender, out, nil
+}
+
+// chunkRecords splits recs into encoded records messages of at most about max bytes
+// each (a single record larger than max gets a message of its own), so a full catalog
+// streams to a joining node in bounded pieces.
+func chunkRecords(recs []catalog.Record, max int) [][]byte {
+	var out [][]byte
+	var body []byte
+	count := 0
+	frame := func(body []byte, count int) []byte {
+		msg := binary.AppendUvarint([]byte{msgRecords}, uint64(count))
+		return append(msg, body...)
+	}
+	for i := range recs {
+		start := len(body)
+		body = catalog.AppendRecord(body, &recs[i])
+		if count > 0 && len(body) > max {
+			out = append(out, frame(body[:start], count))
+			body, count = append([]byte(nil), body[start:]...), 0
+		}
+		count++
+	}
+	if count > 0 {
+		out = append(out, frame(body, count))
+	}
+	return out
+}

@@ -1,0 +1,200 @@
+package gossip
+
+import (
+	"errors"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// worker handles every message memberlist hands us, one at a time, until shutdown.
+func (g *Gossip) worker() {
+	defer g.wg.Done()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case m := <-g.inbox:
+			g.handle(m)
+		}
+	}
+}
+
+// handle dispatches one message by its type byte. A malformed message is dropped and
+// counted; it never changes the catalog.
+func (g *Gossip) handle(m inboxMsg) {
+	if len(m.data) == 0 {
+		g.drop("empty", nil)
+		return
+	}
+	typ := m.data[0]
+	g.metrics.received.WithLabelValues(msgName(typ)).Inc()
+	g.metrics.receivedBytes.WithLabelValues(msgName(typ)).Add(float64(len(m.data)))
+	switch typ {
+	case msgRecords:
+		recs, err := decodeRecords(m.data)
+		if err != nil {
+			g.drop("malformed", err)
+			return
+		}
+		g.applyRecords(recs)
+	case msgState:
+		sender, sum, err := decodeState(m.data)
+		if err != nil {
+			g.drop("malformed", err)
+			return
+		}
+		g.onSummary(sender, &sum)
+	case msgDigest:
+		sender, d, err := decodeDigest(m.data)
+		if err != nil {
+			g.drop("malformed", err)
+			return
+		}
+		g.onDigest(sender, d)
+	case msgKeys:
+		sender, keys, err := decodeKeys(m.data)
+		if err != nil {
+			g.drop("malformed", err)
+			return
+		}
+		g.onKeys(sender, keys)
+	case msgLeave:
+		sender, err := decodeLeave(m.data)
+		if err != nil {
+			g.drop("malformed", err)
+			return
+		}
+		g.onLeaveIntent(sender)
+	default:
+		g.drop("unknown_type", nil)
+	}
+}
+
+func msgName(typ byte) string {
+	switch typ {
+	case msgRecords:
+		return "records"
+	case msgState:
+		return "state"
+	case msgDigest:
+		return "digest"
+	case msgKeys:
+		return "keys"
+	case msgLeave:
+		return "leave"
+	}
+	return "unknown"
+}
+
+func (g *Gossip) drop(reason string, err error) {
+	g.metrics.dropped.WithLabelValues(reason).Inc()
+	g.cfg.Logger.Debug("gossip: dropped message", "reason", reason, "err", err)
+}
+
+// applyRecords merges records from the network. Records new to this node are passed
+// on through the fast path (epidemic re-broadcast); duplicates and stale ones stop
+// here. Records of this node's own origin are never re-broadcast: the agent decides
+// what to do about an older incarnation of itself.
+func (g *Gossip) applyRecords(recs []catalog.Record) {
+	changed, err := g.store.Apply(recs...)
+	if err != nil {
+		// Invalid records were skipped; valid ones in the batch were applied.
+		g.metrics.dropped.WithLabelValues("invalid_record").Add(float64(len(recs) - len(changed)))
+		g.cfg.Logger.Debug("gossip: invalid records dropped", "err", err)
+	}
+	g.metrics.recordsApplied.Add(float64(len(changed)))
+	for i := range changed {
+		if changed[i].Origin != g.cfg.NodeName {
+			g.enqueue(&changed[i])
+		}
+	}
+}
+
+// onSummary handles a peer's push-pull summary: where it differs from ours, ask the
+// peer for what we lack by sending our digest of the differing buckets.
+func (g *Gossip) onSummary(sender string, peer *catalog.Summary) {
+	if sender == g.cfg.NodeName {
+		return
+	}
+	ours := g.store.Summary()
+	diff := ours.Diff(peer)
+	if len(diff) == 0 {
+		g.metrics.antiEntropy.WithLabelValues("in_sync").Inc()
+		return
+	}
+	to := g.nodeByName(sender)
+	if to == nil {
+		g.drop("unknown_sender", errors.New(sender))
+		return
+	}
+	g.metrics.antiEntropy.WithLabelValues("digest_sent").Inc()
+	d := g.store.Digest(diff)
+	g.sendReliable(to, encodeDigest(g.cfg.NodeName, &d), "digest")
+}
+
+// onDigest answers a peer's digest with the records it lacks, in chunks, and with our
+// keys of the origins where only a key-by-key comparison can tell.
+func (g *Gossip) onDigest(sender string, d catalog.Digest) {
+	if sender == g.cfg.NodeName {
+		return
+	}
+	to := g.nodeByName(sender)
+	if to == nil {
+		g.drop("unknown_sender", errors.New(sender))
+		return
+	}
+	recs, unsure := g.store.Missing(d)
+	for _, msg := range chunkRecords(recs, chunkSize) {
+		g.sendReliable(to, msg, "records")
+	}
+	g.metrics.recordsRepaired.Add(float64(len(recs)))
+	if len(unsure) > 0 {
+		g.sendReliable(to, encodeKeys(g.cfg.NodeName, g.store.KeyVersions(unsure)), "keys")
+	}
+}
+
+// onKeys answers a peer's key list with the records it lacks.
+func (g *Gossip) onKeys(sender string, keys []catalog.OriginKeys) {
+	to := g.nodeByName(sender)
+	if to == nil || sender == g.cfg.NodeName {
+		g.drop("unknown_sender", errors.New(sender))
+		return
+	}
+	recs := g.store.MissingKeys(keys)
+	for _, msg := range chunkRecords(recs, chunkSize) {
+		g.sendReliable(to, msg, "records")
+	}
+	g.metrics.recordsRepaired.Add(float64(len(recs)))
+}
+
+// livenessLoop polls memberlist for suspect members, which it reports through no
+// event, and for suspects that recovered.
+func (g *Gossip) livenessLoop() {
+	defer g.wg.Done()
+	t := time.NewTicker(g.cfg.LivenessPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, n := range g.ml.Members() {
+			want := catalog.LivenessAlive
+			if n.State == memberlist.StateSuspect {
+				want = catalog.LivenessSuspect
+			}
+			g.mu.Lock()
+			ms := g.members[n.Name]
+			differs := ms != nil && ms.state != want && (ms.state == catalog.LivenessAlive || ms.state == catalog.LivenessSuspect)
+			g.mu.Unlock()
+			if differs {
+				g.setLiveness(n.Name, addrPort(n.Addr, n.Port), want)
+			}
+		}
+		g.updateGauges()
+	}
+}
