@@ -1,0 +1,224 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// Catalog is what the API reads of the catalog. *catalog.Catalog implements it. Calls
+// run concurrently; only WaitIndex blocks, until its context ends.
+type Catalog interface {
+	Services(f catalog.Filter) []catalog.ServiceSummary
+	ServiceInstances(name string, f catalog.Filter) []catalog.Instance
+	Nodes(f catalog.Filter) []catalog.NodeEntry
+	TopicIndex(t catalog.Topic) uint64
+	WaitIndex(ctx context.Context, t catalog.Topic, after uint64) (uint64, error)
+}
+
+var _ Catalog = (*catalog.Catalog)(nil)
+
+// Agent is this node as the API sees it: its identity, its view of membership and the
+// services registered on it. Calls run concurrently; RegisterService and
+// DeregisterService may block briefly (they persist the change before answering).
+type Agent interface {
+	// Self describes this node.
+	Self() Self
+	// Members returns every node of the gossip pool, this one included, by name.
+	Members() []Member
+	// LocalServices returns the services registered on this node, sorted by ID.
+	LocalServices() []catalog.Service
+	// RegisterService adds or replaces a service and its checks on this node. Errors
+	// wrapping catalog.ErrInvalid are the caller's fault (400).
+	RegisterService(ctx context.Context, reg Registration) error
+	// DeregisterService removes a service and its checks; catalog.ErrNotFound if this
+	// node has no service with that ID.
+	DeregisterService(ctx context.Context, id string) error
+}
+
+// Self describes the local node for /v1/agent/self and /v1/agent/members.
+type Self struct {
+	Node       catalog.Node   // this node's own record: ID, Name, Address, Datacenter, Meta
+	GossipAddr netip.AddrPort // where peers reach it
+	Version    string         // rumor's version
+}
+
+// Member is one node of the gossip pool.
+type Member struct {
+	Name  string
+	Addr  netip.AddrPort
+	State catalog.Liveness
+}
+
+// Registration is a decoded PUT /v1/agent/service/register: a service and the checks
+// that come with it, in the agent's terms. The agent fills defaults (an empty
+// Service.ID becomes the name) and validates.
+type Registration struct {
+	Service catalog.Service
+	Checks  []CheckDefinition
+}
+
+// CheckDefinition is a check as registered (Consul's AgentServiceCheck), with its
+// durations parsed. The agent stores it; the health package (a later issue) runs it.
+// Exactly one of ScriptArgs, HTTP, TCP, UDP, GRPC, H2PING, OSService, TTL, AliasNode or
+// AliasService, or DockerContainerID with ScriptArgs, says what kind of check it is; the
+// agent checks that.
+type CheckDefinition struct {
+	ID        string
+	Name      string
+	Notes     string
+	ServiceID string
+	// Status is the initial status; zero means Consul's default, critical.
+	Status catalog.Status
+
+	ScriptArgs        []string
+	DockerContainerID string
+	Shell             string
+	HTTP              string
+	Method            string
+	Header            map[string][]string
+	Body              string
+	DisableRedirects  bool
+	TLSServerName     string
+	TLSSkipVerify     bool
+	TCP               string
+	TCPUseTLS         bool
+	UDP               string
+	GRPC              string
+	GRPCUseTLS        bool
+	H2PING            string
+	H2PingUseTLS      bool
+	OSService         string
+	AliasNode         string
+	AliasService      string
+
+	TTL                            time.Duration
+	Interval                       time.Duration
+	Timeout                        time.Duration
+	DeregisterCriticalServiceAfter time.Duration
+
+	SuccessBeforePassing   int
+	FailuresBeforeWarning  int
+	FailuresBeforeCritical int
+	OutputMaxSize          int
+}
+
+// Config configures a Handler.
+type Config struct {
+	// Catalog answers the catalog and health endpoints. Required.
+	Catalog Catalog
+	// Agent answers the agent endpoints. Required.
+	Agent Agent
+	// Logger receives one debug line per failed request and errors. Default: discard.
+	Logger *slog.Logger
+}
+
+// Limits and defaults of the API.
+const (
+	// MaxBodyBytes caps request bodies; larger ones get 413.
+	MaxBodyBytes = 1 << 20
+	// DefaultWait is a blocking query's wait when ?wait is absent (Consul's).
+	DefaultWait = 5 * time.Minute
+	// MaxWait caps ?wait (Consul's); longer waits are shortened to it.
+	MaxWait = 10 * time.Minute
+	// writeSlack is added to a request's write deadline beyond its wait.
+	writeSlack = 30 * time.Second
+)
+
+// ConsulVersion is the Consul release whose HTTP API rumor follows; /v1/agent/self
+// reports it as Config.Version because some clients gate features on it.
+const ConsulVersion = "1.21.0"
+
+// Handler serves the API. Create it with New.
+type Handler struct {
+	cat Catalog
+	ag  Agent
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New returns a Handler for cfg.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Catalog == nil || cfg.Agent == nil {
+		return nil, errors.New("httpapi: config needs a Catalog and an Agent")
+	}
+	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, log: cfg.Logger, mux: http.NewServeMux()}
+	if h.log == nil {
+		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	h.routes()
+	return h, nil
+}
+
+// routes registers every endpoint. Patterns carry their method, so ServeMux answers
+// other methods with 405 and an Allow header.
+func (h *Handler) routes() {
+	m := h.mux
+	m.HandleFunc("GET /v1/agent/self", h.agentSelf)
+	m.HandleFunc("GET /v1/agent/members", h.agentMembers)
+	m.HandleFunc("GET /v1/agent/services", h.agentServices)
+	m.HandleFunc("PUT /v1/agent/service/register", h.serviceRegister)
+	m.HandleFunc("PUT /v1/agent/service/deregister/{id}", h.serviceDeregister)
+	m.HandleFunc("GET /v1/catalog/services", h.catalogServices)
+	m.HandleFunc("GET /v1/catalog/service/{name}", h.catalogService)
+	m.HandleFunc("GET /v1/catalog/nodes", h.catalogNodes)
+	m.HandleFunc("GET /v1/health/service/{name}", h.healthService)
+	m.HandleFunc("/", h.notFound)
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.mux.ServeHTTP(w, r)
+}
+
+// outOfScope names the Consul features rumor does not do, by path prefix, so a client
+// calling them learns why rather than seeing a bare 404.
+var outOfScope = []struct{ prefix, what string }{
+	{"/v1/kv/", "a key/value store"},
+	{"/v1/session/", "sessions"},
+	{"/v1/acl/", "ACLs"},
+	{"/v1/connect/", "Connect (service mesh)"},
+	{"/v1/query", "prepared queries"},
+	{"/v1/txn", "transactions"},
+	{"/v1/snapshot", "snapshots (there is no server state to snapshot)"},
+	{"/v1/operator/", "operator endpoints (there are no servers)"},
+}
+
+// notFound answers paths no pattern matches: 405 when the path exists for another
+// method (the catch-all would otherwise hide ServeMux's own 405), 501 for Consul
+// features rumor leaves out, else 404.
+func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := h.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		h.fail(w, r, http.StatusMethodNotAllowed, "method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))
+		return
+	}
+	for _, o := range outOfScope {
+		if strings.HasPrefix(r.URL.Path, o.prefix) {
+			h.fail(w, r, http.StatusNotImplemented, "rumor does not implement %s: %s is a Consul feature rumor leaves out", r.URL.Path, o.what)
+			return
+		}
+	}
+	h.fail(w, r, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
+}

@@ -1,0 +1,163 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// query holds the parameters shared by read endpoints.
+type query struct {
+	index  uint64        // ?index: block until the topic's index exceeds it; 0 = no blocking
+	wait   time.Duration // ?wait, capped at MaxWait
+	filter catalog.Filter
+	pretty bool
+}
+
+// badRequest is a client error whose message is sent as is with 400.
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+func badf(format string, args ...any) error {
+	return &badRequest{msg: fmt.Sprintf(format, args...)}
+}
+
+// parseQuery reads the common query parameters; unknown ones are ignored, as Consul
+// ignores them.
+func (h *Handler) parseQuery(r *http.Request) (query, error) {
+	v := r.URL.Query()
+	q := query{wait: DefaultWait}
+	if s := v.Get("index"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return q, badf("invalid index %q: want a decimal number, the X-Consul-Index of a previous answer", s)
+		}
+		q.index = n
+	}
+	if s := v.Get("wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return q, badf("invalid wait %q: want a duration such as 120000ms or 5m", s)
+		}
+		q.wait = min(d, MaxWait)
+	}
+	if _, ok := v["filter"]; ok {
+		return q, badf("rumor does not support ?filter= yet: filter on the client, or use ?tag= and ?node-meta=")
+	}
+	if dc := v.Get("dc"); dc != "" && dc != h.ag.Self().Node.Datacenter {
+		return q, &noDatacenter{dc: dc}
+	}
+	for _, nm := range v["node-meta"] {
+		k, val, ok := strings.Cut(nm, ":")
+		if !ok || k == "" {
+			return q, badf("invalid node-meta %q: want key:value", nm)
+		}
+		if q.filter.NodeMeta == nil {
+			q.filter.NodeMeta = make(map[string]string)
+		}
+		q.filter.NodeMeta[k] = val
+	}
+	for _, t := range v["tag"] {
+		if t != "" {
+			q.filter.Tags = append(q.filter.Tags, t)
+		}
+	}
+	if vals, ok := v["passing"]; ok {
+		p, err := parseFlag(vals[0])
+		if err != nil {
+			return q, badf("invalid passing %q: want true, false, 1 or 0 (or no value)", vals[0])
+		}
+		q.filter.PassingOnly = p
+	}
+	if vals, ok := v["pretty"]; ok {
+		p, err := parseFlag(vals[0])
+		q.pretty = err == nil && p
+	}
+	return q, nil
+}
+
+// parseFlag reads a boolean query parameter: present without a value means true.
+func parseFlag(s string) (bool, error) {
+	if s == "" {
+		return true, nil
+	}
+	return strconv.ParseBool(s)
+}
+
+// noDatacenter is Consul's answer for a ?dc= this agent cannot reach.
+type noDatacenter struct{ dc string }
+
+func (e *noDatacenter) Error() string {
+	return fmt.Sprintf("No path to datacenter %q: rumor answers only for its own datacenter", e.dc)
+}
+
+// block waits, for a blocking query, until t's index exceeds q.index or the wait ends,
+// and returns t's index. A client ahead of the catalog (this agent restarted, so its
+// indexes began again at 1) gets an answer at once: the index going backwards tells it
+// to start over.
+func (h *Handler) block(w http.ResponseWriter, r *http.Request, t catalog.Topic, q query) uint64 {
+	rc := http.NewResponseController(w)
+	if q.index == 0 || q.index > h.cat.TopicIndex(catalog.TopicAll) {
+		_ = rc.SetWriteDeadline(time.Now().Add(writeSlack)) // unsupported by some writers (tests)
+		return h.cat.TopicIndex(t)
+	}
+	wait := q.wait + time.Duration(rand.Int64N(int64(q.wait/16)+1))
+	_ = rc.SetWriteDeadline(time.Now().Add(wait + writeSlack))
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	idx, _ := h.cat.WaitIndex(ctx, t, q.index) // on timeout: answer with what we have
+	return idx
+}
+
+// readHeaders sets Consul's headers for a read answered at index idx (≥ 1).
+func readHeaders(w http.ResponseWriter, idx uint64) {
+	hd := w.Header()
+	hd.Set("X-Consul-Index", strconv.FormatUint(max(idx, 1), 10))
+	hd.Set("X-Consul-KnownLeader", "true")
+	hd.Set("X-Consul-LastContact", "0")
+}
+
+// writeJSON writes v as the 200 answer.
+func (h *Handler) writeJSON(w http.ResponseWriter, q query, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if q.pretty {
+		enc.SetIndent("", "    ")
+	}
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes()) // the client went away: nothing left to tell it
+}
+
+// fail answers with a plain-text error, as Consul does.
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	h.log.Debug("http request failed", "method", r.Method, "path", r.URL.Path, "status", code, "error", msg)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = fmt.Fprintln(w, msg)
+}
+
+// failQuery answers a parseQuery error.
+func (h *Handler) failQuery(w http.ResponseWriter, r *http.Request, err error) {
+	if nd, ok := err.(*noDatacenter); ok {
+		h.fail(w, r, http.StatusInternalServerError, "%s", nd.Error())
+		return
+	}
+	h.fail(w, r, http.StatusBadRequest, "%s", err.Error())
+}
