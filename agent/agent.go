@@ -1,0 +1,461 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/gossip"
+	"github.com/rumor-sd/rumor/httpapi"
+)
+
+// ErrNotRunning is returned by calls that need a started agent.
+var ErrNotRunning = errors.New("agent: not running")
+
+// Agent is one rumor node: its catalog, its gossip membership, its identity and local
+// state in the data dir, and its HTTP API. Create it with New, run it with Start, stop
+// it with Leave (graceful) or Shutdown.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+	cat *catalog.Catalog
+
+	// ctx lives from New to Shutdown: background loops and HTTP requests end with it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex // guards the fields below; held while writing this node's records
+	started bool
+	stopped bool
+	dir     *dataDir // nil when in-memory
+	nodeID  string
+	writer  *catalog.Writer
+	node    catalog.Node
+	local   map[string]*localService // services registered here, by ID
+	cl      cluster
+	httpLn  net.Listener
+	httpSrv *http.Server
+	peers   []string // peers last saved to peers.json
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+// New checks cfg and returns an agent that has not started: it holds an empty catalog
+// and has touched neither the network nor the data dir.
+func New(cfg Config) (*Agent, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cat, err := catalog.New(catalog.Config{Clock: cfg.Clock})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Agent{
+		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat,
+		ctx: ctx, cancel: cancel, local: make(map[string]*localService),
+	}, nil
+}
+
+// Start brings the agent up: it locks the data dir and loads the node's identity and
+// services, starts gossip, publishes this node's records, joins Config.Join (failing
+// if none answers), serves the HTTP API and starts the background loops (retry-join,
+// maintenance). ctx bounds only the start itself (the initial join); the agent then
+// runs until Leave or Shutdown. If Start fails, everything it started is stopped.
+func (a *Agent) Start(ctx context.Context) (err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.stopped:
+		return errors.New("agent: start: the agent was shut down; create a new one")
+	case a.started:
+		return errors.New("agent: start: already started")
+	}
+	a.started = true
+	defer func() {
+		if err != nil {
+			a.abortLocked()
+		}
+	}()
+	if err := a.loadIdentityLocked(); err != nil {
+		return err
+	}
+	a.httpLn, err = net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("agent: HTTP API on %s: %w (is another agent running? choose another address with --http-addr)", a.cfg.HTTPAddr, err)
+	}
+	keys, _ := a.cfg.keys() // checked by New
+	newCluster := a.cfg.newCluster
+	if newCluster == nil {
+		newCluster = newGossip
+	}
+	a.cl, err = newCluster(clusterConfig{
+		NodeName: a.cfg.NodeName, BindAddr: a.cfg.BindAddr, BindPort: a.cfg.BindPort,
+		AdvertiseAddr: a.cfg.AdvertiseAddr, Profile: a.cfg.GossipProfile, Keys: keys,
+		Store: a.cat, Logger: a.log.With("component", "gossip"),
+	})
+	if err != nil {
+		return fmt.Errorf("agent: start gossip on %s:%d: %w", a.cfg.BindAddr, a.cfg.BindPort, err)
+	}
+	a.node = a.nodeRecord(a.cl.LocalAddr())
+	a.publishAllLocked()
+	if len(a.cfg.Join) > 0 {
+		n, err := a.cl.Join(ctx, a.cfg.Join)
+		if err != nil {
+			return fmt.Errorf("agent: join %s: %w (check the addresses and that agents run there, or use retry-join to keep trying in the background)", strings.Join(a.cfg.Join, ", "), err)
+		}
+		a.log.Info("joined the pool", "reached", n, "of", len(a.cfg.Join))
+	}
+	if err := a.serveHTTPLocked(); err != nil {
+		return err
+	}
+	retry, what := a.cfg.RetryJoin, "retry-join"
+	if len(retry) == 0 && len(a.cfg.Join) == 0 && a.dir != nil {
+		retry, what = a.dir.loadPeers(), "known peers"
+		a.peers = retry
+	}
+	if len(retry) > 0 {
+		cl := a.cl
+		a.wg.Go(func() { a.retryJoin(cl, retry, what) })
+	}
+	a.wg.Go(a.maintenance)
+	a.log.Info("agent started", "node_id", a.nodeID, "generation", a.writer.Generation(),
+		"gossip", a.cl.LocalAddr().String(), "http", a.httpLn.Addr().String(),
+		"services", len(a.local), "data_dir", a.cfg.DataDir)
+	return nil
+}
+
+// loadIdentityLocked reads (or creates) the node ID, picks the generation and loads
+// local services, from the data dir or, in memory, afresh.
+func (a *Agent) loadIdentityLocked() error {
+	if a.cfg.DataDir == "" {
+		a.nodeID = newUUID()
+		a.writer = catalog.NewWriter(a.cfg.NodeName, uint64(a.cfg.Clock.Now().UnixMilli()))
+		return nil
+	}
+	dir, err := openDataDir(a.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	a.dir = dir
+	if a.nodeID, err = dir.nodeID(); err != nil {
+		return err
+	}
+	gen, err := dir.nextGeneration(a.cfg.Clock.Now())
+	if err != nil {
+		return err
+	}
+	a.writer = catalog.NewWriter(a.cfg.NodeName, gen)
+	a.local, err = dir.loadState()
+	return err
+}
+
+// nodeRecord describes this node, advertised at gossipAddr unless configured.
+func (a *Agent) nodeRecord(gossipAddr netip.AddrPort) catalog.Node {
+	addr := a.cfg.AdvertiseAddr
+	if addr == "" && gossipAddr.IsValid() {
+		addr = gossipAddr.Addr().Unmap().String()
+	}
+	n := catalog.Node{ID: a.nodeID, Name: a.cfg.NodeName, Address: addr,
+		Datacenter: a.cfg.Datacenter, Meta: maps.Clone(a.cfg.NodeMeta)}
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		fam := "ipv4"
+		if ip.Is6() {
+			fam = "ipv6"
+		}
+		n.TaggedAddresses = map[string]string{"lan": addr, "wan": addr, "lan_" + fam: addr, "wan_" + fam: addr}
+	}
+	return n
+}
+
+// serveHTTPLocked starts serving the HTTP API on the listener Start opened. There is
+// no server-wide write timeout: blocking queries last minutes, and httpapi sets a
+// deadline per request.
+func (a *Agent) serveHTTPLocked() error {
+	h, err := httpapi.New(httpapi.Config{Catalog: a.cat, Agent: apiAgent{a}, Logger: a.log.With("component", "http")})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a.httpSrv = &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		BaseContext:       func(net.Listener) context.Context { return a.ctx },
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+	srv, ln := a.httpSrv, a.httpLn
+	a.wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			a.log.Error("HTTP API stopped", "error", err)
+		}
+	})
+	return nil
+}
+
+// abortLocked undoes a failed Start.
+func (a *Agent) abortLocked() {
+	a.stopped = true
+	a.cancel()
+	if a.httpSrv != nil {
+		_ = a.httpSrv.Close()
+	} else if a.httpLn != nil {
+		_ = a.httpLn.Close()
+	}
+	if a.cl != nil {
+		_ = a.cl.Shutdown()
+	}
+	// Goroutines started so far never take a.mu, so waiting under it is safe.
+	a.wg.Wait()
+	if a.dir != nil {
+		_ = a.dir.close()
+	}
+}
+
+// Leave leaves the pool gracefully (peers see this node "left" and drop its records
+// at once, rather than suspecting it), waiting at most until ctx ends for the goodbye
+// to spread, then shuts the agent down.
+func (a *Agent) Leave(ctx context.Context) error {
+	a.mu.Lock()
+	cl, running := a.cl, a.started && !a.stopped
+	a.mu.Unlock()
+	var err error
+	if running && cl != nil {
+		a.savePeers() // the pool as last seen, for the next start
+		if err = cl.Leave(ctx); err != nil {
+			err = fmt.Errorf("agent: leave: %w", err)
+		}
+	}
+	return errors.Join(err, a.Shutdown())
+}
+
+// Shutdown stops the agent without a goodbye (peers will see it fail): the HTTP API,
+// gossip and every goroutine the agent started, and waits for them. It is idempotent
+// and may be called before Start.
+func (a *Agent) Shutdown() error {
+	a.shutdownOnce.Do(func() {
+		a.mu.Lock()
+		wasRunning := a.started && !a.stopped
+		a.stopped = true
+		srv, cl, dir := a.httpSrv, a.cl, a.dir
+		a.mu.Unlock()
+		if !wasRunning {
+			a.cancel()
+			return
+		}
+		a.savePeers()
+		a.cancel() // ends blocking queries and the background loops
+		var errs []error
+		if srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := srv.Shutdown(ctx); err != nil {
+				_ = srv.Close()
+			}
+			cancel()
+		}
+		if cl != nil {
+			if err := cl.Shutdown(); err != nil {
+				errs = append(errs, fmt.Errorf("agent: stop gossip: %w", err))
+			}
+		}
+		a.wg.Wait()
+		if dir != nil {
+			if err := dir.close(); err != nil {
+				errs = append(errs, fmt.Errorf("agent: unlock data dir: %w", err))
+			}
+		}
+		a.shutdownErr = errors.Join(errs...)
+		a.log.Info("agent stopped")
+	})
+	return a.shutdownErr
+}
+
+// publishAllLocked writes and publishes every record of this node: the node, each
+// service and each check. Used at start and after superseding an older incarnation,
+// when the generation is new and so replaces the whole previous set everywhere.
+func (a *Agent) publishAllLocked() {
+	recs := []catalog.Record{a.writer.PutNode(&a.node)}
+	for _, id := range slices.Sorted(maps.Keys(a.local)) {
+		recs = append(recs, a.serviceRecordsLocked(a.local[id])...)
+	}
+	a.applyLocked(recs)
+}
+
+// serviceRecordsLocked returns the records publishing ls: its service and its checks.
+func (a *Agent) serviceRecordsLocked(ls *localService) []catalog.Record {
+	recs := []catalog.Record{a.writer.PutService(&ls.Service)}
+	for i := range ls.Checks {
+		c := ls.Checks[i].checkRecord()
+		recs = append(recs, a.writer.PutCheck(&c))
+	}
+	return recs
+}
+
+// applyLocked applies this node's new records to the catalog and broadcasts them.
+func (a *Agent) applyLocked(recs []catalog.Record) {
+	if _, err := a.cat.Apply(recs...); err != nil {
+		// Registrations are validated before they get here: this is a bug.
+		a.log.Error("own records rejected by the catalog", "error", err)
+	}
+	if a.cl != nil {
+		a.cl.Publish(recs)
+	}
+}
+
+// persistLocked saves local services, if there is a data dir.
+func (a *Agent) persistLocked() error {
+	if a.dir == nil {
+		return nil
+	}
+	b, err := encodeState(a.local)
+	if err != nil {
+		return fmt.Errorf("agent: encode local state: %w", err)
+	}
+	if err := writeFileAtomic(a.dir.file(servicesFile), b); err != nil {
+		return fmt.Errorf("agent: save local state: %w", err)
+	}
+	return nil
+}
+
+// RegisterService adds or replaces a service of this node with its checks, persists
+// it, and publishes it. Checks of a previous registration of the same ID that the new
+// one lacks are removed. Invalid input yields an error wrapping catalog.ErrInvalid.
+func (a *Agent) RegisterService(_ context.Context, svc catalog.Service, checks []CheckDefinition) error {
+	ls, err := normalize(svc, checks)
+	if err != nil {
+		return fmt.Errorf("agent: register service %q: %w", svc.Name, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.started || a.stopped {
+		return ErrNotRunning
+	}
+	id := ls.Service.ID
+	old := a.local[id]
+	a.local[id] = &ls
+	if err := a.persistLocked(); err != nil {
+		if old != nil {
+			a.local[id] = old
+		} else {
+			delete(a.local, id)
+		}
+		return err
+	}
+	recs := a.serviceRecordsLocked(&ls)
+	if old != nil {
+		for _, c := range old.Checks {
+			if !slices.ContainsFunc(ls.Checks, func(d CheckDefinition) bool { return d.ID == c.ID }) {
+				recs = append(recs, a.writer.Delete(catalog.Key{Kind: catalog.KindCheck, ID: c.ID}))
+			}
+		}
+	}
+	a.applyLocked(recs)
+	a.log.Info("service registered", "id", id, "name", ls.Service.Name, "checks", len(ls.Checks))
+	return nil
+}
+
+// DeregisterService removes a service of this node and its checks; catalog.ErrNotFound
+// if there is none with that ID.
+func (a *Agent) DeregisterService(_ context.Context, id string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.started || a.stopped {
+		return ErrNotRunning
+	}
+	old := a.local[id]
+	if old == nil {
+		return fmt.Errorf("agent: deregister service %q: %w", id, catalog.ErrNotFound)
+	}
+	delete(a.local, id)
+	if err := a.persistLocked(); err != nil {
+		a.local[id] = old
+		return err
+	}
+	recs := []catalog.Record{a.writer.Delete(catalog.Key{Kind: catalog.KindService, ID: id})}
+	for _, c := range old.Checks {
+		recs = append(recs, a.writer.Delete(catalog.Key{Kind: catalog.KindCheck, ID: c.ID}))
+	}
+	a.applyLocked(recs)
+	a.log.Info("service deregistered", "id", id)
+	return nil
+}
+
+// LocalServices returns the services registered on this node, sorted by ID.
+func (a *Agent) LocalServices() []catalog.Service {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]catalog.Service, 0, len(a.local))
+	for _, id := range slices.Sorted(maps.Keys(a.local)) {
+		s := a.local[id].Service
+		s.Tags, s.Meta, s.TaggedAddresses = slices.Clone(s.Tags), maps.Clone(s.Meta), maps.Clone(s.TaggedAddresses)
+		out = append(out, s)
+	}
+	return out
+}
+
+// Catalog returns the agent's catalog, for reading and for wiring other adapters.
+func (a *Agent) Catalog() *catalog.Catalog { return a.cat }
+
+// NodeName returns this node's name.
+func (a *Agent) NodeName() string { return a.cfg.NodeName }
+
+// NodeID returns this node's persistent ID; "" before Start.
+func (a *Agent) NodeID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nodeID
+}
+
+// Generation returns the generation of this node's records; 0 before Start.
+func (a *Agent) Generation() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.writer == nil {
+		return 0
+	}
+	return a.writer.Generation()
+}
+
+// HTTPAddr returns the address the HTTP API listens on, or nil before Start.
+func (a *Agent) HTTPAddr() net.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.httpLn == nil {
+		return nil
+	}
+	return a.httpLn.Addr()
+}
+
+// GossipAddr returns the address this node advertises for gossip; invalid before Start.
+func (a *Agent) GossipAddr() netip.AddrPort {
+	a.mu.Lock()
+	cl := a.cl
+	a.mu.Unlock()
+	if cl == nil {
+		return netip.AddrPort{}
+	}
+	return cl.LocalAddr()
+}
+
+// Members returns the gossip pool as this node sees it, itself included, by name.
+func (a *Agent) Members() []gossip.Member {
+	a.mu.Lock()
+	cl := a.cl
+	a.mu.Unlock()
+	if cl == nil {
+		return nil
+	}
+	return cl.Members()
+}

@@ -1,0 +1,48 @@
+package agent
+
+import (
+	"context"
+	"maps"
+
+	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/httpapi"
+)
+
+// apiAgent adapts an Agent to the httpapi.Agent interface.
+type apiAgent struct{ a *Agent }
+
+var _ httpapi.Agent = apiAgent{}
+
+func (x apiAgent) Self() httpapi.Self {
+	a := x.a
+	a.mu.Lock()
+	n := a.node
+	a.mu.Unlock()
+	n.Meta, n.TaggedAddresses = maps.Clone(n.Meta), maps.Clone(n.TaggedAddresses)
+	return httpapi.Self{Node: n, GossipAddr: a.GossipAddr(), Version: a.cfg.Version}
+}
+
+func (x apiAgent) Members() []httpapi.Member {
+	ms := x.a.Members()
+	out := make([]httpapi.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, httpapi.Member{Name: m.Name, Addr: m.Addr, State: m.State})
+	}
+	return out
+}
+
+func (x apiAgent) LocalServices() []catalog.Service { return x.a.LocalServices() }
+
+func (x apiAgent) RegisterService(ctx context.Context, reg httpapi.Registration) error {
+	checks := make([]CheckDefinition, len(reg.Checks))
+	for i, c := range reg.Checks {
+		// The two types have the same fields by design; this conversion stops
+		// compiling if they drift apart.
+		checks[i] = CheckDefinition(c)
+	}
+	return x.a.RegisterService(ctx, reg.Service, checks)
+}
+
+func (x apiAgent) DeregisterService(ctx context.Context, id string) error {
+	return x.a.DeregisterService(ctx, id)
+}

@@ -1,0 +1,56 @@
+package agent
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+
+	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/gossip"
+)
+
+// cluster is what the agent needs of gossip. *gossip.Gossip implements it through
+// gossipCluster; unit tests use a fake. Calls may run concurrently; Join and Leave
+// block until their context ends at most, the others return promptly.
+type cluster interface {
+	// Join contacts addrs and returns how many answered; an error only if none did.
+	Join(ctx context.Context, addrs []string) (int, error)
+	// Publish broadcasts this node's own records, already applied to the catalog.
+	Publish(recs []catalog.Record)
+	// Members returns the pool as this node sees it, itself included, by name.
+	Members() []gossip.Member
+	// LocalAddr is the address this node advertises for gossip.
+	LocalAddr() netip.AddrPort
+	// Leave says goodbye to the pool, then stops gossip.
+	Leave(ctx context.Context) error
+	// Shutdown stops gossip without a goodbye; idempotent.
+	Shutdown() error
+}
+
+var _ cluster = (*gossip.Gossip)(nil)
+
+// clusterConfig is what the agent decides about gossip.
+type clusterConfig struct {
+	NodeName      string
+	BindAddr      string
+	BindPort      int
+	AdvertiseAddr string
+	Profile       string
+	Keys          [][]byte
+	Store         gossip.Store
+	Logger        *slog.Logger
+}
+
+// newGossip starts real gossip.
+func newGossip(cc clusterConfig) (cluster, error) {
+	return gossip.New(gossip.Config{
+		NodeName:      cc.NodeName,
+		BindAddr:      cc.BindAddr,
+		BindPort:      cc.BindPort,
+		AdvertiseAddr: cc.AdvertiseAddr,
+		Profile:       cc.Profile,
+		Keys:          cc.Keys,
+		Store:         cc.Store,
+		Logger:        cc.Logger,
+	})
+}

@@ -1,0 +1,115 @@
+package agent
+
+import (
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// retryJoin joins addrs in the background until one answers, backing off
+// exponentially from RetryJoinInterval to RetryJoinMaxInterval with up to 25%
+// jitter, so many agents restarting together do not retry in lockstep.
+func (a *Agent) retryJoin(cl cluster, addrs []string, what string) {
+	delay := a.cfg.RetryJoinInterval
+	for attempt := 1; ; attempt++ {
+		n, err := cl.Join(a.ctx, addrs)
+		if err == nil {
+			a.log.Info("joined the pool", "via", what, "reached", n, "attempts", attempt)
+			return
+		}
+		if a.ctx.Err() != nil {
+			return
+		}
+		wait := delay + time.Duration(rand.Int64N(int64(delay/4)+1))
+		a.log.Warn("join failed; retrying", "via", what, "addresses", strings.Join(addrs, ","),
+			"attempt", attempt, "retry_in", wait.Round(time.Millisecond), "error", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-a.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(2*delay, a.cfg.RetryJoinMaxInterval)
+	}
+}
+
+// maintenance runs the periodic upkeep until the agent stops.
+func (a *Agent) maintenance() {
+	t := time.NewTicker(a.cfg.MaintenanceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-t.C:
+			a.maintain()
+		}
+	}
+}
+
+// maintain expires catalog entries, takes over from an older incarnation of this node
+// if one shows up with a newer generation, and saves the known peers.
+func (a *Agent) maintain() {
+	if reaped := a.cat.Expire(); len(reaped) > 0 {
+		a.log.Info("reaped failed nodes", "nodes", reaped)
+	}
+	a.supersede()
+	a.savePeers()
+}
+
+// supersede checks whether the catalog holds this node's records at a newer
+// generation than ours: a previous incarnation whose generation was never persisted
+// here (data dir lost and the clock set back). Those records would win everywhere, so
+// the writer moves past them and republishes everything at the new generation.
+func (a *Agent) supersede() {
+	v := a.cat.OriginVersion(a.cfg.NodeName)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.writer == nil || a.stopped || v.Gen <= a.writer.Generation() {
+		return
+	}
+	old := a.writer.Generation()
+	a.writer.Supersede(v)
+	a.log.Warn("found records of an older incarnation of this node with a newer generation; superseding them",
+		"seen", v.String(), "old_generation", old, "new_generation", a.writer.Generation())
+	if a.dir != nil {
+		if err := a.dir.saveGeneration(a.writer.Generation()); err != nil {
+			a.log.Error("persist generation", "error", err)
+		}
+	}
+	a.publishAllLocked()
+}
+
+// savePeers writes the gossip addresses of the other members to peers.json when they
+// changed, so a restart can rejoin them. Members that left are not kept; an empty
+// view never overwrites a saved one (a lonely restart must not forget everyone).
+func (a *Agent) savePeers() {
+	a.mu.Lock()
+	cl, dir := a.cl, a.dir
+	a.mu.Unlock()
+	if cl == nil || dir == nil {
+		return
+	}
+	var peers []string
+	for _, m := range cl.Members() {
+		if m.Name == a.cfg.NodeName || m.State == catalog.LivenessLeft || !m.Addr.IsValid() {
+			continue
+		}
+		peers = append(peers, m.Addr.String())
+	}
+	slices.Sort(peers)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(peers) == 0 || slices.Equal(peers, a.peers) {
+		return
+	}
+	if err := dir.savePeers(peers); err != nil {
+		a.log.Warn("save known peers", "error", err)
+		return
+	}
+	a.peers = peers
+}
