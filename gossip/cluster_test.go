@@ -340,7 +340,7 @@ func TestLateJoinerGetsFullCatalog(t *testing.T) {
 func TestAntiEntropyRepairsLostBroadcasts(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTestCluster(t, 3, func(cfg *Config) {
-			cfg.memberlistHook = func(mc *memberlist.Config) { mc.PushPullInterval = 5 * time.Second }
+			cfg.MemberlistHook = func(mc *memberlist.Config) { mc.PushPullInterval = 5 * time.Second }
 		})
 		defer c.shutdown()
 		within(t, 30*time.Second, "initial convergence", converged(c.nodes))

@@ -66,8 +66,9 @@ type Config struct {
 	// memberlist reports through no event. Default 500ms.
 	LivenessPoll time.Duration
 
-	// memberlistHook lets tests adjust the memberlist config before it starts.
-	memberlistHook func(*memberlist.Config)
+	// MemberlistHook, if set, sees (and may adjust) memberlist's config just before
+	// memberlist starts: tests shorten intervals, the simulator reads the timings.
+	MemberlistHook func(*memberlist.Config)
 }
 
 // Defaults for Config fields left zero.

@@ -196,8 +196,8 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 		mc.GossipVerifyIncoming = true
 		mc.GossipVerifyOutgoing = true
 	}
-	if g.cfg.memberlistHook != nil {
-		g.cfg.memberlistHook(mc)
+	if g.cfg.MemberlistHook != nil {
+		g.cfg.MemberlistHook(mc)
 	}
 	return mc, nil
 }

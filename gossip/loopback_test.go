@@ -24,7 +24,7 @@ func TestLoopbackSockets(t *testing.T) {
 		cat, _ := catalogtest.New(t, catalog.Config{})
 		g, err := New(Config{NodeName: name, BindAddr: "127.0.0.1", Store: cat, Profile: "local",
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			memberlistHook: func(mc *memberlist.Config) { mc.BindPort = 0; mc.AdvertisePort = 0 }})
+			MemberlistHook: func(mc *memberlist.Config) { mc.BindPort = 0; mc.AdvertisePort = 0 }})
 		if err != nil {
 			t.Fatalf("start %s: %v", name, err)
 		}
