@@ -151,6 +151,9 @@ func ParseRegistration(body []byte) (Registration, error) {
 	if err := dec.Decode(&sr); err != nil {
 		return Registration{}, describeJSONError(err)
 	}
+	if _, err := dec.Token(); err != io.EOF {
+		return Registration{}, errors.New("unexpected data after the registration object: send exactly one JSON object")
+	}
 	return sr.convert()
 }
 
