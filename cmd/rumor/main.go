@@ -1,30 +1,64 @@
 // Command rumor is the rumor CLI: `rumor agent` runs the agent on this host; the other
 // commands talk to a running agent over its HTTP API.
+//
+// Exit codes, for scripts: 0 success; 1 the operation failed (the agent refused it,
+// or the agent could not start); 2 a usage error (unknown command or flag, bad
+// arguments or configuration); 3 no agent answered at the HTTP address.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailed  = 1
+	exitUsage   = 2
+	exitNoAgent = 3
+)
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := newRootCmd().ExecuteContext(ctx); err != nil {
-		var ee exitError
-		if errors.As(err, &ee) {
-			os.Exit(ee.code)
-		}
-		fmt.Fprintln(os.Stderr, "rumor:", err)
-		os.Exit(1)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
+}
+
+// run executes the CLI with args and returns the exit code. Tests call it directly.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	root := newRootCmd(&cli{stdout: stdout, stderr: stderr, getenv: getenv})
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
 	}
+	code := exitFailed
+	var ee exitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.code
+	case strings.HasPrefix(err.Error(), "unknown command"), strings.HasPrefix(err.Error(), "unknown flag"):
+		code = exitUsage
+	}
+	fmt.Fprintln(stderr, "rumor:", err)
+	if code == exitUsage {
+		fmt.Fprintln(stderr, "Run 'rumor --help' for usage.")
+	}
+	return code
 }
 
 // exitError carries an exit code other than 1 through cobra.
@@ -35,3 +69,9 @@ type exitError struct {
 
 func (e exitError) Error() string { return e.err.Error() }
 func (e exitError) Unwrap() error { return e.err }
+
+// usageErr marks err as a usage error (exit 2).
+func usageErr(err error) error { return exitError{code: exitUsage, err: err} }
+
+// usagef formats a usage error.
+func usagef(format string, args ...any) error { return usageErr(fmt.Errorf(format, args...)) }

@@ -1,66 +1,85 @@
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
-	"log/slog"
-	"os"
-	"time"
+	"io"
 
 	"github.com/spf13/cobra"
-
-	"github.com/rumor-sd/rumor/catalog"
 )
 
-func newRootCmd() *cobra.Command {
+// cli is what every command shares: where output goes and the environment.
+type cli struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+func newRootCmd(c *cli) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "rumor",
 		Short: "Decentralized service discovery: gossip, mDNS and a Consul-compatible API",
 		Long: `rumor runs one agent per host. Agents find each other, announce the services of
-their host by gossip and mDNS, and answer questions about every host's services
-over HTTP (a Consul-compatible subset), DNS and this CLI. There is no central
-server: every agent holds the whole catalog.`,
+their host by gossip, and answer questions about every host's services over HTTP
+(a Consul-compatible subset) and this CLI. There is no central server: every
+agent holds the whole catalog.
+
+Start an agent with 'rumor agent'; the other commands talk to it over its HTTP
+API at --http-addr (default: $RUMOR_HTTP_ADDR, else 127.0.0.1:8500).
+
+Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 no agent
+answered.`,
+		Example: `  rumor agent --dev                      # try it: one node, in memory
+  rumor register --name web --port 80 --tag v1
+  rumor services
+  rumor members`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newAgentCmd(), newVersionCmd())
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
+	root.AddCommand(newAgentCmd(c), newMembersCmd(c), newServicesCmd(c), newRegisterCmd(c),
+		newDeregisterCmd(c), newKeygenCmd(c), newVersionCmd(c))
 	return root
 }
 
-func newVersionCmd() *cobra.Command {
+// args wraps a cobra argument check so its failure is a usage error.
+func args(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, a []string) error {
+		if err := check(cmd, a); err != nil {
+			return usageErr(err)
+		}
+		return nil
+	}
+}
+
+func newVersionCmd(c *cli) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print rumor's version",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.OutOrStdout(), "rumor", version)
+		Args:  args(cobra.NoArgs),
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintln(c.stdout, "rumor", version)
 			return nil
 		},
 	}
 }
 
-type wallClock struct{}
-
-func (wallClock) Now() time.Time { return time.Now() }
-
-func newAgentCmd() *cobra.Command {
+func newKeygenCmd(c *cli) *cobra.Command {
 	return &cobra.Command{
-		Use:   "agent",
-		Short: "Run the rumor agent on this host",
-		Long: `Run the rumor agent on this host until interrupted (Ctrl-C or SIGTERM).
-
-Today the agent holds only its in-memory catalog: gossip, the HTTP API, DNS,
-mDNS and health checks are not built yet, and it says so when it starts.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			cat, err := catalog.New(catalog.Config{Clock: wallClock{}})
-			if err != nil {
+		Use:   "keygen",
+		Short: "Print a new random gossip encryption key",
+		Long: `Print a new random 32-byte gossip encryption key, base64-encoded (the same
+format as 'consul keygen'). Give the same key to every agent of a pool with
+--encrypt; agents with another key or none cannot join.`,
+		Example: `  key=$(rumor keygen)
+  rumor agent --encrypt "$key" --join 10.0.0.5`,
+		Args: args(cobra.NoArgs),
+		RunE: func(*cobra.Command, []string) error {
+			var k [32]byte
+			if _, err := rand.Read(k[:]); err != nil {
 				return err
 			}
-			log.Info("rumor agent started", "version", version, "catalog_index", cat.Index())
-			log.Warn("this agent has only the catalog core: no gossip, HTTP API, DNS, mDNS or health checks yet; it answers nothing")
-			<-cmd.Context().Done()
-			log.Info("rumor agent stopped")
+			fmt.Fprintln(c.stdout, base64.StdEncoding.EncodeToString(k[:]))
 			return nil
 		},
 	}

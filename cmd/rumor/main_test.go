@@ -1,0 +1,259 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rumor-sd/rumor/agent"
+)
+
+// syncBuffer is a bytes.Buffer safe for the agent's concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// result is one CLI run.
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// rumor runs the CLI in-process with env as its environment.
+func rumor(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	return rumorIn(t, env, "", args...)
+}
+
+// rumorIn is rumor with stdin.
+func rumorIn(t *testing.T, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb syncBuffer
+	code := run(t.Context(), args, strings.NewReader(stdin), &out, &errb, func(k string) string { return env[k] })
+	return result{code: code, stdout: out.String(), stderr: errb.String()}
+}
+
+// startAgent starts a dev agent with a data dir on free ports and returns the
+// environment that points the CLI at it.
+func startAgent(t *testing.T) (*agent.Agent, map[string]string) {
+	t.Helper()
+	a, err := agent.New(agent.Config{NodeName: "node1", Dev: true, DataDir: t.TempDir(),
+		BindPort: 0, HTTPAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := a.Shutdown(); err != nil {
+			t.Error(err)
+		}
+	})
+	return a, map[string]string{"RUMOR_HTTP_ADDR": a.HTTPAddr().String()}
+}
+
+func TestClientCommands(t *testing.T) {
+	a, env := startAgent(t)
+	defFile := filepath.Join(t.TempDir(), "db.json")
+	if err := os.WriteFile(defFile, []byte(`{"service": {"name": "db", "id": "db-1", "port": 5432, "tags": ["primary"],
+		"checks": [{"id": "db-ttl", "ttl": "30s", "status": "passing"}]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	multi := filepath.Join(t.TempDir(), "multi.json")
+	if err := os.WriteFile(multi, []byte(`{"services": [{"name": "a"}, {"name": "b", "id": "b-1"}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		out  []string // substrings of stdout
+		err  []string // substrings of stderr
+	}{
+		{"members", []string{"members"}, 0, []string{"NODE", "node1", "alive", "dc1", "127.0.0.1:"}, nil},
+		{"no services yet", []string{"services"}, 0, []string{"SERVICE"}, nil},
+		{"register", []string{"register", "--name", "web", "--port", "80", "--tag", "v1", "--meta", "team=a"}, 0, []string{"Registered service web (ID web)."}, nil},
+		{"register with id", []string{"register", "--name", "web", "--id", "web-2", "--port", "81", "--tag", "v2", "--address", "127.0.0.2"}, 0, []string{"(ID web-2)"}, nil},
+		{"register file", []string{"register", "-f", defFile}, 0, []string{"Registered service db (ID db-1)."}, nil},
+		{"register file with services", []string{"register", "-f", multi, "--json"}, 0, []string{`"id": "b-1"`, `"name": "a"`}, nil},
+		{"services", []string{"services"}, 0, []string{"web", "v1,v2", "db", "primary"}, nil},
+		{"services by tag", []string{"services", "--tag", "primary"}, 0, []string{"db"}, nil},
+		{"services local", []string{"services", "--local"}, 0, []string{"ID", "web-2", "127.0.0.2", "81", "db-1"}, nil},
+		{"deregister", []string{"deregister", "web-2"}, 0, []string{"Deregistered service web-2."}, nil},
+		{"deregister unknown", []string{"deregister", "web-2"}, 1, nil, []string{`no service with ID "web-2"`, "rumor services --local"}},
+		{"register invalid", []string{"register", "--name", "bad name"}, 1, nil, []string{`the agent refused service "bad name"`, "service.name"}},
+		{"register empty file", []string{"register", "-f", "-"}, 2, nil, []string{"-: not a JSON object"}},
+		{"register needs name", []string{"register", "--port", "80"}, 2, nil, []string{"--name is required"}},
+		{"register file and flags", []string{"register", "-f", defFile, "--name", "x"}, 2, nil, []string{"not both"}},
+		{"register missing file", []string{"register", "-f", "/nonexistent.json"}, 2, nil, []string{"no such file"}},
+		{"bad flag", []string{"services", "--bogus"}, 2, nil, []string{"unknown flag: --bogus"}},
+		{"bad args", []string{"deregister"}, 2, nil, []string{"accepts 1 arg"}},
+		{"no agent", []string{"members", "--http-addr", "127.0.0.1:1"}, 3, nil, []string{"no agent at 127.0.0.1:1: is `rumor agent` running?"}},
+		{"version", []string{"version"}, 0, []string{"rumor dev"}, nil},
+		{"keygen", []string{"keygen"}, 0, []string{"="}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := rumor(t, env, c.args...)
+			if r.code != c.code {
+				t.Errorf("exit code %d, want %d\nstdout: %s\nstderr: %s", r.code, c.code, r.stdout, r.stderr)
+			}
+			for _, s := range c.out {
+				if !strings.Contains(r.stdout, s) {
+					t.Errorf("stdout lacks %q:\n%s", s, r.stdout)
+				}
+			}
+			for _, s := range c.err {
+				if !strings.Contains(r.stderr, s) {
+					t.Errorf("stderr lacks %q:\n%s", s, r.stderr)
+				}
+			}
+		})
+	}
+	r := rumorIn(t, env, `{"service": {"name": "x", "bogus": 1}}`, "register", "-f", "-")
+	if r.code != 1 || !strings.Contains(r.stderr, `the agent refused service "x"`) || !strings.Contains(r.stderr, `unknown field "bogus"`) {
+		t.Errorf("register from stdin with an unknown field: exit %d, stderr %s", r.code, r.stderr)
+	}
+	// The registrations reached the agent, which persisted them.
+	ids := []string{}
+	for _, s := range a.LocalServices() {
+		ids = append(ids, s.ID)
+	}
+	if strings.Join(ids, ",") != "a,b-1,db-1,web" {
+		t.Errorf("local services = %v", ids)
+	}
+}
+
+func TestJSONOutput(t *testing.T) {
+	_, env := startAgent(t)
+	if r := rumor(t, env, "register", "--name", "web", "--port", "80", "--tag", "v1"); r.code != 0 {
+		t.Fatalf("register: %+v", r)
+	}
+	r := rumor(t, env, "services", "--json")
+	var svcs map[string][]string
+	if err := json.Unmarshal([]byte(r.stdout), &svcs); err != nil || len(svcs["web"]) != 1 || svcs["web"][0] != "v1" {
+		t.Errorf("services --json = %q (%v)", r.stdout, err)
+	}
+	r = rumor(t, env, "members", "--json")
+	var ms []memberJSON
+	if err := json.Unmarshal([]byte(r.stdout), &ms); err != nil || len(ms) != 1 || ms[0].Name != "node1" || ms[0].Status != "alive" {
+		t.Errorf("members --json = %q (%v)", r.stdout, err)
+	}
+	r = rumor(t, env, "services", "--local", "--json")
+	var local []localService
+	if err := json.Unmarshal([]byte(r.stdout), &local); err != nil || len(local) != 1 || local[0].ID != "web" || local[0].Port != 80 {
+		t.Errorf("services --local --json = %q (%v)", r.stdout, err)
+	}
+}
+
+func TestHelpTeaches(t *testing.T) {
+	for _, cmd := range []string{"agent", "members", "services", "register", "deregister", "keygen"} {
+		r := rumor(t, nil, cmd, "--help")
+		if r.code != 0 || !strings.Contains(r.stdout, "Examples:") || !strings.Contains(r.stdout, "rumor "+cmd) {
+			t.Errorf("rumor %s --help: exit %d, output lacks examples:\n%s", cmd, r.code, r.stdout)
+		}
+	}
+}
+
+// TestAgentCommand runs `rumor agent --dev` in-process, talks to it with the client
+// commands, then interrupts it: it must leave gracefully and exit 0.
+func TestAgentCommand(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	dir := t.TempDir()
+	go func() {
+		done <- run(ctx, []string{"agent", "--dev", "--node", "dev1", "--bind", "127.0.0.1:0",
+			"--http-addr", "127.0.0.1:0", "--data-dir", dir, "--node-meta", "rack=r1"}, strings.NewReader(""), &out, &errb, func(string) string { return "" })
+	}()
+	re := regexp.MustCompile(`rumor agent running".*http=(127\.0\.0\.1:\d+)`)
+	var addr string
+	deadline := time.Now().Add(10 * time.Second)
+	for addr == "" {
+		if m := re.FindStringSubmatch(errb.String()); m != nil {
+			addr = m[1]
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("agent exited with %d:\n%s", code, errb.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent did not start:\n%s", errb.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+	env := map[string]string{"RUMOR_HTTP_ADDR": addr}
+	if r := rumor(t, env, "register", "--name", "web", "--port", "80"); r.code != 0 {
+		t.Fatalf("register: %+v", r)
+	}
+	if r := rumor(t, env, "members"); r.code != 0 || !strings.Contains(r.stdout, "dev1") {
+		t.Errorf("members: %+v", r)
+	}
+	if !strings.Contains(errb.String(), "Dev agent ready") {
+		t.Errorf("dev banner missing:\n%s", errb.String())
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("agent exit code %d, want 0:\n%s", code, errb.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("agent did not stop")
+	}
+	if !strings.Contains(errb.String(), "leaving the pool") {
+		t.Errorf("no graceful leave in the log:\n%s", errb.String())
+	}
+	// The registration was persisted in the data dir.
+	b, err := os.ReadFile(filepath.Join(dir, "services.json"))
+	if err != nil || !strings.Contains(string(b), `"Name": "web"`) {
+		t.Errorf("services.json = %s (%v)", b, err)
+	}
+}
+
+func TestAgentCommandErrors(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"bad bind", []string{"agent", "--dev", "--bind", "nowhere"}, 2, "--bind"},
+		{"bad advertise", []string{"agent", "--dev", "--advertise", "x"}, 2, "--advertise"},
+		{"bad profile", []string{"agent", "--dev", "--gossip-profile", "fast"}, 2, "gossip profile"},
+		{"bad key", []string{"agent", "--dev", "--encrypt", "short"}, 2, "encrypt key"},
+		{"bad meta", []string{"agent", "--dev", "--node-meta", "x"}, 2, "--node-meta"},
+		{"bad log level", []string{"agent", "--dev", "--log-level", "loud"}, 2, "--log-level"},
+		{"join unreachable", []string{"agent", "--dev", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--join", "127.0.0.1:1"}, 1, "retry-join"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := rumor(t, nil, c.args...)
+			if r.code != c.code || !strings.Contains(r.stderr, c.want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit %d mentioning %q", r.code, r.stderr, c.code, c.want)
+			}
+		})
+	}
+}
