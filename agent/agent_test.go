@@ -343,7 +343,7 @@ func TestPersistenceRoundTrip(t *testing.T) {
 func TestGenerationGrows(t *testing.T) {
 	dir := t.TempDir()
 	// A persisted generation far in the future still grows by one.
-	future := uint64(time.Now().Add(24*time.Hour).UnixMilli())
+	future := uint64(time.Now().Add(24 * time.Hour).UnixMilli())
 	if err := os.WriteFile(filepath.Join(dir, generationFile), fmt.Appendf(nil, "%d\n", future), 0o600); err != nil {
 		t.Fatal(err)
 	}

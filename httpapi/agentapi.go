@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"net/http"
+	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
 )
@@ -115,6 +116,9 @@ func (h *Handler) agentServices(w http.ResponseWriter, r *http.Request) {
 
 // PUT /v1/agent/service/register: add or replace a service on this node.
 func (h *Handler) serviceRegister(w http.ResponseWriter, r *http.Request) {
+	// The server has no read timeout (it would cut blocking queries): bound the body
+	// read here. Test recorders do not support deadlines; that is fine.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(writeSlack))
 	reg, err := decodeRegistration(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError

@@ -25,8 +25,8 @@ const leaveTimeout = 10 * time.Second
 // agentFlags are the flags of `rumor agent`.
 type agentFlags struct {
 	node, datacenter, bind, advertise, encrypt, dataDir, httpAddr, profile, logLevel string
-	join, retryJoin, nodeMeta                                                     []string
-	dev                                                                           bool
+	join, retryJoin, nodeMeta                                                        []string
+	dev                                                                              bool
 }
 
 func newAgentCmd(c *cli) *cobra.Command {
