@@ -1,0 +1,132 @@
+package health
+
+// The Manager with real probes against real local servers, on real time.
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// lastStatus returns the last status the sink received for id, or 0.
+func (s *recSink) lastStatus(id string) catalog.Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range slices.Backward(s.events) {
+		if e.id == id {
+			return e.status
+		}
+	}
+	return 0
+}
+
+func TestManagerRealChecks(t *testing.T) {
+	var code atomic.Int32
+	code.Store(http.StatusOK)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(int(code.Load()))
+	}))
+	t.Cleanup(srv.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	grpcAddr := grpcHealthServer(t)
+
+	// Warm up the libraries' lazily started goroutines before counting.
+	runProbe(t, Definition{ID: "w", GRPC: grpcAddr, Interval: time.Second})
+	runProbe(t, Definition{ID: "w", HTTP: srv.URL, Interval: time.Second})
+	before := runtime.NumGoroutine()
+
+	sink := &recSink{}
+	m, err := New(Config{Sink: sink, EnableScriptChecks: true, MinInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	interval := 50 * time.Millisecond
+	defs := []Definition{
+		{ID: "http", HTTP: srv.URL, Interval: interval, FailuresBeforeCritical: 2},
+		{ID: "tcp", TCP: ln.Addr().String(), Interval: interval},
+		{ID: "grpc", GRPC: grpcAddr + "/up", Interval: interval},
+		{ID: "script", Args: writeScript(t, "exit 0"), Interval: interval},
+		{ID: "ttl", TTL: time.Minute},
+		{ID: "slow-script", Args: writeScript(t, "sleep 60"), Interval: time.Second, Timeout: time.Second},
+	}
+	for _, d := range defs {
+		mustAdd(t, m, d)
+	}
+	if err := m.UpdateTTL("ttl", P, "ok"); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"http", "tcp", "grpc", "script", "ttl"} {
+		waitFor(t, 5*time.Second, func() bool { return sink.lastStatus(id) == P }, "%s never reported passing", id)
+	}
+	code.Store(http.StatusInternalServerError)
+	waitFor(t, 5*time.Second, func() bool { return sink.lastStatus("http") == C }, "http never turned critical")
+	code.Store(http.StatusTooManyRequests)
+	waitFor(t, 5*time.Second, func() bool { return sink.lastStatus("http") == W }, "http never turned warning")
+
+	// Close kills the sleeping script and waits for every goroutine it started.
+	start := time.Now()
+	m.Close()
+	if took := time.Since(start); took > slack {
+		t.Errorf("Close took %v", took)
+	}
+	n := len(sink.take())
+	waitFor(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
+		"goroutines: %d before the Manager, %d after Close", before, runtime.NumGoroutine())
+	// Every goroutine has exited: nothing can report any more.
+	if got := len(sink.take()); got != 0 {
+		t.Fatalf("%d Sink calls after Close (%d before)", got, n)
+	}
+}
+
+func TestManagerManyChecksClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	before := runtime.NumGoroutine()
+	sink := &recSink{}
+	m, err := New(Config{Sink: sink, MinInterval: time.Millisecond, MaxConcurrent: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		mustAdd(t, m, Definition{ID: fmt.Sprint("c", i), TCP: ln.Addr().String(), Interval: 20 * time.Millisecond})
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		return len(m.Checks()) == 200 && !slices.ContainsFunc(m.Checks(), func(c catalog.Check) bool { return c.Status != P })
+	}, "not every check passed")
+	m.Close()
+	waitFor(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
+		"goroutines: %d before, %d after Close", before, runtime.NumGoroutine())
+}
