@@ -23,7 +23,7 @@ func TestLoopbackSockets(t *testing.T) {
 		name := fmt.Sprintf("lo%d", i)
 		cat, _ := catalogtest.New(t, catalog.Config{})
 		g, err := New(Config{NodeName: name, BindAddr: "127.0.0.1", Store: cat, Profile: "local",
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
 			MemberlistHook: func(mc *memberlist.Config) { mc.BindPort = 0; mc.AdvertisePort = 0 }})
 		if err != nil {
 			t.Fatalf("start %s: %v", name, err)

@@ -1,9 +1,12 @@
 package gossip
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // reconnectState tracks attempts to reach one failed member again. memberlist never
@@ -87,7 +90,10 @@ func (g *Gossip) attemptReconnect(name string) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		_, err := g.ml.Join([]string{rs.addr.String()})
+		var err error
+		if err = g.probeReachable(name, rs.addr); err == nil {
+			_, err = g.ml.Join([]string{rs.addr.String()})
+		}
 		g.mu.Lock()
 		if cur := g.reconnect[name]; cur != nil {
 			cur.inFlight = false
@@ -97,4 +103,25 @@ func (g *Gossip) attemptReconnect(name string) {
 			g.cfg.Logger.Debug("gossip: reconnect failed", "node", name, "addr", rs.addr.String(), "err", err)
 		}
 	}()
+}
+
+// reachDialTimeout bounds the reachability probe before a reconnect attempt.
+const reachDialTimeout = time.Second
+
+// probeReachable opens and closes a TCP connection to a failed member before asking
+// memberlist to join it. memberlist's join waits out its TCP timeout (10 s on a LAN)
+// when packets vanish, as they do across a partition; probing with a 1 s dial first
+// means the attempt after a heal is not stuck behind one started during the split.
+func (g *Gossip) probeReachable(name string, addr netip.AddrPort) error {
+	var conn net.Conn
+	var err error
+	if g.cfg.Transport != nil {
+		conn, err = g.cfg.Transport.DialAddressTimeout(memberlist.Address{Addr: addr.String(), Name: name}, reachDialTimeout)
+	} else {
+		conn, err = net.DialTimeout("tcp", addr.String(), reachDialTimeout)
+	}
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }
