@@ -59,7 +59,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := catalog.New(catalog.Config{Clock: cfg.Clock})
+	cat, err := catalog.New(catalog.Config{Clock: cfg.Clock, ReapAfter: cfg.ReapAfter})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -105,7 +105,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.cl, err = newCluster(clusterConfig{
 		NodeName: a.cfg.NodeName, BindAddr: a.cfg.BindAddr, BindPort: a.cfg.BindPort,
 		AdvertiseAddr: a.cfg.AdvertiseAddr, Profile: a.cfg.GossipProfile, Keys: keys,
-		Store: a.cat, Logger: a.cfg.Logger.With("component", "gossip"), // gossip adds the node itself
+		ReapAfter: a.cfg.ReapAfter, Store: a.cat,
+		Logger: a.cfg.Logger.With("component", "gossip"), // gossip adds the node itself
 	})
 	if err != nil {
 		return fmt.Errorf("agent: start gossip on %s:%d: %w", a.cfg.BindAddr, a.cfg.BindPort, err)

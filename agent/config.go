@@ -86,6 +86,11 @@ type Config struct {
 	// profile and, unless DataDir is set, in-memory state.
 	Dev bool
 
+	// ReapAfter is how long a failed node's services stay in the catalog (reported
+	// critical) before they are dropped, and how long gossip keeps trying to reach it
+	// again. Default 72h (catalog.DefaultReapAfter), like Consul's reconnect timeout.
+	ReapAfter time.Duration
+
 	// MaintenanceInterval is how often the agent expires catalog entries, checks for
 	// an older incarnation of itself and saves known peers. Default 1s.
 	MaintenanceInterval time.Duration
@@ -185,6 +190,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.RetryJoinMaxInterval <= 0 {
 		c.RetryJoinMaxInterval = DefaultRetryJoinMaxInterval
+	}
+	if c.ReapAfter < 0 {
+		return c, fmt.Errorf("agent: ReapAfter %s is negative", c.ReapAfter)
+	}
+	if c.ReapAfter == 0 {
+		c.ReapAfter = catalog.DefaultReapAfter
 	}
 	if c.MaintenanceInterval <= 0 {
 		c.MaintenanceInterval = DefaultMaintenanceInterval

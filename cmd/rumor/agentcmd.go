@@ -27,6 +27,7 @@ type agentFlags struct {
 	node, datacenter, bind, advertise, encrypt, dataDir, httpAddr, profile, logLevel string
 	join, retryJoin, nodeMeta                                                        []string
 	dev                                                                              bool
+	reapAfter                                                                        time.Duration
 }
 
 func newAgentCmd(c *cli) *cobra.Command {
@@ -74,6 +75,7 @@ take "ip", "ip:port" or "host:port" and may be repeated.`,
 	fl.StringVar(&f.profile, "gossip-profile", "", "gossip timing: lan, wan or local (default lan; local with --dev)")
 	fl.StringArrayVar(&f.nodeMeta, "node-meta", nil, "node metadata key=value (repeatable)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info; debug with --dev)")
+	fl.DurationVar(&f.reapAfter, "reap-after", 0, "how long a failed node's services stay (critical) before they are dropped (default 72h)")
 	fl.BoolVar(&f.dev, "dev", false, "development mode: one node on loopback, in-memory state, fast failure detection, verbose logs")
 	return cmd
 }
@@ -85,6 +87,10 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 	cfg.Dev, cfg.GossipProfile, cfg.EncryptKey = f.dev, f.profile, f.encrypt
 	cfg.Join, cfg.RetryJoin, cfg.Version = f.join, f.retryJoin, version
 	cfg.HTTPAddr = f.httpAddr
+	if f.reapAfter < 0 {
+		return cfg, 0, usagef("--reap-after %s: must not be negative", f.reapAfter)
+	}
+	cfg.ReapAfter = f.reapAfter
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = c.getenv("RUMOR_HTTP_ADDR")
 	}
