@@ -1,0 +1,371 @@
+// Package clustertest runs real `rumor agent` processes on separate hosts (network
+// namespaces from internal/testnet) and checks what an operator would: registrations
+// spread, crashes go critical then away, leaves are seen at once, partitions heal by
+// themselves, restarts keep their identity, loss causes no false failures, and a wrong
+// key cannot join. It needs root and iproute2/nftables; in CI it must run.
+package clustertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rumor-sd/rumor/internal/testnet"
+)
+
+// rumorBin is the agent binary built once for all tests.
+var rumorBin string
+
+// TestMain builds the rumor binary, or, when re-executed inside a namespace with
+// CLUSTERTEST_GET set, acts as a tiny HTTP client (the agents' APIs listen on each
+// namespace's own loopback, which the test process cannot reach).
+func TestMain(m *testing.M) {
+	if url := os.Getenv("CLUSTERTEST_GET"); url != "" {
+		os.Exit(httpGet(url))
+	}
+	dir, err := os.MkdirTemp("", "rumor-clustertest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	rumorBin = filepath.Join(dir, "rumor")
+	build := exec.Command("go", "build", "-o", rumorBin, "github.com/rumor-sd/rumor/cmd/rumor")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build rumor:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func httpGet(url string) int {
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(os.Stdout, resp.Body); err != nil {
+		return 2
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 3
+	}
+	return 0
+}
+
+// cluster is N agents, one per namespace host.
+type cluster struct {
+	t     *testing.T
+	tb    *testnet.Testbed
+	procs []*testnet.Process
+	dirs  []string
+}
+
+const httpAddr = "127.0.0.1:8500"
+
+// agentArgs are the flags of host i's agent; host 0 is everyone's seed.
+func (c *cluster) agentArgs(i int, extra ...string) []string {
+	h := c.tb.Hosts()[i]
+	args := []string{"agent", "--node", fmt.Sprintf("h%d", i+1), "--bind", h.IP().String() + ":7946",
+		"--data-dir", c.dirs[i], "--http-addr", httpAddr, "--reap-after", "20s"}
+	if i > 0 {
+		args = append(args, "--retry-join", c.tb.Hosts()[0].IP().String())
+	}
+	return append(args, extra...)
+}
+
+func newCluster(t *testing.T, n int, extra func(i int) []string) *cluster {
+	t.Helper()
+	testnet.Require(t)
+	c := &cluster{t: t, tb: testnet.NewConfig(t, testnet.Config{Hosts: n, DisableIPv6: true})}
+	for i := range n {
+		c.dirs = append(c.dirs, t.TempDir())
+		var more []string
+		if extra != nil {
+			more = extra(i)
+		}
+		p, err := c.tb.Hosts()[i].Start(rumorBin, c.agentArgs(i, more...)...)
+		if err != nil {
+			t.Fatalf("start agent %d: %v", i+1, err)
+		}
+		c.procs = append(c.procs, p)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, p := range c.procs {
+				t.Logf("agent h%d output (last 3000 bytes):\n%s", i+1, tail(p.Output(), 3000))
+			}
+		}
+	})
+	return c
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// get fetches path from host i's agent API; ok is false if the agent did not answer.
+func (c *cluster) get(i int, path string) (string, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cmd := c.tb.Hosts()[i].Command(ctx, os.Args[0])
+	cmd.Env = append(os.Environ(), "CLUSTERTEST_GET=http://"+httpAddr+path)
+	out, err := cmd.Output()
+	return string(out), err == nil
+}
+
+// rumor runs the rumor CLI inside host i.
+func (c *cluster) rumor(i int, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := c.tb.Hosts()[i].Command(ctx, rumorBin, args...).CombinedOutput()
+	return string(out), err
+}
+
+// instances returns "node=status" of a service's instances as host i sees them, or
+// "?" if its agent does not answer.
+func (c *cluster) instances(i int, svc string) string {
+	body, ok := c.get(i, "/v1/health/service/"+svc)
+	if !ok {
+		return "?"
+	}
+	var entries []struct {
+		Node   struct{ Node string }
+		Checks []struct{ Status string }
+	}
+	if err := json.Unmarshal([]byte(body), &entries); err != nil {
+		return "?"
+	}
+	var out []string
+	for _, e := range entries {
+		status := "passing"
+		for _, ch := range e.Checks {
+			if ch.Status != "passing" {
+				status = ch.Status
+			}
+		}
+		out = append(out, e.Node.Node+"="+status)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+// eventually polls cond every 200 ms until it holds or d passes.
+func (c *cluster) eventually(d time.Duration, what string, cond func() bool) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			c.t.Fatalf("%s: not within %s", what, d)
+		}
+		<-time.After(200 * time.Millisecond) // polling interval; the deadline bounds the wait
+	}
+	return time.Since(start)
+}
+
+// allSee reports whether every listed host sees svc as want.
+func (c *cluster) allSee(hosts []int, svc, want string) func() bool {
+	return func() bool {
+		for _, i := range hosts {
+			if c.instances(i, svc) != want {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+func rangeHosts(from, to int) []int {
+	var out []int
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// membersAlive reports whether host i sees exactly n members, all alive (serf status 1).
+func (c *cluster) membersAlive(i, n int) bool {
+	body, ok := c.get(i, "/v1/agent/members")
+	if !ok {
+		return false
+	}
+	var ms []struct{ Status int }
+	if json.Unmarshal([]byte(body), &ms) != nil || len(ms) != n {
+		return false
+	}
+	for _, m := range ms {
+		if m.Status != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *cluster) register(i int, name string, port int) {
+	c.t.Helper()
+	if out, err := c.rumor(i, "register", "--http-addr", httpAddr, "--name", name, "--port", fmt.Sprint(port)); err != nil {
+		c.t.Fatalf("register %s on h%d: %v\n%s", name, i+1, err, out)
+	}
+}
+
+func TestThreeAgents(t *testing.T) {
+	c := newCluster(t, 3, nil)
+	all := rangeHosts(0, 3)
+	c.eventually(30*time.Second, "3 members alive everywhere", func() bool {
+		return c.membersAlive(0, 3) && c.membersAlive(1, 3) && c.membersAlive(2, 3)
+	})
+
+	c.register(2, "web", 80)
+	took := c.eventually(10*time.Second, "registration visible on all", c.allSee(all, "web", "h3=passing"))
+	t.Logf("registration visible on all 3 after %s", took)
+
+	if out, err := c.rumor(2, "deregister", "--http-addr", httpAddr, "web"); err != nil {
+		t.Fatalf("deregister: %v\n%s", err, out)
+	}
+	c.eventually(10*time.Second, "deregistration visible on all", c.allSee(all, "web", ""))
+
+	// Restart h2 with the same data dir: same node ID, services re-announced.
+	c.register(1, "db", 5432)
+	c.eventually(10*time.Second, "db visible", c.allSee(all, "db", "h2=passing"))
+	idBefore, _ := c.get(1, "/v1/agent/self")
+	if err := c.procs[1].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.procs[1].Restart(); err != nil {
+		t.Fatal(err)
+	}
+	c.eventually(20*time.Second, "h2 back with db", func() bool {
+		return c.membersAlive(0, 3) && c.allSee(all, "db", "h2=passing")()
+	})
+	idAfter, _ := c.get(1, "/v1/agent/self")
+	if nodeID(idBefore) == "" || nodeID(idBefore) != nodeID(idAfter) {
+		t.Errorf("node ID changed across restart: %q → %q", nodeID(idBefore), nodeID(idAfter))
+	}
+
+	// kill -9 h3 after it registers: critical everywhere, then reaped (--reap-after 20s).
+	c.register(2, "api", 8080)
+	c.eventually(10*time.Second, "api visible", c.allSee(all, "api", "h3=passing"))
+	if err := c.procs[2].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	took = c.eventually(30*time.Second, "crash seen as critical", c.allSee([]int{0, 1}, "api", "h3=critical"))
+	t.Logf("kill -9 seen as critical on all after %s", took)
+	c.eventually(40*time.Second, "crashed node reaped", c.allSee([]int{0, 1}, "api", ""))
+
+	// Graceful leave of h2 (SIGTERM): its services are gone from h1 at once.
+	if err := syscall.Kill(c.procs[1].Pid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	took = c.eventually(5*time.Second, "leave seen at once", c.allSee([]int{0}, "db", ""))
+	t.Logf("graceful leave seen after %s", took)
+}
+
+func nodeID(selfJSON string) string {
+	var self struct{ Config struct{ NodeID string } }
+	_ = json.Unmarshal([]byte(selfJSON), &self)
+	return self.Config.NodeID
+}
+
+func TestPartitionHealsAndLossCausesNoFalseFailures(t *testing.T) {
+	c := newCluster(t, 5, nil)
+	all := rangeHosts(0, 5)
+	c.eventually(40*time.Second, "5 members alive everywhere", func() bool {
+		for _, i := range all {
+			if !c.membersAlive(i, 5) {
+				return false
+			}
+		}
+		return true
+	})
+	ctx := context.Background()
+	hosts := c.tb.Hosts()
+
+	// 10% loss on every host for 60 s: nobody is declared failed.
+	for _, h := range hosts {
+		if err := c.tb.Loss(ctx, h, 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, i := range all {
+			if body, ok := c.get(i, "/v1/agent/members"); ok && strings.Contains(body, `"Status":4`) {
+				t.Fatalf("h%d declared a member failed under 10%% loss: %s", i+1, body)
+			}
+		}
+		<-time.After(time.Second)
+	}
+	for _, h := range hosts {
+		if err := c.tb.ClearLoss(ctx, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Split 2+3 for 40 s (longer than the suspicion timeout), change both sides, heal.
+	if err := c.tb.Split(ctx, hosts[:2], hosts[2:]); err != nil {
+		t.Fatal(err)
+	}
+	c.register(0, "left", 1)
+	c.register(4, "right", 2)
+	<-time.After(40 * time.Second) // the partition's duration is the scenario, not a wait for a condition
+	if got := c.instances(0, "right"); got != "" {
+		t.Errorf("h1 saw the right side's change during the split: %q", c.instances(0, "right"))
+	}
+	if err := c.tb.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			for _, i := range all {
+				m, _ := c.get(i, "/v1/agent/members")
+				t.Logf("h%d: left=%q right=%q members=%s", i+1, c.instances(i, "left"), c.instances(i, "right"), m)
+			}
+		}
+	}()
+	took := c.eventually(5*time.Second, "catalogs equal after heal", func() bool {
+		return c.allSee(all, "left", "h1=passing")() && c.allSee(all, "right", "h5=passing")()
+	})
+	t.Logf("partition healed, catalogs equal %s after the heal", took)
+}
+
+func TestWrongKeyCannotJoin(t *testing.T) {
+	testnet.Require(t)
+	key1 := "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
+	key2 := "HxwdHhscGRoYFxYVFBMSERAPDg0MCwoJCAcGBQQDAgE="
+	c := &cluster{t: t, tb: testnet.NewConfig(t, testnet.Config{Hosts: 2, DisableIPv6: true})}
+	c.dirs = []string{t.TempDir(), t.TempDir()}
+	p, err := c.tb.Hosts()[0].Start(rumorBin, c.agentArgs(0, "--encrypt", key1)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.procs = append(c.procs, p)
+	c.eventually(10*time.Second, "h1 up", func() bool { return c.membersAlive(0, 1) })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	args := []string{"agent", "--node", "h2", "--bind", c.tb.Hosts()[1].IP().String() + ":7946", "--data-dir", c.dirs[1],
+		"--http-addr", httpAddr, "--join", c.tb.Hosts()[0].IP().String(), "--encrypt", key2}
+	out, err := c.tb.Hosts()[1].Command(ctx, rumorBin, args...).CombinedOutput()
+	if err == nil {
+		t.Fatalf("agent with the wrong key started and joined:\n%s", out)
+	}
+	if !strings.Contains(string(out), "--encrypt") {
+		t.Errorf("error does not say what to do:\n%s", out)
+	}
+}
