@@ -369,3 +369,23 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 		t.Errorf("error does not say what to do:\n%s", out)
 	}
 }
+
+func TestTenAgents(t *testing.T) {
+	c := newCluster(t, 10, nil)
+	all := rangeHosts(0, 10)
+	c.eventually(60*time.Second, "10 members alive everywhere", func() bool {
+		for _, i := range all {
+			if !c.membersAlive(i, 10) {
+				return false
+			}
+		}
+		return true
+	})
+	c.register(9, "web", 80)
+	took := c.eventually(10*time.Second, "registration visible on all 10", c.allSee(all, "web", "h10=passing"))
+	t.Logf("registration visible on all 10 after %s", took)
+	if out, err := c.rumor(9, "deregister", "--http-addr", httpAddr, "web"); err != nil {
+		t.Fatalf("deregister: %v\n%s", err, out)
+	}
+	c.eventually(10*time.Second, "deregistration visible on all 10", c.allSee(all, "web", ""))
+}
