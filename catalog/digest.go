@@ -104,9 +104,11 @@ func (c *Catalog) Digest(buckets []int) Digest {
 // Missing compares a peer's digest with this catalog and returns the records the peer
 // lacks as far as the digest can tell: all records of origins the peer does not hold
 // or holds at an older generation, and the records newer than the peer's highest
-// counter otherwise. Origins where both hold the same version but different hashes
-// (the peer missed a record below its highest counter) are returned in unsure; repair
-// them with KeyVersions and MissingKeys.
+// counter otherwise. Origins where the digest cannot prove the peer will then hold
+// everything — both at the same version but with different hashes, or the peer behind
+// (it may also have missed records below its highest counter, which the fast path
+// delivers out of order) — are returned in unsure; repair them with KeyVersions and
+// MissingKeys.
 func (c *Catalog) Missing(peer Digest) (recs []Record, unsure []string) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
@@ -135,6 +137,9 @@ func (c *Catalog) Missing(peer Digest) (recs []Record, unsure []string) {
 					recs = append(recs, s.record(o.name, k))
 				}
 			}
+			// The peer may also lack records below its highest counter (the fast path
+			// delivered a later record before earlier ones): only keys can tell.
+			unsure = append(unsure, o.name)
 		case pv.Counter == o.max && ph != o.hash:
 			unsure = append(unsure, o.name)
 		}

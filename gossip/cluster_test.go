@@ -322,14 +322,23 @@ func TestLateJoinerGetsFullCatalog(t *testing.T) {
 				nd.publish(nd.w.PutService(catalogtest.Service(fmt.Sprintf("s%d-%d", i, j), "bulk", 1000+j)))
 			}
 		}
-		within(t, 10*time.Second, "initial convergence", converged(c.nodes))
+		within(t, 30*time.Second, "initial convergence", converged(c.nodes))
 		late := c.start("late", nil)
 		c.nodes = append(c.nodes, late)
 		if _, err := late.g.Join(context.Background(), []string{c.nodes[0].tr.Addr()}); err != nil {
 			t.Fatal(err)
 		}
 		// The full catalog arrives in the join's push-pull, not over minutes of gossip.
-		took := within(t, 3*time.Second, "late joiner has everything", converged(c.nodes))
+		// The joiner and the node it joined swap everything in that first exchange; the
+		// other nodes learn of the joiner by gossip (tested elsewhere).
+		defer func() {
+			if t.Failed() {
+				for _, nd := range []*node{c.nodes[0], late} {
+					t.Logf("%s: bulk=%d nodes=%d members=%v", nd.name, len(nd.cat.ServiceInstances("bulk", catalog.Filter{})), len(nd.cat.Nodes(catalog.Filter{})), nd.g.Members())
+				}
+			}
+		}()
+		took := within(t, 3*time.Second, "late joiner has everything", converged([]*node{c.nodes[0], late}))
 		t.Logf("late joiner converged after %s", took)
 		if got := len(late.cat.ServiceInstances("bulk", catalog.Filter{})); got != 60 {
 			t.Fatalf("late joiner sees %d bulk instances, want 60", got)

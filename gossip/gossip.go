@@ -129,7 +129,7 @@ func New(cfg Config) (*Gossip, error) {
 	}
 	g.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return g.numMembers() },
-		RetransmitMult: mc.RetransmitMult,
+		RetransmitMult: recordRetransmitMult * mc.RetransmitMult,
 	}
 	// The worker must run before memberlist can call us.
 	g.wg.Add(1)
@@ -170,6 +170,10 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 	default:
 		mc = memberlist.DefaultLANConfig()
 	}
+	// Push-pull carries only our 2 KiB summary (plus memberlist's member list), so it
+	// can run three times as often as memberlist's default: it is what repairs records
+	// the fast path missed, and it bounds how stale a replica can be.
+	mc.PushPullInterval /= pushPullSpeedup
 	mc.Name = g.cfg.NodeName
 	mc.BindAddr = g.cfg.BindAddr
 	mc.BindPort = g.cfg.BindPort
@@ -265,6 +269,16 @@ func (g *Gossip) enqueue(r *catalog.Record) {
 	g.metrics.broadcastsQueued.Inc()
 	g.queue.QueueBroadcast(&recordBroadcast{name: r.Origin + "\x00" + r.Key.String(), msg: msg})
 }
+
+// recordRetransmitMult multiplies memberlist's retransmit factor for records: the
+// transmits of a broadcast go to random peers, and with memberlist's factor alone a
+// burst of registrations left a record unseen by some node (until anti-entropy) in
+// about one run in ten of a 3-node test with no packet loss at all. Records change
+// rarely, so sending each a few more times costs little.
+const recordRetransmitMult = 2
+
+// pushPullSpeedup divides memberlist's push-pull interval (LAN: 30 s → 10 s).
+const pushPullSpeedup = 3
 
 // maxBroadcastSize is the largest records message that still fits a gossip packet
 // with memberlist's framing (UDPBufferSize 1400 minus compound-message overhead).

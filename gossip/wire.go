@@ -18,6 +18,7 @@ import (
 //	                m:uvarint (kind:u8 id:str counter:uvarint)*m)*n
 //	state   = 4 sender:str catalog.AppendSummary            push-pull user state
 //	leave   = 5 sender:str                                  "I am leaving"
+//	keysack = 6 like keys                                   the answer to keys
 //
 // A message that names its sender does so because memberlist does not say who sent
 // it, and the answer goes back to that node.
@@ -27,6 +28,7 @@ const (
 	msgKeys    byte = 3
 	msgState   byte = 4
 	msgLeave   byte = 5
+	msgKeysAck byte = 6
 )
 
 // errMalformed is wrapped by every decoding error of gossip's messages.
@@ -111,8 +113,8 @@ func decodeDigest(b []byte) (string, catalog.Digest, error) {
 	return sender, d, nil
 }
 
-func encodeKeys(sender string, keys []catalog.OriginKeys) []byte {
-	b := appendSender(nil, msgKeys, sender)
+func encodeKeys(typ byte, sender string, keys []catalog.OriginKeys) []byte {
+	b := appendSender(nil, typ, sender)
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, ok := range keys {
 		b = binary.AppendUvarint(b, uint64(len(ok.Origin)))
@@ -172,8 +174,8 @@ func (r *keysReader) str() string {
 	return s
 }
 
-func decodeKeys(b []byte) (string, []catalog.OriginKeys, error) {
-	sender, rest, err := readSender(b, msgKeys)
+func decodeKeys(typ byte, b []byte) (string, []catalog.OriginKeys, error) {
+	sender, rest, err := readSender(b, typ)
 	if err != nil {
 		return "", nil, err
 	}

@@ -44,7 +44,7 @@ func TestWireRoundTrips(t *testing.T) {
 	if err != nil || sender != "n2" || !reflect.DeepEqual(gotD, d) {
 		t.Fatalf("digest: %s %+v %v", sender, gotD, err)
 	}
-	sender, gotK, err := decodeKeys(encodeKeys("n3", sampleKeys()))
+	sender, gotK, err := decodeKeys(msgKeys, encodeKeys(msgKeys, "n3", sampleKeys()))
 	if err != nil || sender != "n3" || !reflect.DeepEqual(gotK, sampleKeys()) {
 		t.Fatalf("keys: %s %+v %v", sender, gotK, err)
 	}
@@ -81,7 +81,7 @@ func TestDecodersRejectGarbage(t *testing.T) {
 		_, err1 := decodeRecords(b)
 		_, _, err2 := decodeState(b)
 		_, _, err3 := decodeDigest(b)
-		_, _, err4 := decodeKeys(b)
+		_, _, err4 := decodeKeys(msgKeys, b)
 		_, err5 := decodeLeave(b)
 		for _, err := range []error{err1, err2, err3, err4, err5} {
 			if err == nil || !errors.Is(err, errMalformed) {
@@ -100,7 +100,8 @@ func FuzzHandle(f *testing.F) {
 	f.Add(encodeState("peer", &s))
 	d := catalog.Digest{Origins: []catalog.OriginDigest{{Origin: "a"}}}
 	f.Add(encodeDigest("peer", &d))
-	f.Add(encodeKeys("peer", sampleKeys()))
+	f.Add(encodeKeys(msgKeys, "peer", sampleKeys()))
+	f.Add(encodeKeys(msgKeysAck, "peer", sampleKeys()))
 	f.Add(encodeLeave("peer"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cat, _ := catalogtest.New(t, catalog.Config{})

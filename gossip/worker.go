@@ -54,13 +54,13 @@ func (g *Gossip) handle(m inboxMsg) {
 			return
 		}
 		g.onDigest(sender, d)
-	case msgKeys:
-		sender, keys, err := decodeKeys(m.data)
+	case msgKeys, msgKeysAck:
+		sender, keys, err := decodeKeys(typ, m.data)
 		if err != nil {
 			g.drop("malformed", err)
 			return
 		}
-		g.onKeys(sender, keys)
+		g.onKeys(sender, keys, typ == msgKeys)
 	case msgLeave:
 		sender, err := decodeLeave(m.data)
 		if err != nil {
@@ -85,6 +85,8 @@ func msgName(typ byte) string {
 		return "keys"
 	case msgLeave:
 		return "leave"
+	case msgKeysAck:
+		return "keysack"
 	}
 	return "unknown"
 }
@@ -152,12 +154,16 @@ func (g *Gossip) onDigest(sender string, d catalog.Digest) {
 	}
 	g.metrics.recordsRepaired.Add(float64(len(recs)))
 	if len(unsure) > 0 {
-		g.sendReliable(to, encodeKeys(g.cfg.NodeName, g.store.KeyVersions(unsure)), "keys")
+		g.sendReliable(to, encodeKeys(msgKeys, g.cfg.NodeName, g.store.KeyVersions(unsure)), "keys")
 	}
 }
 
-// onKeys answers a peer's key list with the records it lacks.
-func (g *Gossip) onKeys(sender string, keys []catalog.OriginKeys) {
+// onKeys handles a peer's key list for origins where our digests agree on versions
+// but not hashes: it sends the peer the records it lacks, and, for a request (not an
+// answer), sends our own key list back so the peer can send us what we lack. Either
+// side may be the one missing records, and the answer is never answered, so the
+// exchange ends after one round trip.
+func (g *Gossip) onKeys(sender string, keys []catalog.OriginKeys, request bool) {
 	to := g.nodeByName(sender)
 	if to == nil || sender == g.cfg.NodeName {
 		g.drop("unknown_sender", errors.New(sender))
@@ -168,6 +174,13 @@ func (g *Gossip) onKeys(sender string, keys []catalog.OriginKeys) {
 		g.sendReliable(to, msg, "records")
 	}
 	g.metrics.recordsRepaired.Add(float64(len(recs)))
+	if request {
+		origins := make([]string, len(keys))
+		for i, ok := range keys {
+			origins[i] = ok.Origin
+		}
+		g.sendReliable(to, encodeKeys(msgKeysAck, g.cfg.NodeName, g.store.KeyVersions(origins)), "keysack")
+	}
 }
 
 // livenessLoop polls memberlist for suspect members, which it reports through no

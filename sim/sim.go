@@ -76,6 +76,9 @@ func (c Config) withDefaults() (Config, error) {
 // Result is what one scenario measured.
 type Result struct {
 	Nodes int
+	// Converge is the time from every node having registered its services (all at
+	// once, right after joining) until every catalog holds everything.
+	Converge time.Duration
 	// Spread: over the timed registrations, the median time until 50%, 99% and 100%
 	// of nodes saw a registration, and the 99th percentile of the time to 100%.
 	Visible50, Visible99, Visible100, Visible100P99 time.Duration
@@ -153,10 +156,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 		}
 	}
-	if err := waitFor(ctx, 60*time.Second, func() bool { return converged(nodes) }); err != nil {
+	res := Result{Nodes: cfg.Nodes}
+	start := time.Now()
+	if err := waitFor(ctx, 5*time.Minute, func() bool { return converged(nodes) }); err != nil {
 		return Result{}, fmt.Errorf("sim: initial convergence: %w", err)
 	}
-	res := Result{Nodes: cfg.Nodes}
+	res.Converge = time.Since(start)
+	logf("all %d catalogs equal after %s", cfg.Nodes, res.Converge.Round(time.Millisecond))
 
 	logf("timing %d registrations", cfg.Registrations)
 	if err := measureSpread(ctx, nodes, cfg.Registrations, &res); err != nil {
@@ -183,7 +189,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	logf("crashing one node")
 	res.SuspicionBound = suspicionBound(&mc, cfg.Nodes)
 	victim := nodes[len(nodes)-1]
-	start := time.Now()
+	start = time.Now()
 	net.SetDown(victim.name, true)
 	others := nodes[:len(nodes)-1]
 	if err := waitFor(ctx, 5*res.SuspicionBound, func() bool {
