@@ -379,7 +379,7 @@ func TestNodeIDFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.TrimSpace(string(b)) != a.NodeID() || !isUUID(a.NodeID()) || a.NodeID()[14] != '4' {
+	if strings.TrimSpace(string(b)) != a.NodeID() || !catalog.IsUUID(a.NodeID()) || a.NodeID()[14] != '4' {
 		t.Errorf("node-id file %q, agent ID %q: want the same version-4 UUID", b, a.NodeID())
 	}
 	if err := a.Shutdown(); err != nil {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rumor-sd/rumor/catalog"
 )
 
 // The files of the data dir.
@@ -118,26 +120,6 @@ func newUUID() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-// isUUID reports whether s has the canonical 8-4-4-4-12 hex form.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	for i, c := range []byte(s) {
-		switch i {
-		case 8, 13, 18, 23:
-			if c != '-' {
-				return false
-			}
-		default:
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-				return false
-			}
-		}
-	}
-	return true
-}
-
 // nodeID returns the node's persistent ID, creating it on first use. A corrupt file
 // is an error rather than silently replaced: the ID is how others recognise the node.
 func (d *dataDir) nodeID() (string, error) {
@@ -146,7 +128,7 @@ func (d *dataDir) nodeID() (string, error) {
 	switch {
 	case err == nil:
 		id := strings.ToLower(strings.TrimSpace(string(b)))
-		if !isUUID(id) {
+		if !catalog.IsUUID(id) {
 			return "", fmt.Errorf("agent: %s holds %q, not a UUID: restore it, or delete it to give this node a new ID", p, truncate(string(b), 40))
 		}
 		return id, nil

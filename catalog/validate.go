@@ -183,8 +183,9 @@ func (v *validator) taggedAddresses(field string, m map[string]string) {
 	}
 }
 
-// isUUID reports whether s is a UUID in canonical 8-4-4-4-12 hex form.
-func isUUID(s string) bool {
+// IsUUID reports whether s is a UUID in canonical 8-4-4-4-12 hex form, as node IDs
+// must be.
+func IsUUID(s string) bool {
 	if len(s) != 36 {
 		return false
 	}
@@ -207,7 +208,7 @@ func isUUID(s string) bool {
 // Validate reports every problem with n, joined; each wraps ErrInvalid.
 func (n *Node) Validate() error {
 	var v validator
-	if !isUUID(n.ID) {
+	if !IsUUID(n.ID) {
 		v.addf("node.id", "%q is not a UUID (8-4-4-4-12 hex digits)", n.ID)
 	}
 	v.name("node.name", n.Name)

@@ -57,6 +57,9 @@ func (d *delegate) NotifyJoin(n *memberlist.Node) {
 // keeps its alive state), so a node that announced it is leaving (msgLeave, the way
 // serf does it) is marked left, any other failed.
 func (d *delegate) NotifyLeave(n *memberlist.Node) {
+	if n.Name == d.g.cfg.NodeName {
+		return // our own leave: we are shutting down, our records are not ours to drop
+	}
 	state := catalog.LivenessFailed
 	d.g.mu.Lock()
 	if _, ok := d.g.leaving[n.Name]; ok {

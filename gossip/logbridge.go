@@ -32,6 +32,6 @@ func (b *logBridge) Write(p []byte) (int, error) {
 	if strings.Contains(line, "Decrypt packet failed") || strings.Contains(line, "decrypt") {
 		b.metrics.dropped.WithLabelValues("decrypt").Inc()
 	}
-	b.log.Log(context.Background(), level, line, "component", "memberlist")
+	b.log.Log(context.Background(), level, line, "lib", "memberlist")
 	return len(p), nil
 }

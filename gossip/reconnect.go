@@ -34,17 +34,24 @@ func (g *Gossip) scheduleReconnect(name string, addr netip.AddrPort) {
 // reconnectLoop attempts due reconnects every ReconnectInterval, at most
 // ReconnectBurst at a time, until shutdown.
 func (g *Gossip) reconnectLoop() {
+	g.every(g.cfg.ReconnectInterval, func() {
+		for _, name := range g.dueReconnects(time.Now()) {
+			g.attemptReconnect(name)
+		}
+	})
+}
+
+// every runs fn every d until shutdown; the caller has counted it in g.wg.
+func (g *Gossip) every(d time.Duration, fn func()) {
 	defer g.wg.Done()
-	t := time.NewTicker(g.cfg.ReconnectInterval)
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-g.ctx.Done():
 			return
 		case <-t.C:
-		}
-		for _, name := range g.dueReconnects(time.Now()) {
-			g.attemptReconnect(name)
+			fn()
 		}
 	}
 }

@@ -2,7 +2,6 @@ package gossip
 
 import (
 	"errors"
-	"time"
 
 	"github.com/hashicorp/memberlist"
 
@@ -186,15 +185,7 @@ func (g *Gossip) onKeys(sender string, keys []catalog.OriginKeys, request bool) 
 // livenessLoop polls memberlist for suspect members, which it reports through no
 // event, and for suspects that recovered.
 func (g *Gossip) livenessLoop() {
-	defer g.wg.Done()
-	t := time.NewTicker(g.cfg.LivenessPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-g.ctx.Done():
-			return
-		case <-t.C:
-		}
+	g.every(g.cfg.LivenessPoll, func() {
 		for _, n := range g.ml.Members() {
 			want := catalog.LivenessAlive
 			if n.State == memberlist.StateSuspect {
@@ -209,5 +200,5 @@ func (g *Gossip) livenessLoop() {
 			}
 		}
 		g.updateGauges()
-	}
+	})
 }

@@ -129,7 +129,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			_ = n.g.Shutdown()
 		}
 	}()
-	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Progress, "[n=%d] "+format+"\n", append([]any{cfg.Nodes}, args...)...) }
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(cfg.Progress, "[n=%d] "+format+"\n", append([]any{cfg.Nodes}, args...)...)
+	}
 
 	var mc memberlist.Config
 	for i := range cfg.Nodes {
