@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"math"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -100,7 +99,6 @@ type node struct {
 	w    *catalog.Writer
 	g    *gossip.Gossip
 	tr   *gossiptest.Transport
-	mu   sync.Mutex // serialises the writer
 }
 
 type wallClock struct{}
