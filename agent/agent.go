@@ -16,6 +16,7 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/gossip"
+	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
 )
 
@@ -35,18 +36,26 @@ type Agent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex // guards the fields below; held while writing this node's records
-	started bool
-	stopped bool
-	dir     *dataDir // nil when in-memory
-	nodeID  string
-	writer  *catalog.Writer
-	node    catalog.Node
-	local   map[string]*localService // services registered here, by ID
-	cl      cluster
-	httpLn  net.Listener
-	httpSrv *http.Server
-	peers   []string // peers last saved to peers.json
+	// regMu serialises registrations, deregistrations and maintenance changes, across
+	// both the local state and the health manager. Lock order: regMu, then mu. The
+	// health manager is never called with mu held: it calls SetCheckStatus, which
+	// takes mu, while holding a check's lock that Add and Remove wait for.
+	regMu sync.Mutex
+
+	mu        sync.Mutex // guards the fields below; held while writing this node's records
+	started   bool
+	stopped   bool
+	dir       *dataDir // nil when in-memory
+	nodeID    string
+	writer    *catalog.Writer
+	node      catalog.Node
+	local     map[string]*localService // services registered here, by ID
+	nodeMaint *string                  // node maintenance reason; nil when not in maintenance
+	health    *health.Manager          // runs the local checks; nil before Start
+	cl        cluster
+	httpLn    net.Listener
+	httpSrv   *http.Server
+	peers     []string // peers last saved to peers.json
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -111,6 +120,13 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("agent: start gossip on %s:%d: %w", a.cfg.BindAddr, a.cfg.BindPort, err)
 	}
+	a.health, err = health.New(health.Config{
+		Sink: checkSink{a}, Logger: a.cfg.Logger.With("node", a.cfg.NodeName),
+		EnableScriptChecks: a.cfg.EnableScriptChecks, OnDeregister: a.deregisterCritical,
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	a.node = a.nodeRecord(a.cl.LocalAddr())
 	a.publishAllLocked()
 	if len(a.cfg.Join) > 0 {
@@ -133,6 +149,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		a.wg.Go(func() { a.retryJoin(cl, retry, what) })
 	}
 	a.wg.Go(a.maintenance)
+	// Last, so that a failed Start never has checks running: their Sink calls wait
+	// for a.mu, which abortLocked holds while closing the manager.
+	a.startChecksLocked()
 	a.log.Info("agent started", "node_id", a.nodeID, "generation", a.writer.Generation(),
 		"gossip", a.cl.LocalAddr().String(), "http", a.httpLn.Addr().String(),
 		"services", len(a.local), "data_dir", a.cfg.DataDir)
@@ -160,7 +179,7 @@ func (a *Agent) loadIdentityLocked() error {
 		return err
 	}
 	a.writer = catalog.NewWriter(a.cfg.NodeName, gen)
-	a.local, err = dir.loadState()
+	a.local, a.nodeMaint, err = dir.loadState()
 	return err
 }
 
@@ -186,7 +205,7 @@ func (a *Agent) nodeRecord(gossipAddr netip.AddrPort) catalog.Node {
 // no server-wide write timeout: blocking queries last minutes, and httpapi sets a
 // deadline per request.
 func (a *Agent) serveHTTPLocked() error {
-	h, err := httpapi.New(httpapi.Config{Catalog: a.cat, Agent: apiAgent{a}, Logger: a.log.With("component", "http")})
+	h, err := httpapi.New(httpapi.Config{Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Logger: a.log.With("component", "http")})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -214,6 +233,9 @@ func (a *Agent) abortLocked() {
 		_ = a.httpSrv.Close()
 	} else if a.httpLn != nil {
 		_ = a.httpLn.Close()
+	}
+	if a.health != nil {
+		_ = a.health.Close() // no checks were added: Start adds them last
 	}
 	if a.cl != nil {
 		_ = a.cl.Shutdown()
@@ -250,7 +272,7 @@ func (a *Agent) Shutdown() error {
 		a.mu.Lock()
 		wasRunning := a.started && !a.stopped
 		a.stopped = true
-		srv, cl, dir := a.httpSrv, a.cl, a.dir
+		srv, cl, dir, hm := a.httpSrv, a.cl, a.dir, a.health
 		a.mu.Unlock()
 		if !wasRunning {
 			a.cancel()
@@ -265,6 +287,11 @@ func (a *Agent) Shutdown() error {
 				_ = srv.Close()
 			}
 			cancel()
+		}
+		if hm != nil {
+			// Before gossip stops, so the last status changes are still published;
+			// without a.mu, which the manager's Sink calls take.
+			_ = hm.Close()
 		}
 		if cl != nil {
 			if err := cl.Shutdown(); err != nil {
@@ -288,6 +315,10 @@ func (a *Agent) Shutdown() error {
 // when the generation is new and so replaces the whole previous set everywhere.
 func (a *Agent) publishAllLocked() {
 	recs := []catalog.Record{a.writer.PutNode(&a.node)}
+	if a.nodeMaint != nil {
+		c := maintenanceCheck("", *a.nodeMaint)
+		recs = append(recs, a.writer.PutCheck(&c))
+	}
 	for _, id := range slices.Sorted(maps.Keys(a.local)) {
 		recs = append(recs, a.serviceRecordsLocked(a.local[id])...)
 	}
@@ -298,7 +329,11 @@ func (a *Agent) publishAllLocked() {
 func (a *Agent) serviceRecordsLocked(ls *localService) []catalog.Record {
 	recs := []catalog.Record{a.writer.PutService(&ls.Service)}
 	for i := range ls.Checks {
-		c := ls.Checks[i].checkRecord()
+		c := ls.checkRecord(&ls.Checks[i])
+		recs = append(recs, a.writer.PutCheck(&c))
+	}
+	if ls.Maintenance != nil {
+		c := maintenanceCheck(ls.Service.ID, *ls.Maintenance)
 		recs = append(recs, a.writer.PutCheck(&c))
 	}
 	return recs
@@ -320,7 +355,7 @@ func (a *Agent) persistLocked() error {
 	if a.dir == nil {
 		return nil
 	}
-	b, err := encodeState(a.local)
+	b, err := encodeState(a.local, a.nodeMaint)
 	if err != nil {
 		return fmt.Errorf("agent: encode local state: %w", err)
 	}
@@ -331,20 +366,52 @@ func (a *Agent) persistLocked() error {
 }
 
 // RegisterService adds or replaces a service of this node with its checks, persists
-// it, and publishes it. Checks of a previous registration of the same ID that the new
-// one lacks are removed. Invalid input yields an error wrapping catalog.ErrInvalid.
+// it, publishes it and runs its checks. Checks of a previous registration of the same
+// ID that the new one lacks are removed; those it keeps keep their status. Invalid
+// input (a check rumor cannot run, a script check without EnableScriptChecks) yields
+// an error wrapping catalog.ErrInvalid and changes nothing.
 func (a *Agent) RegisterService(_ context.Context, svc catalog.Service, checks []CheckDefinition) error {
 	ls, err := normalize(svc, checks)
+	if err == nil {
+		err = a.validateRunnable(&ls)
+	}
 	if err != nil {
 		return fmt.Errorf("agent: register service %q: %w", svc.Name, err)
 	}
+	a.regMu.Lock()
+	defer a.regMu.Unlock()
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if !a.started || a.stopped {
+		a.mu.Unlock()
 		return ErrNotRunning
 	}
 	id := ls.Service.ID
+	for _, d := range ls.Checks {
+		if other, _ := a.findCheckLocked(d.ID); other != nil && other.Service.ID != id {
+			a.mu.Unlock()
+			return fmt.Errorf("agent: register service %q: %w", svc.Name, &catalog.FieldError{Field: "service.checks.id",
+				Reason: fmt.Sprintf("check ID %q is taken by service %q: check IDs are unique per node", d.ID, other.Service.ID)})
+		}
+	}
 	old := a.local[id]
+	var removed []string
+	if old != nil {
+		// Kept checks keep their reported status, as the health manager keeps it.
+		ls.Maintenance = old.Maintenance
+		for _, d := range ls.Checks {
+			if st, ok := old.Status[d.ID]; ok && slices.ContainsFunc(old.Checks, func(o CheckDefinition) bool { return o.ID == d.ID }) {
+				if ls.Status == nil {
+					ls.Status = make(map[string]checkState)
+				}
+				ls.Status[d.ID] = st
+			}
+		}
+		for _, c := range old.Checks {
+			if !slices.ContainsFunc(ls.Checks, func(d CheckDefinition) bool { return d.ID == c.ID }) {
+				removed = append(removed, c.ID)
+			}
+		}
+	}
 	a.local[id] = &ls
 	if err := a.persistLocked(); err != nil {
 		if old != nil {
@@ -352,17 +419,26 @@ func (a *Agent) RegisterService(_ context.Context, svc catalog.Service, checks [
 		} else {
 			delete(a.local, id)
 		}
+		a.mu.Unlock()
 		return err
 	}
 	recs := a.serviceRecordsLocked(&ls)
-	if old != nil {
-		for _, c := range old.Checks {
-			if !slices.ContainsFunc(ls.Checks, func(d CheckDefinition) bool { return d.ID == c.ID }) {
-				recs = append(recs, a.writer.Delete(catalog.Key{Kind: catalog.KindCheck, ID: c.ID}))
-			}
-		}
+	for _, cid := range removed {
+		recs = append(recs, a.writer.Delete(catalog.Key{Kind: catalog.KindCheck, ID: cid}))
 	}
 	a.applyLocked(recs)
+	defs := a.healthDefsLocked(&ls)
+	hm := a.health
+	a.mu.Unlock()
+
+	for _, cid := range removed {
+		_ = hm.Remove(cid) // ErrUnknownCheck: it was of a kind rumor does not run
+	}
+	for _, d := range defs {
+		if err := hm.Add(d); err != nil {
+			a.log.Error("run check", "check", d.ID, "error", err)
+		}
+	}
 	a.log.Info("service registered", "id", id, "name", ls.Service.Name, "checks", len(ls.Checks))
 	return nil
 }
@@ -370,25 +446,37 @@ func (a *Agent) RegisterService(_ context.Context, svc catalog.Service, checks [
 // DeregisterService removes a service of this node and its checks; catalog.ErrNotFound
 // if there is none with that ID.
 func (a *Agent) DeregisterService(_ context.Context, id string) error {
+	a.regMu.Lock()
+	defer a.regMu.Unlock()
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if !a.started || a.stopped {
+		a.mu.Unlock()
 		return ErrNotRunning
 	}
 	old := a.local[id]
 	if old == nil {
+		a.mu.Unlock()
 		return fmt.Errorf("agent: deregister service %q: %w", id, catalog.ErrNotFound)
 	}
 	delete(a.local, id)
 	if err := a.persistLocked(); err != nil {
 		a.local[id] = old
+		a.mu.Unlock()
 		return err
 	}
 	recs := []catalog.Record{a.writer.Delete(catalog.Key{Kind: catalog.KindService, ID: id})}
 	for _, c := range old.Checks {
 		recs = append(recs, a.writer.Delete(catalog.Key{Kind: catalog.KindCheck, ID: c.ID}))
 	}
+	if old.Maintenance != nil {
+		recs = append(recs, a.writer.Delete(catalog.Key{Kind: catalog.KindCheck, ID: serviceMaintenancePrefix + id}))
+	}
 	a.applyLocked(recs)
+	hm := a.health
+	a.mu.Unlock()
+	for _, c := range old.Checks {
+		_ = hm.Remove(c.ID)
+	}
 	a.log.Info("service deregistered", "id", id)
 	return nil
 }

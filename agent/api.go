@@ -46,3 +46,23 @@ func (x apiAgent) RegisterService(ctx context.Context, reg httpapi.Registration)
 func (x apiAgent) DeregisterService(ctx context.Context, id string) error {
 	return x.a.DeregisterService(ctx, id)
 }
+
+var _ httpapi.Checks = apiAgent{}
+
+func (x apiAgent) LocalChecks() []httpapi.LocalCheck {
+	cs := x.a.LocalChecks()
+	out := make([]httpapi.LocalCheck, len(cs))
+	for i, c := range cs {
+		out[i] = httpapi.LocalCheck{Check: c.Check, ServiceName: c.ServiceName, ServiceTags: c.ServiceTags,
+			Definition: httpapi.CheckDefinition(c.Definition)}
+	}
+	return out
+}
+
+func (x apiAgent) UpdateTTL(ctx context.Context, id string, status catalog.Status, output string) error {
+	return x.a.UpdateTTL(ctx, id, status, output)
+}
+
+func (x apiAgent) SetMaintenance(ctx context.Context, serviceID string, enable bool, reason string) error {
+	return x.a.SetMaintenance(ctx, serviceID, enable, reason)
+}

@@ -102,6 +102,11 @@ type Config struct {
 	// wall clock.
 	Clock catalog.Clock
 
+	// EnableScriptChecks lets service registrations define script checks, which run
+	// any program as the agent's user (Consul's --enable-script-checks). Default off:
+	// such a registration is refused.
+	EnableScriptChecks bool
+
 	// Version is rumor's version, reported by /v1/agent/self. Default "dev".
 	Version string
 

@@ -21,10 +21,10 @@ const (
 )
 
 // CheckDefinition is a check as registered with a service (Consul's service
-// definition schema, durations parsed). The agent stores definitions and publishes
-// each as a check record with its initial status; the health issue adds the runners
-// that execute them. For now no check runs, so a check stays at its initial status
-// (critical unless Status says otherwise, as in Consul).
+// definition schema, durations parsed). The agent stores definitions, publishes each
+// as a check record with its initial status (critical unless Status says otherwise,
+// as in Consul) and runs the http, tcp, grpc, script and ttl ones with the health
+// package; registration refuses the kinds rumor cannot run.
 type CheckDefinition struct {
 	ID        string
 	Name      string
@@ -138,6 +138,18 @@ type localService struct {
 	Source  Source
 	Service catalog.Service
 	Checks  []CheckDefinition
+	// Status holds each check's last reported status and output, by check ID; a check
+	// missing here is at its initial status. A restart re-adds checks at this status.
+	Status map[string]checkState `json:",omitempty"`
+	// Maintenance is the reason the service is in maintenance mode; nil when it is not.
+	Maintenance *string `json:",omitempty"`
+}
+
+// checkState is a check's reported status and output, as the health manager last
+// told the agent.
+type checkState struct {
+	Status catalog.Status
+	Output string `json:",omitempty"`
 }
 
 // stateVersion is the schema version of services.json; a newer file is refused rather
@@ -148,6 +160,8 @@ const stateVersion = 1
 type stateFile struct {
 	Version  int
 	Services []localService
+	// NodeMaintenance is the reason the node is in maintenance mode; nil when it is not.
+	NodeMaintenance *string `json:",omitempty"`
 }
 
 // checkRecord is the check record published for a definition.
@@ -158,7 +172,6 @@ func (d *CheckDefinition) checkRecord() catalog.Check {
 	}
 	return catalog.Check{
 		ID: d.ID, Name: d.Name, ServiceID: d.ServiceID, Status: st, Notes: d.Notes,
-		Output:   "not run yet: rumor does not run health checks yet; this is the check's initial status",
 		Type:     d.Type(),
 		Interval: d.Interval, Timeout: d.Timeout,
 	}
@@ -214,8 +227,8 @@ func normalize(svc catalog.Service, checks []CheckDefinition) (localService, err
 }
 
 // encodeState renders services.json.
-func encodeState(services map[string]*localService) ([]byte, error) {
-	sf := stateFile{Version: stateVersion, Services: make([]localService, 0, len(services))}
+func encodeState(services map[string]*localService, nodeMaint *string) ([]byte, error) {
+	sf := stateFile{Version: stateVersion, Services: make([]localService, 0, len(services)), NodeMaintenance: nodeMaint}
 	for _, ls := range services {
 		sf.Services = append(sf.Services, *ls)
 	}
@@ -229,27 +242,28 @@ func encodeState(services map[string]*localService) ([]byte, error) {
 
 // loadState reads services.json, if any. A file that does not parse is an error:
 // starting without it would deregister every service it holds.
-func (d *dataDir) loadState() (map[string]*localService, error) {
+func (d *dataDir) loadState() (map[string]*localService, *string, error) {
 	p := d.file(servicesFile)
 	var sf stateFile
 	found, err := readJSON(p, &sf)
 	if err != nil {
-		return nil, fmt.Errorf("agent: local state: %w (the file is written atomically, so this is outside damage: restore it from a backup, or move it away to start with no services)", err)
+		return nil, nil, fmt.Errorf("agent: local state: %w (the file is written atomically, so this is outside damage: restore it from a backup, or move it away to start with no services)", err)
 	}
 	out := make(map[string]*localService)
 	if !found {
-		return out, nil
+		return out, nil, nil
 	}
 	if sf.Version != stateVersion {
-		return nil, fmt.Errorf("agent: local state %s has version %d; this rumor reads version %d", p, sf.Version, stateVersion)
+		return nil, nil, fmt.Errorf("agent: local state %s has version %d; this rumor reads version %d", p, sf.Version, stateVersion)
 	}
 	for i := range sf.Services {
 		ls, err := normalize(sf.Services[i].Service, sf.Services[i].Checks)
 		if err != nil {
-			return nil, fmt.Errorf("agent: local state %s: service %q: %w", p, sf.Services[i].Service.ID, err)
+			return nil, nil, fmt.Errorf("agent: local state %s: service %q: %w", p, sf.Services[i].Service.ID, err)
 		}
 		ls.Source = sf.Services[i].Source
+		ls.Status, ls.Maintenance = sf.Services[i].Status, sf.Services[i].Maintenance
 		out[ls.Service.ID] = &ls
 	}
-	return out, nil
+	return out, sf.NodeMaintenance, nil
 }

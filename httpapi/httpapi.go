@@ -43,6 +43,28 @@ type Agent interface {
 	DeregisterService(ctx context.Context, id string) error
 }
 
+// Checks is this node's health checks as the API sees them. Calls run concurrently
+// and may block briefly (they persist changes before answering).
+type Checks interface {
+	// LocalChecks returns the checks of this node, maintenance checks included.
+	LocalChecks() []LocalCheck
+	// UpdateTTL records a heartbeat of a ttl check. Errors: catalog.ErrNotFound for
+	// an unknown check (404), catalog.ErrInvalid for a check of another type or a
+	// status other than passing, warning or critical (400).
+	UpdateTTL(ctx context.Context, id string, status catalog.Status, output string) error
+	// SetMaintenance turns maintenance mode on or off for a local service, or the
+	// node when serviceID is "". catalog.ErrNotFound for an unknown service.
+	SetMaintenance(ctx context.Context, serviceID string, enable bool, reason string) error
+}
+
+// LocalCheck is one check of this node for GET /v1/agent/checks.
+type LocalCheck struct {
+	Check       catalog.Check
+	ServiceName string
+	ServiceTags []string
+	Definition  CheckDefinition // zero for maintenance checks
+}
+
 // Self describes the local node for /v1/agent/self and /v1/agent/members.
 type Self struct {
 	Node       catalog.Node   // this node's own record: ID, Name, Address, Datacenter, Meta
@@ -116,6 +138,9 @@ type Config struct {
 	Catalog Catalog
 	// Agent answers the agent endpoints. Required.
 	Agent Agent
+	// Checks answers the agent's check and maintenance endpoints. Optional: without
+	// it those paths answer 404.
+	Checks Checks
 	// Logger receives one debug line per failed request and errors. Default: discard.
 	Logger *slog.Logger
 }
@@ -140,6 +165,7 @@ const ConsulVersion = "1.21.0"
 type Handler struct {
 	cat Catalog
 	ag  Agent
+	chk Checks
 	log *slog.Logger
 	mux *http.ServeMux
 }
@@ -149,7 +175,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Catalog == nil || cfg.Agent == nil {
 		return nil, errors.New("httpapi: config needs a Catalog and an Agent")
 	}
-	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, log: cfg.Logger, mux: http.NewServeMux()}
+	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, log: cfg.Logger, mux: http.NewServeMux()}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -166,6 +192,15 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /v1/agent/services", h.agentServices)
 	m.HandleFunc("PUT /v1/agent/service/register", h.serviceRegister)
 	m.HandleFunc("PUT /v1/agent/service/deregister/{id}", h.serviceDeregister)
+	if h.chk != nil {
+		m.HandleFunc("GET /v1/agent/checks", h.agentChecks)
+		m.HandleFunc("PUT /v1/agent/check/pass/{id...}", h.checkHeartbeat(catalog.StatusPassing))
+		m.HandleFunc("PUT /v1/agent/check/warn/{id...}", h.checkHeartbeat(catalog.StatusWarning))
+		m.HandleFunc("PUT /v1/agent/check/fail/{id...}", h.checkHeartbeat(catalog.StatusCritical))
+		m.HandleFunc("PUT /v1/agent/check/update/{id...}", h.checkUpdate)
+		m.HandleFunc("PUT /v1/agent/service/maintenance/{id}", h.serviceMaintenance)
+		m.HandleFunc("PUT /v1/agent/maintenance", h.nodeMaintenance)
+	}
 	m.HandleFunc("GET /v1/catalog/services", h.catalogServices)
 	m.HandleFunc("GET /v1/catalog/service/{name}", h.catalogService)
 	m.HandleFunc("GET /v1/catalog/nodes", h.catalogNodes)

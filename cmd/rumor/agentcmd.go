@@ -26,7 +26,7 @@ const leaveTimeout = 10 * time.Second
 type agentFlags struct {
 	node, datacenter, bind, advertise, encrypt, dataDir, httpAddr, profile, logLevel string
 	join, retryJoin, nodeMeta                                                        []string
-	dev                                                                              bool
+	dev, enableScriptChecks                                                          bool
 	reapAfter                                                                        time.Duration
 }
 
@@ -77,6 +77,7 @@ take "ip", "ip:port" or "host:port" and may be repeated.`,
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info; debug with --dev)")
 	fl.DurationVar(&f.reapAfter, "reap-after", 0, "how long a failed node's services stay (critical) before they are dropped (default 72h)")
 	fl.BoolVar(&f.dev, "dev", false, "development mode: one node on loopback, in-memory state, fast failure detection, verbose logs")
+	fl.BoolVar(&f.enableScriptChecks, "enable-script-checks", false, "allow script checks (Args) in service registrations: they run any program as the agent's user")
 	return cmd
 }
 
@@ -86,7 +87,7 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 	cfg.NodeName, cfg.Datacenter, cfg.DataDir = f.node, f.datacenter, f.dataDir
 	cfg.Dev, cfg.GossipProfile, cfg.EncryptKey = f.dev, f.profile, f.encrypt
 	cfg.Join, cfg.RetryJoin, cfg.Version = f.join, f.retryJoin, version
-	cfg.HTTPAddr = f.httpAddr
+	cfg.HTTPAddr, cfg.EnableScriptChecks = f.httpAddr, f.enableScriptChecks
 	if f.reapAfter < 0 {
 		return cfg, 0, usagef("--reap-after %s: must not be negative", f.reapAfter)
 	}
