@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -412,5 +413,59 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 			t.Fatalf("join with the shared key as primary: %v", err)
 		}
 		within(t, 10*time.Second, "keyed pair converged", converged([]*node{a, a3}))
+	})
+}
+
+func TestKeyRotationWithoutRestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		key1 := bytes.Repeat([]byte{1}, 32)
+		key2 := bytes.Repeat([]byte{2}, 16)
+		c := &testCluster{t: t, net: gossiptest.NewNetwork(gossiptest.Config{Seed: 3})}
+		a, b := c.start("a", [][]byte{key1}), c.start("b", [][]byte{key1})
+		c.nodes = []*node{a, b}
+		defer c.shutdown()
+		if _, err := b.g.Join(context.Background(), []string{a.tr.Addr()}); err != nil {
+			t.Fatal(err)
+		}
+		// Install everywhere, use everywhere, then remove the old key everywhere.
+		for _, step := range []func(*Gossip) error{
+			func(g *Gossip) error { return g.InstallKey(key2) },
+			func(g *Gossip) error { return g.UseKey(key2) },
+			func(g *Gossip) error { return g.RemoveKey(key1) },
+		} {
+			for _, nd := range c.nodes {
+				if err := step(nd.g); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		primary, all, err := a.g.Keys()
+		if err != nil || !bytes.Equal(primary, key2) || len(all) != 1 {
+			t.Fatalf("Keys() = %x, %d keys, %v; want key2 alone", primary, len(all), err)
+		}
+		// The pool still works, and only a node with the new key can join it.
+		a.publish(a.w.PutService(catalogtest.Service("web", "web", 80)))
+		within(t, 5*time.Second, "b sees a's service after rotation", allSee([]*node{b}, "web", "a/web=passing"))
+		old := c.start("old", [][]byte{key1})
+		fresh := c.start("fresh", [][]byte{key2})
+		c.nodes = append(c.nodes, old, fresh)
+		if _, err := old.g.Join(context.Background(), []string{a.tr.Addr()}); err == nil {
+			t.Error("a node with the removed key joined")
+		}
+		if _, err := fresh.g.Join(context.Background(), []string{a.tr.Addr()}); err != nil {
+			t.Errorf("a node with the new key could not join: %v", err)
+		}
+		// Bad keys and a node without encryption get clear errors.
+		if err := a.g.InstallKey([]byte("short")); err == nil || !strings.Contains(err.Error(), "want 16, 24 or 32") {
+			t.Errorf("InstallKey(short) = %v", err)
+		}
+		if err := a.g.RemoveKey(key2); err == nil {
+			t.Error("removing the primary key succeeded")
+		}
+		plain := c.start("plain", nil)
+		c.nodes = append(c.nodes, plain)
+		if err := plain.g.InstallKey(key2); !errors.Is(err, ErrNoEncryption) {
+			t.Errorf("InstallKey without encryption = %v, want ErrNoEncryption", err)
+		}
 	})
 }

@@ -64,6 +64,7 @@ type Gossip struct {
 	ml      *memberlist.Memberlist
 	queue   *memberlist.TransmitLimitedQueue
 	coords  *coordinate.Client
+	keyring *memberlist.Keyring // nil without encryption
 	metrics *metrics
 	inbox   chan inboxMsg
 
@@ -197,6 +198,7 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 			return nil, fmt.Errorf("gossip: keyring: %w", err)
 		}
 		mc.Keyring = kr
+		g.keyring = kr
 		mc.GossipVerifyIncoming = true
 		mc.GossipVerifyOutgoing = true
 	}
