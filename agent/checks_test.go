@@ -1,0 +1,254 @@
+package agent
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// api is a client of one agent's HTTP API.
+type api struct {
+	t    *testing.T
+	base string
+}
+
+func newAPI(t *testing.T, a *Agent) *api {
+	t.Helper()
+	return &api{t: t, base: "http://" + a.HTTPAddr().String()}
+}
+
+// do sends a request and returns the status code and body.
+func (c *api) do(method, path, body string) (int, string) {
+	c.t.Helper()
+	req, err := http.NewRequestWithContext(c.t.Context(), method, c.base+path, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// must sends a request that must answer 200.
+func (c *api) must(method, path, body string) string {
+	c.t.Helper()
+	code, b := c.do(method, path, body)
+	if code != http.StatusOK {
+		c.t.Fatalf("%s %s = %d %s, want 200", method, path, code, b)
+	}
+	return b
+}
+
+// checks returns GET /v1/agent/checks.
+func (c *api) checks() map[string]map[string]any {
+	c.t.Helper()
+	var out map[string]map[string]any
+	if err := json.Unmarshal([]byte(c.must("GET", "/v1/agent/checks", "")), &out); err != nil {
+		c.t.Fatal(err)
+	}
+	return out
+}
+
+// status returns the status of check id, or "" if there is none.
+func (c *api) status(id string) string {
+	c.t.Helper()
+	s, _ := c.checks()[id]["Status"].(string)
+	return s
+}
+
+// passing returns how many instances /v1/health/service/name?passing lists.
+func (c *api) passing(name string) int {
+	c.t.Helper()
+	var out []any
+	if err := json.Unmarshal([]byte(c.must("GET", "/v1/health/service/"+name+"?passing", "")), &out); err != nil {
+		c.t.Fatal(err)
+	}
+	return len(out)
+}
+
+func TestTTLCheck(t *testing.T) {
+	a := startAgent(t, testConfig(t, "n1", "", nil))
+	c := newAPI(t, a)
+	c.must("PUT", "/v1/agent/service/register", `{"Name": "x", "Port": 80, "Check": {"CheckID": "x-ttl", "TTL": "10s"}}`)
+	if got := c.status("x-ttl"); got != "critical" {
+		t.Fatalf("initial status = %q, want critical", got)
+	}
+	if got := c.passing("x"); got != 0 {
+		t.Fatalf("passing instances before a heartbeat = %d, want 0", got)
+	}
+	c.must("PUT", "/v1/agent/check/pass/x-ttl?note=all+good", "")
+	eventually(t, "x passing", func() bool { return c.passing("x") == 1 })
+	if out := c.checks()["x-ttl"]["Output"]; out != "all good" {
+		t.Errorf("output = %q, want the note", out)
+	}
+	c.must("PUT", "/v1/agent/check/update/x-ttl", `{"Status": "warning", "Output": "slow"}`)
+	eventually(t, "x warning", func() bool { return c.status("x-ttl") == "warning" })
+	c.must("PUT", "/v1/agent/check/fail/x-ttl", "")
+	eventually(t, "x critical", func() bool { return c.passing("x") == 0 && c.status("x-ttl") == "critical" })
+
+	// No heartbeat within the TTL: critical.
+	c.must("PUT", "/v1/agent/service/register", `{"Name": "y", "Check": {"CheckID": "y-ttl", "TTL": "300ms"}}`)
+	c.must("PUT", "/v1/agent/check/pass/y-ttl", "")
+	eventually(t, "y expired", func() bool {
+		ch := c.checks()["y-ttl"]
+		out, _ := ch["Output"].(string)
+		return ch["Status"] == "critical" && strings.HasPrefix(out, "TTL expired")
+	})
+	if got := c.passing("y"); got != 0 {
+		t.Errorf("passing y after expiry = %d, want 0", got)
+	}
+}
+
+func TestHTTPCheck(t *testing.T) {
+	var code atomic.Int32
+	code.Store(http.StatusOK)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(int(code.Load()))
+	}))
+	t.Cleanup(srv.Close)
+	a := startAgent(t, testConfig(t, "n1", "", nil))
+	c := newAPI(t, a)
+	c.must("PUT", "/v1/agent/service/register",
+		`{"Name": "web", "Port": 80, "Check": {"CheckID": "web-http", "HTTP": "`+srv.URL+`", "Interval": "1s", "Timeout": "500ms"}}`)
+	eventually(t, "web passing", func() bool { return c.passing("web") == 1 })
+	def, _ := c.checks()["web-http"]["Definition"].(map[string]any)
+	if def["Interval"] != "1s" || def["Timeout"] != "500ms" || def["DeregisterCriticalServiceAfter"] != "0s" || def["HTTP"] != srv.URL {
+		t.Errorf("Definition = %v", def)
+	}
+	code.Store(http.StatusInternalServerError)
+	eventually(t, "web critical", func() bool { return c.passing("web") == 0 && c.status("web-http") == "critical" })
+}
+
+func TestMaintenance(t *testing.T) {
+	a := startAgent(t, testConfig(t, "n1", "", nil))
+	c := newAPI(t, a)
+	c.must("PUT", "/v1/agent/service/register", `{"ID": "x1", "Name": "x", "Check": {"TTL": "1m", "Status": "passing"}}`)
+	if got := c.passing("x"); got != 1 {
+		t.Fatalf("passing = %d, want 1", got)
+	}
+	for _, tc := range []struct{ name, on, off, id string }{
+		{"service", "/v1/agent/service/maintenance/x1?enable=true&reason=deploy", "/v1/agent/service/maintenance/x1?enable=false", "_service_maintenance:x1"},
+		{"node", "/v1/agent/maintenance?enable=true&reason=deploy", "/v1/agent/maintenance?enable=false", "_node_maintenance"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newAPI(t, a)
+			c.must("PUT", tc.on, "")
+			if got := c.passing("x"); got != 0 {
+				t.Errorf("passing in maintenance = %d, want 0", got)
+			}
+			ch := c.checks()[tc.id]
+			if ch["Status"] != "maintenance" || ch["Notes"] != "deploy" {
+				t.Errorf("maintenance check = %v", ch)
+			}
+			c.must("PUT", tc.off, "")
+			if got := c.passing("x"); got != 1 {
+				t.Errorf("passing after maintenance = %d, want 1", got)
+			}
+			if _, ok := c.checks()[tc.id]; ok {
+				t.Errorf("maintenance check %s still listed", tc.id)
+			}
+		})
+	}
+	if code, _ := c.do("PUT", "/v1/agent/service/maintenance/nope?enable=true", ""); code != http.StatusNotFound {
+		t.Errorf("maintenance of an unknown service = %d, want 404", code)
+	}
+}
+
+func TestScriptChecks(t *testing.T) {
+	const reg = `{"Name": "s", "Check": {"CheckID": "s-script", "Args": ["sh", "-c", "exit 0"], "Interval": "1s"}}`
+	off := newAPI(t, startAgent(t, testConfig(t, "n1", "", nil)))
+	code, body := off.do("PUT", "/v1/agent/service/register", reg)
+	if code != http.StatusBadRequest || !strings.Contains(body, "--enable-script-checks") {
+		t.Errorf("script check without the flag = %d %q, want 400 naming --enable-script-checks", code, body)
+	}
+	if n := len(off.checks()); n != 0 {
+		t.Errorf("refused registration left %d checks", n)
+	}
+
+	cfg := testConfig(t, "n2", "", nil)
+	cfg.EnableScriptChecks = true
+	on := newAPI(t, startAgent(t, cfg))
+	on.must("PUT", "/v1/agent/service/register", reg)
+	eventually(t, "script check passing", func() bool { return on.passing("s") == 1 })
+}
+
+func TestCheckBadInput(t *testing.T) {
+	a := startAgent(t, testConfig(t, "n1", "", nil))
+	c := newAPI(t, a)
+	c.must("PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"CheckID": "ttl", "TTL": "1m"}}`)
+	c.must("PUT", "/v1/agent/service/register", `{"Name": "tcp", "Check": {"CheckID": "tcp", "TCP": "127.0.0.1:1", "Interval": "1h"}}`)
+	before := c.must("GET", "/v1/agent/checks", "")
+	for _, tc := range []struct {
+		name, method, path, body string
+		code                     int
+		want                     string
+	}{
+		{"unknown check", "PUT", "/v1/agent/check/pass/nope", "", 404, "nope"},
+		{"unknown check update", "PUT", "/v1/agent/check/update/nope", `{"Status": "passing"}`, 404, "nope"},
+		{"not a ttl check", "PUT", "/v1/agent/check/pass/tcp", "", 400, "not a TTL check"},
+		{"unknown status", "PUT", "/v1/agent/check/update/ttl", `{"Status": "green"}`, 400, "green"},
+		{"maintenance status", "PUT", "/v1/agent/check/update/ttl", `{"Status": "maintenance"}`, 400, "maintenance"},
+		{"bad duration", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"TTL": "10"}}`, 400, "Check.TTL"},
+		{"bad interval", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"HTTP": "http://x/", "Interval": "soon"}}`, 400, "Check.Interval"},
+		{"missing interval", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"TCP": "127.0.0.1:1"}}`, 400, "Interval"},
+		{"negative threshold", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"TTL": "1m", "FailuresBeforeCritical": -1}}`, 400, "failures_before_critical"},
+		{"unsupported kind", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"UDP": "127.0.0.1:53", "Interval": "10s"}}`, 400, "does not run udp"},
+		{"check ID of another service", "PUT", "/v1/agent/service/register", `{"Name": "other", "Check": {"CheckID": "ttl", "TTL": "1m"}}`, 400, "taken by service"},
+		{"maintenance without enable", "PUT", "/v1/agent/maintenance", "", 400, "enable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := c.do(tc.method, tc.path, tc.body)
+			if code != tc.code || !strings.Contains(body, tc.want) {
+				t.Errorf("%s %s = %d %q, want %d containing %q", tc.method, tc.path, code, body, tc.code, tc.want)
+			}
+			if after := c.must("GET", "/v1/agent/checks", ""); after != before {
+				t.Errorf("checks changed:\n got %s\nwant %s", after, before)
+			}
+		})
+	}
+}
+
+func TestChecksSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	a := startAgent(t, testConfig(t, "n1", dir, nil))
+	c := newAPI(t, a)
+	c.must("PUT", "/v1/agent/service/register", `{"Name": "x", "Check": {"CheckID": "x-ttl", "TTL": "1s", "Notes": "heartbeat"}}`)
+	c.must("PUT", "/v1/agent/service/maintenance/x?enable=true&reason=later", "")
+	if err := a.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	b := startAgent(t, testConfig(t, "n1", dir, nil))
+	c = newAPI(t, b)
+	ch := c.checks()
+	def, _ := ch["x-ttl"]["Definition"].(map[string]any)
+	if ch["x-ttl"]["Notes"] != "heartbeat" || def["TTL"] != "1s" {
+		t.Fatalf("check after restart = %v", ch["x-ttl"])
+	}
+	if ch["_service_maintenance:x"]["Notes"] != "later" {
+		t.Errorf("maintenance after restart = %v", ch["_service_maintenance:x"])
+	}
+	// The check runs again: it takes heartbeats, and expires without them.
+	c.must("PUT", "/v1/agent/check/pass/x-ttl", "")
+	eventually(t, "passing after restart", func() bool { return c.status("x-ttl") == "passing" })
+	eventually(t, "expiry after restart", func() bool { return c.status("x-ttl") == "critical" })
+}
+
+func TestDeregisterCriticalServiceAfter(t *testing.T) {
+	a := startAgent(t, testConfig(t, "n1", "", nil))
+	c := newAPI(t, a)
+	c.must("PUT", "/v1/agent/service/register",
+		`{"Name": "x", "Check": {"TTL": "200ms", "Status": "passing", "DeregisterCriticalServiceAfter": "100ms"}}`)
+	eventually(t, "x deregistered", func() bool { return len(a.LocalServices()) == 0 })
+	if n := len(c.checks()); n != 0 {
+		t.Errorf("%d checks left after deregistration", n)
+	}
+}
