@@ -1,9 +1,21 @@
 // Package agent wires one rumor node: its identity (node name, a persistent node ID
 // and a generation that grows across restarts, in the data dir), its local state (the
 // services and checks registered on this host, persisted atomically so a restart or a
-// crash loses nothing), the catalog, gossip, the HTTP API, and the lifecycle that
-// starts and stops them in order. It holds no protocol logic: gossip, httpapi and the
-// catalog do the work.
+// crash loses nothing), the catalog, gossip, the HTTP API, the health checks, and the
+// lifecycle that starts and stops them in order. It holds no protocol logic: gossip,
+// httpapi, health and the catalog do the work.
+//
+// # Health checks
+//
+// A registration's checks are validated (health.Definition.Validate; script checks
+// only with Config.EnableScriptChecks), stored in the local state at their initial
+// status, published, and added to a health.Manager. The local state is the Manager's
+// Sink: a status change (or a rate-limited output change) updates the check in the
+// local state, persists it and publishes the check record, so only changes are
+// gossiped. A restart re-adds persisted checks at their persisted status. TTL
+// heartbeats go to Manager.UpdateTTL. Maintenance mode (node or service) is not a
+// Manager check but a persisted check record with status maintenance
+// ("_node_maintenance", "_service_maintenance:<id>"), as in Consul.
 //
 // An Agent has no globals: many can run in one process (tests run three on
 // loopback), with ports from the Config (0 for a free one), an injected logger and
@@ -13,7 +25,8 @@
 //
 //	node-id        the node's UUID, written once and reused forever
 //	generation     the last generation used; each start takes max(last+1, Unix ms)
-//	services.json  local services with their check definitions
+//	services.json  local services with their check definitions, check statuses and
+//	               maintenance reasons
 //	peers.json     gossip addresses of the other members, rejoined after a restart
 //	lock           flock'ed while an agent uses the dir
 //
@@ -25,14 +38,20 @@
 //
 // An Agent is safe for concurrent use. Writes of this node's records (registration,
 // deregistration, superseding an older incarnation) are serialised by one mutex that
-// is never held while waiting on the network. Start runs one background goroutine for
-// maintenance, one for retry-join while it is needed, and the HTTP server's; Shutdown
-// stops them all and waits.
+// is never held while waiting on the network. A second mutex serialises
+// registrations across the local state and the health Manager; the Manager is never
+// called with the first one held, because its Sink calls take it while holding a
+// check's lock that Manager.Add and Remove wait for. Start runs one background
+// goroutine for maintenance, one for retry-join while it is needed, the HTTP server's
+// and the Manager's (one per check); Shutdown closes the Manager before gossip stops,
+// so the last status changes still go out, and waits for them all.
 //
 // # Testing
 //
 // Unit tests replace gossip with a fake cluster (the cluster interface) and check
 // persistence, identity, generations, crash-safety of the state file, supersede and
-// that Shutdown leaves no goroutine behind; a cluster test runs three real agents on
-// loopback.
+// that Shutdown leaves no goroutine behind; check tests drive dev agents through
+// their HTTP API on loopback (TTL heartbeats and expiry, an HTTP check against an
+// httptest server, script checks, maintenance, bad input, restart); a cluster test
+// runs three real agents on loopback.
 package agent

@@ -2,9 +2,10 @@
 // service-discovery clients use (consul/api, Prometheus consul_sd_configs,
 // consul-template, Traefik), with Consul's JSON shapes, headers and blocking queries.
 //
-// It only translates HTTP to calls on two narrow interfaces it declares, [Catalog]
-// (what every node registered, as the catalog merged it) and [Agent] (this node: its
-// identity, membership and locally registered services). It holds no state of its own,
+// It only translates HTTP to calls on three narrow interfaces it declares, [Catalog]
+// (what every node registered, as the catalog merged it), [Agent] (this node: its
+// identity, membership and locally registered services) and [Checks] (this node's
+// checks: /v1/agent/checks, TTL heartbeats, maintenance mode). It holds no state of its own,
 // starts no goroutines, and does not import the agent.
 //
 // # Consul compatibility
@@ -27,5 +28,5 @@
 // # Testing
 //
 // Table tests drive every endpoint and error through httptest against a real catalog
-// and a fake Agent.
+// and fake Agent and Checks.
 package httpapi

@@ -88,7 +88,7 @@ type Registration struct {
 }
 
 // CheckDefinition is a check as registered (Consul's AgentServiceCheck), with its
-// durations parsed. The agent stores it; the health package (a later issue) runs it.
+// durations parsed. The agent validates, stores and runs it.
 // Exactly one of ScriptArgs, HTTP, TCP, UDP, GRPC, H2PING, OSService, TTL, AliasNode or
 // AliasService, or DockerContainerID with ScriptArgs, says what kind of check it is; the
 // agent checks that.

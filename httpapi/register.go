@@ -46,8 +46,7 @@ type serviceRegistration struct {
 	Locality   json.RawMessage
 }
 
-// serviceCheck is Consul's AgentServiceCheck. Checks are stored as definitions; the
-// health issue adds the runners that execute them.
+// serviceCheck is Consul's AgentServiceCheck. The agent validates and runs it.
 type serviceCheck struct {
 	CheckID                        string
 	Name                           string

@@ -201,8 +201,9 @@ ID replaces it.
 Give the service with flags, or with -f a JSON file in Consul's service
 definition format: {"service": {...}}, {"services": [...]}, or one bare
 registration object as PUT /v1/agent/service/register takes ("-" reads stdin).
-Check definitions in the file are stored; rumor does not run them yet, so a
-service with checks stays at the checks' initial status (critical by default).`,
+Check definitions in the file are stored and run by the agent (http, tcp, grpc,
+ttl, and script checks if the agent runs with --enable-script-checks); a check
+starts at its initial status, critical by default.`,
 		Example: `  rumor register --name web --port 80 --tag v1
   rumor register --name web --id web-2 --port 8080 --address 10.0.0.7 --meta version=2
   rumor register -f web.json

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -255,5 +256,23 @@ func TestAgentCommandErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr:\n%s\nwant exit %d mentioning %q", r.code, r.stderr, c.code, c.want)
 			}
 		})
+	}
+}
+
+func TestAgentFlagEnableScriptChecks(t *testing.T) {
+	c := &cli{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+	for _, on := range []bool{false, true} {
+		cfg, _, err := agentConfig(c, &agentFlags{dev: true, enableScriptChecks: on})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.EnableScriptChecks != on {
+			t.Errorf("--enable-script-checks=%t: Config.EnableScriptChecks = %t", on, cfg.EnableScriptChecks)
+		}
+	}
+	cmd := newRootCmd(c)
+	agentCmd, _, err := cmd.Find([]string{"agent"})
+	if err != nil || agentCmd.Flags().Lookup("enable-script-checks") == nil {
+		t.Errorf("agent has no --enable-script-checks flag (%v)", err)
 	}
 }
