@@ -304,7 +304,7 @@ func TestPersistenceRoundTrip(t *testing.T) {
 	svc := catalog.Service{ID: "web-1", Name: "web", Port: 80, Tags: []string{"v1"},
 		Meta: map[string]string{"team": "a"}, Weights: catalog.Weights{Passing: 3, Warning: 1}}
 	checks := []CheckDefinition{
-		{HTTP: "http://127.0.0.1/health", Interval: 10 * time.Second, Timeout: time.Second, Header: map[string][]string{"X": {"y"}}},
+		{HTTP: "http://127.0.0.1/health", Interval: time.Hour, Timeout: time.Second, Header: map[string][]string{"X": {"y"}}},
 		{TTL: time.Minute, Status: catalog.StatusPassing},
 	}
 	if err := a.RegisterService(t.Context(), svc, checks); err != nil {

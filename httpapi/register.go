@@ -117,7 +117,12 @@ func (d durationValue) parse(field string) (time.Duration, error) {
 	if d == "" {
 		return 0, nil
 	}
-	v, err := time.ParseDuration(string(d))
+	// The same rules as health.ParseDuration, which this package may not import
+	// (adapters never import each other): a unit is required, negatives are refused.
+	v, err := time.ParseDuration(strings.TrimSpace(string(d)))
+	if _, nerr := strconv.ParseFloat(strings.TrimSpace(string(d)), 64); err != nil && nerr == nil {
+		return 0, fmt.Errorf("%s: invalid duration %q: it has no unit: write e.g. \"%ss\" or \"%sms\"", field, string(d), string(d), string(d))
+	}
 	if err != nil || v < 0 {
 		return 0, fmt.Errorf("%s: invalid duration %q: want e.g. \"10s\" or \"1m30s\"", field, string(d))
 	}
