@@ -139,11 +139,11 @@ func (h *Handler) updateTTL(w http.ResponseWriter, r *http.Request, id string, s
 func parseEnable(r *http.Request) (bool, error) {
 	v := r.URL.Query().Get("enable")
 	if v == "" {
-		return false, errors.New("Missing value for enable: give ?enable=true or ?enable=false")
+		return false, errors.New("missing value for enable: give ?enable=true or ?enable=false")
 	}
 	b, err := strconv.ParseBool(strings.ToLower(v))
 	if err != nil {
-		return false, errors.New("Invalid value for enable: " + strconv.Quote(v) + ": want true or false")
+		return false, errors.New("invalid value for enable: " + strconv.Quote(v) + ": want true or false")
 	}
 	return b, nil
 }

@@ -141,10 +141,10 @@ func TestCheckUpdates(t *testing.T) {
 		{"service maintenance on", "PUT", "/v1/agent/service/maintenance/web-1?enable=true&reason=deploy", "", 200, "", `maint "web-1" true "deploy"`},
 		{"service maintenance off", "PUT", "/v1/agent/service/maintenance/web-1?enable=false", "", 200, "", `maint "web-1" false ""`},
 		{"service maintenance unknown", "PUT", "/v1/agent/service/maintenance/nope?enable=true", "", 404, `Unknown service ID "nope"`, ""},
-		{"service maintenance no enable", "PUT", "/v1/agent/service/maintenance/web-1", "", 400, "Missing value for enable", ""},
+		{"service maintenance no enable", "PUT", "/v1/agent/service/maintenance/web-1", "", 400, "missing value for enable", ""},
 		{"node maintenance on", "PUT", "/v1/agent/maintenance?enable=true&reason=kernel", "", 200, "", `maint "" true "kernel"`},
 		{"node maintenance off", "PUT", "/v1/agent/maintenance?enable=FALSE", "", 200, "", `maint "" false ""`},
-		{"node maintenance bad enable", "PUT", "/v1/agent/maintenance?enable=maybe", "", 400, "Invalid value for enable", ""},
+		{"node maintenance bad enable", "PUT", "/v1/agent/maintenance?enable=maybe", "", 400, "invalid value for enable", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f, fc := newChecksFixture(t)
