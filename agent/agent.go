@@ -114,7 +114,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.cl, err = newCluster(clusterConfig{
 		NodeName: a.cfg.NodeName, BindAddr: a.cfg.BindAddr, BindPort: a.cfg.BindPort,
 		AdvertiseAddr: a.cfg.AdvertiseAddr, Profile: a.cfg.GossipProfile, Keys: keys,
-		ReapAfter: a.cfg.ReapAfter, Store: a.cat,
+		Store:  a.cat,
 		Logger: a.cfg.Logger.With("component", "gossip"), // gossip adds the node itself
 	})
 	if err != nil {

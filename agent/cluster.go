@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
-	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/gossip"
@@ -38,7 +37,6 @@ type clusterConfig struct {
 	AdvertiseAddr string
 	Profile       string
 	Keys          [][]byte
-	ReapAfter     time.Duration // failed members are retried this long
 	Store         gossip.Store
 	Logger        *slog.Logger
 }
@@ -46,14 +44,13 @@ type clusterConfig struct {
 // newGossip starts real gossip.
 func newGossip(cc clusterConfig) (cluster, error) {
 	return gossip.New(gossip.Config{
-		NodeName:         cc.NodeName,
-		BindAddr:         cc.BindAddr,
-		BindPort:         cc.BindPort,
-		AdvertiseAddr:    cc.AdvertiseAddr,
-		Profile:          cc.Profile,
-		Keys:             cc.Keys,
-		ReconnectTimeout: cc.ReapAfter,
-		Store:            cc.Store,
-		Logger:           cc.Logger,
+		NodeName:      cc.NodeName,
+		BindAddr:      cc.BindAddr,
+		BindPort:      cc.BindPort,
+		AdvertiseAddr: cc.AdvertiseAddr,
+		Profile:       cc.Profile,
+		Keys:          cc.Keys,
+		Store:         cc.Store,
+		Logger:        cc.Logger,
 	})
 }

@@ -87,8 +87,10 @@ type Config struct {
 	Dev bool
 
 	// ReapAfter is how long a failed node's services stay in the catalog (reported
-	// critical) before they are dropped, and how long gossip keeps trying to reach it
-	// again. Default 72h (catalog.DefaultReapAfter), like Consul's reconnect timeout.
+	// critical) before they are dropped. Default 72h (catalog.DefaultReapAfter). Gossip
+	// keeps trying to reach a failed node for its own ReconnectTimeout (72h) whatever
+	// this is, so a partition longer than ReapAfter still heals by itself: the reaped
+	// node's records come back with it.
 	ReapAfter time.Duration
 
 	// MaintenanceInterval is how often the agent expires catalog entries, checks for
