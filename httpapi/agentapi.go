@@ -99,13 +99,11 @@ func (h *Handler) agentMembers(w http.ResponseWriter, r *http.Request) {
 // GET /v1/agent/services: the services registered on this node, by ID. It blocks on
 // the node's own topic, which moves whenever its records do.
 func (h *Handler) agentServices(w http.ResponseWriter, r *http.Request) {
-	q, err := h.parseQuery(r)
-	if err != nil {
-		h.failQuery(w, r, err)
+	self := h.ag.Self()
+	q, idx, ok := h.read(w, r, catalog.NodeTopic(self.Node.Name))
+	if !ok {
 		return
 	}
-	self := h.ag.Self()
-	idx := h.block(w, r, catalog.NodeTopic(self.Node.Name), q)
 	out := map[string]agentService{}
 	for _, s := range h.ag.LocalServices() {
 		out[s.ID] = toAgentService(&s, self.Node.Datacenter)

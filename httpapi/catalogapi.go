@@ -8,12 +8,10 @@ import (
 
 // GET /v1/catalog/services: every service name with the union of its tags.
 func (h *Handler) catalogServices(w http.ResponseWriter, r *http.Request) {
-	q, err := h.parseQuery(r)
-	if err != nil {
-		h.failQuery(w, r, err)
+	q, idx, ok := h.read(w, r, catalog.TopicServices)
+	if !ok {
 		return
 	}
-	idx := h.block(w, r, catalog.TopicServices, q)
 	out := map[string][]string{}
 	for _, s := range h.cat.Services(q.filter) {
 		out[s.Name] = emptySlice(s.Tags)
@@ -25,13 +23,11 @@ func (h *Handler) catalogServices(w http.ResponseWriter, r *http.Request) {
 // GET /v1/catalog/service/{name}: every instance of a service, whatever its health.
 // An unknown service is an empty list, as in Consul.
 func (h *Handler) catalogService(w http.ResponseWriter, r *http.Request) {
-	q, err := h.parseQuery(r)
-	if err != nil {
-		h.failQuery(w, r, err)
+	name := r.PathValue("name")
+	q, idx, ok := h.read(w, r, catalog.ServiceTopic(name))
+	if !ok {
 		return
 	}
-	name := r.PathValue("name")
-	idx := h.block(w, r, catalog.ServiceTopic(name), q)
 	f := q.filter
 	f.PassingOnly = false // the catalog view ignores health
 	insts := h.cat.ServiceInstances(name, f)
@@ -46,13 +42,11 @@ func (h *Handler) catalogService(w http.ResponseWriter, r *http.Request) {
 // GET /v1/health/service/{name}: instances with their node and checks (serfHealth
 // first); ?passing keeps those whose every check passes.
 func (h *Handler) healthService(w http.ResponseWriter, r *http.Request) {
-	q, err := h.parseQuery(r)
-	if err != nil {
-		h.failQuery(w, r, err)
+	name := r.PathValue("name")
+	q, idx, ok := h.read(w, r, catalog.ServiceTopic(name))
+	if !ok {
 		return
 	}
-	name := r.PathValue("name")
-	idx := h.block(w, r, catalog.ServiceTopic(name), q)
 	insts := h.cat.ServiceInstances(name, q.filter)
 	out := make([]serviceEntry, 0, len(insts))
 	for i := range insts {
@@ -64,12 +58,10 @@ func (h *Handler) healthService(w http.ResponseWriter, r *http.Request) {
 
 // GET /v1/catalog/nodes: every node with records, by name.
 func (h *Handler) catalogNodes(w http.ResponseWriter, r *http.Request) {
-	q, err := h.parseQuery(r)
-	if err != nil {
-		h.failQuery(w, r, err)
+	q, idx, ok := h.read(w, r, catalog.TopicNodes)
+	if !ok {
 		return
 	}
-	idx := h.block(w, r, catalog.TopicNodes, q)
 	nodes := h.cat.Nodes(q.filter)
 	out := make([]node, 0, len(nodes))
 	for i := range nodes {

@@ -55,13 +55,11 @@ type agentCheckDefinition struct {
 
 // GET /v1/agent/checks: this node's checks by ID, at their current status.
 func (h *Handler) agentChecks(w http.ResponseWriter, r *http.Request) {
-	q, err := h.parseQuery(r)
-	if err != nil {
-		h.failQuery(w, r, err)
+	self := h.ag.Self()
+	q, idx, ok := h.read(w, r, catalog.NodeTopic(self.Node.Name))
+	if !ok {
 		return
 	}
-	self := h.ag.Self()
-	idx := h.block(w, r, catalog.NodeTopic(self.Node.Name), q)
 	out := map[string]agentCheck{}
 	for _, lc := range h.chk.LocalChecks() {
 		c, d := &lc.Check, &lc.Definition

@@ -153,6 +153,17 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, format 
 	_, _ = fmt.Fprintln(w, msg)
 }
 
+// read starts a read endpoint: it parses the query and, for a blocking query, waits
+// on t. ok is false when it has already answered with an error.
+func (h *Handler) read(w http.ResponseWriter, r *http.Request, t catalog.Topic) (q query, idx uint64, ok bool) {
+	q, err := h.parseQuery(r)
+	if err != nil {
+		h.failQuery(w, r, err)
+		return q, 0, false
+	}
+	return q, h.block(w, r, t, q), true
+}
+
 // failQuery answers a parseQuery error.
 func (h *Handler) failQuery(w http.ResponseWriter, r *http.Request, err error) {
 	if nd, ok := err.(*noDatacenter); ok {
