@@ -400,3 +400,59 @@ func DecodeDigest(b []byte) (Digest, error) {
 	}
 	return dg, nil
 }
+
+// AppendOriginKeys appends the key lists of the third anti-entropy step:
+//
+//	keys = n:uvarint (origin:str gen:uvarint m:uvarint (kind:u8 id:str counter:uvarint)*m)*n
+func AppendOriginKeys(dst []byte, keys []OriginKeys) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(keys)))
+	for _, ok := range keys {
+		dst = appendString(dst, ok.Origin)
+		dst = binary.AppendUvarint(dst, ok.Gen)
+		dst = binary.AppendUvarint(dst, uint64(len(ok.Keys)))
+		for _, kv := range ok.Keys {
+			dst = append(dst, byte(kv.Key.Kind))
+			dst = appendString(dst, kv.Key.ID)
+			dst = binary.AppendUvarint(dst, kv.Counter)
+		}
+	}
+	return dst
+}
+
+// DecodeOriginKeys decodes what AppendOriginKeys wrote; trailing bytes are an error.
+// Counts are checked against what the input can hold (3 bytes an entry at least).
+func DecodeOriginKeys(b []byte) ([]OriginKeys, error) {
+	d := decoder{b: b}
+	count := func() int {
+		n := d.uvarint()
+		if d.err == nil && n > uint64(len(b)-d.off)/3 {
+			d.fail("count %d exceeds what %d bytes can hold", n, len(b)-d.off)
+			return 0
+		}
+		return int(n)
+	}
+	name := func() string {
+		s := d.str()
+		if len(s) > MaxNameLen {
+			d.fail("name of %d bytes, more than %d", len(s), MaxNameLen)
+		}
+		return s
+	}
+	out := make([]OriginKeys, 0, count())
+	for i := 0; i < cap(out) && d.err == nil; i++ {
+		ok := OriginKeys{Origin: name(), Gen: d.uvarint()}
+		ok.Keys = make([]KeyVersion, 0, count())
+		for j := 0; j < cap(ok.Keys) && d.err == nil; j++ {
+			kind := Kind(d.byte1())
+			ok.Keys = append(ok.Keys, KeyVersion{Key: Key{Kind: kind, ID: name()}, Counter: d.uvarint()})
+		}
+		out = append(out, ok)
+	}
+	if d.err == nil && d.off != len(b) {
+		d.fail("%d trailing bytes", len(b)-d.off)
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("catalog: decode origin keys at byte %d: %w", d.off, d.err)
+	}
+	return out, nil
+}

@@ -182,3 +182,21 @@ func FuzzDecodeDigest(f *testing.F) {
 		c.Missing(d) // must not panic on any accepted digest
 	})
 }
+
+func TestOriginKeysCodec(t *testing.T) {
+	keys := []catalog.OriginKeys{
+		{Origin: "n1", Gen: 7, Keys: []catalog.KeyVersion{{Key: catalog.Key{Kind: catalog.KindNode}, Counter: 1},
+			{Key: catalog.Key{Kind: catalog.KindService, ID: "web"}, Counter: 9}}},
+		{Origin: "n2", Gen: 1, Keys: []catalog.KeyVersion{}},
+	}
+	b := catalog.AppendOriginKeys(nil, keys)
+	got, err := catalog.DecodeOriginKeys(b)
+	if err != nil || !reflect.DeepEqual(got, keys) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for _, bad := range [][]byte{b[:len(b)-1], append(b, 0), {0xff, 0x7f}, catalog.AppendOriginKeys(nil, []catalog.OriginKeys{{Origin: strings.Repeat("x", 256)}})} {
+		if _, err := catalog.DecodeOriginKeys(bad); !errors.Is(err, catalog.ErrMalformed) {
+			t.Errorf("DecodeOriginKeys(%d bytes) error = %v, want ErrMalformed", len(bad), err)
+		}
+	}
+}

@@ -14,8 +14,7 @@ import (
 //
 //	records = 1 catalog.AppendRecords
 //	digest  = 2 sender:str catalog.AppendDigest            "send me what I lack"
-//	keys    = 3 sender:str n:uvarint (origin:str gen:uvarint
-//	                m:uvarint (kind:u8 id:str counter:uvarint)*m)*n
+//	keys    = 3 sender:str catalog.AppendOriginKeys          "these are my keys"
 //	state   = 4 sender:str catalog.AppendSummary            push-pull user state
 //	leave   = 5 sender:str                                  "I am leaving"
 //	keysack = 6 like keys                                   the answer to keys
@@ -114,64 +113,7 @@ func decodeDigest(b []byte) (string, catalog.Digest, error) {
 }
 
 func encodeKeys(typ byte, sender string, keys []catalog.OriginKeys) []byte {
-	b := appendSender(nil, typ, sender)
-	b = binary.AppendUvarint(b, uint64(len(keys)))
-	for _, ok := range keys {
-		b = binary.AppendUvarint(b, uint64(len(ok.Origin)))
-		b = append(b, ok.Origin...)
-		b = binary.AppendUvarint(b, ok.Gen)
-		b = binary.AppendUvarint(b, uint64(len(ok.Keys)))
-		for _, kv := range ok.Keys {
-			b = append(b, byte(kv.Key.Kind))
-			b = binary.AppendUvarint(b, uint64(len(kv.Key.ID)))
-			b = append(b, kv.Key.ID...)
-			b = binary.AppendUvarint(b, kv.Counter)
-		}
-	}
-	return b
-}
-
-// keysReader reads the keys message body; the first error sticks.
-type keysReader struct {
-	b   []byte
-	err error
-}
-
-func (r *keysReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.err = fmt.Errorf("%w: bad varint", errMalformed)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-// count reads a count that cannot exceed what the remaining bytes could hold at
-// minSize bytes per item, so a hostile count cannot allocate memory.
-func (r *keysReader) count(minSize int) int {
-	n := r.uvarint()
-	if r.err == nil && n > uint64(len(r.b)/minSize) {
-		r.err = fmt.Errorf("%w: count %d exceeds the message", errMalformed, n)
-		return 0
-	}
-	return int(n)
-}
-
-func (r *keysReader) str() string {
-	n := r.uvarint()
-	if r.err == nil && (n > catalog.MaxNameLen || n > uint64(len(r.b))) {
-		r.err = fmt.Errorf("%w: string of %d bytes", errMalformed, n)
-	}
-	if r.err != nil {
-		return ""
-	}
-	s := string(r.b[:n])
-	r.b = r.b[n:]
-	return s
+	return catalog.AppendOriginKeys(appendSender(nil, typ, sender), keys)
 }
 
 func decodeKeys(typ byte, b []byte) (string, []catalog.OriginKeys, error) {
@@ -179,29 +121,11 @@ func decodeKeys(typ byte, b []byte) (string, []catalog.OriginKeys, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	r := keysReader{b: rest}
-	out := make([]catalog.OriginKeys, 0, r.count(3))
-	for i := len(out); i < cap(out) && r.err == nil; i++ {
-		ok := catalog.OriginKeys{Origin: r.str(), Gen: r.uvarint()}
-		ok.Keys = make([]catalog.KeyVersion, 0, r.count(3))
-		for j := 0; j < cap(ok.Keys) && r.err == nil; j++ {
-			if len(r.b) == 0 {
-				r.err = fmt.Errorf("%w: truncated", errMalformed)
-				break
-			}
-			kind := catalog.Kind(r.b[0])
-			r.b = r.b[1:]
-			ok.Keys = append(ok.Keys, catalog.KeyVersion{Key: catalog.Key{Kind: kind, ID: r.str()}, Counter: r.uvarint()})
-		}
-		out = append(out, ok)
+	keys, err := catalog.DecodeOriginKeys(rest)
+	if err != nil {
+		return "", nil, fmt.Errorf("%w: %w", errMalformed, err)
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = fmt.Errorf("%w: %d trailing bytes", errMalformed, len(r.b))
-	}
-	if r.err != nil {
-		return "", nil, r.err
-	}
-	return sender, out, nil
+	return sender, keys, nil
 }
 
 // chunkRecords splits recs into encoded records messages of at most about max bytes
