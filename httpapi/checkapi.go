@@ -56,7 +56,7 @@ type agentCheckDefinition struct {
 // GET /v1/agent/checks: this node's checks by ID, at their current status.
 func (h *Handler) agentChecks(w http.ResponseWriter, r *http.Request) {
 	self := h.ag.Self()
-	q, idx, ok := h.read(w, r, catalog.NodeTopic(self.Node.Name))
+	q, idx, ok := h.readWith(w, r, catalog.NodeTopic(self.Node.Name), agentCheck{})
 	if !ok {
 		return
 	}
@@ -78,6 +78,10 @@ func (h *Handler) agentChecks(w http.ResponseWriter, r *http.Request) {
 			},
 			CreateIndex: idx, ModifyIndex: idx,
 		}
+	}
+	if err := filterMap(q.expr, out); err != nil {
+		h.failQuery(w, r, err)
+		return
 	}
 	readHeaders(w, idx)
 	h.writeJSON(w, q, out)
