@@ -22,6 +22,7 @@ const requestTimeout = 30 * time.Second
 // clientFlags are the flags every client command has.
 type clientFlags struct {
 	httpAddr string
+	token    string
 	json     bool
 }
 
@@ -33,13 +34,15 @@ func addClientFlags(c *cli, cmd *cobra.Command, f *clientFlags) {
 	}
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", def, "address of the agent's HTTP API (env RUMOR_HTTP_ADDR)")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON for scripts instead of a table")
+	f.token = c.getenv("RUMOR_HTTP_TOKEN") // from the environment only: flags show in ps
 }
 
 // client talks to an agent's HTTP API.
 type client struct {
-	addr string // as the user gave it, for messages
-	base string // http://host:port
-	hc   *http.Client
+	addr  string // as the user gave it, for messages
+	base  string // http://host:port
+	token string // sent as X-Consul-Token when set
+	hc    *http.Client
 }
 
 func newClient(f *clientFlags) *client {
@@ -47,7 +50,7 @@ func newClient(f *clientFlags) *client {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	return &client{addr: f.httpAddr, base: base, hc: &http.Client{Timeout: requestTimeout}}
+	return &client{addr: f.httpAddr, base: base, token: f.token, hc: &http.Client{Timeout: requestTimeout}}
 }
 
 // apiError is a non-2xx answer from the agent.
@@ -71,6 +74,9 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("X-Consul-Token", c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
