@@ -171,17 +171,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, format 
 	_, _ = fmt.Fprintln(w, msg)
 }
 
-// read starts a read endpoint that does not support ?filter= (answered with 400, never
-// ignored): it parses the query and, for a blocking query, waits on t. ok is false
-// when it has already answered with an error.
-func (h *Handler) read(w http.ResponseWriter, r *http.Request, t catalog.Topic) (q query, idx uint64, ok bool) {
-	return h.readWith(w, r, t, nil)
-}
-
-// readWith is read for an endpoint whose answer's elements look like sample (a zero
-// value of the Consul-shaped struct ?filter= is evaluated on). The filter's selectors
-// are checked against sample before blocking, so a typo is a 400 at once, even when
-// nothing would match. A nil sample means the endpoint does not filter.
+// readWith starts a read endpoint: it parses the query and, for a blocking query,
+// waits on t. ok is false when it has already answered with an error. sample is a
+// zero value of the Consul-shaped struct the answer's elements are, which ?filter=
+// is evaluated on: the filter's selectors are checked against it before blocking, so
+// a typo is a 400 at once, even when nothing would match. A nil sample means the
+// endpoint does not filter, and a ?filter= is a 400 (never silently ignored).
 func (h *Handler) readWith(w http.ResponseWriter, r *http.Request, t catalog.Topic, sample any) (q query, idx uint64, ok bool) {
 	q, ok = h.query(w, r, sample)
 	if !ok {
