@@ -60,14 +60,20 @@ func TestHTTPTLS(t *testing.T) {
 	a := startAgent(t, cfg)
 	addr := a.HTTPAddr().String()
 
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	resp, err := hc.Get("https://" + addr + "/v1/agent/self")
-	if err != nil {
-		t.Fatalf("HTTPS request: %v", err)
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.TLS == nil {
-		t.Errorf("HTTPS: %d, TLS %v", resp.StatusCode, resp.TLS)
+	// Both HTTP/1.1 and HTTP/2 (which multiplexes many blocking queries on one
+	// connection) are served.
+	for _, h2 := range []bool{false, true} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: h2}
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
+		resp, err := hc.Get("https://" + addr + "/v1/agent/self")
+		if err != nil {
+			t.Fatalf("HTTPS request (h2 %t): %v", h2, err)
+		}
+		_ = resp.Body.Close()
+		tr.CloseIdleConnections()
+		if want := map[bool]int{false: 1, true: 2}[h2]; resp.StatusCode != http.StatusOK || resp.TLS == nil || resp.ProtoMajor != want {
+			t.Errorf("HTTPS (h2 %t): %d, %s, TLS %v", h2, resp.StatusCode, resp.Proto, resp.TLS != nil)
+		}
 	}
 	// Plain HTTP is not served: the TLS server answers it with 400.
 	plain := &http.Client{Timeout: 10 * time.Second}

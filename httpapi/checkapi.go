@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -105,7 +106,11 @@ type checkUpdateBody struct {
 func (h *Handler) checkUpdate(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var body checkUpdateBody
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	raw, ok := h.readBody(w, r) // 413 beyond MaxBodyBytes
+	if !ok {
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
 		h.fail(w, r, http.StatusBadRequest, "Request decode failed: %v (want {\"Status\": \"passing\", \"Output\": \"...\"})", describeJSONError(err))

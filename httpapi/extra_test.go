@@ -354,6 +354,7 @@ func TestExtraErrors(t *testing.T) {
 		{"duplicate key", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "ServiceID": "a", "service_id": "b"}`, 400, "given twice", ""},
 		{"agent refuses", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "ServiceID": "nope"}`, 400, "Invalid check registration: check.ServiceID", ""},
 		{"too large", "PUT", "/v1/agent/check/register", big, 413, "too large", ""},
+		{"update too large", "PUT", "/v1/agent/check/update/ttl", `{"Status": "passing", "Output": "` + strings.Repeat("a", MaxBodyBytes) + `"}`, 413, "too large", ""},
 		{"register GET", "GET", "/v1/agent/check/register", "", 405, "not allowed", "PUT"},
 		{"deregister unknown", "PUT", "/v1/agent/check/deregister/nope", "", 404, `Unknown check ID "nope"`, ""},
 		{"deregister maintenance", "PUT", "/v1/agent/check/deregister/_node_maintenance", "", 400, "maintenance", ""},
