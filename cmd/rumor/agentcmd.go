@@ -195,11 +195,14 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 	log.Info("rumor agent running", "version", version, "node", a.NodeName(),
 		"http", httpAddr, "gossip", a.GossipAddr().String(), "dev", cfg.Dev)
 	if cfg.Dev {
-		hint := ""
-		if httpAddr != agent.DefaultHTTPAddr {
-			hint = " --http-addr " + httpAddr
+		scheme, hint := "http", ""
+		if cfg.HTTPTLSCert != "" {
+			scheme = "https"
 		}
-		fmt.Fprintf(c.stderr, "\nDev agent ready. Try, in another terminal:\n  rumor register%s --name web --port 8080 --tag v1\n  rumor services%s\n  curl http://%s/v1/health/service/web\n\n", hint, hint, httpAddr)
+		if httpAddr != agent.DefaultHTTPAddr || scheme == "https" {
+			hint = " --http-addr " + scheme + "://" + httpAddr
+		}
+		fmt.Fprintf(c.stderr, "\nDev agent ready. Try, in another terminal:\n  rumor register%s --name web --port 8080 --tag v1\n  rumor services%s\n  curl %s://%s/v1/health/service/web\n\n", hint, hint, scheme, httpAddr)
 	}
 	<-ctx.Done()
 	log.Info("leaving the pool (interrupt again to exit at once)")
