@@ -509,3 +509,16 @@ func TestBlockingExtra(t *testing.T) {
 		})
 	}
 }
+
+func FuzzParseCheckRegistration(f *testing.F) {
+	f.Add([]byte(`{"ID": "mem", "Name": "Memory", "ServiceID": "web", "TTL": "30s", "Status": "passing"}`))
+	f.Add([]byte(`{"name": "disk", "args": ["/bin/true"], "interval": "1m", "service_id": ""}`))
+	f.Add([]byte(`{"Name": "x", "Header": {"a": ["b"]}, "HTTP": "http://x/", "Interval": 1000000000}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		def, err := ParseCheckRegistration(b)
+		if err == nil && def.TTL < 0 {
+			t.Errorf("accepted a negative TTL: %+v", def)
+		}
+	})
+}
