@@ -72,6 +72,7 @@ type Gossip struct {
 	// disconnects them at Shutdown.
 	mlLabels       []gometrics.Label
 	unrouteMetrics func()
+	keyq           keyQueries // pool-wide keyring operations in flight and answered
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -134,6 +135,7 @@ func New(cfg Config) (*Gossip, error) {
 
 		mlLabels:       mlLabels,
 		unrouteMetrics: unroute,
+		keyq:           keyQueries{pending: map[uint64]*keyQuery{}, answered: map[string]time.Time{}},
 	}
 	mc, err := g.memberlistConfig()
 	if err != nil {
