@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -9,6 +10,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rumor-sd/rumor/catalog"
 )
@@ -143,6 +146,17 @@ type Config struct {
 	Checks Checks
 	// Logger receives one debug line per failed request and errors. Default: discard.
 	Logger *slog.Logger
+	// Metrics, if set, is served as GET /metrics (the agent's private registry).
+	Metrics prometheus.Gatherer
+	// Registerer, if set, receives the API's own metrics (request durations by route
+	// and code).
+	Registerer prometheus.Registerer
+	// Keyring answers /v1/operator/keyring. Optional: without it that path answers
+	// 501 like the other operator endpoints.
+	Keyring Keyring
+	// WatchHeartbeat is how often a quiet /v1/rumor/watch stream sends a comment so
+	// proxies keep it open. Default 15s.
+	WatchHeartbeat time.Duration
 }
 
 // Limits and defaults of the API.
@@ -163,11 +177,15 @@ const ConsulVersion = "1.21.0"
 
 // Handler serves the API. Create it with New.
 type Handler struct {
-	cat Catalog
-	ag  Agent
-	chk Checks
-	log *slog.Logger
-	mux *http.ServeMux
+	cat  Catalog
+	ag   Agent
+	chk  Checks
+	keys Keyring
+	log  *slog.Logger
+	mux  *http.ServeMux
+	root http.Handler // mux, instrumented when there is a Registerer
+
+	watchHeartbeat time.Duration
 }
 
 // New returns a Handler for cfg.
@@ -175,11 +193,23 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Catalog == nil || cfg.Agent == nil {
 		return nil, errors.New("httpapi: config needs a Catalog and an Agent")
 	}
-	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, log: cfg.Logger, mux: http.NewServeMux()}
+	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, keys: cfg.Keyring, log: cfg.Logger, mux: http.NewServeMux(),
+		watchHeartbeat: cmp.Or(cfg.WatchHeartbeat, DefaultWatchHeartbeat)}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	h.routes()
+	if cfg.Metrics != nil {
+		h.mux.Handle("GET /metrics", h.metricsHandler(cfg.Metrics))
+	}
+	h.root = h.mux
+	if cfg.Registerer != nil {
+		m, err := newHTTPMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		h.root = m.instrument(h.mux)
+	}
 	return h, nil
 }
 
@@ -205,12 +235,19 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /v1/catalog/service/{name}", h.catalogService)
 	m.HandleFunc("GET /v1/catalog/nodes", h.catalogNodes)
 	m.HandleFunc("GET /v1/health/service/{name}", h.healthService)
+	m.HandleFunc("GET /v1/rumor/watch", h.watch)
+	if h.keys != nil {
+		m.HandleFunc("GET /v1/operator/keyring", h.keyringList)
+		m.HandleFunc("POST /v1/operator/keyring", h.keyringOp(KeyInstall))
+		m.HandleFunc("PUT /v1/operator/keyring", h.keyringOp(KeyUse))
+		m.HandleFunc("DELETE /v1/operator/keyring", h.keyringOp(KeyRemove))
+	}
 	m.HandleFunc("/", h.notFound)
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.mux.ServeHTTP(w, r)
+	h.root.ServeHTTP(w, r)
 }
 
 // outOfScope names the Consul features rumor does not do, by path prefix, so a client
