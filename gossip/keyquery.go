@@ -69,6 +69,10 @@ const (
 	maxKeyErrLen = 1024
 )
 
+// ErrPrimaryKey is returned by KeyringQuery for an attempt to remove the key this
+// node encrypts with.
+var ErrPrimaryKey = errors.New("gossip: remove key: it is the primary key, which encrypts gossip: make another key primary first (use)")
+
 // ErrKeyringPartial is wrapped by KeyringQuery's error when some members failed or
 // did not answer; the result says which.
 var ErrKeyringPartial = errors.New("not every member succeeded")
@@ -99,6 +103,7 @@ type keyAnswer struct {
 
 // keyQueries tracks this node's queries in flight and the queries it has answered.
 type keyQueries struct {
+	opMu     sync.Mutex // serialises changes to the keyring and copies of it
 	mu       sync.Mutex
 	pending  map[uint64]*keyQuery
 	answered map[string]time.Time // sender/id → deadline, pruned once past
@@ -122,7 +127,7 @@ func (g *Gossip) KeyringQuery(ctx context.Context, op KeyOp, key []byte) (Keyrin
 			return KeyringResult{}, fmt.Errorf("gossip: %s key: %d bytes, want 16, 24 or 32", op, l)
 		}
 		if op == KeyRemove && bytes.Equal(key, g.keyring.GetPrimaryKey()) {
-			return KeyringResult{}, fmt.Errorf("gossip: remove key: it is the primary key, which encrypts gossip: make another key primary first (use)")
+			return KeyringResult{}, ErrPrimaryKey
 		}
 	default:
 		return KeyringResult{}, fmt.Errorf("gossip: unknown keyring operation %d", op)

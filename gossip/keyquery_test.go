@@ -160,7 +160,7 @@ func TestKeyringQueryErrors(t *testing.T) {
 		ctx := context.Background()
 
 		// Refused before anything is sent.
-		if _, err := g.KeyringQuery(ctx, KeyRemove, key1); err == nil || !strings.Contains(err.Error(), "primary") {
+		if _, err := g.KeyringQuery(ctx, KeyRemove, key1); !errors.Is(err, ErrPrimaryKey) {
 			t.Errorf("removing the primary key: %v", err)
 		}
 		if _, err := g.KeyringQuery(ctx, KeyInstall, []byte("short")); err == nil || !strings.Contains(err.Error(), "want 16, 24 or 32") {
