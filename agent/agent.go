@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/health"
@@ -30,6 +32,7 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 	cat *catalog.Catalog
+	reg *prometheus.Registry // every component's metrics, served as /metrics
 
 	// ctx lives from New to Shutdown: background loops and HTTP requests end with it.
 	ctx    context.Context
@@ -78,7 +81,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Agent{
-		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat,
+		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: newRegistry(cat),
 		ctx: ctx, cancel: cancel, local: make(map[string]*localService),
 	}, nil
 }
@@ -121,8 +124,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.cl, err = newCluster(clusterConfig{
 		NodeName: a.cfg.NodeName, BindAddr: a.cfg.BindAddr, BindPort: a.cfg.BindPort,
 		AdvertiseAddr: a.cfg.AdvertiseAddr, Profile: a.cfg.GossipProfile, Keys: keys,
-		Store:  a.cat,
-		Logger: a.cfg.Logger.With("component", "gossip"), // gossip adds the node itself
+		Store:      a.cat,
+		Logger:     a.cfg.Logger.With("component", "gossip"), // gossip adds the node itself
+		Registerer: a.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: start gossip on %s:%d: %w", a.cfg.BindAddr, a.cfg.BindPort, err)
@@ -130,6 +134,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.health, err = health.New(health.Config{
 		Sink: checkSink{a}, Logger: a.cfg.Logger.With("node", a.cfg.NodeName),
 		EnableScriptChecks: a.cfg.EnableScriptChecks, OnDeregister: a.deregisterCritical,
+		Registerer: a.reg,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -213,7 +218,8 @@ func (a *Agent) nodeRecord(gossipAddr netip.AddrPort) catalog.Node {
 // deadline per request.
 func (a *Agent) serveHTTPLocked() error {
 	h, err := httpapi.New(httpapi.Config{Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Coordinates: apiAgent{a},
-		Token: a.cfg.HTTPToken, TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "http")})
+		Token: a.cfg.HTTPToken, TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "http"),
+		Metrics: a.reg, Registerer: a.reg, Keyring: apiKeyring{a}})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/netip"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/gossip"
 )
@@ -39,6 +41,7 @@ type clusterConfig struct {
 	Keys          [][]byte
 	Store         gossip.Store
 	Logger        *slog.Logger
+	Registerer    prometheus.Registerer // the agent's registry
 }
 
 // newGossip starts real gossip.
@@ -52,5 +55,6 @@ func newGossip(cc clusterConfig) (cluster, error) {
 		Keys:          cc.Keys,
 		Store:         cc.Store,
 		Logger:        cc.Logger,
+		Registerer:    cc.Registerer,
 	})
 }

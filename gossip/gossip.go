@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	gometrics "github.com/hashicorp/go-metrics"
 	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/coordinate"
 
@@ -67,6 +68,11 @@ type Gossip struct {
 	keyring *memberlist.Keyring // nil without encryption
 	metrics *metrics
 	inbox   chan inboxMsg
+	// mlLabels route memberlist's go-metrics to this node's registry; unrouteMetrics
+	// disconnects them at Shutdown.
+	mlLabels       []gometrics.Label
+	unrouteMetrics func()
+	keyq           keyQueries // pool-wide keyring operations in flight and answered
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -110,6 +116,10 @@ func New(cfg Config) (*Gossip, error) {
 	if err != nil {
 		return nil, err
 	}
+	mlLabels, unroute, err := memberlistMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gossip{
 		cfg:       cfg,
@@ -122,10 +132,15 @@ func New(cfg Config) (*Gossip, error) {
 		members:   make(map[string]*memberState),
 		reconnect: make(map[string]*reconnectState),
 		leaving:   make(map[string]time.Time),
+
+		mlLabels:       mlLabels,
+		unrouteMetrics: unroute,
+		keyq:           keyQueries{pending: map[uint64]*keyQuery{}, answered: map[string]time.Time{}},
 	}
 	mc, err := g.memberlistConfig()
 	if err != nil {
 		cancel()
+		unroute()
 		return nil, err
 	}
 	g.queue = &memberlist.TransmitLimitedQueue{
@@ -139,6 +154,7 @@ func New(cfg Config) (*Gossip, error) {
 	if err != nil {
 		cancel()
 		g.wg.Wait()
+		unroute()
 		return nil, fmt.Errorf("gossip: start memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
 	g.mu.Lock()
@@ -192,6 +208,7 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 	mc.Ping = d
 	mc.Conflict = d
 	mc.LogOutput = newLogBridge(g.cfg.Logger, g.metrics)
+	mc.MetricLabels = g.mlLabels
 	if len(g.cfg.Keys) > 0 {
 		kr, err := memberlist.NewKeyring(g.cfg.Keys, g.cfg.Keys[0])
 		if err != nil {
@@ -450,6 +467,7 @@ func (g *Gossip) Shutdown() error {
 		}
 		g.wg.Wait()
 		g.queue.Reset()
+		g.unrouteMetrics()
 	})
 	return g.shutdownErr
 }

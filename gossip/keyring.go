@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 )
@@ -35,7 +36,14 @@ func (g *Gossip) Keys() (primary []byte, all [][]byte, err error) {
 	if g.keyring == nil {
 		return nil, nil, ErrNoEncryption
 	}
-	return g.keyring.GetPrimaryKey(), g.keyring.GetKeys(), nil
+	// memberlist hands out its own slice, which RemoveKey rewrites in place: copy it
+	// while no operation of ours runs.
+	g.keyq.opMu.Lock()
+	defer g.keyq.opMu.Unlock()
+	for _, k := range g.keyring.GetKeys() {
+		all = append(all, bytes.Clone(k))
+	}
+	return bytes.Clone(g.keyring.GetPrimaryKey()), all, nil
 }
 
 func (g *Gossip) keyOp(op string, key []byte, f func() error) error {
@@ -45,7 +53,10 @@ func (g *Gossip) keyOp(op string, key []byte, f func() error) error {
 	if l := len(key); l != 16 && l != 24 && l != 32 {
 		return fmt.Errorf("gossip: %s key: %d bytes, want 16, 24 or 32", op, l)
 	}
-	if err := f(); err != nil {
+	g.keyq.opMu.Lock()
+	err := f()
+	g.keyq.opMu.Unlock()
+	if err != nil {
 		return fmt.Errorf("gossip: %s key: %w", op, err)
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 //	state   = 4 sender:str catalog.AppendSummary            push-pull user state
 //	leave   = 5 sender:str                                  "I am leaving"
 //	keysack = 6 like keys                                   the answer to keys
+//	keyquery, keyresponse = 7, 8                            pool-wide keyring operations (keyquery.go)
 //
 // A message that names its sender does so because memberlist does not say who sent
 // it, and the answer goes back to that node.

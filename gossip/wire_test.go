@@ -103,6 +103,8 @@ func FuzzHandle(f *testing.F) {
 	f.Add(encodeKeys(msgKeys, "peer", sampleKeys()))
 	f.Add(encodeKeys(msgKeysAck, "peer", sampleKeys()))
 	f.Add(encodeLeave("peer"))
+	f.Add(encodeKeyQuery("peer", 7, time.Now().Add(time.Minute), KeyInstall, bytes.Repeat([]byte{1}, 32)))
+	f.Add(encodeKeyResponse("peer", 7, keyAnswer{keys: [][]byte{bytes.Repeat([]byte{1}, 16)}, primary: bytes.Repeat([]byte{1}, 16)}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cat, _ := catalogtest.New(t, catalog.Config{})
 		m, err := newMetrics(prometheus.NewRegistry())
@@ -111,7 +113,8 @@ func FuzzHandle(f *testing.F) {
 		}
 		g := &Gossip{cfg: Config{NodeName: "self", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, store: cat,
 			metrics: m, members: map[string]*memberState{}, reconnect: map[string]*reconnectState{}, leaving: map[string]time.Time{},
-			queue: &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 1 }, RetransmitMult: 4}}
+			queue: &memberlist.TransmitLimitedQueue{NumNodes: func() int { return 1 }, RetransmitMult: 4},
+			keyq:  keyQueries{pending: map[uint64]*keyQuery{}, answered: map[string]time.Time{}}}
 		g.ctx, g.cancel = context.WithCancel(context.Background())
 		defer g.cancel()
 		before := cat.Summary()

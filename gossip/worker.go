@@ -67,6 +67,20 @@ func (g *Gossip) handle(m inboxMsg) {
 			return
 		}
 		g.onLeaveIntent(sender)
+	case msgKeyQuery:
+		sender, id, deadline, op, key, err := decodeKeyQuery(m.data)
+		if err != nil {
+			g.drop("malformed", err)
+			return
+		}
+		g.onKeyQuery(sender, id, deadline, op, key)
+	case msgKeyResponse:
+		id, a, err := decodeKeyResponse(m.data)
+		if err != nil {
+			g.drop("malformed", err)
+			return
+		}
+		g.onKeyResponse(id, a)
 	default:
 		g.drop("unknown_type", nil)
 	}
@@ -86,6 +100,10 @@ func msgName(typ byte) string {
 		return "leave"
 	case msgKeysAck:
 		return "keysack"
+	case msgKeyQuery:
+		return "keyquery"
+	case msgKeyResponse:
+		return "keyresponse"
 	}
 	return "unknown"
 }

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rumor-sd/rumor/catalog"
 )
 
@@ -71,6 +73,10 @@ type Config struct {
 	// spell. It runs on the check's goroutine with no lock held, so it may call
 	// Remove (but not Close, which waits for that goroutine). Optional.
 	OnDeregister func(serviceID string)
+
+	// Registerer receives the Manager's metrics (check runs by type and status, probe
+	// durations). Default: a private registry nobody reads.
+	Registerer prometheus.Registerer
 }
 
 // Defaults of Config's fields.
@@ -83,9 +89,10 @@ const (
 // Manager runs checks and reports their status changes to a Sink. It is safe for
 // concurrent use.
 type Manager struct {
-	cfg Config
-	log *slog.Logger
-	sem chan struct{} // one token per running probe
+	cfg     Config
+	log     *slog.Logger
+	sem     chan struct{} // one token per running probe
+	metrics *metrics
 
 	httpTransport         *http.Transport
 	httpInsecureTransport *http.Transport
@@ -132,11 +139,19 @@ func New(cfg Config) (*Manager, error) {
 	cfg.MaxConcurrent = cmp.Or(cfg.MaxConcurrent, DefaultMaxConcurrent)
 	cfg.MinInterval = cmp.Or(cfg.MinInterval, DefaultMinInterval)
 	cfg.OutputInterval = cmp.Or(cfg.OutputInterval, DefaultOutputInterval)
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	met, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m := &Manager{
 		cfg:                   cfg,
 		log:                   cfg.Logger.With("component", "health"),
 		sem:                   make(chan struct{}, cfg.MaxConcurrent),
+		metrics:               met,
 		httpTransport:         newHTTPTransport(false),
 		httpInsecureTransport: newHTTPTransport(true),
 		ctx:                   ctx,
@@ -265,6 +280,7 @@ func (m *Manager) UpdateTTL(id string, status catalog.Status, output string) err
 	now := time.Now()
 	c.ttlDeadline = now.Add(c.def.TTL)
 	c.ttlExpired = false
+	m.metrics.heartbeat(status)
 	m.report(c, status, output, now)
 	c.mu.Unlock()
 	c.wake()
@@ -375,6 +391,7 @@ func (m *Manager) probe(c *check) (time.Time, bool) {
 	if c.ctx.Err() != nil {
 		return started, false // removed or closed: the result means nothing
 	}
+	m.metrics.probed(c.def.Type(), status, time.Since(started))
 	output = clampOutput(output)
 	c.mu.Lock()
 	// Below a threshold the result changes nothing, its output included (as in

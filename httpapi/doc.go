@@ -2,11 +2,16 @@
 // service-discovery clients use (consul/api, Prometheus consul_sd_configs,
 // consul-template, Traefik), with Consul's JSON shapes, headers and blocking queries.
 //
-// It only translates HTTP to calls on three narrow interfaces it declares, [Catalog]
+// It only translates HTTP to calls on narrow interfaces it declares, [Catalog]
 // (what every node registered, as the catalog merged it), [Agent] (this node: its
-// identity, membership and locally registered services) and [Checks] (this node's
-// checks: /v1/agent/checks, TTL heartbeats, maintenance mode). It holds no state of its own,
+// identity, membership and locally registered services), [Checks] (this node's
+// checks: /v1/agent/checks, TTL heartbeats, maintenance mode) and [Keyring] (gossip
+// key rotation across the pool, /v1/operator/keyring). It holds no state of its own,
 // starts no goroutines, and does not import the agent.
+//
+// Beyond Consul's API it serves GET /metrics (the agent's Prometheus registry, given
+// as Config.Metrics; every request is timed by route pattern and status code) and
+// GET /v1/rumor/watch, a server-sent-events stream of catalog changes (watch.go).
 //
 // # Consul compatibility
 //

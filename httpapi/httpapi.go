@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rumor-sd/rumor/catalog"
 )
@@ -178,6 +181,17 @@ type Config struct {
 	TokenReads bool
 	// Logger receives one debug line per failed request and errors. Default: discard.
 	Logger *slog.Logger
+	// Metrics, if set, is served as GET /metrics (the agent's private registry).
+	Metrics prometheus.Gatherer
+	// Registerer, if set, receives the API's own metrics (request durations by route
+	// and code).
+	Registerer prometheus.Registerer
+	// Keyring answers /v1/operator/keyring. Optional: without it that path answers
+	// 501 like the other operator endpoints.
+	Keyring Keyring
+	// WatchHeartbeat is how often a quiet /v1/rumor/watch stream sends a comment so
+	// proxies keep it open. Default 15s.
+	WatchHeartbeat time.Duration
 }
 
 // Limits and defaults of the API.
@@ -202,11 +216,15 @@ type Handler struct {
 	ag     Agent
 	chk    Checks
 	coords Coordinates // nil: ?near= keeps the order
+	keys   Keyring
 	log    *slog.Logger
 	mux    *http.ServeMux
+	root   http.Handler // mux, instrumented when there is a Registerer
 
 	tokenSum   []byte // SHA-256 of Config.Token; nil when writes are open
 	tokenReads bool
+
+	watchHeartbeat time.Duration
 }
 
 // New returns a Handler for cfg.
@@ -217,8 +235,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.TokenReads && cfg.Token == "" {
 		return nil, errors.New("httpapi: TokenReads needs a Token (--http-token-reads needs --http-token)")
 	}
-	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, coords: cfg.Coordinates,
-		log: cfg.Logger, mux: http.NewServeMux(), tokenReads: cfg.TokenReads}
+	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, coords: cfg.Coordinates, keys: cfg.Keyring,
+		log: cfg.Logger, mux: http.NewServeMux(), tokenReads: cfg.TokenReads,
+		watchHeartbeat: cmp.Or(cfg.WatchHeartbeat, DefaultWatchHeartbeat)}
 	if cfg.Token != "" {
 		sum := sha256.Sum256([]byte(cfg.Token))
 		h.tokenSum = sum[:]
@@ -227,6 +246,17 @@ func New(cfg Config) (*Handler, error) {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	h.routes()
+	if cfg.Metrics != nil {
+		h.mux.Handle("GET /metrics", h.metricsHandler(cfg.Metrics))
+	}
+	h.root = h.mux
+	if cfg.Registerer != nil {
+		m, err := newHTTPMetrics(cfg.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		h.root = m.instrument(h.mux)
+	}
 	return h, nil
 }
 
@@ -255,6 +285,13 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /v1/catalog/nodes", h.catalogNodes)
 	m.HandleFunc("GET /v1/health/service/{name}", h.healthService)
 	h.routesExtra()
+	m.HandleFunc("GET /v1/rumor/watch", h.watch)
+	if h.keys != nil {
+		m.HandleFunc("GET /v1/operator/keyring", h.keyringList)
+		m.HandleFunc("POST /v1/operator/keyring", h.keyringOp(KeyInstall))
+		m.HandleFunc("PUT /v1/operator/keyring", h.keyringOp(KeyUse))
+		m.HandleFunc("DELETE /v1/operator/keyring", h.keyringOp(KeyRemove))
+	}
 	m.HandleFunc("/", h.notFound)
 }
 
@@ -263,7 +300,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.authorized(w, r) {
 		return
 	}
-	h.mux.ServeHTTP(w, r)
+	h.root.ServeHTTP(w, r)
 }
 
 // outOfScope names the Consul features rumor does not do, by path prefix, so a client

@@ -1,0 +1,127 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// keyringCall sends one /v1/operator/keyring request to a and returns the status and
+// body.
+func keyringCall(t *testing.T, a *Agent, method, key string) (int, string) {
+	t.Helper()
+	var body io.Reader
+	if key != "" {
+		body = strings.NewReader(`{"Key": "` + key + `"}`)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), method, "http://"+a.HTTPAddr().String()+"/v1/operator/keyring", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestKeyringRotationOverHTTP rotates the key of three real agents through one
+// agent's /v1/operator/keyring (install, use, remove the old one), with services
+// registered between the steps still spreading to every node.
+func TestKeyringRotationOverHTTP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real gossip")
+	}
+	key1 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	key2 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
+	var agents []*Agent
+	for i := range 3 {
+		cfg := Config{NodeName: fmt.Sprintf("k%d", i), DataDir: t.TempDir(), BindAddr: "127.0.0.1", BindPort: 0,
+			GossipProfile: "local", HTTPAddr: "127.0.0.1:0", EncryptKey: key1}
+		if i > 0 {
+			cfg.Join = []string{agents[0].GossipAddr().String()}
+		}
+		agents = append(agents, startAgent(t, cfg))
+	}
+	for _, a := range agents {
+		eventually(t, a.NodeName()+" sees 3 alive", func() bool {
+			n := 0
+			for _, m := range a.Members() {
+				if m.State == catalog.LivenessAlive {
+					n++
+				}
+			}
+			return n == 3
+		})
+	}
+	list := func() (keys, primary map[string]int) {
+		t.Helper()
+		code, body := keyringCall(t, agents[0], "GET", "")
+		var got []struct {
+			WAN         bool
+			Datacenter  string
+			Keys        map[string]int
+			PrimaryKeys map[string]int
+			NumNodes    int
+			Messages    map[string]string
+		}
+		if err := json.Unmarshal([]byte(body), &got); code != 200 || err != nil || len(got) != 1 || got[0].NumNodes != 3 || len(got[0].Messages) != 0 {
+			t.Fatalf("list: %d %s (%v)", code, body, err)
+		}
+		return got[0].Keys, got[0].PrimaryKeys
+	}
+	spread := func(id string) {
+		t.Helper()
+		if err := agents[2].RegisterService(t.Context(), catalog.Service{ID: id, Name: id, Port: 80}, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range agents {
+			eventually(t, id+" on "+a.NodeName(), func() bool { return len(a.Catalog().ServiceInstances(id, catalog.Filter{})) == 1 })
+		}
+	}
+	if keys, primary := list(); !reflect.DeepEqual(keys, map[string]int{key1: 3}) || !reflect.DeepEqual(primary, map[string]int{key1: 3}) {
+		t.Fatalf("before: keys %v primary %v", keys, primary)
+	}
+	for _, step := range []struct{ method, key string }{{"POST", key2}, {"PUT", key2}, {"DELETE", key1}} {
+		if code, body := keyringCall(t, agents[0], step.method, step.key); code != 200 {
+			t.Fatalf("%s %s: %d %s", step.method, step.key, code, body)
+		}
+		spread("after-" + strings.ToLower(step.method))
+	}
+	if keys, primary := list(); !reflect.DeepEqual(keys, map[string]int{key2: 3}) || !reflect.DeepEqual(primary, map[string]int{key2: 3}) {
+		t.Fatalf("after rotation: keys %v primary %v", keys, primary)
+	}
+
+	// Refusals: the primary key, a malformed key. Nothing changes.
+	if code, body := keyringCall(t, agents[1], "DELETE", key2); code != 400 || !strings.Contains(body, "primary") {
+		t.Errorf("removing the primary key: %d %s", code, body)
+	}
+	if code, body := keyringCall(t, agents[1], "POST", "bm90LWEta2V5"); code != 400 || !strings.Contains(body, `"bm90LWEta2V5"`) {
+		t.Errorf("installing a 9-byte key: %d %s", code, body)
+	}
+	if keys, _ := list(); !reflect.DeepEqual(keys, map[string]int{key2: 3}) {
+		t.Errorf("after refusals: keys %v", keys)
+	}
+}
+
+// An agent without encryption says so.
+func TestKeyringWithoutEncryption(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real gossip")
+	}
+	a := startAgent(t, Config{NodeName: "plain", DataDir: t.TempDir(), BindAddr: "127.0.0.1", BindPort: 0,
+		GossipProfile: "local", HTTPAddr: "127.0.0.1:0"})
+	if code, body := keyringCall(t, a, "GET", ""); code != 400 || !strings.Contains(body, "--encrypt") {
+		t.Errorf("list without encryption: %d %s", code, body)
+	}
+}
