@@ -88,6 +88,11 @@ type sseEvent struct {
 
 func (h *Handler) watch(w http.ResponseWriter, r *http.Request) {
 	q, err := h.parseQuery(r)
+	if err == nil && q.expr != nil {
+		// Events carry several shapes (instances, nodes, deletions): no one struct for
+		// an expression to select on.
+		err = checkFilter(q.expr, r.URL.Path, nil)
+	}
 	if err != nil {
 		h.failQuery(w, r, err)
 		return
