@@ -57,6 +57,12 @@ type Agent struct {
 	httpSrv   *http.Server
 	peers     []string // peers last saved to peers.json
 
+	// gossipLeft is set once gossip has left the pool (Leave or RequestLeave);
+	// leaveReq is closed, once, when an API client asked the agent to leave.
+	gossipLeft bool
+	leaveReq   chan struct{}
+	leaveOnce  sync.Once
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -76,6 +82,7 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat,
 		ctx: ctx, cancel: cancel, local: make(map[string]*localService),
+		leaveReq: make(chan struct{}),
 	}, nil
 }
 
@@ -205,7 +212,8 @@ func (a *Agent) nodeRecord(gossipAddr netip.AddrPort) catalog.Node {
 // no server-wide write timeout: blocking queries last minutes, and httpapi sets a
 // deadline per request.
 func (a *Agent) serveHTTPLocked() error {
-	h, err := httpapi.New(httpapi.Config{Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Logger: a.log.With("component", "http")})
+	h, err := httpapi.New(httpapi.Config{Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a},
+		Membership: apiAgent{a}, Logger: a.log.With("component", "http")})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -252,10 +260,11 @@ func (a *Agent) abortLocked() {
 // to spread, then shuts the agent down.
 func (a *Agent) Leave(ctx context.Context) error {
 	a.mu.Lock()
-	cl, running := a.cl, a.started && !a.stopped
+	cl, running, left := a.cl, a.started && !a.stopped, a.gossipLeft
+	a.gossipLeft = true
 	a.mu.Unlock()
 	var err error
-	if running && cl != nil {
+	if running && cl != nil && !left {
 		a.savePeers() // the pool as last seen, for the next start
 		if err = cl.Leave(ctx); err != nil {
 			err = fmt.Errorf("agent: leave: %w", err)

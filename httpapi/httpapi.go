@@ -141,6 +141,9 @@ type Config struct {
 	// Checks answers the agent's check and maintenance endpoints. Optional: without
 	// it those paths answer 404.
 	Checks Checks
+	// Membership answers join, leave and force-leave. Optional: without it those
+	// paths answer 404.
+	Membership Membership
 	// Logger receives one debug line per failed request and errors. Default: discard.
 	Logger *slog.Logger
 }
@@ -166,6 +169,7 @@ type Handler struct {
 	cat Catalog
 	ag  Agent
 	chk Checks
+	mem Membership
 	log *slog.Logger
 	mux *http.ServeMux
 }
@@ -175,7 +179,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Catalog == nil || cfg.Agent == nil {
 		return nil, errors.New("httpapi: config needs a Catalog and an Agent")
 	}
-	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, log: cfg.Logger, mux: http.NewServeMux()}
+	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, mem: cfg.Membership, log: cfg.Logger, mux: http.NewServeMux()}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -205,6 +209,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /v1/catalog/service/{name}", h.catalogService)
 	m.HandleFunc("GET /v1/catalog/nodes", h.catalogNodes)
 	m.HandleFunc("GET /v1/health/service/{name}", h.healthService)
+	h.membershipRoutes()
 	m.HandleFunc("/", h.notFound)
 }
 
