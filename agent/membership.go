@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
@@ -28,7 +27,7 @@ func (a *Agent) Join(ctx context.Context, addrs []string) (int, error) {
 	}
 	n, err := cl.Join(ctx, addrs)
 	if err != nil {
-		return 0, fmt.Errorf("agent: join %s: %w", strings.Join(addrs, ", "), err)
+		return 0, fmt.Errorf("agent: %w", err) // gossip's error names the addresses
 	}
 	a.log.Info("joined the pool", "via", "request", "reached", n, "of", len(addrs))
 	return n, nil

@@ -74,7 +74,7 @@ func (h *Handler) agentJoin(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadRequest, "invalid join address %q: %v", addr, err)
 	default:
 		// Consul answers 500 when the join fails; clients rely only on it not being 200.
-		h.fail(w, r, http.StatusInternalServerError, "Failed to join %s: %v", addr, err)
+		h.fail(w, r, http.StatusInternalServerError, "Failed to join: %v", err)
 	}
 }
 
@@ -116,7 +116,7 @@ func (h *Handler) agentForceLeave(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, catalog.ErrNotFound):
 		h.fail(w, r, http.StatusNotFound, "Unknown node %q: it is not in the pool ('rumor members' lists the nodes)", node)
 	case errors.Is(err, catalog.ErrInvalid):
-		h.fail(w, r, http.StatusConflict, "Cannot force %q to leave: %v. Only failed nodes can be forced out; a live node leaves with 'rumor leave' on its host", node, err)
+		h.fail(w, r, http.StatusConflict, "Cannot force node %q to leave: it has not failed. Only failed nodes can be forced out; a live node leaves with 'rumor leave' on its host", node)
 	default:
 		h.log.Error("force-leave", "node", node, "error", err)
 		h.fail(w, r, http.StatusInternalServerError, "force-leave %q: %v", node, err)

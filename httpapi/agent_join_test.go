@@ -77,7 +77,7 @@ func TestMembershipEndpoints(t *testing.T) {
 		{"PUT", "/v1/agent/join/10.0.0.2?wan=1", 501, "", "no WAN pool"},
 		{"PUT", "/v1/agent/join/10.0.0.2?wan=maybe", 400, "", "invalid wan"},
 		{"PUT", "/v1/agent/join/bad", 400, "join bad", "invalid join address"},
-		{"PUT", "/v1/agent/join/10.9.9.9", 500, "join 10.9.9.9", "Failed to join 10.9.9.9: no answer"},
+		{"PUT", "/v1/agent/join/10.9.9.9", 500, "join 10.9.9.9", "Failed to join: no answer"},
 		{"GET", "/v1/agent/join/10.0.0.2", 405, "", "not allowed"},
 		{"PUT", "/v1/agent/force-leave/n3", 200, "force-leave n3 prune=false", ""},
 		{"PUT", "/v1/agent/force-leave/n3?prune", 200, "force-leave n3 prune=true", ""},

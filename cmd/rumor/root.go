@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 )
@@ -13,6 +14,9 @@ import (
 type cli struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// again receives the interrupts after the first (which cancels the command's
+	// context); nil when nothing delivers them (tests running in-process).
+	again <-chan os.Signal
 }
 
 func newRootCmd(c *cli) *cobra.Command {
@@ -39,6 +43,9 @@ answered.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.AddCommand(newAgentCmd(c), newMembersCmd(c), newServicesCmd(c), newRegisterCmd(c),
 		newDeregisterCmd(c), newKeygenCmd(c), newSimCmd(c), newVersionCmd(c))
+	root.AddCommand(newServiceCmd(c), newCheckCmd(c), newMaintCmd(c), newJoinCmd(c), newLeaveCmd(c),
+		newForceLeaveCmd(c), newWatchCmd(c), newInfoCmd(c))
+	teachCompletion(root)
 	return root
 }
 
