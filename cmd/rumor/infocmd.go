@@ -110,6 +110,8 @@ func teachCompletion(root *cobra.Command) {
 		if cmd.Name() != "completion" {
 			continue
 		}
+		cmd.Args = args(cobra.NoArgs) // an unknown shell is a usage error, not help
+		cmd.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
 		cmd.Example = `  # bash, this shell only; or save it under /etc/bash_completion.d/rumor
   source <(rumor completion bash)
   # zsh

@@ -45,6 +45,8 @@ answered.`,
 		newDeregisterCmd(c), newKeygenCmd(c), newSimCmd(c), newVersionCmd(c))
 	root.AddCommand(newServiceCmd(c), newCheckCmd(c), newMaintCmd(c), newJoinCmd(c), newLeaveCmd(c),
 		newForceLeaveCmd(c), newWatchCmd(c), newInfoCmd(c))
+	root.SetOut(c.stdout) // before teachCompletion: cobra's completion commands keep the writer
+	root.SetErr(c.stderr)
 	teachCompletion(root)
 	return root
 }
