@@ -125,7 +125,9 @@ func runWatch(ctx context.Context, c *cli, f *clientFlags, t watchTarget) error 
 			if !lost {
 				fmt.Fprintf(c.stderr, "rumor: lost the agent at %s; retrying (is it restarting?)\n", f.httpAddr)
 			}
-			lost = true
+			// It may come back as a new process whose indexes start again: ask for
+			// its current state first rather than block on an index it never had.
+			lost, index = true, 0
 			fmt.Fprintf(c.stderr, "rumor: no agent at %s; next try in %s\n", f.httpAddr, retry)
 			select {
 			case <-ctx.Done():
