@@ -16,10 +16,9 @@ import (
 // fakeMembership records calls and answers like the agent: "bad" is an invalid
 // address, "10.9.9.9" does not answer; n3 is failed, n1 alive, others unknown.
 type fakeMembership struct {
-	mu     sync.Mutex
-	calls  []string
-	left   bool
-	forced map[string]bool // node → prune
+	mu    sync.Mutex
+	calls []string
+	left  bool
 }
 
 func (m *fakeMembership) Join(_ context.Context, addrs []string) (int, error) {
