@@ -2,10 +2,11 @@
 // service-discovery clients use (consul/api, Prometheus consul_sd_configs,
 // consul-template, Traefik), with Consul's JSON shapes, headers and blocking queries.
 //
-// It only translates HTTP to calls on three narrow interfaces it declares, [Catalog]
+// It only translates HTTP to calls on narrow interfaces it declares, [Catalog]
 // (what every node registered, as the catalog merged it), [Agent] (this node: its
-// identity, membership and locally registered services) and [Checks] (this node's
-// checks: /v1/agent/checks, TTL heartbeats, maintenance mode). It holds no state of its own,
+// identity, membership and locally registered services), [Checks] (this node's
+// checks: /v1/agent/checks, TTL heartbeats, maintenance mode) and [Membership]
+// (join, leave and force-leave; ?wan answers 501, there is no WAN pool). It holds no state of its own,
 // starts no goroutines, and does not import the agent.
 //
 // # Consul compatibility
