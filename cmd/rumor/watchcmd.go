@@ -223,7 +223,7 @@ func parseServicesWatch(_ context.Context, _ *client, body []byte) (map[string]w
 		if tags == nil {
 			tags = []string{}
 		}
-		out[name] = watchItem{desc: "tags=" + strings.Join(tags, ","),
+		out[name] = watchItem{desc: tagsDesc(tags),
 			value: map[string]any{"name": name, "tags": tags}}
 	}
 	return out, nil
@@ -242,8 +242,8 @@ func parseServiceWatch(_ context.Context, _ *client, body []byte) (map[string]wa
 			checks = append(checks, ch.ID+"="+ch.Status)
 		}
 		out[in.Node+"/"+in.ID] = watchItem{
-			desc: fmt.Sprintf("%s tags=%s %s checks=%s", hostPortInt(in.Address, in.Port),
-				strings.Join(in.Tags, ","), in.Status, strings.Join(checks, ",")),
+			desc: strings.Join([]string{hostPortInt(in.Address, in.Port), tagsDesc(in.Tags), in.Status,
+				"checks=" + strings.Join(checks, ",")}, " "),
 			status: in.Status, value: in,
 		}
 	}
@@ -313,4 +313,12 @@ func (c *client) getIndexed(ctx context.Context, path string, index uint64, wait
 		return nil, 0, fmt.Errorf("the answer from %s has no X-Consul-Index (is it a rumor or Consul agent?)", c.addr)
 	}
 	return b, idx, nil
+}
+
+// tagsDesc shows tags on a watch line.
+func tagsDesc(tags []string) string {
+	if len(tags) == 0 {
+		return "no-tags"
+	}
+	return "tags=" + strings.Join(tags, ",")
 }
