@@ -158,6 +158,7 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 	if err != nil {
 		return err
 	}
+	c.handlesAgain.Store(true) // a second interrupt ends the leave: see stopAgent
 	log := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 	a, err := agent.New(cfg)

@@ -30,22 +30,27 @@ const (
 
 func main() {
 	// The first SIGINT or SIGTERM cancels the context (the agent leaves gracefully,
-	// a watch ends); later ones go to again (the agent exits at once).
+	// a watch ends). A later one goes to the agent, which exits at once, or, for any
+	// other command, exits here.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	ctx, cancel := context.WithCancel(context.Background())
 	again := make(chan os.Signal, 1)
+	c := &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, again: again}
 	go func() {
 		<-sigs
 		cancel()
 		for s := range sigs {
+			if !c.handlesAgain.Load() {
+				fmt.Fprintln(os.Stderr, "rumor: interrupted again: exiting at once")
+				os.Exit(exitFailed)
+			}
 			select {
 			case again <- s:
 			default:
 			}
 		}
 	}()
-	c := &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, again: again}
 	os.Exit(execute(ctx, c, os.Args[1:], os.Stdin))
 }
 

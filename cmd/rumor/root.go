@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 )
@@ -15,8 +16,10 @@ type cli struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	// again receives the interrupts after the first (which cancels the command's
-	// context); nil when nothing delivers them (tests running in-process).
-	again <-chan os.Signal
+	// context) once a command sets handlesAgain; without it, main exits at the
+	// second interrupt. nil when nothing delivers them (tests running in-process).
+	again        <-chan os.Signal
+	handlesAgain atomic.Bool
 }
 
 func newRootCmd(c *cli) *cobra.Command {
