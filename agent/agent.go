@@ -63,6 +63,11 @@ type Agent struct {
 	// nodeChecks holds the standalone checks of the node itself (PUT
 	// /v1/agent/check/register without ServiceID); its Service is zero.
 	nodeChecks localService
+	// gossipLeft is set once gossip has left the pool (Leave or RequestLeave);
+	// leaveReq is closed, once, when an API client asked the agent to leave.
+	gossipLeft bool
+	leaveReq   chan struct{}
+	leaveOnce  sync.Once
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -83,6 +88,7 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: newRegistry(cat),
 		ctx: ctx, cancel: cancel, local: make(map[string]*localService),
+		leaveReq: make(chan struct{}),
 	}, nil
 }
 
@@ -218,7 +224,7 @@ func (a *Agent) nodeRecord(gossipAddr netip.AddrPort) catalog.Node {
 // deadline per request.
 func (a *Agent) serveHTTPLocked() error {
 	h, err := httpapi.New(httpapi.Config{Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Coordinates: apiAgent{a},
-		Token: a.cfg.HTTPToken, TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "http"),
+		Membership: apiAgent{a}, Token: a.cfg.HTTPToken, TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "http"),
 		Metrics: a.reg, Registerer: a.reg, Keyring: apiKeyring{a}})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -266,10 +272,11 @@ func (a *Agent) abortLocked() {
 // to spread, then shuts the agent down.
 func (a *Agent) Leave(ctx context.Context) error {
 	a.mu.Lock()
-	cl, running := a.cl, a.started && !a.stopped
+	cl, running, left := a.cl, a.started && !a.stopped, a.gossipLeft
+	a.gossipLeft = true
 	a.mu.Unlock()
 	var err error
-	if running && cl != nil {
+	if running && cl != nil && !left {
 		a.savePeers() // the pool as last seen, for the next start
 		if err = cl.Leave(ctx); err != nil {
 			err = fmt.Errorf("agent: leave: %w", err)

@@ -70,6 +70,22 @@ func (f *fakeCluster) Leave(context.Context) error {
 	return nil
 }
 
+func (f *fakeCluster) ForceLeave(_ context.Context, node string, _ bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i, m := range f.members {
+		if m.Name != node {
+			continue
+		}
+		if m.State != catalog.LivenessFailed && m.State != catalog.LivenessLeft {
+			return gossip.ErrNotFailed
+		}
+		f.members[i].State = catalog.LivenessLeft
+		return nil
+	}
+	return gossip.ErrUnknownNode
+}
+
 func (f *fakeCluster) Shutdown() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -23,6 +23,9 @@ type cluster interface {
 	Members() []gossip.Member
 	// LocalAddr is the address this node advertises for gossip.
 	LocalAddr() netip.AddrPort
+	// ForceLeave marks a failed node left, here and on the members reachable now;
+	// gossip.ErrUnknownNode or gossip.ErrNotFailed when it cannot.
+	ForceLeave(ctx context.Context, node string, prune bool) error
 	// Leave says goodbye to the pool, then stops gossip.
 	Leave(ctx context.Context) error
 	// Shutdown stops gossip without a goodbye; idempotent.

@@ -17,6 +17,16 @@
 // Manager check but a persisted check record with status maintenance
 // ("_node_maintenance", "_service_maintenance:<id>"), as in Consul.
 //
+// # Membership and lifecycle
+//
+// Leave says goodbye to the pool (peers mark the node left and drop its records at
+// once) and then shuts down; Shutdown alone stops without a goodbye. Join and
+// ForceLeave (PUT /v1/agent/join, /v1/agent/force-leave) act on gossip while the
+// agent runs. PUT /v1/agent/leave calls RequestLeave, which leaves the pool but
+// cannot stop the HTTP server serving that very request: it closes LeaveRequested,
+// and the agent's owner (`rumor agent`) then calls Leave, which skips the goodbye
+// already said, and exits.
+//
 // An Agent has no globals: many can run in one process (tests run three on
 // loopback), with ports from the Config (0 for a free one), an injected logger and
 // clock, and no os.Exit.
@@ -53,5 +63,6 @@
 // that Shutdown leaves no goroutine behind; check tests drive dev agents through
 // their HTTP API on loopback (TTL heartbeats and expiry, an HTTP check against an
 // httptest server, script checks, maintenance, bad input, restart); a cluster test
-// runs three real agents on loopback.
+// runs three real agents on loopback; a goroutine-leak test (goleak) stops two real
+// agents with gossip, HTTP and checks running.
 package agent

@@ -19,6 +19,11 @@
 // the background (after 1 s, backing off to ReconnectMaxBackoff) until
 // ReconnectTimeout: two halves of a healed partition find each other by themselves.
 //
+// A node that leaves tells every live member over TCP before memberlist's own leave
+// (whose event looks like a death), so peers mark it left and drop its records at
+// once. ForceLeave sends the same message on behalf of a failed node, as serf's
+// force-leave does, so an operator can drop a host that is gone for good.
+//
 // # Concurrency
 //
 // A Gossip is safe for concurrent use. memberlist's callbacks copy their bytes and hand

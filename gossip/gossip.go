@@ -396,7 +396,7 @@ func (g *Gossip) Leave(ctx context.Context) error {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	g.announceLeave(ctx, timeout/2)
+	g.announceLeave(ctx, g.cfg.NodeName, timeout/2)
 	err := g.ml.Leave(timeout / 2)
 	if serr := g.Shutdown(); err == nil {
 		err = serr
@@ -407,17 +407,17 @@ func (g *Gossip) Leave(ctx context.Context) error {
 	return nil
 }
 
-// announceLeave tells every live member, over TCP and in parallel, that this node is
-// leaving, waiting at most timeout: memberlist's own leave message looks like a death
-// to its event delegate, and peers must drop our records rather than keep them
-// critical.
-func (g *Gossip) announceLeave(ctx context.Context, timeout time.Duration) {
+// announceLeave tells every live member, over TCP and in parallel, that the named
+// node (this one, or a failed one being forced out) is leaving, waiting at most
+// timeout: memberlist's own leave message looks like a death to its event delegate,
+// and peers must drop the node's records rather than keep them critical.
+func (g *Gossip) announceLeave(ctx context.Context, name string, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	msg := encodeLeave(g.cfg.NodeName)
+	msg := encodeLeave(name)
 	var wg sync.WaitGroup
 	for _, n := range g.ml.Members() {
-		if n.Name == g.cfg.NodeName {
+		if n.Name == g.cfg.NodeName || n.Name == name {
 			continue
 		}
 		wg.Add(1)

@@ -16,7 +16,7 @@ import (
 //	digest  = 2 sender:str catalog.AppendDigest            "send me what I lack"
 //	keys    = 3 sender:str catalog.AppendOriginKeys          "these are my keys"
 //	state   = 4 sender:str catalog.AppendSummary            push-pull user state
-//	leave   = 5 sender:str                                  "I am leaving"
+//	leave   = 5 node:str                                    "node is leaving": the sender itself, or a failed node forced out
 //	keysack = 6 like keys                                   the answer to keys
 //	keyquery, keyresponse = 7, 8                            pool-wide keyring operations (keyquery.go)
 //

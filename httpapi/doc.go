@@ -5,8 +5,9 @@
 // It only translates HTTP to calls on narrow interfaces it declares, [Catalog]
 // (what every node registered, as the catalog merged it), [Agent] (this node: its
 // identity, membership and locally registered services), [Checks] (this node's
-// checks: /v1/agent/checks, TTL heartbeats, maintenance mode) and [Keyring] (gossip
-// key rotation across the pool, /v1/operator/keyring). It holds no state of its own,
+// checks: /v1/agent/checks, TTL heartbeats, maintenance mode), [Keyring] (gossip
+// key rotation across the pool, /v1/operator/keyring) and [Membership] (join, leave
+// and force-leave; ?wan answers 501, there is no WAN pool). It holds no state of its own,
 // starts no goroutines, and does not import the agent.
 //
 // Beyond Consul's API it serves GET /metrics (the agent's Prometheus registry, given

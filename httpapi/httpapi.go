@@ -179,6 +179,9 @@ type Config struct {
 	Token string
 	// TokenReads requires Token on reads as well. It needs Token.
 	TokenReads bool
+	// Membership answers join, leave and force-leave. Optional: without it those
+	// paths answer 404.
+	Membership Membership
 	// Logger receives one debug line per failed request and errors. Default: discard.
 	Logger *slog.Logger
 	// Metrics, if set, is served as GET /metrics (the agent's private registry).
@@ -217,6 +220,7 @@ type Handler struct {
 	chk    Checks
 	coords Coordinates // nil: ?near= keeps the order
 	keys   Keyring
+	mem    Membership
 	log    *slog.Logger
 	mux    *http.ServeMux
 	root   http.Handler // mux, instrumented when there is a Registerer
@@ -235,7 +239,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.TokenReads && cfg.Token == "" {
 		return nil, errors.New("httpapi: TokenReads needs a Token (--http-token-reads needs --http-token)")
 	}
-	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, coords: cfg.Coordinates, keys: cfg.Keyring,
+	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, coords: cfg.Coordinates, keys: cfg.Keyring, mem: cfg.Membership,
 		log: cfg.Logger, mux: http.NewServeMux(), tokenReads: cfg.TokenReads,
 		watchHeartbeat: cmp.Or(cfg.WatchHeartbeat, DefaultWatchHeartbeat)}
 	if cfg.Token != "" {
@@ -292,6 +296,7 @@ func (h *Handler) routes() {
 		m.HandleFunc("PUT /v1/operator/keyring", h.keyringOp(KeyUse))
 		m.HandleFunc("DELETE /v1/operator/keyring", h.keyringOp(KeyRemove))
 	}
+	h.membershipRoutes()
 	m.HandleFunc("/", h.notFound)
 }
 

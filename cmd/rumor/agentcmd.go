@@ -7,11 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,8 +16,12 @@ import (
 	"github.com/rumor-sd/rumor/agent"
 )
 
-// leaveTimeout bounds the graceful leave on the first interrupt.
-const leaveTimeout = 10 * time.Second
+// On the first interrupt the agent says goodbye for at most leaveTimeout, and stops
+// altogether within stopTimeout (then exits anyway, with a message and status 1).
+const (
+	leaveTimeout = 5 * time.Second
+	stopTimeout  = 10 * time.Second
+)
 
 // agentFlags are the flags of `rumor agent`.
 type agentFlags struct {
@@ -37,14 +38,16 @@ func newAgentCmd(c *cli) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the rumor agent on this host",
-		Long: `Run the rumor agent on this host until interrupted (Ctrl-C or SIGTERM). The
-first interrupt leaves the pool gracefully (peers see "left", not "failed") and
-exits 0; a second one exits at once.
+		Long: `Run the rumor agent on this host until interrupted (Ctrl-C or SIGTERM) or told
+to leave ('rumor leave'). The first interrupt leaves the pool gracefully (peers
+see "left", not "failed") and exits 0; if that takes more than 10s the agent
+exits anyway, with status 1. A second interrupt exits at once, with status 1.
 
-The agent gossips with its peers on --bind (UDP and TCP, default 0.0.0.0:7946),
-serves the HTTP API on --http-addr (default 127.0.0.1:8500), and keeps its node
-ID, its registered services and its known peers in --data-dir (default
-/var/lib/rumor as root, else ~/.local/state/rumor), so a restart loses nothing
+With no flags at all, the agent gossips on 0.0.0.0:7946 (UDP and TCP; --bind),
+serves the HTTP API on 127.0.0.1:8500 (--http-addr), names itself after the
+host (--node), and keeps its node ID, its registered services and its known
+peers in the data dir (--data-dir): /var/lib/rumor as root, else
+$XDG_STATE_HOME/rumor, else ~/.local/state/rumor. So a restart loses nothing
 and rejoins the peers it knew.
 
 Join a pool with --join (tried once at start: the agent exits if no address
@@ -82,7 +85,7 @@ serve HTTPS instead of HTTP (point clients at https://host:port).`,
 	fl.StringArrayVar(&f.join, "join", nil, "peer to join at start; the agent exits if none answers (repeatable)")
 	fl.StringArrayVar(&f.retryJoin, "retry-join", nil, "peer to join in the background, retried until one answers (repeatable)")
 	fl.StringVar(&f.encrypt, "encrypt", "", "gossip encryption key, base64 (see 'rumor keygen')")
-	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the node ID, services and known peers (default /var/lib/rumor as root, else ~/.local/state/rumor; in memory with --dev)")
+	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the node ID, services and known peers (default /var/lib/rumor as root, else $XDG_STATE_HOME/rumor or ~/.local/state/rumor; in memory with --dev)")
 	fl.StringVar(&f.httpAddr, "http-addr", "", "HTTP API listen address, host:port (default: $RUMOR_HTTP_ADDR, else 127.0.0.1:8500)")
 	fl.StringVar(&f.httpToken, "http-token", "", "token HTTP API writes require, in X-Consul-Token or Authorization: Bearer (default: $RUMOR_HTTP_TOKEN, else none)")
 	fl.BoolVar(&f.httpTokenReads, "http-token-reads", false, "require the --http-token on reads as well")
@@ -182,6 +185,7 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 	if err != nil {
 		return err
 	}
+	c.handlesAgain.Store(true) // a second interrupt ends the leave: see stopAgent
 	log := slog.New(slog.NewTextHandler(c.stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 	a, err := agent.New(cfg)
@@ -204,21 +208,36 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 		}
 		fmt.Fprintf(c.stderr, "\nDev agent ready. Try, in another terminal:\n  rumor register%s --name web --port 8080 --tag v1\n  rumor services%s\n  curl %s://%s/v1/health/service/web\n\n", hint, hint, scheme, httpAddr)
 	}
-	<-ctx.Done()
-	log.Info("leaving the pool (interrupt again to exit at once)")
-	again := make(chan os.Signal, 1)
-	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(again)
+	select {
+	case <-ctx.Done():
+		log.Info("leaving the pool (interrupt again to exit at once)")
+	case <-a.LeaveRequested():
+		log.Info("left the pool at an API request (rumor leave); shutting down")
+	}
+	return stopAgent(c, log, a)
+}
+
+// stopAgent leaves the pool gracefully and shuts a down, within stopTimeout; an
+// interrupt meanwhile (c.again) exits at once with a failure.
+func stopAgent(c *cli, log *slog.Logger, a *agent.Agent) error {
 	done := make(chan error, 1)
 	go func() {
 		lctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 		defer cancel()
 		done <- a.Leave(lctx)
 	}()
+	timer := time.NewTimer(stopTimeout)
+	defer timer.Stop()
 	select {
 	case err := <-done:
-		return err
-	case <-again:
-		return exitError{code: exitFailed, err: errors.New("interrupted again: exiting without a graceful leave")}
+		if err != nil {
+			return err
+		}
+		log.Info("left the pool; bye")
+		return nil
+	case <-c.again:
+		return exitError{code: exitFailed, err: errors.New("interrupted again: exiting without finishing the graceful leave")}
+	case <-timer.C:
+		return exitError{code: exitFailed, err: fmt.Errorf("the agent did not stop within %s; exiting anyway (peers may see it failed rather than left)", stopTimeout)}
 	}
 }

@@ -82,6 +82,18 @@ func (e *apiError) Error() string { return e.msg }
 
 // do sends a request and decodes a JSON answer into out (if not nil). A connection
 // failure becomes exit code 3 with advice; an error answer becomes an *apiError.
+// newRequest builds a request to the agent, with the token when there is one.
+func (c *client) newRequest(ctx context.Context, method, target string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return nil, usagef("--http-addr %q: %v", c.addr, err)
+	}
+	if c.token != "" {
+		req.Header.Set("X-Consul-Token", c.token)
+	}
+	return req, nil
+}
+
 func (c *client) do(ctx context.Context, method, path string, body []byte, out any) error {
 	if c.err != nil {
 		return c.err
@@ -90,15 +102,12 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, out a
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req, err := c.newRequest(ctx, method, c.base+path, rd)
 	if err != nil {
-		return usagef("--http-addr %q: %v", c.addr, err)
+		return err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("X-Consul-Token", c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

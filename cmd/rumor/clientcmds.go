@@ -93,20 +93,26 @@ type localService struct {
 func newServicesCmd(c *cli) *cobra.Command {
 	var f clientFlags
 	var tags []string
-	var local bool
+	var local, passing bool
 	cmd := &cobra.Command{
 		Use:   "services",
 		Short: "List the services in the catalog",
 		Long: `List every service name in the catalog with the tags its instances carry, or,
 with --local, the services registered on this agent with their IDs and ports.
---tag keeps the services (or local instances) that carry every tag given.`,
+--tag keeps the services (or local instances) that carry every tag given;
+--passing keeps the services with at least one instance (carrying those tags)
+whose every check passes.`,
 		Example: `  rumor services
   rumor services --tag v1 --tag primary
+  rumor services --passing          # services a client can use now
   rumor services --local            # IDs to pass to 'rumor deregister'
   rumor services --json | jq -r 'keys[]'`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl := newClient(&f)
+			if local && passing {
+				return usagef("--passing applies to the catalog listing, not to --local")
+			}
 			if local {
 				var svcs map[string]localService
 				if err := cl.do(cmd.Context(), http.MethodGet, "/v1/agent/services", nil, &svcs); err != nil {
@@ -144,6 +150,11 @@ with --local, the services registered on this agent with their IDs and ports.
 					out[name] = t
 				}
 			}
+			if passing {
+				if err := keepPassing(cmd.Context(), cl, out, tags); err != nil {
+					return err
+				}
+			}
 			if f.json {
 				return printJSON(c.stdout, out)
 			}
@@ -156,6 +167,7 @@ with --local, the services registered on this agent with their IDs and ports.
 	}
 	cmd.Flags().StringArrayVar(&tags, "tag", nil, "keep services carrying this tag (repeatable: all must match)")
 	cmd.Flags().BoolVar(&local, "local", false, "list the services registered on this agent, with IDs")
+	cmd.Flags().BoolVar(&passing, "passing", false, "keep services with at least one instance whose every check passes")
 	addClientFlags(c, cmd, &f)
 	return cmd
 }

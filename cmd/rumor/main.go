@@ -29,18 +29,43 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
-	stop()
-	os.Exit(code)
+	// The first SIGINT or SIGTERM cancels the context (the agent leaves gracefully,
+	// a watch ends). A later one goes to the agent, which exits at once, or, for any
+	// other command, exits here.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	again := make(chan os.Signal, 1)
+	c := &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, again: again}
+	go func() {
+		<-sigs
+		cancel()
+		for s := range sigs {
+			if !c.handlesAgain.Load() {
+				fmt.Fprintln(os.Stderr, "rumor: interrupted again: exiting at once")
+				os.Exit(exitFailed)
+			}
+			select {
+			case again <- s:
+			default:
+			}
+		}
+	}()
+	os.Exit(execute(ctx, c, os.Args[1:], os.Stdin))
 }
 
 // run executes the CLI with args and returns the exit code. Tests call it directly.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	root := newRootCmd(&cli{stdout: stdout, stderr: stderr, getenv: getenv})
+	return execute(ctx, &cli{stdout: stdout, stderr: stderr, getenv: getenv}, args, stdin)
+}
+
+// execute runs the CLI as c and returns the exit code.
+func execute(ctx context.Context, c *cli, args []string, stdin io.Reader) int {
+	stderr := c.stderr
+	root := newRootCmd(c)
 	root.SetArgs(args)
 	root.SetIn(stdin)
-	root.SetOut(stdout)
+	root.SetOut(c.stdout)
 	root.SetErr(stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {

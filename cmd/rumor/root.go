@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"os"
+	"sync/atomic"
 
 	"github.com/spf13/cobra"
 )
@@ -13,6 +15,11 @@ import (
 type cli struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
+	// again receives the interrupts after the first (which cancels the command's
+	// context) once a command sets handlesAgain; without it, main exits at the
+	// second interrupt. nil when nothing delivers them (tests running in-process).
+	again        <-chan os.Signal
+	handlesAgain atomic.Bool
 }
 
 func newRootCmd(c *cli) *cobra.Command {
@@ -43,6 +50,11 @@ answered.`,
 	root.AddCommand(newAgentCmd(c), newMembersCmd(c), newServicesCmd(c), newRegisterCmd(c),
 		newDeregisterCmd(c), newKeygenCmd(c), newSimCmd(c), newVersionCmd(c))
 	root.AddCommand(newKeyringCmd(c))
+	root.AddCommand(newServiceCmd(c), newCheckCmd(c), newMaintCmd(c), newJoinCmd(c), newLeaveCmd(c),
+		newForceLeaveCmd(c), newWatchCmd(c), newInfoCmd(c))
+	root.SetOut(c.stdout) // before teachCompletion: cobra's completion commands keep the writer
+	root.SetErr(c.stderr)
+	teachCompletion(root)
 	return root
 }
 

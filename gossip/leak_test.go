@@ -1,0 +1,101 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"go.uber.org/goleak"
+
+	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/catalog/catalogtest"
+)
+
+// TestNoGoroutineLeak runs three nodes on real loopback sockets (gossip, anti-entropy,
+// a large record on the reliable path, reconnects to a crashed node), then has one
+// leave, one force the crashed one out and shut down: no goroutine may outlive them.
+// memberlist's Shutdown does not wait for its in-flight probes: each ends by itself
+// within one probe interval, which Lifeguard stretches up to 8× (8 s with the local
+// profile) after failed probes, so the check retries for up to 20 s.
+func TestNoGoroutineLeak(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	defer func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			err := goleak.Find(ignore) // retries for a moment itself
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	var nodes []*node
+	for i := range 3 {
+		name := fmt.Sprintf("lk%d", i)
+		cat, _ := catalogtest.New(t, catalog.Config{})
+		g, err := New(Config{NodeName: name, BindAddr: "127.0.0.1", Store: cat, Profile: "local",
+			Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
+			MemberlistHook: func(mc *memberlist.Config) { mc.BindPort = 0; mc.AdvertisePort = 0 }})
+		if err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		nd := &node{name: name, cat: cat, g: g, w: catalog.NewWriter(name, 1)}
+		nd.publish(nd.w.PutNode(catalogtest.Node(name, "127.0.0.1")))
+		if i > 0 {
+			if _, err := g.Join(context.Background(), []string{nodes[0].g.LocalAddr().String()}); err != nil {
+				t.Fatalf("join %s: %v", name, err)
+			}
+		}
+		nodes = append(nodes, nd)
+	}
+	defer func() { // on failure too
+		for _, nd := range nodes {
+			_ = nd.g.Shutdown()
+		}
+	}()
+	poll := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 20s", what)
+			}
+			<-time.After(20 * time.Millisecond) // the polling interval; the deadline bounds the wait
+		}
+	}
+	big := catalogtest.Service("big-1", "big", 80)
+	big.Meta = map[string]string{}
+	for i := range 10 {
+		big.Meta[fmt.Sprintf("k%d", i)] = strings.Repeat("v", 400)
+	}
+	nodes[1].publish(nodes[1].w.PutService(big))
+	poll("the large record on all", allSee(nodes, "big", "lk1/big-1=passing"))
+
+	// lk2 crashes; lk0 sees it fail and starts reconnect attempts, then forces it out.
+	if err := nodes[2].g.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	poll("lk2 failed on lk0", func() bool {
+		st, _ := nodes[0].cat.Liveness("lk2")
+		return st == catalog.LivenessFailed
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := nodes[0].g.ForceLeave(ctx, "lk2", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[1].g.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[0].g.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+}
