@@ -69,11 +69,19 @@ func (ls *localService) checkRecord(d *CheckDefinition) catalog.Check {
 // validateRunnable refuses, before anything changes, the checks of ls that the
 // health manager would refuse or cannot run. Errors wrap catalog.ErrInvalid.
 func (a *Agent) validateRunnable(ls *localService) error {
+	return checkRunnable(ls, a.cfg.EnableScriptChecks)
+}
+
+// checkRunnable refuses the checks of ls that the health manager would refuse or
+// cannot run, each as a *catalog.FieldError rooted at "service.checks[i]".
+func checkRunnable(ls *localService, enableScriptChecks bool) error {
 	var errs []error
 	for i := range ls.Checks {
 		d := &ls.Checks[i]
 		field := fmt.Sprintf("service.checks[%d]", i)
 		switch {
+		case d.kinds() != 1:
+			continue // normalize reports it
 		case !d.runnable():
 			errs = append(errs, &catalog.FieldError{Field: field,
 				Reason: fmt.Sprintf("rumor does not run %s checks; use http, tcp, grpc, script (Args) or ttl", d.Type())})
@@ -85,10 +93,10 @@ func (a *Agent) validateRunnable(ls *localService) error {
 		}
 		def := d.healthDefinition(0)
 		if err := def.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+			errs = append(errs, within(field, err))
 		}
-		if d.Type() == health.TypeScript && !a.cfg.EnableScriptChecks {
-			errs = append(errs, fmt.Errorf("%s: %w: %w", field, catalog.ErrInvalid, health.ErrScriptChecksDisabled))
+		if d.Type() == health.TypeScript && !enableScriptChecks {
+			errs = append(errs, &catalog.FieldError{Field: field + ".args", Reason: health.ErrScriptChecksDisabled.Error()})
 		}
 	}
 	return errors.Join(errs...)
