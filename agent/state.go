@@ -130,7 +130,9 @@ func (d *CheckDefinition) validate(field string) error {
 
 // localService is one service registered on this node with its checks.
 type localService struct {
-	Source  Source
+	Source Source
+	// File is the config file that defines the service, for SourceConfig.
+	File    string `json:",omitempty"`
 	Service catalog.Service
 	Checks  []CheckDefinition
 	// Status holds each check's last reported status and output, by check ID; a check
@@ -256,7 +258,7 @@ func (d *dataDir) loadState() (map[string]*localService, *string, error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("agent: local state %s: service %q: %w", p, sf.Services[i].Service.ID, err)
 		}
-		ls.Source = sf.Services[i].Source
+		ls.Source, ls.File = sf.Services[i].Source, sf.Services[i].File
 		ls.Status, ls.Maintenance = sf.Services[i].Status, sf.Services[i].Maintenance
 		out[ls.Service.ID] = &ls
 	}
