@@ -10,6 +10,7 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/health"
+	"github.com/rumor-sd/rumor/httpapi"
 )
 
 // ReloadResult says what a reload changed, by service ID, each list sorted.
@@ -275,4 +276,12 @@ func sameDefinition(a, b *localService) bool {
 		}
 	}
 	return true
+}
+
+var _ httpapi.Reloader = apiAgent{}
+
+// Reload implements httpapi.Reloader.
+func (x apiAgent) Reload(ctx context.Context) (httpapi.ReloadResult, error) {
+	r, err := x.a.Reload(ctx)
+	return httpapi.ReloadResult(r), err
 }
