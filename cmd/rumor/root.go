@@ -39,6 +39,7 @@ answered.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err) })
 	root.AddCommand(newAgentCmd(c), newMembersCmd(c), newServicesCmd(c), newRegisterCmd(c),
 		newDeregisterCmd(c), newKeygenCmd(c), newSimCmd(c), newVersionCmd(c))
+	root.AddCommand(newValidateCmd(c), newReloadCmd(c))
 	return root
 }
 
