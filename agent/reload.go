@@ -22,8 +22,9 @@ type ReloadResult struct {
 }
 
 // invalidConfig marks a configuration refused because it is wrong (not because
-// saving failed): errors.Is(err, catalog.ErrInvalid) holds, and the message is the
-// configuration's problems as they are.
+// saving failed): errors.Is(err, catalog.ErrInvalid) holds. Its message is the list
+// of problems as they are, one per line, each naming its file: a prefix would
+// label only the first line.
 type invalidConfig struct{ err error }
 
 func (e invalidConfig) Error() string   { return e.err.Error() }
@@ -101,7 +102,7 @@ func (a *Agent) configServices() ([]ServiceDefinition, error) {
 	}
 	defs, err := a.cfg.ConfigServices()
 	if err != nil {
-		return nil, fmt.Errorf("agent: config: %w", invalidConfig{err})
+		return nil, invalidConfig{err}
 	}
 	return defs, nil
 }
@@ -201,7 +202,7 @@ func (a *Agent) planConfigLocked(defs []ServiceDefinition) (configPlan, error) {
 		}
 	}
 	if len(errs) > 0 {
-		return configPlan{}, fmt.Errorf("agent: config: %w", invalidConfig{errors.Join(errs...)})
+		return configPlan{}, invalidConfig{errors.Join(errs...)}
 	}
 	for _, id := range slices.Sorted(maps.Keys(want)) {
 		ls, old := want[id], a.local[id]
