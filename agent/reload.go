@@ -37,7 +37,15 @@ func (e invalidConfig) Unwrap() []error { return []error{e.err, catalog.ErrInval
 // are never touched. If the files are invalid, or a definition clashes with an API
 // registration, nothing changes and the error (wrapping catalog.ErrInvalid) names
 // every problem: the previous configuration stays in force.
-func (a *Agent) Reload(_ context.Context) (ReloadResult, error) {
+func (a *Agent) Reload(ctx context.Context) (ReloadResult, error) {
+	r, err := a.reload(ctx)
+	if err != nil && !errors.Is(err, ErrNotRunning) {
+		a.log.Error("reload refused; the previous configuration stays in force", "error", err)
+	}
+	return r, err
+}
+
+func (a *Agent) reload(_ context.Context) (ReloadResult, error) {
 	defs, err := a.configServices()
 	if err != nil {
 		return ReloadResult{}, err

@@ -334,9 +334,7 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 			case <-ctx.Done():
 				return
 			case <-hup:
-				if _, err := a.Reload(ctx); err != nil {
-					log.Error("reload failed; the previous configuration stays in force", "error", err)
-				}
+				_, _ = a.Reload(ctx) // the agent logs what it did, or why not
 			}
 		}
 	}()

@@ -259,6 +259,9 @@ func TestReloadAndSIGHUP(t *testing.T) {
 	if s := local(); !strings.Contains(s, "db") || !strings.Contains(s, "web") {
 		t.Errorf("services after a refused reload:\n%s", s)
 	}
+	if log := errb.String(); !strings.Contains(log, "reload refused") || !strings.Contains(log, "zz-bad.json: service.check.ttl") {
+		t.Errorf("the agent did not log the refused reload:\n%s", log)
+	}
 	r = rumor(t, env, "reload", "--json")
 	if r.code != 1 {
 		t.Errorf("reload --json with a bad file: exit %d", r.code)
