@@ -226,4 +226,3 @@ func ParseLogLevel(s string) (slog.Level, error) {
 	}
 	return 0, fmt.Errorf("%q: want debug, info, warn or error", s)
 }
-
