@@ -163,6 +163,30 @@ func TestReloadDiff(t *testing.T) {
 		t.Errorf("catalog web = %+v, want the new tag", inst)
 	}
 
+	// Step 2b: web's check replaced: the old check's record and runner go away.
+	files.set(nil,
+		def("web.json", svc("web", 80, "v2"), ttlCheck("web-ttl2")),
+		def("db.hcl", svc("db", 5432), ttlCheck("db-ttl")))
+	if r, err = a.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := (ReloadResult{Changed: []string{"web"}, Unchanged: []string{"db"}}); !equalResult(r, want) {
+		t.Errorf("reload = %+v, want %+v", r, want)
+	}
+	v = versions(a)
+	if _, ok := v[checkKey("web-ttl")]; ok {
+		t.Error("the replaced check web-ttl is still in the catalog")
+	}
+	if _, ok := v[checkKey("web-ttl2")]; !ok {
+		t.Error("the new check web-ttl2 is not in the catalog")
+	}
+	if err := a.UpdateTTL(ctx, "web-ttl", catalog.StatusPassing, ""); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("UpdateTTL of the replaced check: %v, want ErrNotFound", err)
+	}
+	if err := a.UpdateTTL(ctx, "web-ttl2", catalog.StatusPassing, ""); err != nil {
+		t.Errorf("UpdateTTL of the new check: %v", err)
+	}
+
 	// Step 3: everything removed from the files; the API service stays.
 	files.set(nil)
 	if r, err = a.Reload(ctx); err != nil {
