@@ -29,6 +29,7 @@ var mayImport = map[string][]string{
 	"docker":              {"catalog"},
 	"proxy":               {"catalog"},
 	"agent":               {"catalog", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "internal/"},
+	"config":              {"catalog", "agent"}, // config files → agent.Config and service definitions
 	"sim":                 {"catalog", "agent", "gossip", "internal/"},
 	"cmd/":                {""}, // the CLI may use anything
 	"internal/":           {"catalog"},
@@ -45,8 +46,8 @@ var thirdParty = map[string][]string{
 	"github.com/spf13/pflag":           {"cmd/"},
 	"github.com/prometheus/":           {"agent", "httpapi", "gossip", "dnsserver", "health", "cmd/"},
 	"github.com/hashicorp/go-metrics":  {"gossip", "agent"},
-	"github.com/hashicorp/hcl":         {"agent"},
-	"github.com/go-viper/mapstructure": {"agent"},
+	"github.com/hashicorp/hcl":         {"config"},
+	"github.com/go-viper/mapstructure": {"config"},
 	"github.com/hashicorp/go-bexpr":    {"httpapi"},
 	"google.golang.org/grpc":           {"health"},
 	"golang.org/x/sys":                 {"internal/", "agent", "mdns", "cmd/"},

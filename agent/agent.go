@@ -115,6 +115,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.loadIdentityLocked(); err != nil {
 		return err
 	}
+	if err := a.startConfigLocked(); err != nil {
+		return err
+	}
 	a.httpLn, err = net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("agent: HTTP API on %s: %w (is another agent running? choose another address with --http-addr)", a.cfg.HTTPAddr, err)
@@ -419,6 +422,11 @@ func (a *Agent) RegisterService(_ context.Context, svc catalog.Service, checks [
 		}
 	}
 	old := a.local[id]
+	if old != nil && old.Source == SourceConfig {
+		a.mu.Unlock()
+		return fmt.Errorf("agent: register service %q: %w", svc.Name, &catalog.FieldError{Field: "service.id",
+			Reason: fmt.Sprintf("%q is defined in config file %s: edit the file and run `rumor reload`, or choose another ID", id, old.File)})
+	}
 	var removed []string
 	if old != nil {
 		// Kept checks keep their reported status, as the health manager keeps it.

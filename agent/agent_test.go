@@ -285,7 +285,7 @@ func TestRegisterInvalid(t *testing.T) {
 		{"bad port", catalog.Service{Name: "web", Port: -1}, nil, "service.port"},
 		{"check kind missing", catalog.Service{Name: "web"}, []CheckDefinition{{}}, "says nothing to check"},
 		{"two kinds", catalog.Service{Name: "web"}, []CheckDefinition{{HTTP: "http://x", TCP: "x:1", Interval: time.Second}}, "2 kinds"},
-		{"no interval", catalog.Service{Name: "web"}, []CheckDefinition{{HTTP: "http://x"}}, "needs an Interval"},
+		{"no interval", catalog.Service{Name: "web"}, []CheckDefinition{{HTTP: "http://x"}}, "service.checks[0].interval: is required"},
 		{"dup check", catalog.Service{Name: "web"}, []CheckDefinition{ttlCheck("c"), ttlCheck("c")}, "used twice"},
 		{"foreign service", catalog.Service{Name: "web"}, []CheckDefinition{{ServiceID: "db", TTL: time.Second}}, "belongs to that service"},
 	} {

@@ -69,17 +69,26 @@ func (ls *localService) checkRecord(d *CheckDefinition) catalog.Check {
 // validateRunnable refuses, before anything changes, the checks of ls that the
 // health manager would refuse or cannot run. Errors wrap catalog.ErrInvalid.
 func (a *Agent) validateRunnable(ls *localService) error {
+	return checkRunnable(ls, a.cfg.EnableScriptChecks)
+}
+
+// checkRunnable refuses the checks of ls that the health manager would refuse or
+// cannot run, each as a *catalog.FieldError rooted at "service.checks[i]".
+func checkRunnable(ls *localService, enableScriptChecks bool) error {
 	var errs []error
 	for i := range ls.Checks {
-		errs = append(errs, a.checkRunnable(&ls.Checks[i], fmt.Sprintf("service.checks[%d]", i))...)
+		errs = append(errs, checkDefRunnable(&ls.Checks[i], fmt.Sprintf("service.checks[%d]", i), enableScriptChecks)...)
 	}
 	return errors.Join(errs...)
 }
 
-// checkRunnable returns why the health manager would refuse or could not run d,
-// which the errors call field.
-func (a *Agent) checkRunnable(d *CheckDefinition, field string) []error {
+// checkDefRunnable returns why the health manager would refuse or could not run d,
+// each error a *catalog.FieldError rooted at field. A definition of no single kind
+// gets none: normalize reports it.
+func checkDefRunnable(d *CheckDefinition, field string, enableScriptChecks bool) []error {
 	switch {
+	case d.kinds() != 1:
+		return nil
 	case !d.runnable():
 		return []error{&catalog.FieldError{Field: field,
 			Reason: fmt.Sprintf("rumor does not run %s checks; use http, tcp, grpc, script (Args) or ttl", d.Type())}}
@@ -90,10 +99,10 @@ func (a *Agent) checkRunnable(d *CheckDefinition, field string) []error {
 	var errs []error
 	def := d.healthDefinition(0)
 	if err := def.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("%s: %w", field, err))
+		errs = append(errs, within(field, err))
 	}
-	if d.Type() == health.TypeScript && !a.cfg.EnableScriptChecks {
-		errs = append(errs, fmt.Errorf("%s: %w: %w", field, catalog.ErrInvalid, health.ErrScriptChecksDisabled))
+	if d.Type() == health.TypeScript && !enableScriptChecks {
+		errs = append(errs, &catalog.FieldError{Field: field + ".args", Reason: health.ErrScriptChecksDisabled.Error()})
 	}
 	return errs
 }

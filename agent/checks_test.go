@@ -198,7 +198,7 @@ func TestCheckBadInput(t *testing.T) {
 		{"maintenance status", "PUT", "/v1/agent/check/update/ttl", `{"Status": "maintenance"}`, 400, "maintenance"},
 		{"bad duration", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"TTL": "10"}}`, 400, "Check.TTL: invalid duration \"10\": it has no unit"},
 		{"bad interval", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"HTTP": "http://x/", "Interval": "soon"}}`, 400, "Check.Interval"},
-		{"missing interval", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"TCP": "127.0.0.1:1"}}`, 400, "Interval"},
+		{"missing interval", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"TCP": "127.0.0.1:1"}}`, 400, "service.checks[0].interval: is required"},
 		{"negative threshold", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"TTL": "1m", "FailuresBeforeCritical": -1}}`, 400, "failures_before_critical"},
 		{"unsupported kind", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"UDP": "127.0.0.1:53", "Interval": "10s"}}`, 400, "does not run udp"},
 		{"check ID of another service", "PUT", "/v1/agent/service/register", `{"Name": "other", "Check": {"CheckID": "ttl", "TTL": "1m"}}`, 400, "taken by service"},

@@ -127,6 +127,14 @@ type Config struct {
 	// Version is rumor's version, reported by /v1/agent/self. Default "dev".
 	Version string
 
+	// ConfigServices returns the services defined in config files (the config
+	// package reads them). Start applies them over the local state, and Reload
+	// re-reads them and applies the difference; an error stops Start and leaves a
+	// Reload with no effect. It is called without the agent's locks held, so it may
+	// read files. Default: none (nil), and services a previous run took from config
+	// files are dropped at Start.
+	ConfigServices func() ([]ServiceDefinition, error)
+
 	// newCluster replaces gossip in unit tests; nil means gossip.New.
 	newCluster func(clusterConfig) (cluster, error)
 }

@@ -27,6 +27,18 @@
 // and the agent's owner (`rumor agent`) then calls Leave, which skips the goodbye
 // already said, and exits.
 //
+// # Config files
+//
+// Every local service is tagged with its source: SourceAPI (registered over HTTP or
+// the CLI) or SourceConfig (defined in a config file, which Config.ConfigServices
+// reads; the config package parses the files). At Start the config services are
+// applied over the persisted state; Reload (SIGHUP, PUT /v1/agent/reload) re-reads
+// them and applies the diff: added, changed and removed services are published or
+// deleted, unchanged ones produce no record at all (their versions do not move, so
+// nothing is re-broadcast) and keep their checks' state. API services are never
+// touched by a reload, and the API cannot overwrite a config service. An invalid
+// configuration changes nothing and is reported with every problem.
+//
 // An Agent has no globals: many can run in one process (tests run three on
 // loopback), with ports from the Config (0 for a free one), an injected logger and
 // clock, and no os.Exit.
@@ -35,8 +47,8 @@
 //
 //	node-id        the node's UUID, written once and reused forever
 //	generation     the last generation used; each start takes max(last+1, Unix ms)
-//	services.json  local services with their check definitions, check statuses and
-//	               maintenance reasons
+//	services.json  local services with their source (api or config file), check
+//	               definitions, check statuses and maintenance reasons
 //	peers.json     gossip addresses of the other members, rejoined after a restart
 //	lock           flock'ed while an agent uses the dir
 //
@@ -60,7 +72,9 @@
 //
 // Unit tests replace gossip with a fake cluster (the cluster interface) and check
 // persistence, identity, generations, crash-safety of the state file, supersede and
-// that Shutdown leaves no goroutine behind; check tests drive dev agents through
+// that Shutdown leaves no goroutine behind; reload diffs (add, change, remove,
+// unchanged records not republished, invalid config keeps the state); a kill -9 of a
+// child process rewriting the state file at random moments; check tests drive dev agents through
 // their HTTP API on loopback (TTL heartbeats and expiry, an HTTP check against an
 // httptest server, script checks, maintenance, bad input, restart); a cluster test
 // runs three real agents on loopback; a goroutine-leak test (goleak) stops two real

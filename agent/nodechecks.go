@@ -65,7 +65,7 @@ func normalizeNodeCheck(d *CheckDefinition) error {
 func (a *Agent) RegisterCheck(_ context.Context, d CheckDefinition) error {
 	err := normalizeNodeCheck(&d)
 	if err == nil {
-		err = errors.Join(a.checkRunnable(&d, "check")...)
+		err = errors.Join(checkDefRunnable(&d, "check", a.cfg.EnableScriptChecks)...)
 	}
 	if err != nil {
 		return fmt.Errorf("agent: register check %q: %w", d.ID, err)

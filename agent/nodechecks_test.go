@@ -121,7 +121,7 @@ func TestNodeCheckBadInput(t *testing.T) {
 		{"maintenance ID", "PUT", "/v1/agent/check/register", `{"ID": "_node_maintenance", "Name": "m", "TTL": "1m"}`, 400, "reserved"},
 		{"no kind", "PUT", "/v1/agent/check/register", `{"Name": "x"}`, 400, "says nothing to check"},
 		{"two kinds", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1m", "TCP": "127.0.0.1:1", "Interval": "1s"}`, 400, "2 kinds"},
-		{"no interval", "PUT", "/v1/agent/check/register", `{"Name": "x", "HTTP": "http://127.0.0.1:1/"}`, 400, "Interval"},
+		{"no interval", "PUT", "/v1/agent/check/register", `{"Name": "x", "HTTP": "http://127.0.0.1:1/"}`, 400, "interval"},
 		{"unsupported kind", "PUT", "/v1/agent/check/register", `{"Name": "x", "UDP": "127.0.0.1:53", "Interval": "10s"}`, 400, "does not run udp"},
 		{"script checks off", "PUT", "/v1/agent/check/register", `{"Name": "x", "Args": ["/bin/true"], "Interval": "10s"}`, 400, "script"},
 		{"malformed", "PUT", "/v1/agent/check/register", `{"Name": "x",`, 400, "Request decode failed"},

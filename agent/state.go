@@ -17,7 +17,8 @@ type Source string
 
 // The sources of local services.
 const (
-	SourceAPI Source = "api" // PUT /v1/agent/service/register or `rumor register`
+	SourceAPI    Source = "api"    // PUT /v1/agent/service/register or `rumor register`
+	SourceConfig Source = "config" // a config file (--config-file, --config-dir), re-read by Reload
 )
 
 // CheckDefinition is a check as registered with a service (Consul's service
@@ -120,13 +121,7 @@ func (d *CheckDefinition) validate(field string) error {
 	if d.DockerContainerID != "" && len(d.ScriptArgs) == 0 {
 		bad("DockerContainerID needs ScriptArgs, the command to run in the container")
 	}
-	switch d.Type() {
-	case "ttl", "alias", "":
-	default:
-		if d.Interval <= 0 {
-			bad("a %s check needs an Interval such as \"10s\"", d.Type())
-		}
-	}
+	// Intervals are checked by health.Definition.Validate, for the kinds rumor runs.
 	if d.Status == catalog.StatusMaintenance {
 		bad("Status: initial status must be passing, warning or critical")
 	}
@@ -135,7 +130,9 @@ func (d *CheckDefinition) validate(field string) error {
 
 // localService is one service registered on this node with its checks.
 type localService struct {
-	Source  Source
+	Source Source
+	// File is the config file that defines the service, for SourceConfig.
+	File    string `json:",omitempty"`
 	Service catalog.Service
 	Checks  []CheckDefinition
 	// Status holds each check's last reported status and output, by check ID; a check
@@ -224,7 +221,7 @@ func normalize(svc catalog.Service, checks []CheckDefinition) (localService, err
 		}
 		c := d.checkRecord()
 		if err := c.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+			errs = append(errs, within(field, err))
 		}
 	}
 	return ls, errors.Join(errs...)
@@ -267,7 +264,7 @@ func (d *dataDir) loadState() (map[string]*localService, *string, localService, 
 		if err != nil {
 			return nil, nil, none, fmt.Errorf("agent: local state %s: service %q: %w", p, sf.Services[i].Service.ID, err)
 		}
-		ls.Source = sf.Services[i].Source
+		ls.Source, ls.File = sf.Services[i].Source, sf.Services[i].File
 		ls.Status, ls.Maintenance = sf.Services[i].Status, sf.Services[i].Maintenance
 		out[ls.Service.ID] = &ls
 	}

@@ -273,6 +273,7 @@ func (h *Handler) routes() {
 	m.HandleFunc("GET /v1/agent/services", h.agentServices)
 	m.HandleFunc("PUT /v1/agent/service/register", h.serviceRegister)
 	m.HandleFunc("PUT /v1/agent/service/deregister/{id}", h.serviceDeregister)
+	m.HandleFunc("PUT /v1/agent/reload", h.agentReload)
 	if h.chk != nil {
 		m.HandleFunc("GET /v1/agent/checks", h.agentChecks)
 		m.HandleFunc("PUT /v1/agent/check/pass/{id...}", h.checkHeartbeat(catalog.StatusPassing))

@@ -5,15 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"os"
+	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/rumor-sd/rumor/agent"
+	"github.com/rumor-sd/rumor/config"
 )
 
 // On the first interrupt the agent says goodbye for at most leaveTimeout, and stops
@@ -26,12 +34,19 @@ const (
 // agentFlags are the flags of `rumor agent`.
 type agentFlags struct {
 	node, datacenter, bind, advertise, encrypt, dataDir, httpAddr, profile, logLevel string
-	join, retryJoin, nodeMeta                                                        []string
+	join, retryJoin, nodeMeta, configFiles, configDirs                               []string
 	dev, enableScriptChecks                                                          bool
 	reapAfter                                                                        time.Duration
 	httpToken, httpTLSCert, httpTLSKey                                               string
 	httpTokenReads                                                                   bool
+
+	// fs is the parsed flag set, to tell a flag given (on the command line or by
+	// its RUMOR_* variable) from its default. Nil counts every flag as given.
+	fs *pflag.FlagSet
 }
+
+// given reports whether the flag was set on the command line or by environment.
+func (f *agentFlags) given(name string) bool { return f.fs == nil || f.fs.Changed(name) }
 
 func newAgentCmd(c *cli) *cobra.Command {
 	var f agentFlags
@@ -58,7 +73,29 @@ The HTTP API listens on loopback by default. To expose it further, protect it:
 --http-token (or $RUMOR_HTTP_TOKEN) makes every write need the token, sent as
 X-Consul-Token or "Authorization: Bearer" (CLI commands send $RUMOR_HTTP_TOKEN);
 --http-token-reads requires it on reads too; --http-tls-cert and --http-tls-key
-serve HTTPS instead of HTTP (point clients at https://host:port).`,
+serve HTTPS instead of HTTP (point clients at https://host:port).
+
+Configuration comes from, highest precedence first:
+  1. flags;
+  2. environment variables RUMOR_<FLAG> (the flag's name in capitals, '-' as
+     '_': RUMOR_NODE, RUMOR_DATA_DIR, RUMOR_RETRY_JOIN, RUMOR_CONFIG_DIR, ...;
+     list flags take comma-separated values);
+  3. config files: --config-file (repeatable), then every *.json and *.hcl file
+     of each --config-dir (repeatable) in name order. They use Consul's schema
+     and key names (node_name, datacenter, data_dir, bind_addr, advertise_addr,
+     client_addr, addresses.http, ports.http, ports.serf_lan, retry_join,
+     start_join, encrypt, node_meta, enable_script_checks, log_level,
+     reconnect_timeout) and may define services ("service" or "services", with
+     "check"/"checks"); later files override earlier ones, lists append;
+  4. defaults.
+A flag's list (--join, --retry-join) replaces the files' list; --node-meta keys
+override the files' keys. 'rumor validate' checks files without starting.
+
+SIGHUP, 'rumor reload' or PUT /v1/agent/reload re-read the config files'
+services and apply only what changed: unchanged services keep their checks'
+state, services registered through the API are never touched, and an invalid
+file is reported while the previous configuration stays in force. Other keys
+need a restart.`,
 		Example: `  # Try rumor in ten seconds: one node, in memory, verbose logs.
   rumor agent --dev
 
@@ -69,15 +106,31 @@ serve HTTPS instead of HTTP (point clients at https://host:port).`,
   # An encrypted pool.
   rumor agent --encrypt "$(cat /etc/rumor/key)" --retry-join 10.0.0.1
 
+  # Services and settings from Consul-style files; reload them after an edit.
+  rumor agent --config-dir /etc/rumor.d
+  RUMOR_CONFIG_DIR=/etc/rumor.d RUMOR_LOG_LEVEL=debug rumor agent
+  kill -HUP "$(pidof rumor)"    # or: rumor reload
+
   # The HTTP API on every interface, over HTTPS, writes only with the token.
   RUMOR_HTTP_TOKEN=s3cret rumor agent --http-addr 0.0.0.0:8500 \
     --http-tls-cert /etc/rumor/http.pem --http-tls-key /etc/rumor/http-key.pem`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			f.fs = cmd.Flags()
+			if err := applyEnv(c, f.fs); err != nil {
+				return err
+			}
 			return runAgent(cmd.Context(), c, cmd, &f)
 		},
 	}
-	fl := cmd.Flags()
+	addAgentFlags(cmd.Flags(), &f)
+	return cmd
+}
+
+// addAgentFlags defines the flags of `rumor agent` on fl, bound to f.
+func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
+	fl.StringArrayVar(&f.configFiles, "config-file", nil, "config file, JSON or HCL in Consul's schema (repeatable)")
+	fl.StringArrayVar(&f.configDirs, "config-dir", nil, "directory of config files, *.json and *.hcl read in name order (repeatable)")
 	fl.StringVar(&f.node, "node", "", "node name, unique in the pool (default: the host name)")
 	fl.StringVar(&f.datacenter, "datacenter", "", "datacenter name (default \"dc1\")")
 	fl.StringVar(&f.bind, "bind", "", "gossip address, ip[:port] (default 0.0.0.0:7946; 127.0.0.1:7946 with --dev)")
@@ -97,27 +150,112 @@ serve HTTPS instead of HTTP (point clients at https://host:port).`,
 	fl.DurationVar(&f.reapAfter, "reap-after", 0, "how long a failed node's services stay (critical) before they are dropped (default 72h)")
 	fl.BoolVar(&f.dev, "dev", false, "development mode: one node on loopback, in-memory state, fast failure detection, verbose logs")
 	fl.BoolVar(&f.enableScriptChecks, "enable-script-checks", false, "allow script checks (Args) in service registrations: they run any program as the agent's user")
-	return cmd
 }
 
-// agentConfig turns the flags into an agent config.
+// applyEnv sets every flag not given on the command line from its RUMOR_<FLAG>
+// variable, if set, so flags win over the environment. List flags split the value
+// on commas.
+func applyEnv(c *cli, fs *pflag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(fl *pflag.Flag) {
+		if fl.Changed || fl.Name == "help" {
+			return
+		}
+		name := envName(fl.Name)
+		v := c.getenv(name)
+		if v == "" {
+			return
+		}
+		vals := []string{v}
+		if strings.HasSuffix(fl.Value.Type(), "Array") || strings.HasSuffix(fl.Value.Type(), "Slice") {
+			vals = strings.Split(v, ",")
+		}
+		for _, x := range vals {
+			if err := fs.Set(fl.Name, strings.TrimSpace(x)); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %v", name, v, err))
+				return
+			}
+		}
+	})
+	if len(errs) > 0 {
+		return usageErr(errors.Join(errs...))
+	}
+	return nil
+}
+
+// envName is the environment variable of a flag: --retry-join → RUMOR_RETRY_JOIN.
+func envName(flag string) string {
+	return "RUMOR_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// configPaths are the config files and directories to read, files first.
+func (f *agentFlags) configPaths() []string {
+	return append(slices.Clone(f.configFiles), f.configDirs...)
+}
+
+// agentConfig builds the agent config: defaults, overridden by config files,
+// overridden by flags (and their RUMOR_* variables, applied as flags). It also
+// returns the log level and, when there are config files, the loader of their
+// services for Start and Reload.
 func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 	cfg := agent.DefaultConfig()
-	cfg.NodeName, cfg.Datacenter, cfg.DataDir = f.node, f.datacenter, f.dataDir
-	cfg.Dev, cfg.GossipProfile, cfg.EncryptKey = f.dev, f.profile, f.encrypt
-	cfg.Join, cfg.RetryJoin, cfg.Version = f.join, f.retryJoin, version
-	cfg.HTTPAddr, cfg.EnableScriptChecks = f.httpAddr, f.enableScriptChecks
+	level := slog.LevelInfo
+	if f.dev {
+		level = slog.LevelDebug
+	}
+	if paths := f.configPaths(); len(paths) > 0 {
+		var opts config.Options
+		if f.fs != nil && f.fs.Changed("enable-script-checks") {
+			opts.EnableScriptChecks = &f.enableScriptChecks
+		}
+		fc, err := config.Load(paths, opts)
+		if err != nil {
+			return cfg, 0, usageErr(fmt.Errorf("invalid configuration (check it with 'rumor validate'):\n%w", err))
+		}
+		fc.Settings.Apply(&cfg)
+		if fc.Settings.LogLevel != nil {
+			level = *fc.Settings.LogLevel
+		}
+		cfg.ConfigServices = servicesLoader(fc.Services, paths, opts)
+	}
+	cfg.Version = version
+	if f.given("node") {
+		cfg.NodeName = f.node
+	}
+	if f.given("datacenter") {
+		cfg.Datacenter = f.datacenter
+	}
+	if f.given("data-dir") {
+		cfg.DataDir = f.dataDir
+	}
+	if f.given("dev") {
+		cfg.Dev = f.dev
+	}
+	if f.given("gossip-profile") {
+		cfg.GossipProfile = f.profile
+	}
+	if f.given("encrypt") {
+		cfg.EncryptKey = f.encrypt
+	}
+	if f.given("join") {
+		cfg.Join = f.join
+	}
+	if f.given("retry-join") {
+		cfg.RetryJoin = f.retryJoin
+	}
+	if f.given("http-addr") {
+		cfg.HTTPAddr = f.httpAddr
+	}
+	if f.given("enable-script-checks") {
+		cfg.EnableScriptChecks = f.enableScriptChecks
+	}
 	if f.reapAfter < 0 {
 		return cfg, 0, usagef("--reap-after %s: must not be negative", f.reapAfter)
 	}
-	cfg.ReapAfter = f.reapAfter
-	if cfg.HTTPAddr == "" {
-		cfg.HTTPAddr = c.getenv("RUMOR_HTTP_ADDR")
+	if f.given("reap-after") {
+		cfg.ReapAfter = f.reapAfter
 	}
-	cfg.HTTPToken, cfg.HTTPTokenReads = f.httpToken, f.httpTokenReads
-	if cfg.HTTPToken == "" {
-		cfg.HTTPToken = c.getenv("RUMOR_HTTP_TOKEN")
-	}
+	cfg.HTTPToken, cfg.HTTPTokenReads = f.httpToken, f.httpTokenReads // $RUMOR_HTTP_TOKEN via applyEnv
 	if (f.httpTLSCert == "") != (f.httpTLSKey == "") {
 		return cfg, 0, usagef("--http-tls-cert and --http-tls-key go together: give both or neither")
 	}
@@ -126,7 +264,7 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 	}
 	cfg.HTTPTLSCert, cfg.HTTPTLSKey = f.httpTLSCert, f.httpTLSKey
 	if f.bind != "" {
-		host, port, err := splitHostPort(f.bind, agent.DefaultBindPort)
+		host, port, err := splitHostPort(f.bind, cfg.BindPort)
 		if err != nil {
 			return cfg, 0, usagef("--bind %q: %v", f.bind, err)
 		}
@@ -143,21 +281,40 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 		if !ok || k == "" {
 			return cfg, 0, usagef("--node-meta %q: want key=value", kv)
 		}
+		cfg.NodeMeta = maps.Clone(cfg.NodeMeta)
 		if cfg.NodeMeta == nil {
 			cfg.NodeMeta = map[string]string{}
 		}
 		cfg.NodeMeta[k] = v
 	}
-	level := slog.LevelInfo
-	if f.dev {
-		level = slog.LevelDebug
-	}
 	if f.logLevel != "" {
-		if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
-			return cfg, 0, usagef("--log-level %q: want debug, info, warn or error", f.logLevel)
+		l, err := config.ParseLogLevel(f.logLevel)
+		if err != nil {
+			return cfg, 0, usagef("--log-level %v", err)
 		}
+		level = l
 	}
 	return cfg, level, nil
+}
+
+// servicesLoader returns the agent's Config.ConfigServices: the services read at
+// startup for the first call (Start), then the files read again (each Reload).
+func servicesLoader(first []agent.ServiceDefinition, paths []string, opts config.Options) func() ([]agent.ServiceDefinition, error) {
+	var mu sync.Mutex
+	used := false
+	return func() ([]agent.ServiceDefinition, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !used {
+			used = true
+			return first, nil
+		}
+		fc, err := config.Load(paths, opts)
+		if err != nil {
+			return nil, err
+		}
+		return fc.Services, nil
+	}
 }
 
 // splitHostPort parses "ip" or "ip:port".
@@ -192,9 +349,29 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 	if err != nil {
 		return usageErr(err)
 	}
+	// SIGHUP reloads the config files, as for Consul. Registered before Start so a
+	// SIGHUP sent once the agent answers never finds the default action (exit).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := a.Start(ctx); err != nil {
 		return err
 	}
+	reloads := make(chan struct{})
+	reloadCtx, stopReloads := context.WithCancel(ctx)
+	go func() { // ends with reloadCtx, before runAgent returns
+		defer close(reloads)
+		for {
+			select {
+			case <-reloadCtx.Done():
+				return
+			case <-hup:
+				_, _ = a.Reload(reloadCtx) // the agent logs what it did, or why not
+			}
+		}
+	}()
+	// Also when the agent stops at an API request (rumor leave), with ctx still live.
+	defer func() { stopReloads(); <-reloads }()
 	httpAddr := a.HTTPAddr().String()
 	log.Info("rumor agent running", "version", version, "node", a.NodeName(),
 		"http", httpAddr, "gossip", a.GossipAddr().String(), "dev", cfg.Dev)

@@ -55,6 +55,7 @@ answered.`,
 	root.SetOut(c.stdout) // before teachCompletion: cobra's completion commands keep the writer
 	root.SetErr(c.stderr)
 	teachCompletion(root)
+	root.AddCommand(newValidateCmd(c), newReloadCmd(c))
 	return root
 }
 

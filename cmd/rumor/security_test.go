@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"io"
 	"math/big"
 	"net"
 	"os"
@@ -47,17 +46,22 @@ func TestClientSendsToken(t *testing.T) {
 
 func TestAgentTokenAndTLSFlags(t *testing.T) {
 	env := map[string]string{"RUMOR_HTTP_TOKEN": "from-env"}
-	c := &cli{stdout: io.Discard, stderr: io.Discard, getenv: func(k string) string { return env[k] }}
-	cfg, _, err := agentConfig(c, &agentFlags{dev: true, httpTokenReads: true, httpTLSCert: "c.pem", httpTLSKey: "k.pem"})
+	cfg, _, err := resolve(t, env, "--dev", "--http-token-reads", "--http-tls-cert", "c.pem", "--http-tls-key", "k.pem")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.HTTPToken != "from-env" || !cfg.HTTPTokenReads || cfg.HTTPTLSCert != "c.pem" || cfg.HTTPTLSKey != "k.pem" {
 		t.Errorf("config = token %q reads %t cert %q key %q", cfg.HTTPToken, cfg.HTTPTokenReads, cfg.HTTPTLSCert, cfg.HTTPTLSKey)
 	}
-	cfg, _, err = agentConfig(c, &agentFlags{dev: true, httpToken: "from-flag"})
+	cfg, _, err = resolve(t, env, "--dev", "--http-token", "from-flag")
 	if err != nil || cfg.HTTPToken != "from-flag" {
 		t.Errorf("--http-token: %q, %v; the flag wins over the environment", cfg.HTTPToken, err)
+	}
+	if _, _, err := resolve(t, nil, "--dev", "--http-token-reads"); err == nil || !strings.Contains(err.Error(), "needs a token") {
+		t.Errorf("--http-token-reads without a token: %v, want an error saying it needs one", err)
+	}
+	if _, _, err := resolve(t, nil, "--dev", "--http-tls-cert", "c.pem"); err == nil || !strings.Contains(err.Error(), "go together") {
+		t.Errorf("--http-tls-cert alone: %v, want an error saying both are needed", err)
 	}
 }
 

@@ -1,0 +1,316 @@
+package config
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/rumor-sd/rumor/agent"
+)
+
+// fileConfig is one config file: the agent keys rumor understands (Consul's names)
+// and service definitions. Pointers and nil slices/maps mean "not given", so a later
+// file or a flag can tell what this one set.
+type fileConfig struct {
+	NodeName           *string
+	Datacenter         *string
+	DataDir            *string
+	BindAddr           *string
+	AdvertiseAddr      *string
+	ClientAddr         *string
+	Addresses          *addressesConfig
+	Ports              *portsConfig
+	RetryJoin          []string
+	StartJoin          []string
+	Encrypt            *string
+	NodeMeta           map[string]string
+	EnableScriptChecks *bool
+	LogLevel           *string
+	ReconnectTimeout   *time.Duration // alias reap_after: how long failed nodes' services stay
+
+	Service  *serviceDefinition
+	Services []serviceDefinition
+}
+
+// addressesConfig is Consul's "addresses" block: per-interface listen addresses.
+type addressesConfig struct {
+	HTTP *string
+}
+
+// portsConfig is Consul's "ports" block.
+type portsConfig struct {
+	HTTP    *int
+	SerfLAN *int // the gossip port
+}
+
+// serviceDefinition is Consul's service definition as config files write it. Its
+// checks decode straight into the agent's CheckDefinition (fields matched by name,
+// snake_case or CamelCase), so files and the HTTP API share one check type and one
+// validation (agent.ValidateService).
+type serviceDefinition struct {
+	ID                string
+	Name              string
+	Tags              []string
+	Address           string
+	Port              int
+	Meta              map[string]string
+	Kind              string
+	Weights           *weightsDefinition
+	TaggedAddresses   map[string]taggedAddress
+	EnableTagOverride bool // accepted and ignored, as by the HTTP API: rumor has no catalog API writes
+	Check             *agent.CheckDefinition
+	Checks            []agent.CheckDefinition
+}
+
+type weightsDefinition struct {
+	Passing int
+	Warning int
+}
+
+type taggedAddress struct {
+	Address string
+	Port    int
+}
+
+// aliases are the other spellings Consul accepts for a field, by struct type:
+// normalised key (lower case, no underscores) → Go field name.
+var aliases = map[reflect.Type]map[string]string{
+	reflect.TypeFor[fileConfig]():            {"reapafter": "ReconnectTimeout"},
+	reflect.TypeFor[agent.CheckDefinition](): {"checkid": "ID", "args": "ScriptArgs"},
+}
+
+// display overrides the name a field is reported under, where Consul's config files
+// spell it otherwise than its snake_case Go name.
+var display = map[reflect.Type]map[string]string{
+	reflect.TypeFor[agent.CheckDefinition](): {"ScriptArgs": "args"},
+}
+
+// rejected are fields of the reused check type that a file must not set, with why.
+var rejected = map[reflect.Type]map[string]string{
+	reflect.TypeFor[agent.CheckDefinition](): {
+		"ServiceID": "a service's check belongs to that service; leave service_id out",
+	},
+}
+
+// normKey folds a key for matching: lower case, underscores and dashes dropped, so
+// "enable_tag_override", "EnableTagOverride" and "enable-tag-override" are one key.
+func normKey(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r == '-' {
+			return -1
+		}
+		return unicode.ToLower(r)
+	}, s)
+}
+
+// snake spells a Go field name as Consul's config files do: "TCPUseTLS" →
+// "tcp_use_tls", "H2PingUseTLS" → "h2ping_use_tls".
+func snake(name string) string {
+	rs := []rune(name)
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 && unicode.IsUpper(r) {
+			prev := rs[i-1]
+			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
+			if unicode.IsLower(prev) || unicode.IsUpper(prev) && nextLower {
+				b.WriteByte('_')
+			}
+		}
+		b.WriteRune(unicode.ToLower(r))
+	}
+	return b.String()
+}
+
+// displayName is how errors name field f of struct type t.
+func displayName(t reflect.Type, f reflect.StructField) string {
+	if d, ok := display[t][f.Name]; ok {
+		return d
+	}
+	return snake(f.Name)
+}
+
+// fieldFor finds the field of struct type t that key names.
+func fieldFor(t reflect.Type, key string) (reflect.StructField, bool) {
+	k := normKey(key)
+	if a, ok := aliases[t][k]; ok {
+		return t.FieldByName(a)
+	}
+	for i := range t.NumField() {
+		if f := t.Field(i); f.IsExported() && normKey(f.Name) == k {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// shaper turns a file's generic tree (from JSON or HCL) into the shape mapstructure
+// decodes into the schema: keys renamed to Go field names, HCL's one-element block
+// lists unwrapped where the schema wants one object, and every unknown or duplicate
+// key reported. It records, for each path as mapstructure names it, the path as the
+// user should read it, so decode errors name the user's fields.
+type shaper struct {
+	errs  []fieldError
+	paths map[string]string // mapstructure path → display path
+}
+
+// fieldError is a problem at a display path, before its file is known.
+type fieldError struct{ field, reason string }
+
+func (s *shaper) fail(field, format string, args ...any) {
+	s.errs = append(s.errs, fieldError{field, fmt.Sprintf(format, args...)})
+}
+
+// describe names the JSON/HCL type of v for messages.
+func describe(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	case json.Number, int, int64, float64:
+		return "a number"
+	case []any, []map[string]any:
+		return "a list"
+	case map[string]any:
+		return "an object"
+	}
+	return fmt.Sprintf("%T", v)
+}
+
+// one unwraps HCL's block lists: a list holding one object stands for that object.
+// ok is false for a list of several, reported as given more than once.
+func one(v any) (any, int) {
+	switch l := v.(type) {
+	case []map[string]any:
+		if len(l) == 1 {
+			return l[0], 1
+		}
+		return v, len(l)
+	case []any:
+		if len(l) == 1 {
+			if m, isMap := l[0].(map[string]any); isMap {
+				return m, 1
+			}
+		}
+		return v, len(l)
+	}
+	return v, 1
+}
+
+// shape reshapes v for type t at path (mapstructure's spelling) / disp (the user's).
+func (s *shaper) shape(v any, t reflect.Type, path, disp string) any {
+	s.paths[path] = disp
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == reflect.TypeFor[time.Duration]() {
+		return v
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		u, n := one(v)
+		m, ok := u.(map[string]any)
+		if !ok {
+			if n > 1 {
+				s.fail(disp, "is given %d times; give it once", n)
+			} else {
+				s.fail(disp, "want an object, got %s", describe(v))
+			}
+			return nil
+		}
+		out := make(map[string]any, len(m))
+		given := map[string]string{}
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			f, ok := fieldFor(t, k)
+			kd := join(disp, k)
+			if !ok || !f.IsExported() {
+				s.fail(kd, "unknown key%s", hint(t, k))
+				continue
+			}
+			if why, bad := rejected[t][f.Name]; bad {
+				s.fail(kd, "%s", why)
+				continue
+			}
+			if prev, dup := given[f.Name]; dup {
+				s.fail(kd, "is the same key as %q: give it once", prev)
+				continue
+			}
+			given[f.Name] = k
+			out[f.Name] = s.shape(m[k], f.Type, join(path, f.Name), join(disp, displayName(t, f)))
+		}
+		return out
+	case reflect.Slice:
+		et := t.Elem()
+		for et.Kind() == reflect.Pointer {
+			et = et.Elem()
+		}
+		var list []any
+		switch l := v.(type) {
+		case []any:
+			list = l
+		case []map[string]any:
+			for _, m := range l {
+				list = append(list, m)
+			}
+		default:
+			if et.Kind() == reflect.Struct {
+				s.fail(disp, "want a list of objects, got %s", describe(v))
+			} else {
+				s.fail(disp, "want a list such as [\"a\", \"b\"], got %s", describe(v))
+			}
+			return nil
+		}
+		out := make([]any, len(list))
+		for i, e := range list {
+			out[i] = s.shape(e, et, fmt.Sprintf("%s[%d]", path, i), fmt.Sprintf("%s[%d]", disp, i))
+		}
+		return out
+	case reflect.Map:
+		u, n := one(v)
+		m, ok := u.(map[string]any)
+		if !ok {
+			if n > 1 {
+				s.fail(disp, "is given %d times; give it once", n)
+			} else {
+				s.fail(disp, "want an object, got %s", describe(v))
+			}
+			return nil
+		}
+		out := make(map[string]any, len(m))
+		for k, e := range m {
+			out[k] = s.shape(e, t.Elem(), fmt.Sprintf("%s[%s]", path, k), fmt.Sprintf("%s[%q]", disp, k))
+		}
+		return out
+	}
+	return v
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
+}
+
+// hint suggests the key meant, for a few well-known mistakes.
+func hint(t reflect.Type, key string) string {
+	k := normKey(key)
+	switch {
+	case t == reflect.TypeFor[fileConfig]() && (k == "check" || k == "checks"):
+		return ": node-level checks are not supported; put checks inside a service"
+	case t == reflect.TypeFor[fileConfig]() && k == "server":
+		return ": rumor has no servers; every agent is the same"
+	case t == reflect.TypeFor[serviceDefinition]() && (k == "connect" || k == "proxy"):
+		return ": rumor does not do Connect (service mesh)"
+	case t == reflect.TypeFor[serviceDefinition]() && k == "token":
+		return ": rumor has no ACL tokens"
+	}
+	return ""
+}
