@@ -75,6 +75,9 @@ func (b *lockedBuffer) String() string {
 // stops: first with SIGTERM (a rumor agent leaves gracefully), then with SIGKILL.
 type process struct {
 	name string
+	// stopSignal asks the process to exit: SIGTERM unless set before the test ends
+	// (consul-template, for one, passes SIGTERM on to its child and keeps running).
+	stopSignal os.Signal
 	cmd  *exec.Cmd
 	out  *lockedBuffer
 	done chan struct{} // closed when the process has exited
@@ -85,7 +88,7 @@ type process struct {
 // tail of its output if the test failed.
 func startProcess(t *testing.T, name, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{name: name, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &process{name: name, stopSignal: syscall.SIGTERM, out: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = cleanEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -113,12 +116,12 @@ func (p *process) stop(t *testing.T) {
 		return
 	default:
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Process.Signal(p.stopSignal)
 	select {
 	case <-p.done:
 		return
 	case <-time.After(stopTimeout):
-		t.Errorf("%s did not exit within %s of SIGTERM; killing it", p.name, stopTimeout)
+		t.Errorf("%s did not exit within %s of %v; killing it", p.name, stopTimeout, p.stopSignal)
 	}
 	_ = p.cmd.Process.Kill()
 	<-p.done // SIGKILL cannot be ignored; Wait returns promptly
@@ -189,15 +192,13 @@ type agent struct {
 var runningLine = regexp.MustCompile(`msg="rumor agent running".* http=(\S+) gossip=(\S+)`)
 
 // startAgent runs an agent named node on loopback with kernel-chosen ports, its own
-// temporary data dir and the fast "local" gossip timing, joining the given gossip
-// addresses, and waits until it serves.
-func startAgent(t *testing.T, node string, join ...string) *agent {
+// temporary data dir and the fast "local" gossip timing, plus the given flags (such
+// as "--join", addr), and waits until it serves.
+func startAgent(t *testing.T, node string, flags ...string) *agent {
 	t.Helper()
 	args := []string{"agent", "--node", node, "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--data-dir", t.TempDir(), "--gossip-profile", "local", "--log-level", "debug"}
-	for _, j := range join {
-		args = append(args, "--join", j)
-	}
+	args = append(args, flags...)
 	a := &agent{process: startProcess(t, "agent "+node, rumorBin, args...), node: node}
 	eventually(t, startTimeout, "agent "+node+" starts", func() string {
 		if a.exited() {
@@ -225,7 +226,7 @@ func startAgent(t *testing.T, node string, join ...string) *agent {
 func startCluster(t *testing.T) []*agent {
 	t.Helper()
 	a := startAgent(t, "alpha")
-	agents := []*agent{a, startAgent(t, "beta", a.gossip), startAgent(t, "gamma", a.gossip)}
+	agents := []*agent{a, startAgent(t, "beta", "--join", a.gossip), startAgent(t, "gamma", "--join", a.gossip)}
 	for _, ag := range agents {
 		eventually(t, settleTimeout, ag.node+" sees three alive members", func() string {
 			ms, err := ag.client.Agent().Members(false)
