@@ -78,10 +78,10 @@ type process struct {
 	// stopSignal asks the process to exit: SIGTERM unless set before the test ends
 	// (consul-template, for one, passes SIGTERM on to its child and keeps running).
 	stopSignal os.Signal
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit status, set before done closes
+	cmd        *exec.Cmd
+	out        *lockedBuffer
+	done       chan struct{} // closed when the process has exited
+	err        error         // its exit status, set before done closes
 }
 
 // startProcess starts bin with args and stops it when the test ends, logging the
