@@ -201,6 +201,13 @@ scrape_configs:
 				return ""
 			})
 			t.Logf("target dropped %s after the deregistration", took.Round(time.Millisecond))
+			// Discovery worked; it must also have worked without complaints (a
+			// decoding error, say, is logged and retried rather than fatal).
+			for line := range strings.SplitSeq(prom.out.String(), "\n") {
+				if strings.Contains(line, "discovery=consul") && (strings.Contains(line, "level=ERROR") || strings.Contains(line, "level=WARN")) {
+					t.Errorf("prometheus' consul discovery complained: %s", line)
+				}
+			}
 		})
 	}
 }
