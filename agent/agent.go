@@ -57,6 +57,10 @@ type Agent struct {
 	httpSrv   *http.Server
 	peers     []string // peers last saved to peers.json
 
+	// nodeChecks holds the standalone checks of the node itself (PUT
+	// /v1/agent/check/register without ServiceID); its Service is zero.
+	nodeChecks localService
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
@@ -105,6 +109,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.httpLn, err = net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("agent: HTTP API on %s: %w (is another agent running? choose another address with --http-addr)", a.cfg.HTTPAddr, err)
+	}
+	if a.httpLn, err = a.cfg.httpTLS(a.httpLn); err != nil {
+		return err
 	}
 	keys, _ := a.cfg.keys() // checked by New
 	newCluster := a.cfg.newCluster
@@ -179,7 +186,7 @@ func (a *Agent) loadIdentityLocked() error {
 		return err
 	}
 	a.writer = catalog.NewWriter(a.cfg.NodeName, gen)
-	a.local, a.nodeMaint, err = dir.loadState()
+	a.local, a.nodeMaint, a.nodeChecks, err = dir.loadState()
 	return err
 }
 
@@ -205,7 +212,8 @@ func (a *Agent) nodeRecord(gossipAddr netip.AddrPort) catalog.Node {
 // no server-wide write timeout: blocking queries last minutes, and httpapi sets a
 // deadline per request.
 func (a *Agent) serveHTTPLocked() error {
-	h, err := httpapi.New(httpapi.Config{Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Logger: a.log.With("component", "http")})
+	h, err := httpapi.New(httpapi.Config{Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Coordinates: apiAgent{a},
+		Token: a.cfg.HTTPToken, TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "http")})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -319,6 +327,10 @@ func (a *Agent) publishAllLocked() {
 		c := maintenanceCheck("", *a.nodeMaint)
 		recs = append(recs, a.writer.PutCheck(&c))
 	}
+	for i := range a.nodeChecks.Checks {
+		c := a.nodeChecks.checkRecord(&a.nodeChecks.Checks[i])
+		recs = append(recs, a.writer.PutCheck(&c))
+	}
 	for _, id := range slices.Sorted(maps.Keys(a.local)) {
 		recs = append(recs, a.serviceRecordsLocked(a.local[id])...)
 	}
@@ -355,7 +367,7 @@ func (a *Agent) persistLocked() error {
 	if a.dir == nil {
 		return nil
 	}
-	b, err := encodeState(a.local, a.nodeMaint)
+	b, err := encodeState(a.local, a.nodeMaint, &a.nodeChecks)
 	if err != nil {
 		return fmt.Errorf("agent: encode local state: %w", err)
 	}
@@ -387,10 +399,10 @@ func (a *Agent) RegisterService(_ context.Context, svc catalog.Service, checks [
 	}
 	id := ls.Service.ID
 	for _, d := range ls.Checks {
-		if other, _ := a.findCheckLocked(d.ID); other != nil && other.Service.ID != id {
+		if other, _ := a.findCheckLocked(d.ID); other != nil && (other == &a.nodeChecks || other.Service.ID != id) {
 			a.mu.Unlock()
 			return fmt.Errorf("agent: register service %q: %w", svc.Name, &catalog.FieldError{Field: "service.checks.id",
-				Reason: fmt.Sprintf("check ID %q is taken by service %q: check IDs are unique per node", d.ID, other.Service.ID)})
+				Reason: fmt.Sprintf("check ID %q is taken by %s: check IDs are unique per node", d.ID, other.owner())})
 		}
 	}
 	old := a.local[id]

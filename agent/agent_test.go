@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/serf/coordinate"
+
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
 	"github.com/rumor-sd/rumor/gossip"
@@ -33,6 +35,8 @@ type fakeCluster struct {
 	joins     int
 	left      bool
 	shut      bool
+
+	selfCoord *coordinate.Coordinate // this node's coordinate in Members; nil: none
 }
 
 func (f *fakeCluster) Join(ctx context.Context, addrs []string) (int, error) {
@@ -54,7 +58,7 @@ func (f *fakeCluster) Publish(recs []catalog.Record) {
 func (f *fakeCluster) Members() []gossip.Member {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]gossip.Member{{Name: f.name, Addr: f.addr}}, f.members...)
+	return append([]gossip.Member{{Name: f.name, Addr: f.addr, Coordinate: f.selfCoord}}, f.members...)
 }
 
 func (f *fakeCluster) LocalAddr() netip.AddrPort { return f.addr }

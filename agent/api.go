@@ -3,8 +3,11 @@ package agent
 import (
 	"context"
 	"maps"
+	"slices"
+	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/httpapi"
 )
 
@@ -26,9 +29,20 @@ func (x apiAgent) Members() []httpapi.Member {
 	ms := x.a.Members()
 	out := make([]httpapi.Member, 0, len(ms))
 	for _, m := range ms {
-		out = append(out, httpapi.Member{Name: m.Name, Addr: m.Addr, State: m.State})
+		hm := httpapi.Member{Name: m.Name, Addr: m.Addr, State: m.State, Since: m.Since, RTT: m.RTT}
+		if c := m.Coordinate; c != nil {
+			hm.Coordinate = &httpapi.Coordinate{Vec: slices.Clone(c.Vec), Error: c.Error, Adjustment: c.Adjustment, Height: c.Height}
+		}
+		out = append(out, hm)
 	}
 	return out
+}
+
+var _ httpapi.Coordinates = apiAgent{}
+
+// RTTsFrom estimates round trips from a node with gossip's coordinates.
+func (x apiAgent) RTTsFrom(from string) (map[string]time.Duration, bool) {
+	return gossip.RTTsFrom(x.a.Members(), from)
 }
 
 func (x apiAgent) LocalServices() []catalog.Service { return x.a.LocalServices() }
@@ -61,6 +75,14 @@ func (x apiAgent) LocalChecks() []httpapi.LocalCheck {
 
 func (x apiAgent) UpdateTTL(ctx context.Context, id string, status catalog.Status, output string) error {
 	return x.a.UpdateTTL(ctx, id, status, output)
+}
+
+func (x apiAgent) RegisterCheck(ctx context.Context, def httpapi.CheckDefinition) error {
+	return x.a.RegisterCheck(ctx, CheckDefinition(def))
+}
+
+func (x apiAgent) DeregisterCheck(ctx context.Context, id string) error {
+	return x.a.DeregisterCheck(ctx, id)
 }
 
 func (x apiAgent) SetMaintenance(ctx context.Context, serviceID string, enable bool, reason string) error {

@@ -71,27 +71,31 @@ func (ls *localService) checkRecord(d *CheckDefinition) catalog.Check {
 func (a *Agent) validateRunnable(ls *localService) error {
 	var errs []error
 	for i := range ls.Checks {
-		d := &ls.Checks[i]
-		field := fmt.Sprintf("service.checks[%d]", i)
-		switch {
-		case !d.runnable():
-			errs = append(errs, &catalog.FieldError{Field: field,
-				Reason: fmt.Sprintf("rumor does not run %s checks; use http, tcp, grpc, script (Args) or ttl", d.Type())})
-			continue
-		case d.DockerContainerID != "" || d.Shell != "" || d.TCPUseTLS || d.DisableRedirects || d.TLSServerName != "":
-			errs = append(errs, &catalog.FieldError{Field: field,
-				Reason: "DockerContainerID, Shell, TCPUseTLS, DisableRedirects and TLSServerName are not supported by rumor's checks"})
-			continue
-		}
-		def := d.healthDefinition(0)
-		if err := def.Validate(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", field, err))
-		}
-		if d.Type() == health.TypeScript && !a.cfg.EnableScriptChecks {
-			errs = append(errs, fmt.Errorf("%s: %w: %w", field, catalog.ErrInvalid, health.ErrScriptChecksDisabled))
-		}
+		errs = append(errs, a.checkRunnable(&ls.Checks[i], fmt.Sprintf("service.checks[%d]", i))...)
 	}
 	return errors.Join(errs...)
+}
+
+// checkRunnable returns why the health manager would refuse or could not run d,
+// which the errors call field.
+func (a *Agent) checkRunnable(d *CheckDefinition, field string) []error {
+	switch {
+	case !d.runnable():
+		return []error{&catalog.FieldError{Field: field,
+			Reason: fmt.Sprintf("rumor does not run %s checks; use http, tcp, grpc, script (Args) or ttl", d.Type())}}
+	case d.DockerContainerID != "" || d.Shell != "" || d.TCPUseTLS || d.DisableRedirects || d.TLSServerName != "":
+		return []error{&catalog.FieldError{Field: field,
+			Reason: "DockerContainerID, Shell, TCPUseTLS, DisableRedirects and TLSServerName are not supported by rumor's checks"}}
+	}
+	var errs []error
+	def := d.healthDefinition(0)
+	if err := def.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", field, err))
+	}
+	if d.Type() == health.TypeScript && !a.cfg.EnableScriptChecks {
+		errs = append(errs, fmt.Errorf("%s: %w: %w", field, catalog.ErrInvalid, health.ErrScriptChecksDisabled))
+	}
+	return errs
 }
 
 // healthDefsLocked returns the definitions of ls's runnable checks, each starting at
@@ -118,11 +122,21 @@ func (a *Agent) startChecksLocked() {
 			}
 		}
 	}
+	for _, d := range a.healthDefsLocked(&a.nodeChecks) {
+		if err := a.health.Add(d); err != nil {
+			a.log.Error("run check", "check", d.ID, "error", err)
+		}
+	}
 }
 
-// findCheckLocked returns the service holding the check with this ID and its
-// definition, or nils.
+// findCheckLocked returns the service holding the check with this ID (&a.nodeChecks
+// for a standalone node check) and its definition, or nils.
 func (a *Agent) findCheckLocked(id string) (*localService, *CheckDefinition) {
+	for i := range a.nodeChecks.Checks {
+		if a.nodeChecks.Checks[i].ID == id {
+			return &a.nodeChecks, &a.nodeChecks.Checks[i]
+		}
+	}
 	for _, ls := range a.local {
 		for i := range ls.Checks {
 			if ls.Checks[i].ID == id {
@@ -268,6 +282,11 @@ func (a *Agent) LocalChecks() []LocalCheck {
 	var out []LocalCheck
 	if a.nodeMaint != nil {
 		out = append(out, LocalCheck{Check: maintenanceCheck("", *a.nodeMaint)})
+	}
+	for i := range a.nodeChecks.Checks {
+		d := a.nodeChecks.Checks[i]
+		d.Header, d.ScriptArgs = maps.Clone(d.Header), slices.Clone(d.ScriptArgs)
+		out = append(out, LocalCheck{Check: a.nodeChecks.checkRecord(&d), Definition: d})
 	}
 	for _, ls := range a.local {
 		tags := slices.Clone(ls.Service.Tags)

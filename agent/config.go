@@ -82,6 +82,21 @@ type Config struct {
 	// (see Agent.HTTPAddr). Default "127.0.0.1:8500".
 	HTTPAddr string
 
+	// HTTPToken, when set, is required on every write to the HTTP API (PUT and the
+	// like), in X-Consul-Token or "Authorization: Bearer"; requests without it get
+	// 403. Default: none (the API listens on loopback by default).
+	HTTPToken string
+
+	// HTTPTokenReads requires HTTPToken on reads too. It needs HTTPToken.
+	// Default off.
+	HTTPTokenReads bool
+
+	// HTTPTLSCert and HTTPTLSKey are PEM files of a certificate and its key: with
+	// both, the HTTP API serves HTTPS (TLS 1.2 or later) only. Give both or neither.
+	// Default: plain HTTP.
+	HTTPTLSCert string
+	HTTPTLSKey  string
+
 	// Dev runs a one-node development agent: gossip on loopback with the "local"
 	// profile and, unless DataDir is set, in-memory state.
 	Dev bool
@@ -247,6 +262,12 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP address %q: want host:port such as 127.0.0.1:8500", c.HTTPAddr)
+	}
+	if c.HTTPTokenReads && c.HTTPToken == "" {
+		bad("HTTP token reads: requiring the token on reads needs a token (--http-token)")
+	}
+	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
+		bad("HTTP TLS: give both a certificate (--http-tls-cert) and its key (--http-tls-key), or neither")
 	}
 	if _, err := c.keys(); err != nil {
 		errs = append(errs, err)

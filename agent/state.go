@@ -162,6 +162,10 @@ type stateFile struct {
 	Services []localService
 	// NodeMaintenance is the reason the node is in maintenance mode; nil when it is not.
 	NodeMaintenance *string `json:",omitempty"`
+	// NodeChecks are the node's standalone checks, NodeCheckStatus their last
+	// reported status by ID.
+	NodeChecks      []CheckDefinition     `json:",omitempty"`
+	NodeCheckStatus map[string]checkState `json:",omitempty"`
 }
 
 // checkRecord is the check record published for a definition.
@@ -227,8 +231,9 @@ func normalize(svc catalog.Service, checks []CheckDefinition) (localService, err
 }
 
 // encodeState renders services.json.
-func encodeState(services map[string]*localService, nodeMaint *string) ([]byte, error) {
-	sf := stateFile{Version: stateVersion, Services: make([]localService, 0, len(services)), NodeMaintenance: nodeMaint}
+func encodeState(services map[string]*localService, nodeMaint *string, nodeChecks *localService) ([]byte, error) {
+	sf := stateFile{Version: stateVersion, Services: make([]localService, 0, len(services)), NodeMaintenance: nodeMaint,
+		NodeChecks: nodeChecks.Checks, NodeCheckStatus: nodeChecks.Status}
 	for _, ls := range services {
 		sf.Services = append(sf.Services, *ls)
 	}
@@ -242,28 +247,35 @@ func encodeState(services map[string]*localService, nodeMaint *string) ([]byte, 
 
 // loadState reads services.json, if any. A file that does not parse is an error:
 // starting without it would deregister every service it holds.
-func (d *dataDir) loadState() (map[string]*localService, *string, error) {
+func (d *dataDir) loadState() (map[string]*localService, *string, localService, error) {
 	p := d.file(servicesFile)
 	var sf stateFile
+	var none localService
 	found, err := readJSON(p, &sf)
 	if err != nil {
-		return nil, nil, fmt.Errorf("agent: local state: %w (the file is written atomically, so this is outside damage: restore it from a backup, or move it away to start with no services)", err)
+		return nil, nil, none, fmt.Errorf("agent: local state: %w (the file is written atomically, so this is outside damage: restore it from a backup, or move it away to start with no services)", err)
 	}
 	out := make(map[string]*localService)
 	if !found {
-		return out, nil, nil
+		return out, nil, none, nil
 	}
 	if sf.Version != stateVersion {
-		return nil, nil, fmt.Errorf("agent: local state %s has version %d; this rumor reads version %d", p, sf.Version, stateVersion)
+		return nil, nil, none, fmt.Errorf("agent: local state %s has version %d; this rumor reads version %d", p, sf.Version, stateVersion)
 	}
 	for i := range sf.Services {
 		ls, err := normalize(sf.Services[i].Service, sf.Services[i].Checks)
 		if err != nil {
-			return nil, nil, fmt.Errorf("agent: local state %s: service %q: %w", p, sf.Services[i].Service.ID, err)
+			return nil, nil, none, fmt.Errorf("agent: local state %s: service %q: %w", p, sf.Services[i].Service.ID, err)
 		}
 		ls.Source = sf.Services[i].Source
 		ls.Status, ls.Maintenance = sf.Services[i].Status, sf.Services[i].Maintenance
 		out[ls.Service.ID] = &ls
 	}
-	return out, sf.NodeMaintenance, nil
+	nodeChecks := localService{Checks: sf.NodeChecks, Status: sf.NodeCheckStatus}
+	for i := range nodeChecks.Checks {
+		if err := normalizeNodeCheck(&nodeChecks.Checks[i]); err != nil {
+			return nil, nil, none, fmt.Errorf("agent: local state %s: node check %q: %w", p, nodeChecks.Checks[i].ID, err)
+		}
+	}
+	return out, sf.NodeMaintenance, nodeChecks, nil
 }

@@ -458,3 +458,28 @@ func (g *Gossip) Shutdown() error {
 func hostPort(n *memberlist.Node) string {
 	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 }
+
+// RTTsFrom estimates, from the network coordinates in members (as Members returns
+// them), the round-trip time from the member named from to every member with a
+// coordinate of the same dimensionality, from itself included, by name. ok is false
+// when from is not among members or has no coordinate. The estimate is serf's
+// Coordinate.DistanceTo: the same a Consul agent computes for ?near=.
+func RTTsFrom(members []Member, from string) (rtts map[string]time.Duration, ok bool) {
+	var src *coordinate.Coordinate
+	for i := range members {
+		if members[i].Name == from {
+			src = members[i].Coordinate
+			break
+		}
+	}
+	if src == nil {
+		return nil, false
+	}
+	rtts = make(map[string]time.Duration, len(members))
+	for i := range members {
+		if c := members[i].Coordinate; c != nil && src.IsCompatibleWith(c) {
+			rtts[members[i].Name] = src.DistanceTo(c)
+		}
+	}
+	return rtts, true
+}

@@ -13,9 +13,8 @@ import (
 // top-level value is an object; Config.Datacenter and Config.NodeName must be strings
 // (Agent().NodeName and Prometheus read them).
 func (h *Handler) agentSelf(w http.ResponseWriter, r *http.Request) {
-	q, err := h.parseQuery(r)
-	if err != nil {
-		h.failQuery(w, r, err)
+	q, ok := h.query(w, r, nil)
+	if !ok {
 		return
 	}
 	self := h.ag.Self()
@@ -73,9 +72,8 @@ func toMember(m *Member, tags map[string]string) agentMember {
 // GET /v1/agent/members: the gossip pool as this node sees it. Tags carry the node's
 // datacenter and ID when its node record has arrived.
 func (h *Handler) agentMembers(w http.ResponseWriter, r *http.Request) {
-	q, err := h.parseQuery(r)
-	if err != nil {
-		h.failQuery(w, r, err)
+	q, ok := h.query(w, r, agentMember{})
+	if !ok {
 		return
 	}
 	known := map[string]*catalog.Node{}
@@ -92,6 +90,11 @@ func (h *Handler) agentMembers(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, toMember(&members[i], tags))
 	}
+	out, err := filterSlice(q.expr, out)
+	if err != nil {
+		h.failQuery(w, r, err)
+		return
+	}
 	readHeaders(w, h.cat.TopicIndex(catalog.TopicNodes))
 	h.writeJSON(w, q, out)
 }
@@ -100,13 +103,17 @@ func (h *Handler) agentMembers(w http.ResponseWriter, r *http.Request) {
 // the node's own topic, which moves whenever its records do.
 func (h *Handler) agentServices(w http.ResponseWriter, r *http.Request) {
 	self := h.ag.Self()
-	q, idx, ok := h.read(w, r, catalog.NodeTopic(self.Node.Name))
+	q, idx, ok := h.readWith(w, r, catalog.NodeTopic(self.Node.Name), agentService{})
 	if !ok {
 		return
 	}
 	out := map[string]agentService{}
 	for _, s := range h.ag.LocalServices() {
 		out[s.ID] = toAgentService(&s, self.Node.Datacenter)
+	}
+	if err := filterMap(q.expr, out); err != nil {
+		h.failQuery(w, r, err)
+		return
 	}
 	readHeaders(w, idx)
 	h.writeJSON(w, q, out)

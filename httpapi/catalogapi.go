@@ -2,19 +2,44 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/rumor-sd/rumor/catalog"
 )
 
-// GET /v1/catalog/services: every service name with the union of its tags.
+// GET /v1/catalog/services: every service name with the union of its tags. With
+// ?filter= (evaluated, as in Consul, on each instance as /v1/catalog/service shows
+// it), a service is listed when some instance matches, with the tags of those that do.
 func (h *Handler) catalogServices(w http.ResponseWriter, r *http.Request) {
-	q, idx, ok := h.read(w, r, catalog.TopicServices)
+	q, idx, ok := h.readWith(w, r, catalog.TopicServices, catalogService{})
 	if !ok {
 		return
 	}
 	out := map[string][]string{}
 	for _, s := range h.cat.Services(q.filter) {
-		out[s.Name] = emptySlice(s.Tags)
+		if q.expr == nil {
+			out[s.Name] = emptySlice(s.Tags)
+			continue
+		}
+		insts := h.cat.ServiceInstances(s.Name, catalog.Filter{NodeMeta: q.filter.NodeMeta})
+		entries := make([]catalogService, 0, len(insts))
+		for i := range insts {
+			entries = append(entries, toCatalogService(&insts[i], idx))
+		}
+		kept, err := filterSlice(q.expr, entries)
+		if err != nil {
+			h.failQuery(w, r, err)
+			return
+		}
+		if len(kept) == 0 {
+			continue
+		}
+		tags := []string{}
+		for _, e := range kept {
+			tags = append(tags, e.ServiceTags...)
+		}
+		slices.Sort(tags)
+		out[s.Name] = slices.Compact(tags)
 	}
 	readHeaders(w, idx)
 	h.writeJSON(w, q, out)
@@ -24,7 +49,7 @@ func (h *Handler) catalogServices(w http.ResponseWriter, r *http.Request) {
 // An unknown service is an empty list, as in Consul.
 func (h *Handler) catalogService(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	q, idx, ok := h.read(w, r, catalog.ServiceTopic(name))
+	q, idx, ok := h.readWith(w, r, catalog.ServiceTopic(name), catalogService{})
 	if !ok {
 		return
 	}
@@ -35,6 +60,12 @@ func (h *Handler) catalogService(w http.ResponseWriter, r *http.Request) {
 	for i := range insts {
 		out = append(out, toCatalogService(&insts[i], idx))
 	}
+	out, err := filterSlice(q.expr, out)
+	if err != nil {
+		h.failQuery(w, r, err)
+		return
+	}
+	sortNear(h, q, out, func(s *catalogService) string { return s.Node })
 	readHeaders(w, idx)
 	h.writeJSON(w, q, out)
 }
@@ -43,7 +74,7 @@ func (h *Handler) catalogService(w http.ResponseWriter, r *http.Request) {
 // first); ?passing keeps those whose every check passes.
 func (h *Handler) healthService(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	q, idx, ok := h.read(w, r, catalog.ServiceTopic(name))
+	q, idx, ok := h.readWith(w, r, catalog.ServiceTopic(name), serviceEntry{})
 	if !ok {
 		return
 	}
@@ -52,13 +83,19 @@ func (h *Handler) healthService(w http.ResponseWriter, r *http.Request) {
 	for i := range insts {
 		out = append(out, toServiceEntry(&insts[i], idx))
 	}
+	out, err := filterSlice(q.expr, out)
+	if err != nil {
+		h.failQuery(w, r, err)
+		return
+	}
+	sortNear(h, q, out, func(e *serviceEntry) string { return e.Node.Node })
 	readHeaders(w, idx)
 	h.writeJSON(w, q, out)
 }
 
 // GET /v1/catalog/nodes: every node with records, by name.
 func (h *Handler) catalogNodes(w http.ResponseWriter, r *http.Request) {
-	q, idx, ok := h.read(w, r, catalog.TopicNodes)
+	q, idx, ok := h.readWith(w, r, catalog.TopicNodes, node{})
 	if !ok {
 		return
 	}
@@ -67,6 +104,12 @@ func (h *Handler) catalogNodes(w http.ResponseWriter, r *http.Request) {
 	for i := range nodes {
 		out = append(out, toNode(&nodes[i].Node, idx))
 	}
+	out, err := filterSlice(q.expr, out)
+	if err != nil {
+		h.failQuery(w, r, err)
+		return
+	}
+	sortNear(h, q, out, func(n *node) string { return n.Node })
 	readHeaders(w, idx)
 	h.writeJSON(w, q, out)
 }

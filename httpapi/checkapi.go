@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -56,7 +57,7 @@ type agentCheckDefinition struct {
 // GET /v1/agent/checks: this node's checks by ID, at their current status.
 func (h *Handler) agentChecks(w http.ResponseWriter, r *http.Request) {
 	self := h.ag.Self()
-	q, idx, ok := h.read(w, r, catalog.NodeTopic(self.Node.Name))
+	q, idx, ok := h.readWith(w, r, catalog.NodeTopic(self.Node.Name), agentCheck{})
 	if !ok {
 		return
 	}
@@ -78,6 +79,10 @@ func (h *Handler) agentChecks(w http.ResponseWriter, r *http.Request) {
 			},
 			CreateIndex: idx, ModifyIndex: idx,
 		}
+	}
+	if err := filterMap(q.expr, out); err != nil {
+		h.failQuery(w, r, err)
+		return
 	}
 	readHeaders(w, idx)
 	h.writeJSON(w, q, out)
@@ -101,7 +106,11 @@ type checkUpdateBody struct {
 func (h *Handler) checkUpdate(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	var body checkUpdateBody
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	raw, ok := h.readBody(w, r) // 413 beyond MaxBodyBytes
+	if !ok {
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
 		h.fail(w, r, http.StatusBadRequest, "Request decode failed: %v (want {\"Status\": \"passing\", \"Output\": \"...\"})", describeJSONError(err))

@@ -17,6 +17,7 @@ import (
 type fakeChecks struct {
 	mu    sync.Mutex
 	calls []string
+	defs  []CheckDefinition // what RegisterCheck received
 }
 
 func (f *fakeChecks) LocalChecks() []LocalCheck {

@@ -12,12 +12,29 @@
 //
 // Reads answer 200 with X-Consul-Index (the catalog index of the topic the answer
 // depends on; never 0), X-Consul-KnownLeader: true and X-Consul-LastContact: 0. The
-// catalog, health and agent-services reads accept ?index=N&wait=D and block until the
-// topic's index passes N or the wait (default 5m, at most 10m, plus up to wait/16 of
-// jitter) ends. ?stale, ?consistent and ?cached are accepted and ignored (every agent
-// answers from its own full replica); ?dc must name this datacenter; ?filter is
-// answered with 400 until it is implemented, never silently ignored. Errors are plain
-// text, as Consul's are.
+// catalog, health, agent-services/checks and /v1/rumor/members reads accept
+// ?index=N&wait=D and block until the topic's index passes N or the wait (default 5m,
+// at most 10m, plus up to wait/16 of jitter) ends. ?stale, ?consistent and ?cached
+// are accepted and ignored (every agent answers from its own full replica); ?dc must
+// name this datacenter (another gets Consul's 500 "No path to datacenter"). ?filter
+// is a go-bexpr expression evaluated on the answer's elements, with the JSON field
+// names as selectors, where Consul has it; elsewhere it is a 400, never silently
+// ignored. ?near=_agent or ?near=<node> orders catalog and health answers by the
+// estimated round trip from that node ([Coordinates]). ?tag (repeatable),
+// ?node-meta=k:v (repeatable), ?passing and ?pretty work as in Consul. Errors are
+// plain text, as Consul's are; features rumor leaves out (KV, sessions, ACLs,
+// Connect, prepared queries, transactions, snapshots) answer 501 saying so.
+//
+// /v1/status/leader and /v1/status/peers answer although rumor has no leader: the
+// agent asked names itself, so "is there a leader?" readiness checks pass (see
+// status.go).
+//
+// # Security
+//
+// With Config.Token set, every write needs the token (X-Consul-Token or
+// Authorization: Bearer), and with Config.TokenReads every read too; others get
+// 403. Bodies are capped at MaxBodyBytes (413). TLS is the server's business (the
+// agent wraps its listener), so this package sees plain requests either way.
 //
 // # Concurrency
 //

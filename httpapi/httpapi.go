@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"log/slog"
@@ -21,6 +22,9 @@ type Catalog interface {
 	Nodes(f catalog.Filter) []catalog.NodeEntry
 	TopicIndex(t catalog.Topic) uint64
 	WaitIndex(ctx context.Context, t catalog.Topic, after uint64) (uint64, error)
+	NodeServices(node string) (catalog.NodeEntry, []catalog.Service, error)
+	NodeChecks(node string) []catalog.CheckEntry
+	ChecksInState(state catalog.Status, f catalog.Filter) []catalog.CheckEntry
 }
 
 var _ Catalog = (*catalog.Catalog)(nil)
@@ -55,6 +59,13 @@ type Checks interface {
 	// SetMaintenance turns maintenance mode on or off for a local service, or the
 	// node when serviceID is "". catalog.ErrNotFound for an unknown service.
 	SetMaintenance(ctx context.Context, serviceID string, enable bool, reason string) error
+	// RegisterCheck adds or replaces a check of this node: of the node itself when
+	// def.ServiceID is "", else of that local service. Errors wrapping
+	// catalog.ErrInvalid are the caller's fault (400); nothing changes then.
+	RegisterCheck(ctx context.Context, def CheckDefinition) error
+	// DeregisterCheck removes a check; catalog.ErrNotFound if there is none with
+	// that ID, catalog.ErrInvalid for a maintenance check (use maintenance mode).
+	DeregisterCheck(ctx context.Context, id string) error
 }
 
 // LocalCheck is one check of this node for GET /v1/agent/checks.
@@ -77,6 +88,21 @@ type Member struct {
 	Name  string
 	Addr  netip.AddrPort
 	State catalog.Liveness
+	// Since is when State last changed, as this node saw it; zero if unknown.
+	Since time.Time
+	// Coordinate is the node's network coordinate; nil until a probe brought it.
+	Coordinate *Coordinate
+	// RTT is the estimated round trip from this node; 0 if unknown.
+	RTT time.Duration
+}
+
+// Coordinate is a network coordinate (serf's Vivaldi coordinate, in Consul's JSON
+// shape: /v1/coordinate/nodes sends the same four fields). Units are seconds.
+type Coordinate struct {
+	Vec        []float64
+	Error      float64
+	Adjustment float64
+	Height     float64
 }
 
 // Registration is a decoded PUT /v1/agent/service/register: a service and the checks
@@ -141,6 +167,15 @@ type Config struct {
 	// Checks answers the agent's check and maintenance endpoints. Optional: without
 	// it those paths answer 404.
 	Checks Checks
+	// Coordinates orders answers for ?near=. Optional: without it ?near= leaves the
+	// order as it is (as Consul does for nodes without coordinates).
+	Coordinates Coordinates
+	// Token, when not empty, is required on every write (any method but GET and
+	// HEAD), in X-Consul-Token or "Authorization: Bearer"; other requests get 403.
+	// Default: none, writes are open (the API listens on loopback by default).
+	Token string
+	// TokenReads requires Token on reads as well. It needs Token.
+	TokenReads bool
 	// Logger receives one debug line per failed request and errors. Default: discard.
 	Logger *slog.Logger
 }
@@ -163,11 +198,15 @@ const ConsulVersion = "1.21.0"
 
 // Handler serves the API. Create it with New.
 type Handler struct {
-	cat Catalog
-	ag  Agent
-	chk Checks
-	log *slog.Logger
-	mux *http.ServeMux
+	cat    Catalog
+	ag     Agent
+	chk    Checks
+	coords Coordinates // nil: ?near= keeps the order
+	log    *slog.Logger
+	mux    *http.ServeMux
+
+	tokenSum   []byte // SHA-256 of Config.Token; nil when writes are open
+	tokenReads bool
 }
 
 // New returns a Handler for cfg.
@@ -175,7 +214,15 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Catalog == nil || cfg.Agent == nil {
 		return nil, errors.New("httpapi: config needs a Catalog and an Agent")
 	}
-	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, log: cfg.Logger, mux: http.NewServeMux()}
+	if cfg.TokenReads && cfg.Token == "" {
+		return nil, errors.New("httpapi: TokenReads needs a Token (--http-token-reads needs --http-token)")
+	}
+	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, coords: cfg.Coordinates,
+		log: cfg.Logger, mux: http.NewServeMux(), tokenReads: cfg.TokenReads}
+	if cfg.Token != "" {
+		sum := sha256.Sum256([]byte(cfg.Token))
+		h.tokenSum = sum[:]
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -200,16 +247,22 @@ func (h *Handler) routes() {
 		m.HandleFunc("PUT /v1/agent/check/update/{id...}", h.checkUpdate)
 		m.HandleFunc("PUT /v1/agent/service/maintenance/{id}", h.serviceMaintenance)
 		m.HandleFunc("PUT /v1/agent/maintenance", h.nodeMaintenance)
+		m.HandleFunc("PUT /v1/agent/check/register", h.checkRegister)
+		m.HandleFunc("PUT /v1/agent/check/deregister/{id...}", h.checkDeregister)
 	}
 	m.HandleFunc("GET /v1/catalog/services", h.catalogServices)
 	m.HandleFunc("GET /v1/catalog/service/{name}", h.catalogService)
 	m.HandleFunc("GET /v1/catalog/nodes", h.catalogNodes)
 	m.HandleFunc("GET /v1/health/service/{name}", h.healthService)
+	h.routesExtra()
 	m.HandleFunc("/", h.notFound)
 }
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(w, r) {
+		return
+	}
 	h.mux.ServeHTTP(w, r)
 }
 
@@ -224,6 +277,14 @@ var outOfScope = []struct{ prefix, what string }{
 	{"/v1/txn", "transactions"},
 	{"/v1/snapshot", "snapshots (there is no server state to snapshot)"},
 	{"/v1/operator/", "operator endpoints (there are no servers)"},
+	{"/v1/agent/connect/", "Connect (service mesh)"},
+	{"/v1/catalog/connect/", "Connect (service mesh)"},
+	{"/v1/health/connect/", "Connect (service mesh)"},
+	{"/v1/config", "config entries (they configure Connect and servers)"},
+	{"/v1/peering", "cluster peering"},
+	{"/v1/namespace", "namespaces"},
+	{"/v1/partition", "admin partitions"},
+	{"/v1/event/", "user events"},
 }
 
 // notFound answers paths no pattern matches: 405 when the path exists for another
@@ -250,7 +311,7 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, o := range outOfScope {
-		if strings.HasPrefix(r.URL.Path, o.prefix) {
+		if strings.HasPrefix(r.URL.Path, o.prefix) || r.URL.Path == strings.TrimSuffix(o.prefix, "/") {
 			h.fail(w, r, http.StatusNotImplemented, "rumor does not implement %s: %s is a Consul feature rumor leaves out", r.URL.Path, o.what)
 			return
 		}

@@ -413,7 +413,7 @@ func TestErrors(t *testing.T) {
 		{"negative wait", "GET", "/v1/catalog/services?wait=-1s", "", 400, "invalid wait", ""},
 		{"bad passing", "GET", "/v1/health/service/web?passing=maybe", "", 400, "invalid passing", ""},
 		{"bad node-meta", "GET", "/v1/catalog/nodes?node-meta=rack", "", 400, "invalid node-meta", ""},
-		{"filter", "GET", "/v1/health/service/web?filter=Service.Port==80", "", 400, "does not support ?filter=", ""},
+		{"bad filter", "GET", "/v1/health/service/web?filter=Service.Nope==80", "", 400, "invalid filter", ""},
 		{"other dc", "GET", "/v1/catalog/services?dc=dc2", "", 500, "No path to datacenter", ""},
 		{"unknown endpoint", "GET", "/v1/agent/nope", "", 404, "no such endpoint", ""},
 		{"kv", "GET", "/v1/kv/foo", "", 501, "key/value store", ""},

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-bexpr"
+
 	"github.com/rumor-sd/rumor/catalog"
 )
 
@@ -20,6 +22,12 @@ type query struct {
 	wait   time.Duration // ?wait, capped at MaxWait
 	filter catalog.Filter
 	pretty bool
+	// expr is the compiled ?filter=; nil when absent. Endpoints that support it
+	// start with readWith, which checks it against their answer's element type.
+	expr *bexpr.Evaluator
+	// near is the node whose estimated round-trip time orders the answer (?near=;
+	// _agent is resolved to this node); "" keeps the endpoint's own order.
+	near string
 }
 
 // badRequest is a client error whose message is sent as is with 400.
@@ -50,8 +58,18 @@ func (h *Handler) parseQuery(r *http.Request) (query, error) {
 		}
 		q.wait = min(d, MaxWait)
 	}
-	if _, ok := v["filter"]; ok {
-		return q, badf("rumor does not support ?filter= yet: filter on the client, or use ?tag= and ?node-meta=")
+	if vals, ok := v["filter"]; ok && vals[0] != "" {
+		e, err := bexpr.CreateEvaluator(vals[0])
+		if err != nil {
+			return q, badf("invalid filter %q: %v", vals[0], err)
+		}
+		q.expr = e
+	}
+	if n := v.Get("near"); n != "" {
+		q.near = n
+		if n == "_agent" {
+			q.near = h.ag.Self().Node.Name
+		}
 	}
 	if dc := v.Get("dc"); dc != "" && dc != h.ag.Self().Node.Datacenter {
 		return q, &noDatacenter{dc: dc}
@@ -153,15 +171,33 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, format 
 	_, _ = fmt.Fprintln(w, msg)
 }
 
-// read starts a read endpoint: it parses the query and, for a blocking query, waits
-// on t. ok is false when it has already answered with an error.
-func (h *Handler) read(w http.ResponseWriter, r *http.Request, t catalog.Topic) (q query, idx uint64, ok bool) {
-	q, err := h.parseQuery(r)
-	if err != nil {
-		h.failQuery(w, r, err)
+// readWith starts a read endpoint: it parses the query and, for a blocking query,
+// waits on t. ok is false when it has already answered with an error. sample is a
+// zero value of the Consul-shaped struct the answer's elements are, which ?filter=
+// is evaluated on: the filter's selectors are checked against it before blocking, so
+// a typo is a 400 at once, even when nothing would match. A nil sample means the
+// endpoint does not filter, and a ?filter= is a 400 (never silently ignored).
+func (h *Handler) readWith(w http.ResponseWriter, r *http.Request, t catalog.Topic, sample any) (q query, idx uint64, ok bool) {
+	q, ok = h.query(w, r, sample)
+	if !ok {
 		return q, 0, false
 	}
 	return q, h.block(w, r, t, q), true
+}
+
+// query parses the query of a read that does not block, checking ?filter= against
+// sample as readWith does (nil: the endpoint does not filter, and a ?filter= is a
+// 400). ok is false when it has already answered with an error.
+func (h *Handler) query(w http.ResponseWriter, r *http.Request, sample any) (q query, ok bool) {
+	q, err := h.parseQuery(r)
+	if err == nil && q.expr != nil {
+		err = checkFilter(q.expr, r.URL.Path, sample)
+	}
+	if err != nil {
+		h.failQuery(w, r, err)
+		return q, false
+	}
+	return q, true
 }
 
 // failQuery answers a parseQuery error.

@@ -28,6 +28,8 @@ type agentFlags struct {
 	join, retryJoin, nodeMeta                                                        []string
 	dev, enableScriptChecks                                                          bool
 	reapAfter                                                                        time.Duration
+	httpToken, httpTLSCert, httpTLSKey                                               string
+	httpTokenReads                                                                   bool
 }
 
 func newAgentCmd(c *cli) *cobra.Command {
@@ -47,7 +49,13 @@ and rejoins the peers it knew.
 
 Join a pool with --join (tried once at start: the agent exits if no address
 answers) or --retry-join (retried in the background until one answers). Both
-take "ip", "ip:port" or "host:port" and may be repeated.`,
+take "ip", "ip:port" or "host:port" and may be repeated.
+
+The HTTP API listens on loopback by default. To expose it further, protect it:
+--http-token (or $RUMOR_HTTP_TOKEN) makes every write need the token, sent as
+X-Consul-Token or "Authorization: Bearer" (CLI commands send $RUMOR_HTTP_TOKEN);
+--http-token-reads requires it on reads too; --http-tls-cert and --http-tls-key
+serve HTTPS instead of HTTP (point clients at https://host:port).`,
 		Example: `  # Try rumor in ten seconds: one node, in memory, verbose logs.
   rumor agent --dev
 
@@ -56,7 +64,11 @@ take "ip", "ip:port" or "host:port" and may be repeated.`,
   rumor agent --node n2 --bind 10.0.0.2 --retry-join 10.0.0.1
 
   # An encrypted pool.
-  rumor agent --encrypt "$(cat /etc/rumor/key)" --retry-join 10.0.0.1`,
+  rumor agent --encrypt "$(cat /etc/rumor/key)" --retry-join 10.0.0.1
+
+  # The HTTP API on every interface, over HTTPS, writes only with the token.
+  RUMOR_HTTP_TOKEN=s3cret rumor agent --http-addr 0.0.0.0:8500 \
+    --http-tls-cert /etc/rumor/http.pem --http-tls-key /etc/rumor/http-key.pem`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runAgent(cmd.Context(), c, cmd, &f)
@@ -72,6 +84,10 @@ take "ip", "ip:port" or "host:port" and may be repeated.`,
 	fl.StringVar(&f.encrypt, "encrypt", "", "gossip encryption key, base64 (see 'rumor keygen')")
 	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the node ID, services and known peers (default /var/lib/rumor as root, else ~/.local/state/rumor; in memory with --dev)")
 	fl.StringVar(&f.httpAddr, "http-addr", "", "HTTP API listen address, host:port (default: $RUMOR_HTTP_ADDR, else 127.0.0.1:8500)")
+	fl.StringVar(&f.httpToken, "http-token", "", "token HTTP API writes require, in X-Consul-Token or Authorization: Bearer (default: $RUMOR_HTTP_TOKEN, else none)")
+	fl.BoolVar(&f.httpTokenReads, "http-token-reads", false, "require the --http-token on reads as well")
+	fl.StringVar(&f.httpTLSCert, "http-tls-cert", "", "PEM certificate file: serve the HTTP API over HTTPS (needs --http-tls-key)")
+	fl.StringVar(&f.httpTLSKey, "http-tls-key", "", "PEM private key file of --http-tls-cert")
 	fl.StringVar(&f.profile, "gossip-profile", "", "gossip timing: lan, wan or local (default lan; local with --dev)")
 	fl.StringArrayVar(&f.nodeMeta, "node-meta", nil, "node metadata key=value (repeatable)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info; debug with --dev)")
@@ -95,6 +111,17 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = c.getenv("RUMOR_HTTP_ADDR")
 	}
+	cfg.HTTPToken, cfg.HTTPTokenReads = f.httpToken, f.httpTokenReads
+	if cfg.HTTPToken == "" {
+		cfg.HTTPToken = c.getenv("RUMOR_HTTP_TOKEN")
+	}
+	if (f.httpTLSCert == "") != (f.httpTLSKey == "") {
+		return cfg, 0, usagef("--http-tls-cert and --http-tls-key go together: give both or neither")
+	}
+	if cfg.HTTPTokenReads && cfg.HTTPToken == "" {
+		return cfg, 0, usagef("--http-token-reads needs a token: give --http-token or set RUMOR_HTTP_TOKEN")
+	}
+	cfg.HTTPTLSCert, cfg.HTTPTLSKey = f.httpTLSCert, f.httpTLSKey
 	if f.bind != "" {
 		host, port, err := splitHostPort(f.bind, agent.DefaultBindPort)
 		if err != nil {
@@ -168,11 +195,14 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 	log.Info("rumor agent running", "version", version, "node", a.NodeName(),
 		"http", httpAddr, "gossip", a.GossipAddr().String(), "dev", cfg.Dev)
 	if cfg.Dev {
-		hint := ""
-		if httpAddr != agent.DefaultHTTPAddr {
-			hint = " --http-addr " + httpAddr
+		scheme, hint := "http", ""
+		if cfg.HTTPTLSCert != "" {
+			scheme = "https"
 		}
-		fmt.Fprintf(c.stderr, "\nDev agent ready. Try, in another terminal:\n  rumor register%s --name web --port 8080 --tag v1\n  rumor services%s\n  curl http://%s/v1/health/service/web\n\n", hint, hint, httpAddr)
+		if httpAddr != agent.DefaultHTTPAddr || scheme == "https" {
+			hint = " --http-addr " + scheme + "://" + httpAddr
+		}
+		fmt.Fprintf(c.stderr, "\nDev agent ready. Try, in another terminal:\n  rumor register%s --name web --port 8080 --tag v1\n  rumor services%s\n  curl %s://%s/v1/health/service/web\n\n", hint, hint, scheme, httpAddr)
 	}
 	<-ctx.Done()
 	log.Info("leaving the pool (interrupt again to exit at once)")

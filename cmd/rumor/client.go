@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,6 +25,8 @@ const requestTimeout = 30 * time.Second
 // clientFlags are the flags every client command has.
 type clientFlags struct {
 	httpAddr string
+	token    string
+	caCert   string // PEM file of the CA that signed an HTTPS agent's certificate
 	json     bool
 }
 
@@ -33,13 +38,17 @@ func addClientFlags(c *cli, cmd *cobra.Command, f *clientFlags) {
 	}
 	cmd.Flags().StringVar(&f.httpAddr, "http-addr", def, "address of the agent's HTTP API (env RUMOR_HTTP_ADDR)")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print JSON for scripts instead of a table")
+	f.token = c.getenv("RUMOR_HTTP_TOKEN") // from the environment only: flags show in ps
+	f.caCert = c.getenv("RUMOR_HTTP_CACERT")
 }
 
 // client talks to an agent's HTTP API.
 type client struct {
-	addr string // as the user gave it, for messages
-	base string // http://host:port
-	hc   *http.Client
+	addr  string // as the user gave it, for messages
+	base  string // http://host:port
+	token string // sent as X-Consul-Token when set
+	hc    *http.Client
+	err   error // a setup error (unreadable CA file), returned by every request
 }
 
 func newClient(f *clientFlags) *client {
@@ -47,7 +56,20 @@ func newClient(f *clientFlags) *client {
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	return &client{addr: f.httpAddr, base: base, hc: &http.Client{Timeout: requestTimeout}}
+	c := &client{addr: f.httpAddr, base: base, token: f.token, hc: &http.Client{Timeout: requestTimeout}}
+	if f.caCert != "" {
+		pem, err := os.ReadFile(f.caCert)
+		pool := x509.NewCertPool()
+		if err == nil && !pool.AppendCertsFromPEM(pem) {
+			err = errors.New("no PEM certificate in it")
+		}
+		if err != nil {
+			c.err = usagef("RUMOR_HTTP_CACERT %s: %v", f.caCert, err)
+			return c
+		}
+		c.hc.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	}
+	return c
 }
 
 // apiError is a non-2xx answer from the agent.
@@ -61,6 +83,9 @@ func (e *apiError) Error() string { return e.msg }
 // do sends a request and decodes a JSON answer into out (if not nil). A connection
 // failure becomes exit code 3 with advice; an error answer becomes an *apiError.
 func (c *client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	if c.err != nil {
+		return c.err
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -71,6 +96,9 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("X-Consul-Token", c.token)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

@@ -248,6 +248,8 @@ func TestAgentCommandErrors(t *testing.T) {
 		{"bad key", []string{"agent", "--dev", "--encrypt", "short"}, 2, "encrypt key"},
 		{"bad meta", []string{"agent", "--dev", "--node-meta", "x"}, 2, "--node-meta"},
 		{"bad log level", []string{"agent", "--dev", "--log-level", "loud"}, 2, "--log-level"},
+		{"tls cert without key", []string{"agent", "--dev", "--http-tls-cert", "c.pem"}, 2, "--http-tls-cert and --http-tls-key go together"},
+		{"token reads without token", []string{"agent", "--dev", "--http-token-reads"}, 2, "--http-token-reads needs a token"},
 		{"join unreachable", []string{"agent", "--dev", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--join", "127.0.0.1:1"}, 1, "retry-join"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

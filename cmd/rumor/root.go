@@ -25,7 +25,10 @@ their host by gossip, and answer questions about every host's services over HTTP
 agent holds the whole catalog.
 
 Start an agent with 'rumor agent'; the other commands talk to it over its HTTP
-API at --http-addr (default: $RUMOR_HTTP_ADDR, else 127.0.0.1:8500).
+API at --http-addr (default: $RUMOR_HTTP_ADDR, else 127.0.0.1:8500; give
+https://host:port for an agent serving TLS, and $RUMOR_HTTP_CACERT for the CA
+of a certificate the system does not trust). When the agent requires a token
+(rumor agent --http-token), set it in $RUMOR_HTTP_TOKEN: the commands send it.
 
 Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 no agent
 answered.`,
