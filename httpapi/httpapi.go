@@ -204,6 +204,8 @@ type Handler struct {
 	coords Coordinates // nil: ?near= keeps the order
 	log    *slog.Logger
 	mux    *http.ServeMux
+	// answers holds the encoded answers of the service reads, by query and index.
+	answers answerCache
 
 	tokenSum   []byte // SHA-256 of Config.Token; nil when writes are open
 	tokenReads bool
