@@ -27,16 +27,16 @@ build() {
 	fi
 	echo "building $name into $dest (this can take minutes)..." >&2
 	mkdir -p "$tools_dir"
-	local tmp
 	tmp=$(mktemp -d "$tools_dir/.build-$name.XXXXXX")
+	trap 'rm -rf "$tmp"' EXIT # also when interrupted
 	if ! GOBIN="$tmp" go install "$@"; then
-		rm -rf "$tmp"
 		echo "error: building $name failed" >&2
 		return 1
 	fi
 	mkdir -p "$dest"
 	mv "$tmp/$binary" "$dest/$binary"
 	rm -rf "$tmp"
+	trap - EXIT
 	echo "built $dest/$binary" >&2
 }
 
