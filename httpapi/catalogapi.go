@@ -53,21 +53,21 @@ func (h *Handler) catalogService(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	f := q.filter
-	f.PassingOnly = false // the catalog view ignores health
-	insts := h.cat.ServiceInstances(name, f)
-	out := make([]catalogService, 0, len(insts))
-	for i := range insts {
-		out = append(out, toCatalogService(&insts[i], idx))
-	}
-	out, err := filterSlice(q.expr, out)
-	if err != nil {
-		h.failQuery(w, r, err)
-		return
-	}
-	sortNear(h, q, out, func(s *catalogService) string { return s.Node })
-	readHeaders(w, idx)
-	h.writeJSON(w, q, out)
+	h.writeCached(w, r, q, idx, func() (any, error) {
+		f := q.filter
+		f.PassingOnly = false // the catalog view ignores health
+		insts := h.cat.ServiceInstances(name, f)
+		out := make([]catalogService, 0, len(insts))
+		for i := range insts {
+			out = append(out, toCatalogService(&insts[i], idx))
+		}
+		out, err := filterSlice(q.expr, out)
+		if err != nil {
+			return nil, err
+		}
+		sortNear(h, q, out, func(s *catalogService) string { return s.Node })
+		return out, nil
+	})
 }
 
 // GET /v1/health/service/{name}: instances with their node and checks (serfHealth
@@ -78,19 +78,19 @@ func (h *Handler) healthService(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	insts := h.cat.ServiceInstances(name, q.filter)
-	out := make([]serviceEntry, 0, len(insts))
-	for i := range insts {
-		out = append(out, toServiceEntry(&insts[i], idx))
-	}
-	out, err := filterSlice(q.expr, out)
-	if err != nil {
-		h.failQuery(w, r, err)
-		return
-	}
-	sortNear(h, q, out, func(e *serviceEntry) string { return e.Node.Node })
-	readHeaders(w, idx)
-	h.writeJSON(w, q, out)
+	h.writeCached(w, r, q, idx, func() (any, error) {
+		insts := h.cat.ServiceInstances(name, q.filter)
+		out := make([]serviceEntry, 0, len(insts))
+		for i := range insts {
+			out = append(out, toServiceEntry(&insts[i], idx))
+		}
+		out, err := filterSlice(q.expr, out)
+		if err != nil {
+			return nil, err
+		}
+		sortNear(h, q, out, func(e *serviceEntry) string { return e.Node.Node })
+		return out, nil
+	})
 }
 
 // GET /v1/catalog/nodes: every node with records, by name.

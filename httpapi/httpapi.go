@@ -224,6 +224,8 @@ type Handler struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	root   http.Handler // mux, instrumented when there is a Registerer
+	// answers holds the encoded answers of the service reads, by query and index.
+	answers answerCache
 
 	tokenSum   []byte // SHA-256 of Config.Token; nil when writes are open
 	tokenReads bool

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -146,19 +147,72 @@ func readHeaders(w http.ResponseWriter, idx uint64) {
 
 // writeJSON writes v as the 200 answer.
 func (h *Handler) writeJSON(w http.ResponseWriter, q query, v any) {
+	body, err := encodeJSON(v, q.pretty)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeBody(w, body)
+}
+
+// encodeError is a failure to encode an answer: the server's fault (500), unlike
+// the errors of evaluating a client's query.
+type encodeError struct{ err error }
+
+func (e *encodeError) Error() string { return "encode response: " + e.err.Error() }
+
+// encodeJSON encodes an answer as Consul does: no HTML escaping, indented for ?pretty.
+func encodeJSON(v any, pretty bool) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if q.pretty {
+	if pretty {
 		enc.SetIndent("", "    ")
 	}
 	if err := enc.Encode(v); err != nil {
-		http.Error(w, "encode response: "+err.Error(), http.StatusInternalServerError)
-		return
+		return nil, &encodeError{err: err}
 	}
+	return buf.Bytes(), nil
+}
+
+// writeBody writes an encoded JSON answer with status 200.
+func writeBody(w http.ResponseWriter, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes()) // the client went away: nothing left to tell it
+	_, _ = w.Write(body) // the client went away: nothing left to tell it
+}
+
+// writeCached writes the answer of a read of r at index idx: build's value, encoded,
+// or the same request's encoding at the same index from the answer cache. build
+// must depend only on the catalog topic whose index idx is and on r's query; its
+// errors are the query's fault (a ?filter= that fails on the data) and answered as
+// such.
+func (h *Handler) writeCached(w http.ResponseWriter, r *http.Request, q query, idx uint64, build func() (any, error)) {
+	encode := func() ([]byte, error) {
+		v, err := build()
+		if err != nil {
+			return nil, err
+		}
+		return encodeJSON(v, q.pretty)
+	}
+	var body []byte
+	var err error
+	if key, ok := answerKey(r); ok {
+		body, err = h.answers.get(key, idx, encode)
+	} else {
+		body, err = encode()
+	}
+	var encErr *encodeError
+	switch {
+	case errors.As(err, &encErr):
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	case err != nil:
+		h.failQuery(w, r, err)
+		return
+	}
+	readHeaders(w, idx)
+	writeBody(w, body)
 }
 
 // fail answers with a plain-text error, as Consul does.

@@ -47,3 +47,18 @@ func TestHuman(t *testing.T) {
 		}
 	}
 }
+
+func TestTargetMet(t *testing.T) {
+	for _, tt := range []struct {
+		t    target
+		v    float64
+		want bool
+	}{
+		{target{limit: 5}, 4.9, true}, {target{limit: 5}, 5, false},
+		{target{limit: 20000, atLeast: true}, 20000, true}, {target{limit: 20000, atLeast: true}, 19999, false},
+	} {
+		if got := tt.t.met(tt.v); got != tt.want {
+			t.Errorf("target{limit %v, atLeast %v}.met(%v) = %v, want %v", tt.t.limit, tt.t.atLeast, tt.v, got, tt.want)
+		}
+	}
+}
