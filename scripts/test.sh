@@ -3,7 +3,10 @@
 # need on a fresh Debian machine: the network tools for the namespace testbed (iproute2,
 # nftables, iputils-ping) and the pinned Go modules. Extra arguments go to `go test`.
 # Integration tests that build namespaces need root; in CI (CI=true) they fail rather
-# than skip when something is missing.
+# than skip when something is missing. Then the compatibility tests (scripts/compat.sh):
+# real Consul clients (consul/api, Prometheus, consul-template) against real agents;
+# the first run builds Prometheus and consul-template into ~/.cache/rumor-tools
+# (minutes), later runs reuse them. RUMOR_SKIP_COMPAT=1 skips that part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
@@ -25,3 +28,6 @@ fi
 echo "downloading Go modules..." >&2
 go mod download
 go test -race -count=1 -timeout 45m "$@" ./...
+if [ "${RUMOR_SKIP_COMPAT:-}" != 1 ]; then
+	./scripts/compat.sh
+fi
