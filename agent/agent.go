@@ -16,6 +16,7 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/gossip"
+	"github.com/rumor-sd/rumor/gossip/netem"
 	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
 )
@@ -114,8 +115,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.cl, err = newCluster(clusterConfig{
 		NodeName: a.cfg.NodeName, BindAddr: a.cfg.BindAddr, BindPort: a.cfg.BindPort,
 		AdvertiseAddr: a.cfg.AdvertiseAddr, Profile: a.cfg.GossipProfile, Keys: keys,
-		Store:  a.cat,
-		Logger: a.cfg.Logger.With("component", "gossip"), // gossip adds the node itself
+		Store:      a.cat,
+		Logger:     a.cfg.Logger.With("component", "gossip"), // gossip adds the node itself
+		DebugNetem: netem.Config{Latency: a.cfg.DebugGossipDelay, Jitter: a.cfg.DebugGossipJitter},
 	})
 	if err != nil {
 		return fmt.Errorf("agent: start gossip on %s:%d: %w", a.cfg.BindAddr, a.cfg.BindPort, err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/gossip"
+	"github.com/rumor-sd/rumor/gossip/netem"
 )
 
 // cluster is what the agent needs of gossip. *gossip.Gossip implements it through
@@ -39,6 +40,7 @@ type clusterConfig struct {
 	Keys          [][]byte
 	Store         gossip.Store
 	Logger        *slog.Logger
+	DebugNetem    netem.Config // testing only: delays what this node sends
 }
 
 // newGossip starts real gossip.
@@ -52,5 +54,6 @@ func newGossip(cc clusterConfig) (cluster, error) {
 		Keys:          cc.Keys,
 		Store:         cc.Store,
 		Logger:        cc.Logger,
+		DebugNetem:    cc.DebugNetem,
 	})
 }

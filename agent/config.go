@@ -112,6 +112,12 @@ type Config struct {
 	// Version is rumor's version, reported by /v1/agent/self. Default "dev".
 	Version string
 
+	// DebugGossipDelay and DebugGossipJitter delay every gossip packet and stream this
+	// node sends by DebugGossipDelay ± DebugGossipJitter, drawn per packet (so packets
+	// reorder), to emulate a slow network where tc netem is missing. For tests and
+	// benchmarks only. Default 0: no delay.
+	DebugGossipDelay, DebugGossipJitter time.Duration
+
 	// newCluster replaces gossip in unit tests; nil means gossip.New.
 	newCluster func(clusterConfig) (cluster, error)
 }
@@ -247,6 +253,9 @@ func (c *Config) validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		bad("HTTP address %q: want host:port such as 127.0.0.1:8500", c.HTTPAddr)
+	}
+	if c.DebugGossipDelay < 0 || c.DebugGossipJitter < 0 {
+		bad("debug gossip delay %s ± %s: must not be negative", c.DebugGossipDelay, c.DebugGossipJitter)
 	}
 	if _, err := c.keys(); err != nil {
 		errs = append(errs, err)

@@ -139,6 +139,9 @@ func New(cfg Config) (*Gossip, error) {
 	if err != nil {
 		cancel()
 		g.wg.Wait()
+		if g.cfg.DebugNetem.Enabled() {
+			_ = mc.Transport.Shutdown() // ours, made by wrapNetem: memberlist did not take it
+		}
 		return nil, fmt.Errorf("gossip: start memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
 	g.mu.Lock()
@@ -204,6 +207,12 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 	}
 	if g.cfg.MemberlistHook != nil {
 		g.cfg.MemberlistHook(mc)
+	}
+	// After the hook, so that the transport binds where the hook says.
+	if g.cfg.DebugNetem.Enabled() {
+		if err := wrapNetem(mc, g.cfg.DebugNetem); err != nil {
+			return nil, err
+		}
 	}
 	return mc, nil
 }

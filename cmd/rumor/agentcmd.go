@@ -28,6 +28,7 @@ type agentFlags struct {
 	join, retryJoin, nodeMeta                                                        []string
 	dev, enableScriptChecks                                                          bool
 	reapAfter                                                                        time.Duration
+	debugGossipDelay, debugGossipJitter                                              time.Duration // testing only
 }
 
 func newAgentCmd(c *cli) *cobra.Command {
@@ -78,6 +79,12 @@ take "ip", "ip:port" or "host:port" and may be repeated.`,
 	fl.DurationVar(&f.reapAfter, "reap-after", 0, "how long a failed node's services stay (critical) before they are dropped (default 72h)")
 	fl.BoolVar(&f.dev, "dev", false, "development mode: one node on loopback, in-memory state, fast failure detection, verbose logs")
 	fl.BoolVar(&f.enableScriptChecks, "enable-script-checks", false, "allow script checks (Args) in service registrations: they run any program as the agent's user")
+	// Testing only, hence hidden: emulate a slow, jittery network (tests and benchmarks
+	// on kernels without tc netem).
+	fl.DurationVar(&f.debugGossipDelay, "debug-gossip-delay", 0, "FOR TESTING ONLY: delay every gossip packet and stream this agent sends")
+	fl.DurationVar(&f.debugGossipJitter, "debug-gossip-jitter", 0, "FOR TESTING ONLY: spread each delay uniformly over delay ± jitter (reorders packets)")
+	_ = fl.MarkHidden("debug-gossip-delay")
+	_ = fl.MarkHidden("debug-gossip-jitter")
 	return cmd
 }
 
@@ -92,6 +99,10 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 		return cfg, 0, usagef("--reap-after %s: must not be negative", f.reapAfter)
 	}
 	cfg.ReapAfter = f.reapAfter
+	if f.debugGossipDelay < 0 || f.debugGossipJitter < 0 {
+		return cfg, 0, usagef("--debug-gossip-delay %s / --debug-gossip-jitter %s: must not be negative", f.debugGossipDelay, f.debugGossipJitter)
+	}
+	cfg.DebugGossipDelay, cfg.DebugGossipJitter = f.debugGossipDelay, f.debugGossipJitter
 	if cfg.HTTPAddr == "" {
 		cfg.HTTPAddr = c.getenv("RUMOR_HTTP_ADDR")
 	}
