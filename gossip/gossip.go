@@ -213,6 +213,8 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 		if err := wrapNetem(mc, g.cfg.DebugNetem); err != nil {
 			return nil, err
 		}
+		g.cfg.Logger.Warn("debug gossip delay is on: everything this node sends is delayed (for testing only)",
+			"latency", g.cfg.DebugNetem.Latency, "jitter", g.cfg.DebugNetem.Jitter)
 	}
 	return mc, nil
 }
