@@ -30,7 +30,8 @@ var mayImport = map[string][]string{
 	"proxy":               {"catalog"},
 	"agent":               {"catalog", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "internal/"},
 	"sim":                 {"catalog", "agent", "gossip", "internal/"},
-	"cmd/":                {""}, // the CLI may use anything
+	"sim/netbench":        {"sim", "internal/"}, // runs agent processes; shares sim's table
+	"cmd/":                {""},                 // the CLI may use anything
 	"internal/":           {"catalog"},
 }
 
