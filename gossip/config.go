@@ -74,6 +74,13 @@ type Config struct {
 	// memberlist reports through no event. Default 500ms.
 	LivenessPoll time.Duration
 
+	// UnknownOriginGrace is how long the catalog may hold records of a node that
+	// memberlist never reported (anti-entropy brought them) before gossip marks that
+	// node failed, so it is reported critical and reaped rather than alive forever.
+	// Default: three push-pull intervals (30 s with the LAN profile), time enough for
+	// memberlist to announce a node that is really there.
+	UnknownOriginGrace time.Duration
+
 	// MemberlistHook, if set, sees (and may adjust) memberlist's config just before
 	// memberlist starts: tests shorten intervals, the simulator reads the timings.
 	MemberlistHook func(*memberlist.Config)

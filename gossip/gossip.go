@@ -27,6 +27,7 @@ type Store interface {
 	Summary() catalog.Summary
 	Digest(buckets []int) catalog.Digest
 	Missing(peer catalog.Digest) ([]catalog.Record, []string)
+	Nodes(f catalog.Filter) []catalog.NodeEntry
 	KeyVersions(origins []string) []catalog.OriginKeys
 	MissingKeys(peer []catalog.OriginKeys) []catalog.Record
 }
@@ -76,6 +77,9 @@ type Gossip struct {
 	members   map[string]*memberState // every node seen, by name
 	reconnect map[string]*reconnectState
 	leaving   map[string]time.Time // nodes that announced a graceful leave
+	unknown   map[string]time.Time // origins in the catalog memberlist never reported, since when (unknown.go)
+
+	unknownGrace time.Duration // how long an unknown origin stays alive (unknown.go)
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -122,6 +126,7 @@ func New(cfg Config) (*Gossip, error) {
 		members:   make(map[string]*memberState),
 		reconnect: make(map[string]*reconnectState),
 		leaving:   make(map[string]time.Time),
+		unknown:   make(map[string]time.Time),
 	}
 	mc, err := g.memberlistConfig()
 	if err != nil {
@@ -147,9 +152,14 @@ func New(cfg Config) (*Gossip, error) {
 	g.mu.Lock()
 	g.ml = ml
 	g.mu.Unlock()
-	g.wg.Add(2)
+	g.unknownGrace = g.cfg.UnknownOriginGrace
+	if g.unknownGrace <= 0 {
+		g.unknownGrace = unknownGraceMult * mc.PushPullInterval
+	}
+	g.wg.Add(3)
 	go g.reconnectLoop()
 	go g.livenessLoop()
+	go g.unknownOriginsLoop()
 	return g, nil
 }
 
