@@ -76,8 +76,9 @@ type Gossip struct {
 	mu        sync.Mutex
 	members   map[string]*memberState // every node seen, by name
 	reconnect map[string]*reconnectState
-	leaving   map[string]time.Time // nodes that announced a graceful leave
-	unknown   map[string]time.Time // origins in the catalog memberlist never reported, since when (unknown.go)
+	leaving   map[string]time.Time   // nodes that announced a graceful leave
+	unknown   map[string]time.Time   // origins in the catalog memberlist never reported, since when (unknown.go)
+	parked    map[string][]parkedMsg // messages from senders not yet reported, by sender (park.go)
 
 	unknownGrace time.Duration // how long an unknown origin stays alive (unknown.go)
 
@@ -95,8 +96,9 @@ type memberState struct {
 
 // inboxMsg is a message handed from a memberlist callback to the worker.
 type inboxMsg struct {
-	data []byte
-	join bool // push-pull state received during a join
+	data     []byte
+	join     bool // push-pull state received during a join
+	unparked bool // handled once already, parked until its sender was reported (park.go)
 }
 
 // New starts gossip: it binds (or uses cfg.Transport), starts memberlist and the

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"errors"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 
@@ -29,8 +30,10 @@ func (g *Gossip) handle(m inboxMsg) {
 		return
 	}
 	typ := m.data[0]
-	g.metrics.received.WithLabelValues(msgName(typ)).Inc()
-	g.metrics.receivedBytes.WithLabelValues(msgName(typ)).Add(float64(len(m.data)))
+	if !m.unparked {
+		g.metrics.received.WithLabelValues(msgName(typ)).Inc()
+		g.metrics.receivedBytes.WithLabelValues(msgName(typ)).Add(float64(len(m.data)))
+	}
 	switch typ {
 	case msgRecords:
 		recs, err := decodeRecords(m.data)
@@ -45,6 +48,9 @@ func (g *Gossip) handle(m inboxMsg) {
 			g.drop("malformed", err)
 			return
 		}
+		if g.parkIfUnknown(sender, m) {
+			return
+		}
 		g.onSummary(sender, &sum)
 	case msgDigest:
 		sender, d, err := decodeDigest(m.data)
@@ -52,11 +58,17 @@ func (g *Gossip) handle(m inboxMsg) {
 			g.drop("malformed", err)
 			return
 		}
+		if g.parkIfUnknown(sender, m) {
+			return
+		}
 		g.onDigest(sender, d)
 	case msgKeys, msgKeysAck:
 		sender, keys, err := decodeKeys(typ, m.data)
 		if err != nil {
 			g.drop("malformed", err)
+			return
+		}
+		if g.parkIfUnknown(sender, m) {
 			return
 		}
 		g.onKeys(sender, keys, typ == msgKeys)
@@ -199,6 +211,7 @@ func (g *Gossip) livenessLoop() {
 				g.setLiveness(n.Name, addrPort(n.Addr, n.Port), want)
 			}
 		}
+		g.expireParked(time.Now())
 		g.updateGauges()
 	})
 }
