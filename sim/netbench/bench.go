@@ -46,6 +46,7 @@ type bench struct {
 	clients []*client
 	names   []string
 	logf    func(format string, args ...any)
+	lastWhy string // why the last poll condition did not hold (allAlive)
 }
 
 // run measures one cluster size and removes every namespace and process it made.
@@ -303,7 +304,8 @@ func (b *bench) countFalseFailures(ctx context.Context) (int, error) {
 	return len(pairs), nil
 }
 
-// allAlive reports whether each of the agents sees n members, all alive.
+// allAlive reports whether each of the agents sees n members, all alive. When not, it
+// notes why in b.lastWhy, for the timeout error.
 func (b *bench) allAlive(ctx context.Context, agents []int, n int) (bool, error) {
 	for _, i := range agents {
 		if b.procs[i].Exited() {
@@ -311,13 +313,16 @@ func (b *bench) allAlive(ctx context.Context, agents []int, n int) (bool, error)
 		}
 		ms, err := b.clients[i].members(ctx)
 		if err != nil {
-			return false, nil // not serving yet
+			b.lastWhy = err.Error() // not serving yet
+			return false, nil
 		}
 		if len(ms) != n {
+			b.lastWhy = fmt.Sprintf("%s sees %d members, not %d", b.names[i], len(ms), n)
 			return false, nil
 		}
 		for _, m := range ms {
 			if m.Status != statusAlive {
+				b.lastWhy = fmt.Sprintf("%s sees %s with status %d", b.names[i], m.Name, m.Status)
 				return false, nil
 			}
 		}
@@ -348,6 +353,9 @@ func (b *bench) poll(ctx context.Context, d, interval time.Duration, what string
 			return nil
 		}
 		if time.Now().After(deadline) {
+			if b.lastWhy != "" {
+				return fmt.Errorf("%s: not within %s (last: %s)", what, d, b.lastWhy)
+			}
 			return fmt.Errorf("%s: not within %s", what, d)
 		}
 		if err := sleep(ctx, interval); err != nil {
