@@ -72,6 +72,7 @@ type Gossip struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	ready  chan struct{} // closed once g.ml is set
 
 	mu        sync.Mutex
 	members   map[string]*memberState // every node seen, by name
@@ -129,6 +130,7 @@ func New(cfg Config) (*Gossip, error) {
 		reconnect: make(map[string]*reconnectState),
 		leaving:   make(map[string]time.Time),
 		unknown:   make(map[string]time.Time),
+		ready:     make(chan struct{}),
 	}
 	mc, err := g.memberlistConfig()
 	if err != nil {
@@ -154,6 +156,7 @@ func New(cfg Config) (*Gossip, error) {
 	g.mu.Lock()
 	g.ml = ml
 	g.mu.Unlock()
+	close(g.ready) // the worker may now answer messages, which needs g.ml
 	g.unknownGrace = g.cfg.UnknownOriginGrace
 	if g.unknownGrace <= 0 {
 		g.unknownGrace = unknownGraceMult * mc.PushPullInterval

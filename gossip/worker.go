@@ -9,9 +9,18 @@ import (
 	"github.com/rumor-sd/rumor/catalog"
 )
 
-// worker handles every message memberlist hands us, one at a time, until shutdown.
+// worker handles every message memberlist hands us, one at a time, from the moment
+// memberlist is running until shutdown.
 func (g *Gossip) worker() {
 	defer g.wg.Done()
+	// memberlist calls the delegate while Create is still running (a peer's push-pull
+	// can arrive as soon as it listens), and answering needs g.ml: hold the messages
+	// in the inbox until Create has returned.
+	select {
+	case <-g.ready:
+	case <-g.ctx.Done():
+		return
+	}
 	for {
 		select {
 		case <-g.ctx.Done():
