@@ -7,18 +7,30 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/rumor-sd/rumor/catalog"
 )
 
-func counterValue(t *testing.T, c prometheus.Counter) float64 {
+// counterValue reads one series of g's metrics by name and label value.
+func counterValue(t *testing.T, g *Gossip, name, label string) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
+	mfs, err := g.cfg.Registerer.(prometheus.Gatherer).Gather()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return m.GetCounter().GetValue()
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetValue() == label {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func parkedCount(g *Gossip, sender string) int {
@@ -47,7 +59,7 @@ func TestDigestBeforeSenderIsReportedIsParked(t *testing.T) {
 		if got := parkedCount(n0.g, "late"); got != 1 {
 			t.Fatalf("%d messages parked for the unreported sender, want 1", got)
 		}
-		if got := counterValue(t, n0.g.metrics.dropped.WithLabelValues("unknown_sender")); got != 0 {
+		if got := counterValue(t, n0.g, "rumor_gossip_messages_dropped_total", "unknown_sender"); got != 0 {
 			t.Errorf("%v messages dropped as from an unknown sender, want 0", got)
 		}
 		if got := instances(late.cat, "ghostly"); got != "" {
@@ -62,7 +74,7 @@ func TestDigestBeforeSenderIsReportedIsParked(t *testing.T) {
 		if got := parkedCount(n0.g, "late"); got != 0 {
 			t.Errorf("%d messages still parked after the sender was reported", got)
 		}
-		if got := counterValue(t, n0.g.metrics.received.WithLabelValues("digest")); got != 1 {
+		if got := counterValue(t, n0.g, "rumor_gossip_messages_received_total", "digest"); got != 1 {
 			t.Errorf("digest counted %v times as received, want once", got)
 		}
 	})
@@ -83,15 +95,15 @@ func TestParkedMessagesExpire(t *testing.T) {
 		if got := parkedCount(g, "stranger"); got != parkPerSender {
 			t.Errorf("%d messages parked for one sender, want the cap %d", got, parkPerSender)
 		}
-		dropped := g.metrics.dropped.WithLabelValues("unknown_sender")
-		if got := counterValue(t, dropped); got != 2 {
+		dropped := func() float64 { return counterValue(t, g, "rumor_gossip_messages_dropped_total", "unknown_sender") }
+		if got := dropped(); got != 2 {
 			t.Errorf("%v dropped beyond the cap, want 2", got)
 		}
 		pass(parkTimeout + time.Second)
 		if got := parkedCount(g, "stranger"); got != 0 {
 			t.Errorf("%d messages still parked after %s", got, parkTimeout)
 		}
-		if got := counterValue(t, dropped); got != 2+parkPerSender {
+		if got := dropped(); got != 2+parkPerSender {
 			t.Errorf("%v dropped in all, want %d", got, 2+parkPerSender)
 		}
 	})
