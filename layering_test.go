@@ -31,7 +31,8 @@ var mayImport = map[string][]string{
 	"agent":               {"catalog", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "internal/"},
 	"config":              {"catalog", "agent"}, // config files → agent.Config and service definitions
 	"sim":                 {"catalog", "agent", "gossip", "internal/"},
-	"cmd/":                {""}, // the CLI may use anything
+	"sim/netbench":        {"sim", "internal/"}, // runs agent processes; shares sim's table
+	"cmd/":                {""},                 // the CLI may use anything
 	"internal/":           {"catalog"},
 }
 

@@ -204,6 +204,8 @@ func TestConfigErrors(t *testing.T) {
 		{"key not base64", Config{EncryptKey: "!!"}, "not base64"},
 		{"key length", Config{EncryptKey: "AAAA"}, "want 16, 24 or 32"},
 		{"empty join", Config{Join: []string{""}}, "join address is empty"},
+		{"negative debug delay", Config{DebugGossipDelay: -time.Millisecond}, "debug gossip delay -1ms"},
+		{"negative debug jitter", Config{DebugGossipJitter: -time.Millisecond}, "must not be negative"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.cfg.Dev = true
@@ -639,5 +641,21 @@ func TestShutdownStopsEverything(t *testing.T) {
 	eventually(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 	if err := a.Shutdown(); err != nil {
 		t.Errorf("second Shutdown: %v", err)
+	}
+}
+
+// TestDebugGossipDelayReachesGossip: the testing-only delay knobs are handed to gossip.
+func TestDebugGossipDelayReachesGossip(t *testing.T) {
+	cfg := testConfig(t, "n1", "", nil)
+	cfg.DebugGossipDelay, cfg.DebugGossipJitter = 30*time.Millisecond, 20*time.Millisecond
+	var got clusterConfig
+	inner := cfg.newCluster
+	cfg.newCluster = func(cc clusterConfig) (cluster, error) {
+		got = cc
+		return inner(cc)
+	}
+	startAgent(t, cfg)
+	if got.DebugNetem.Latency != 30*time.Millisecond || got.DebugNetem.Jitter != 20*time.Millisecond {
+		t.Errorf("gossip got delay %s ± %s, want 30ms ± 20ms", got.DebugNetem.Latency, got.DebugNetem.Jitter)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/gossip"
+	"github.com/rumor-sd/rumor/gossip/netem"
 )
 
 // cluster is what the agent needs of gossip. *gossip.Gossip implements it through
@@ -45,6 +46,7 @@ type clusterConfig struct {
 	Store         gossip.Store
 	Logger        *slog.Logger
 	Registerer    prometheus.Registerer // the agent's registry
+	DebugNetem    netem.Config          // testing only: delays what this node sends
 }
 
 // newGossip starts real gossip.
@@ -59,5 +61,6 @@ func newGossip(cc clusterConfig) (cluster, error) {
 		Store:         cc.Store,
 		Logger:        cc.Logger,
 		Registerer:    cc.Registerer,
+		DebugNetem:    cc.DebugNetem,
 	})
 }

@@ -135,6 +135,12 @@ type Config struct {
 	// files are dropped at Start.
 	ConfigServices func() ([]ServiceDefinition, error)
 
+	// DebugGossipDelay and DebugGossipJitter delay every gossip packet and stream this
+	// node sends by DebugGossipDelay ± DebugGossipJitter, drawn per packet (so packets
+	// reorder), to emulate a slow network where tc netem is missing. For tests and
+	// benchmarks only. Default 0: no delay.
+	DebugGossipDelay, DebugGossipJitter time.Duration
+
 	// newCluster replaces gossip in unit tests; nil means gossip.New.
 	newCluster func(clusterConfig) (cluster, error)
 }
@@ -276,6 +282,9 @@ func (c *Config) validate() error {
 	}
 	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
 		bad("HTTP TLS: give both a certificate (--http-tls-cert) and its key (--http-tls-key), or neither")
+	}
+	if c.DebugGossipDelay < 0 || c.DebugGossipJitter < 0 {
+		bad("debug gossip delay %s ± %s: must not be negative", c.DebugGossipDelay, c.DebugGossipJitter)
 	}
 	if _, err := c.keys(); err != nil {
 		errs = append(errs, err)

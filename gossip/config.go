@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rumor-sd/rumor/gossip/netem"
 )
 
 // Config configures a Gossip. The zero value of every field but NodeName and Store
@@ -40,6 +42,12 @@ type Config struct {
 	// gossiptest's in-memory network). When set, BindAddr/BindPort must match it.
 	Transport memberlist.NodeAwareTransport
 
+	// DebugNetem, when it adds any delay, wraps the transport (memberlist's UDP/TCP
+	// one, or Transport) so that every packet and stream this node sends is delayed
+	// by Latency ± Jitter (see package netem). For tests and benchmarks only: it
+	// emulates a slow, jittery network on hosts without tc netem. Default: no delay.
+	DebugNetem netem.Config
+
 	// Store is the catalog gossip feeds and reads. Required.
 	Store Store
 
@@ -65,6 +73,13 @@ type Config struct {
 	// LivenessPoll is how often membership is polled for suspect members, which
 	// memberlist reports through no event. Default 500ms.
 	LivenessPoll time.Duration
+
+	// UnknownOriginGrace is how long the catalog may hold records of a node that
+	// memberlist never reported (anti-entropy brought them) before gossip marks that
+	// node failed, so it is reported critical and reaped rather than alive forever.
+	// Default: three push-pull intervals (30 s with the LAN profile), time enough for
+	// memberlist to announce a node that is really there.
+	UnknownOriginGrace time.Duration
 
 	// MemberlistHook, if set, sees (and may adjust) memberlist's config just before
 	// memberlist starts: tests shorten intervals, the simulator reads the timings.
@@ -96,6 +111,9 @@ func (c Config) withDefaults() (Config, error) {
 	case "lan", "wan", "local":
 	default:
 		return c, fmt.Errorf("gossip: unknown profile %q: want lan, wan or local", c.Profile)
+	}
+	if err := c.DebugNetem.Validate(); err != nil {
+		return c, fmt.Errorf("gossip: %w", err)
 	}
 	for i, k := range c.Keys {
 		if l := len(k); l != 16 && l != 24 && l != 32 {

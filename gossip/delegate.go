@@ -174,6 +174,9 @@ func (g *Gossip) setLiveness(name string, addr netip.AddrPort, state catalog.Liv
 		g.cfg.Logger.Info("gossip: member "+state.String(), "node", name, "addr", addr.String())
 	}
 	g.store.SetLiveness(name, state)
+	if state == catalog.LivenessAlive {
+		g.unpark(name)
+	}
 	if returned && name != g.cfg.NodeName {
 		// A node came back (a healed partition, a reconnect): compare catalogs now
 		// rather than at the next push-pull, so what changed during the split moves

@@ -24,6 +24,13 @@
 // once. ForceLeave sends the same message on behalf of a failed node, as serf's
 // force-leave does, so an operator can drop a host that is gone for good.
 //
+// A node whose records arrive by anti-entropy but which memberlist never reported (it
+// died before this node joined) is marked failed after three push-pull intervals, so
+// it is reported critical and reaped rather than alive forever (unknown.go). A digest
+// can reach a node before memberlist there has reported its sender (memberlist answers
+// a push-pull before merging it); such messages are parked until the sender is
+// reported (park.go).
+//
 // # Concurrency
 //
 // A Gossip is safe for concurrent use. memberlist's callbacks copy their bytes and hand

@@ -28,6 +28,7 @@ type Store interface {
 	Summary() catalog.Summary
 	Digest(buckets []int) catalog.Digest
 	Missing(peer catalog.Digest) ([]catalog.Record, []string)
+	Nodes(f catalog.Filter) []catalog.NodeEntry
 	KeyVersions(origins []string) []catalog.OriginKeys
 	MissingKeys(peer []catalog.OriginKeys) []catalog.Record
 }
@@ -77,11 +78,16 @@ type Gossip struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	ready  chan struct{} // closed once g.ml is set
 
 	mu        sync.Mutex
 	members   map[string]*memberState // every node seen, by name
 	reconnect map[string]*reconnectState
-	leaving   map[string]time.Time // nodes that announced a graceful leave
+	leaving   map[string]time.Time   // nodes that announced a graceful leave
+	unknown   map[string]time.Time   // origins in the catalog memberlist never reported, since when (unknown.go)
+	parked    map[string][]parkedMsg // messages from senders not yet reported, by sender (park.go)
+
+	unknownGrace time.Duration // how long an unknown origin stays alive (unknown.go)
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -97,8 +103,9 @@ type memberState struct {
 
 // inboxMsg is a message handed from a memberlist callback to the worker.
 type inboxMsg struct {
-	data []byte
-	join bool // push-pull state received during a join
+	data     []byte
+	join     bool // push-pull state received during a join
+	unparked bool // handled once already, parked until its sender was reported (park.go)
 }
 
 // New starts gossip: it binds (or uses cfg.Transport), starts memberlist and the
@@ -136,6 +143,8 @@ func New(cfg Config) (*Gossip, error) {
 		mlLabels:       mlLabels,
 		unrouteMetrics: unroute,
 		keyq:           keyQueries{pending: map[uint64]*keyQuery{}, answered: map[string]time.Time{}},
+		unknown:        make(map[string]time.Time),
+		ready:          make(chan struct{}),
 	}
 	mc, err := g.memberlistConfig()
 	if err != nil {
@@ -155,14 +164,23 @@ func New(cfg Config) (*Gossip, error) {
 		cancel()
 		g.wg.Wait()
 		unroute()
+		if g.cfg.DebugNetem.Enabled() {
+			_ = mc.Transport.Shutdown() // ours, made by wrapNetem: memberlist did not take it
+		}
 		return nil, fmt.Errorf("gossip: start memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
 	g.mu.Lock()
 	g.ml = ml
 	g.mu.Unlock()
-	g.wg.Add(2)
+	close(g.ready) // the worker may now answer messages, which needs g.ml
+	g.unknownGrace = g.cfg.UnknownOriginGrace
+	if g.unknownGrace <= 0 {
+		g.unknownGrace = unknownGraceMult * mc.PushPullInterval
+	}
+	g.wg.Add(3)
 	go g.reconnectLoop()
 	go g.livenessLoop()
+	go g.unknownOriginsLoop()
 	return g, nil
 }
 
@@ -221,6 +239,14 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 	}
 	if g.cfg.MemberlistHook != nil {
 		g.cfg.MemberlistHook(mc)
+	}
+	// After the hook, so that the transport binds where the hook says.
+	if g.cfg.DebugNetem.Enabled() {
+		if err := wrapNetem(mc, g.cfg.DebugNetem); err != nil {
+			return nil, err
+		}
+		g.cfg.Logger.Warn("debug gossip delay is on: everything this node sends is delayed (for testing only)",
+			"latency", g.cfg.DebugNetem.Latency, "jitter", g.cfg.DebugNetem.Jitter)
 	}
 	return mc, nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
+	"github.com/rumor-sd/rumor/gossip/netem"
 )
 
 // TestLoopbackSockets runs three nodes on real UDP/TCP sockets on 127.0.0.1 (ports
@@ -68,4 +70,53 @@ func TestLoopbackSockets(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll("leave seen", allSee(nodes[:2], "web", ""))
+}
+
+// TestLoopbackDebugNetem runs two nodes on real sockets with DebugNetem's fixed 100 ms
+// delay on each, the gossip port picked by the kernel: they join, and a registration
+// reaches the other node, but never sooner than the one hop's 100 ms.
+func TestLoopbackDebugNetem(t *testing.T) {
+	const hop = 100 * time.Millisecond
+	var nodes []*node
+	for i := range 2 {
+		name := fmt.Sprintf("nm%d", i)
+		cat, _ := catalogtest.New(t, catalog.Config{})
+		g, err := New(Config{NodeName: name, BindAddr: "127.0.0.1", Store: cat, Profile: "local",
+			DebugNetem: netem.Config{Latency: hop}})
+		if err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		t.Cleanup(func() { _ = g.Shutdown() })
+		if g.LocalAddr().Port() == 0 {
+			t.Fatalf("%s advertises port 0: the dynamic port was not resolved", name)
+		}
+		nd := &node{name: name, cat: cat, g: g, w: catalog.NewWriter(name, 1)}
+		nd.publish(nd.w.PutNode(catalogtest.Node(name, "127.0.0.1")))
+		if i > 0 {
+			if _, err := g.Join(context.Background(), []string{nodes[0].g.LocalAddr().String()}); err != nil {
+				t.Fatalf("join %s: %v", name, err)
+			}
+		}
+		nodes = append(nodes, nd)
+	}
+	start := time.Now()
+	nodes[1].publish(nodes[1].w.PutService(catalogtest.Service("web-1", "web", 80)))
+	deadline := start.Add(10 * time.Second)
+	for !allSee(nodes, "web", "nm1/web-1=passing")() {
+		if time.Now().After(deadline) {
+			t.Fatal("registration not on both nodes within 10s")
+		}
+		<-time.After(5 * time.Millisecond) // the polling interval; the deadline bounds the wait
+	}
+	if took := time.Since(start); took < hop {
+		t.Errorf("registration crossed in %s, less than the %s delay: the delay is not applied", took, hop)
+	}
+}
+
+func TestDebugNetemConfigRejected(t *testing.T) {
+	cat, _ := catalogtest.New(t, catalog.Config{})
+	_, err := New(Config{NodeName: "x", BindAddr: "127.0.0.1", Store: cat, DebugNetem: netem.Config{Jitter: -time.Second}})
+	if err == nil || !strings.Contains(err.Error(), "jitter -1s is negative") {
+		t.Errorf("New with negative jitter: %v, want an error naming the jitter", err)
+	}
 }

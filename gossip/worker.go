@@ -2,15 +2,25 @@ package gossip
 
 import (
 	"errors"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 
 	"github.com/rumor-sd/rumor/catalog"
 )
 
-// worker handles every message memberlist hands us, one at a time, until shutdown.
+// worker handles every message memberlist hands us, one at a time, from the moment
+// memberlist is running until shutdown.
 func (g *Gossip) worker() {
 	defer g.wg.Done()
+	// memberlist calls the delegate while Create is still running (a peer's push-pull
+	// can arrive as soon as it listens), and answering needs g.ml: hold the messages
+	// in the inbox until Create has returned.
+	select {
+	case <-g.ready:
+	case <-g.ctx.Done():
+		return
+	}
 	for {
 		select {
 		case <-g.ctx.Done():
@@ -29,8 +39,10 @@ func (g *Gossip) handle(m inboxMsg) {
 		return
 	}
 	typ := m.data[0]
-	g.metrics.received.WithLabelValues(msgName(typ)).Inc()
-	g.metrics.receivedBytes.WithLabelValues(msgName(typ)).Add(float64(len(m.data)))
+	if !m.unparked {
+		g.metrics.received.WithLabelValues(msgName(typ)).Inc()
+		g.metrics.receivedBytes.WithLabelValues(msgName(typ)).Add(float64(len(m.data)))
+	}
 	switch typ {
 	case msgRecords:
 		recs, err := decodeRecords(m.data)
@@ -45,6 +57,9 @@ func (g *Gossip) handle(m inboxMsg) {
 			g.drop("malformed", err)
 			return
 		}
+		if g.parkIfUnknown(sender, m) {
+			return
+		}
 		g.onSummary(sender, &sum)
 	case msgDigest:
 		sender, d, err := decodeDigest(m.data)
@@ -52,11 +67,17 @@ func (g *Gossip) handle(m inboxMsg) {
 			g.drop("malformed", err)
 			return
 		}
+		if g.parkIfUnknown(sender, m) {
+			return
+		}
 		g.onDigest(sender, d)
 	case msgKeys, msgKeysAck:
 		sender, keys, err := decodeKeys(typ, m.data)
 		if err != nil {
 			g.drop("malformed", err)
+			return
+		}
+		if g.parkIfUnknown(sender, m) {
 			return
 		}
 		g.onKeys(sender, keys, typ == msgKeys)
@@ -217,6 +238,7 @@ func (g *Gossip) livenessLoop() {
 				g.setLiveness(n.Name, addrPort(n.Addr, n.Port), want)
 			}
 		}
+		g.expireParked(time.Now())
 		g.updateGauges()
 	})
 }

@@ -187,7 +187,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	_ = waitFor(ctx, 30*time.Second, func() bool { return allAlive(nodes) })
 
 	logf("crashing one node")
-	res.SuspicionBound = suspicionBound(&mc, cfg.Nodes)
+	res.SuspicionBound = SuspicionBound(&mc, cfg.Nodes)
 	victim := nodes[len(nodes)-1]
 	start = time.Now()
 	net.SetDown(victim.name, true)
@@ -287,10 +287,10 @@ func countFalseFailures(ctx context.Context, net *gossiptest.Network, nodes []*n
 	return len(falsePairs), nil
 }
 
-// suspicionBound is memberlist's worst case for declaring a crashed node dead: one
+// SuspicionBound is memberlist's worst case for declaring a crashed node dead: one
 // probe interval to notice, then the suspicion timeout stretched to its Lifeguard
 // maximum (SuspicionMult × log10(n) × ProbeInterval × SuspicionMaxTimeoutMult).
-func suspicionBound(mc *memberlist.Config, n int) time.Duration {
+func SuspicionBound(mc *memberlist.Config, n int) time.Duration {
 	scale := math.Max(1, math.Log10(math.Max(1, float64(n))))
 	timeout := time.Duration(float64(mc.SuspicionMult) * scale * float64(mc.ProbeInterval))
 	return mc.ProbeInterval + timeout*time.Duration(mc.SuspicionMaxTimeoutMult)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,5 +51,22 @@ func TestPercentile(t *testing.T) {
 		if got := percentile(ds, tt.p); got != tt.want {
 			t.Errorf("percentile(%d) = %d, want %d", tt.p, got, tt.want)
 		}
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	var b strings.Builder
+	err := WriteTable(&b, []Result{{Nodes: 10, Converge: 1800 * time.Millisecond, Visible50: 180 * time.Millisecond,
+		Visible99: 205 * time.Millisecond, Visible100: 205 * time.Millisecond, Visible100P99: 587 * time.Millisecond,
+		Detect: 5400 * time.Millisecond, SuspicionBound: 25 * time.Second, BytesPerNodePerSec: 476.4, FalseFailures: 0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "nodes") {
+		t.Fatalf("table:\n%s\nwant a header and one row", b.String())
+	}
+	if got, want := strings.Fields(lines[1]), []string{"10", "1.8s", "180ms", "205ms", "205ms", "587ms", "5.4s", "25s", "476", "0"}; !slices.Equal(got, want) {
+		t.Errorf("row = %q, want %q", got, want)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -59,13 +58,7 @@ It runs in real time: about two minutes per size with the default windows.`,
 			if jsonOut {
 				return printJSON(c.stdout, results)
 			}
-			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "nodes\tconverge\tvisible 50%\t99%\t100%\t100% p99\tcrash → failed on all\tsuspicion bound\tidle B/s/node\tfalse failures (10% loss)")
-			for _, r := range results {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%d\n", r.Nodes, ms(r.Converge), ms(r.Visible50), ms(r.Visible99),
-					ms(r.Visible100), ms(r.Visible100P99), ms(r.Detect), ms(r.SuspicionBound), r.BytesPerNodePerSec, r.FalseFailures)
-			}
-			return tw.Flush()
+			return sim.WriteTable(c.stdout, results)
 		},
 	}
 	fl := cmd.Flags()
@@ -76,5 +69,3 @@ It runs in real time: about two minutes per size with the default windows.`,
 	fl.BoolVar(&jsonOut, "json", false, "print JSON for scripts instead of a table")
 	return cmd
 }
-
-func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }

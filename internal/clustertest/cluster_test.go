@@ -389,3 +389,50 @@ func TestTenAgents(t *testing.T) {
 	}
 	c.eventually(10*time.Second, "deregistration visible on all 10", c.allSee(all, "web", ""))
 }
+
+// TestDelayAndJitter gives every agent 30 ± 20 ms of delay on everything it sends
+// (--debug-gossip-delay/--debug-gossip-jitter: the kernel has no tc netem), so each
+// hop takes 10–50 ms and packets reorder: a registration still reaches every agent,
+// and over 30 s no healthy agent is declared failed by anyone.
+func TestDelayAndJitter(t *testing.T) {
+	const n = 5
+	c := newCluster(t, n, func(int) []string {
+		return []string{"--debug-gossip-delay", "30ms", "--debug-gossip-jitter", "20ms"}
+	})
+	all := rangeHosts(0, n)
+	c.eventually(40*time.Second, "5 members alive everywhere", func() bool {
+		for _, i := range all {
+			if !c.membersAlive(i, n) {
+				return false
+			}
+		}
+		return true
+	})
+	for i, p := range c.procs {
+		if !strings.Contains(p.Output(), "debug gossip delay is on") {
+			t.Fatalf("agent h%d does not say its gossip is delayed:\n%s", i+1, tail(p.Output(), 2000))
+		}
+	}
+	c.register(4, "web", 80)
+	took := c.eventually(10*time.Second, "registration visible on all", c.allSee(all, "web", "h5=passing"))
+	t.Logf("registration visible on all %d agents after %s with 30±20 ms per hop", n, took)
+
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, i := range all {
+			if body, ok := c.get(i, "/v1/agent/members"); ok && strings.Contains(body, `"Status":4`) {
+				t.Fatalf("h%d declared a member failed under 30±20 ms delay: %s", i+1, body)
+			}
+		}
+		<-time.After(time.Second) // the polling interval of the observation window
+	}
+	// Every agent is still there and sees the registration.
+	for _, i := range all {
+		if !c.membersAlive(i, n) {
+			t.Errorf("h%d does not see %d alive members after the window", i+1, n)
+		}
+	}
+	if !c.allSee(all, "web", "h5=passing")() {
+		t.Error("registration no longer visible everywhere")
+	}
+}

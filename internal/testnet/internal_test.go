@@ -3,6 +3,7 @@ package testnet
 import (
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 )
@@ -143,5 +144,45 @@ func TestTailBuffer(t *testing.T) {
 	}
 	if got, want := b.String(), "defghijk"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+// TestRaiseNeighLimits: limits too low for the testbed are raised, higher ones kept.
+func TestRaiseNeighLimits(t *testing.T) {
+	dir := t.TempDir() + "/"
+	old := neighSysctl
+	neighSysctl = dir
+	t.Cleanup(func() { neighSysctl = old })
+	write := func(name, v string) {
+		if err := os.WriteFile(dir+name, []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(dir + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	write("gc_thresh2", "512")
+	write("gc_thresh3", "1024")
+	if err := raiseNeighLimits(50); err != nil {
+		t.Fatal(err)
+	}
+	if got2, got3 := read("gc_thresh2"), read("gc_thresh3"); got2 != "3524" || got3 != "7048" {
+		t.Errorf("after 50 hosts: gc_thresh2=%s gc_thresh3=%s, want 3524 and 7048", got2, got3)
+	}
+	write("gc_thresh2", "100000")
+	write("gc_thresh3", "200000")
+	if err := raiseNeighLimits(50); err != nil {
+		t.Fatal(err)
+	}
+	if got2, got3 := read("gc_thresh2"), read("gc_thresh3"); got2 != "100000" || got3 != "200000" {
+		t.Errorf("higher limits changed: gc_thresh2=%s gc_thresh3=%s", got2, got3)
+	}
+	write("gc_thresh3", "lots")
+	if err := raiseNeighLimits(50); err == nil || !strings.Contains(err.Error(), "gc_thresh3") {
+		t.Errorf("unreadable limit: %v, want an error naming gc_thresh3", err)
 	}
 }

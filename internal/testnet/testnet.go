@@ -121,6 +121,9 @@ func Open(ctx context.Context, cfg Config) (*Testbed, error) {
 	if err := Sweep(ctx, cfg.Prefix); err != nil {
 		return nil, err
 	}
+	if err := raiseNeighLimits(cfg.Hosts); err != nil {
+		return nil, err
+	}
 	// The sequence number keeps this process's testbeds apart; the random part, a
 	// leftover of an earlier process that had the same PID.
 	id := fmt.Sprintf("%s-%d-%d%04x", cfg.Prefix, os.Getpid(), testbedSeq.Add(1), rand.N(1<<16))

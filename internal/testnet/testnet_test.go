@@ -571,3 +571,41 @@ func TestSweep(t *testing.T) {
 		t.Error("Sweep with a prefix containing '-': got nil error, want one")
 	}
 }
+
+// TestBytesSent sends 100 datagrams of 1,000 bytes from one host to another: the
+// sender's count grows by at least their payload, the idle third host's by far less.
+func TestBytesSent(t *testing.T) {
+	t.Parallel()
+	tb := testnet.NewConfig(t, testnet.Config{Hosts: 3, DisableIPv6: true})
+	h := tb.Hosts()
+	before, err := tb.BytesSent(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != 3 {
+		t.Fatalf("BytesSent returned %d counters, want 3", len(before))
+	}
+	// Unconnected, so that the ICMP "port unreachable" answers fail no write.
+	var c net.PacketConn
+	if err := h[0].Do(func() (err error) { c, err = net.ListenPacket("udp4", ":0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(h[1].IP(), 15301))
+	payload := make([]byte, 1000)
+	for range 100 {
+		if _, err := c.WriteTo(payload, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := tb.BytesSent(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after[0] - before[0]; d < 100_000 {
+		t.Errorf("sender's count grew by %d bytes, want at least the 100,000 sent", d)
+	}
+	if d := after[2] - before[2]; d >= 10_000 {
+		t.Errorf("idle host's count grew by %d bytes", d)
+	}
+}
