@@ -101,34 +101,58 @@ func catalogOf(b *testing.B, c Catalog) *catalog.Catalog {
 // that accept gzip, as Go's http.Transport (so consul/api, Prometheus,
 // consul-template and Traefik) does by default.
 //
+// The load generator works like wrk: each client owns a keep-alive connection,
+// writes a prepared request and reads the response with http.ReadResponse, without
+// net/http's transport goroutines, so most of the CPU measured is the server's.
 // accept=gzip sends Accept-Encoding: gzip and reads the compressed body without
 // decompressing it, as wrk and hey do: decompressing is the client's cost, not the
 // server's (TestGzipAnswers checks the bytes decompress to the plain answer).
-// accept=identity is a client that does not ask for gzip and reads the ~110 KB
-// plain answer.
+// accept=identity does not ask for gzip and reads the ~110 KB plain answer.
+// gotransport/accept=gzip is the same gzip read through Go's http.Client (still not
+// decompressing), whose connection goroutines cost about as much as the server.
 func BenchmarkHealthServicePassing(b *testing.B) {
 	const nodes, perNode, web, clients = 1000, 10, 100, 32
-	url := serveBench(b, benchCatalog(b, nodes, perNode, web)) + "/v1/health/service/web?passing"
-	for _, acceptGzip := range []bool{true, false} {
-		name := "accept=identity"
-		if acceptGzip {
-			name = "accept=gzip"
-		}
-		b.Run(name, func(b *testing.B) {
-			// DisableCompression: the transport neither adds Accept-Encoding nor
-			// decompresses; the gzip client sets the header itself.
-			tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, DisableCompression: true}
-			defer tr.CloseIdleConnections()
-			client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-			get := func() ([]byte, error) { return getEncoded(client, url, acceptGzip) }
+	base := serveBench(b, benchCatalog(b, nodes, perNode, web))
+	const path = "/v1/health/service/web?passing"
+	for _, bc := range []struct {
+		name       string
+		acceptGzip bool
+		transport  bool // Go's http.Client rather than the wire client
+	}{
+		{"accept=gzip", true, false},
+		{"accept=identity", false, false},
+		{"gotransport/accept=gzip", true, true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			// newClient returns one client's fetch, which reads a whole answer and
+			// returns its body as sent.
+			newClient := func() (fetch func() ([]byte, error), close func()) {
+				c, err := dialWire(base, path, bc.acceptGzip)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return c.fetch, func() { c.conn.Close() }
+			}
+			if bc.transport {
+				// DisableCompression: the transport neither adds Accept-Encoding nor
+				// decompresses; the gzip client sets the header itself.
+				tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, DisableCompression: true}
+				defer tr.CloseIdleConnections()
+				client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+				newClient = func() (func() ([]byte, error), func()) {
+					return func() ([]byte, error) { return getEncoded(client, base+path, bc.acceptGzip) }, func() {}
+				}
+			}
 
 			// The answer must be the real one: 100 entries.
-			body, err := get()
+			fetch, closeClient := newClient()
+			body, err := fetch()
+			closeClient()
 			if err != nil {
 				b.Fatal(err)
 			}
 			plain := body
-			if acceptGzip {
+			if bc.acceptGzip {
 				if plain, err = gunzip(body); err != nil {
 					b.Fatal(err)
 				}
@@ -145,10 +169,12 @@ func BenchmarkHealthServicePassing(b *testing.B) {
 			b.ResetTimer()
 			cpuStart := cpuTime()
 			b.RunParallel(func(pb *testing.PB) {
+				fetch, closeClient := newClient()
+				defer closeClient()
 				var mine []time.Duration
 				for pb.Next() {
 					start := time.Now()
-					if _, err := get(); err != nil {
+					if _, err := fetch(); err != nil {
 						b.Error(err)
 						return
 					}
@@ -173,6 +199,56 @@ func BenchmarkHealthServicePassing(b *testing.B) {
 			b.ReportMetric(ms(latencies[len(latencies)*99/100]), "p99-ms")
 		})
 	}
+}
+
+// wireClient is one keep-alive connection of the wrk-like load generator: it writes
+// a prepared GET and reads the response as sent (no decompression).
+type wireClient struct {
+	conn       net.Conn
+	br         *bufio.Reader
+	req        []byte
+	acceptGzip bool
+	buf        bytes.Buffer
+}
+
+// dialWire connects to base (http://host:port) for GETs of path.
+func dialWire(base, path string, acceptGzip bool) (*wireClient, error) {
+	addr := strings.TrimPrefix(base, "http://")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUser-Agent: rumor-bench\r\n"
+	if acceptGzip {
+		req += "Accept-Encoding: gzip\r\n"
+	}
+	req += "\r\n"
+	return &wireClient{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), req: []byte(req), acceptGzip: acceptGzip}, nil
+}
+
+// fetch sends the request and reads the whole response; the body it returns is
+// reused by the next fetch.
+func (c *wireClient) fetch() ([]byte, error) {
+	if _, err := c.conn.Write(c.req); err != nil {
+		return nil, fmt.Errorf("write request: %w", err)
+	}
+	resp, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read response: %w", err)
+	}
+	c.buf.Reset()
+	_, err = c.buf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET: %s: %s", resp.Status, c.buf.Bytes())
+	}
+	if got := resp.Header.Get("Content-Encoding"); (got == "gzip") != c.acceptGzip {
+		return nil, fmt.Errorf("GET with gzip accepted %v: Content-Encoding %q", c.acceptGzip, got)
+	}
+	return c.buf.Bytes(), nil
 }
 
 // BenchmarkGzipAnswer compresses the health answer of BenchmarkHealthServicePassing
