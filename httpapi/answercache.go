@@ -13,7 +13,9 @@ import (
 // encoding, which dominate a read's cost (see BenchmarkHealthServicePassing), when
 // many clients ask the same question between two changes, and it ends the
 // thundering herd after a change: blocking queries woken together by one
-// registration wait for one encoding instead of each making its own.
+// registration wait for one encoding instead of each making its own. The gzip
+// compression of an answer is kept next to it, made once by the first request that
+// accepts gzip (see gzipped).
 //
 // Only answers that depend on nothing but the catalog topic and the query go through
 // it (not ?near=, whose order follows coordinates that move without the index).
