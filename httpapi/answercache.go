@@ -13,26 +13,38 @@ import (
 // encoding, which dominate a read's cost (see BenchmarkHealthServicePassing), when
 // many clients ask the same question between two changes, and it ends the
 // thundering herd after a change: blocking queries woken together by one
-// registration wait for one encoding instead of each making its own.
+// registration wait for one encoding instead of each making its own. The gzip
+// compression of an answer is kept next to it, made once by the first request that
+// accepts gzip (see gzipped).
 //
 // Only answers that depend on nothing but the catalog topic and the query go through
 // it (not ?near=, whose order follows coordinates that move without the index).
 type answerCache struct {
 	mu      sync.Mutex
 	entries map[string]*cachedAnswer
-	bytes   int // sum of the bodies held
+	bytes   int // sum of the bodies held, plain and gzipped
 }
 
-// cachedAnswer is one encoded answer, or one being encoded (ready still open).
+// cachedAnswer is one encoded answer, or one being encoded (ready still open), and
+// its gzip compression once a client that accepts gzip asked for it.
 type cachedAnswer struct {
 	index uint64
 	ready chan struct{} // closed once body and err are set
 	body  []byte
 	err   error
+
+	// gzReady is nil until a request starts compressing body (set under
+	// answerCache.mu), and closed once gz is set. gz is written under mu too, so
+	// eviction can count it.
+	gzReady chan struct{}
+	gz      []byte
 }
 
-// Bounds of the cache: a held answer is at most answerCacheMaxBody bytes, all of
-// them together at most answerCacheBudget. Past the budget, entries are dropped in
+// size is what e counts against the budget. Call with the cache's mu held.
+func (e *cachedAnswer) size() int { return len(e.body) + len(e.gz) }
+
+// Bounds of the cache: a held answer is at most answerCacheMaxBody bytes (plain),
+// all of them together, plain and gzipped, at most answerCacheBudget. Past the budget, entries are dropped in
 // map order (random): the cache is an optimisation, and a dropped answer is
 // encoded again on its next request.
 const (
@@ -60,6 +72,13 @@ func answerKey(r *http.Request) (key string, ok bool) {
 // get returns the encoded answer to key at index idx: the cached one, the one
 // another request is encoding right now, or encode's, which it then caches.
 func (c *answerCache) get(key string, idx uint64, encode func() ([]byte, error)) ([]byte, error) {
+	e := c.entry(key, idx, encode)
+	return e.body, e.err
+}
+
+// entry is get's answer as an entry, ready, for gzipped. An answer for an older
+// index than the cached one comes in an entry of its own, outside the cache.
+func (c *answerCache) entry(key string, idx uint64, encode func() ([]byte, error)) *cachedAnswer {
 	c.mu.Lock()
 	if c.entries == nil {
 		c.entries = map[string]*cachedAnswer{}
@@ -69,15 +88,18 @@ func (c *answerCache) get(key string, idx uint64, encode func() ([]byte, error))
 	case e != nil && e.index == idx:
 		c.mu.Unlock()
 		<-e.ready
-		return e.body, e.err
+		return e
 	case e != nil && e.index > idx:
 		// A request that read an older index than the cached answer: answer it on its
 		// own rather than replace a newer entry.
 		c.mu.Unlock()
-		return encode()
+		own := &cachedAnswer{index: idx, ready: make(chan struct{})}
+		own.body, own.err = encode()
+		close(own.ready)
+		return own
 	}
 	if e != nil && isReady(e) {
-		c.bytes -= len(e.body)
+		c.bytes -= e.size()
 	}
 	e = &cachedAnswer{index: idx, ready: make(chan struct{})}
 	c.entries[key] = e
@@ -96,7 +118,32 @@ func (c *answerCache) get(key string, idx uint64, encode func() ([]byte, error))
 		}
 	}
 	c.mu.Unlock()
-	return body, err
+	return e
+}
+
+// gzipped returns e's body (e from entry, without error) compressed with gzip:
+// compressed by the first request that asks, once, and kept next to the plain body
+// while e is key's entry. Requests asking while it is being compressed wait for it.
+func (c *answerCache) gzipped(key string, e *cachedAnswer) []byte {
+	c.mu.Lock()
+	if e.gzReady != nil {
+		c.mu.Unlock()
+		<-e.gzReady
+		return e.gz // written before gzReady closed
+	}
+	e.gzReady = make(chan struct{})
+	c.mu.Unlock()
+
+	gz := gzipBody(e.body)
+	c.mu.Lock()
+	e.gz = gz
+	close(e.gzReady)
+	if c.entries[key] == e {
+		c.bytes += len(gz)
+		c.evictLocked(e)
+	}
+	c.mu.Unlock()
+	return gz
 }
 
 // evictLocked drops finished entries other than keep until the cache is within its
@@ -107,7 +154,7 @@ func (c *answerCache) evictLocked(keep *cachedAnswer) {
 			return
 		}
 		if e != keep && isReady(e) {
-			c.bytes -= len(e.body)
+			c.bytes -= e.size()
 			delete(c.entries, k)
 		}
 	}

@@ -135,8 +135,15 @@ func TestAnswerCacheStaysWithinBudget(t *testing.T) {
 	var c answerCache
 	body := strings.Repeat("x", answerCacheMaxBody)
 	for i := range 3 * answerCacheBudget / answerCacheMaxBody {
-		if _, err := c.get(fmt.Sprint("k", i), 1, func() ([]byte, error) { return []byte(body), nil }); err != nil {
-			t.Fatal(err)
+		key := fmt.Sprint("k", i)
+		e := c.entry(key, 1, func() ([]byte, error) { return []byte(body), nil })
+		if e.err != nil {
+			t.Fatal(e.err)
+		}
+		if i%2 == 0 { // half of them asked for by gzip clients too
+			if gz, err := gunzip(c.gzipped(key, e)); err != nil || string(gz) != body {
+				t.Fatalf("gzipped answer %d does not decompress to the plain one (%v)", i, err)
+			}
 		}
 		if c.bytes > answerCacheBudget {
 			t.Fatalf("after %d answers the cache holds %d bytes, over its budget of %d", i+1, c.bytes, answerCacheBudget)
@@ -144,7 +151,7 @@ func TestAnswerCacheStaysWithinBudget(t *testing.T) {
 	}
 	total := 0
 	for _, e := range c.entries {
-		total += len(e.body)
+		total += len(e.body) + len(e.gz)
 	}
 	if total != c.bytes {
 		t.Errorf("the cache counts %d bytes but holds %d", c.bytes, total)

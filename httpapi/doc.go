@@ -31,6 +31,11 @@
 // plain text, as Consul's are; features rumor leaves out (KV, sessions, ACLs,
 // Connect, prepared queries, transactions, snapshots) answer 501 saying so.
 //
+// JSON answers of 1 KiB or more are gzip-compressed for clients whose
+// Accept-Encoding allows it, as Consul's server does (gzip.go); Go's http.Transport
+// asks for it by default. Every JSON answer carries Vary: Accept-Encoding and a
+// Content-Length. Errors and the /v1/rumor/watch stream are never compressed.
+//
 // /v1/status/leader and /v1/status/peers answer although rumor has no leader: the
 // agent asked names itself, so "is there a leader?" readiness checks pass (see
 // status.go).

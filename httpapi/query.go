@@ -29,6 +29,8 @@ type query struct {
 	// near is the node whose estimated round-trip time orders the answer (?near=;
 	// _agent is resolved to this node); "" keeps the endpoint's own order.
 	near string
+	// gzip is whether the client accepts gzip-compressed answers (Accept-Encoding).
+	gzip bool
 }
 
 // badRequest is a client error whose message is sent as is with 400.
@@ -44,7 +46,7 @@ func badf(format string, args ...any) error {
 // ignores them.
 func (h *Handler) parseQuery(r *http.Request) (query, error) {
 	v := r.URL.Query()
-	q := query{wait: DefaultWait}
+	q := query{wait: DefaultWait, gzip: acceptsGzip(r.Header)}
 	if s := v.Get("index"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
@@ -145,14 +147,19 @@ func readHeaders(w http.ResponseWriter, idx uint64) {
 	hd.Set("X-Consul-LastContact", "0")
 }
 
-// writeJSON writes v as the 200 answer.
+// writeJSON writes v as the 200 answer, gzipped if the client accepts it and the
+// answer is large enough to gain from it.
 func (h *Handler) writeJSON(w http.ResponseWriter, q query, v any) {
 	body, err := encodeJSON(v, q.pretty)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	writeBody(w, body)
+	if q.gzip && len(body) >= gzipMinSize {
+		writeBody(w, gzipBody(body), true)
+		return
+	}
+	writeBody(w, body, false)
 }
 
 // encodeError is a failure to encode an answer: the server's fault (500), unlike
@@ -175,9 +182,20 @@ func encodeJSON(v any, pretty bool) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// writeBody writes an encoded JSON answer with status 200.
-func writeBody(w http.ResponseWriter, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
+// writeBody writes an encoded JSON answer with status 200; gzipped says body is
+// its gzip compression. Every JSON answer carries Vary: Accept-Encoding, since
+// the same URL is compressed for some clients and not others (and small answers
+// may grow past gzipMinSize).
+func writeBody(w http.ResponseWriter, body []byte, gzipped bool) {
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Add("Vary", "Accept-Encoding")
+	if gzipped {
+		hd.Set("Content-Encoding", "gzip")
+	}
+	// Stated, so large answers go out in one piece rather than chunked, and a HEAD
+	// learns the length its GET would have.
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body) // the client went away: nothing left to tell it
 }
@@ -195,10 +213,13 @@ func (h *Handler) writeCached(w http.ResponseWriter, r *http.Request, q query, i
 		}
 		return encodeJSON(v, q.pretty)
 	}
+	key, cached := answerKey(r)
 	var body []byte
 	var err error
-	if key, ok := answerKey(r); ok {
-		body, err = h.answers.get(key, idx, encode)
+	var e *cachedAnswer
+	if cached {
+		e = h.answers.entry(key, idx, encode)
+		body, err = e.body, e.err
 	} else {
 		body, err = encode()
 	}
@@ -212,7 +233,14 @@ func (h *Handler) writeCached(w http.ResponseWriter, r *http.Request, q query, i
 		return
 	}
 	readHeaders(w, idx)
-	writeBody(w, body)
+	switch {
+	case !q.gzip || len(body) < gzipMinSize:
+		writeBody(w, body, false)
+	case cached:
+		writeBody(w, h.answers.gzipped(key, e), true)
+	default:
+		writeBody(w, gzipBody(body), true)
+	}
 }
 
 // fail answers with a plain-text error, as Consul does.

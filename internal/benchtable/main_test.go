@@ -9,6 +9,7 @@ func TestParse(t *testing.T) {
 	in := `goos: linux
 BenchmarkMerge1M-2   	       3	1425055914 ns/op	    701727 records/s	610703608 B/op	  729596 allocs/op
 BenchmarkQueryPassing/nodes=10000-2        	   45541	     22328 ns/op
+BenchmarkHealthServicePassing/accept=gzip-2   	   60000	     41000 ns/op	    24390 req/s
 PASS
 `
 	got, err := parse(strings.NewReader(in))
@@ -19,6 +20,7 @@ PASS
 		{"BenchmarkMerge1M", "ns/op", 1425055914}, {"BenchmarkMerge1M", "records/s", 701727},
 		{"BenchmarkMerge1M", "B/op", 610703608}, {"BenchmarkMerge1M", "allocs/op", 729596},
 		{"BenchmarkQueryPassing/nodes=10000", "ns/op", 22328},
+		{"BenchmarkHealthServicePassing/accept=gzip", "ns/op", 41000}, {"BenchmarkHealthServicePassing/accept=gzip", "req/s", 24390},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("parse = %v, want %v", got, want)
