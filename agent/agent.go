@@ -408,13 +408,10 @@ func (a *Agent) RegisterService(_ context.Context, svc catalog.Service, checks [
 	if err != nil {
 		return fmt.Errorf("agent: register service %q: %w", svc.Name, err)
 	}
-	a.regMu.Lock()
-	defer a.regMu.Unlock()
-	a.mu.Lock()
-	if !a.started || a.stopped {
-		a.mu.Unlock()
-		return ErrNotRunning
+	if err := a.lockRunning(); err != nil {
+		return err
 	}
+	defer a.regMu.Unlock()
 	id := ls.Service.ID
 	for _, d := range ls.Checks {
 		if other, _ := a.findCheckLocked(d.ID); other != nil && (other == &a.nodeChecks || other.Service.ID != id) {
@@ -478,16 +475,28 @@ func (a *Agent) RegisterService(_ context.Context, svc catalog.Service, checks [
 	return nil
 }
 
-// DeregisterService removes a service of this node and its checks; catalog.ErrNotFound
-// if there is none with that ID.
-func (a *Agent) DeregisterService(_ context.Context, id string) error {
+// lockRunning takes regMu and then mu, as every change to the local state does, and
+// returns ErrNotRunning, with both released, unless the agent runs. On success the
+// caller holds both: it releases mu once done with the state and regMu once the change
+// is published and persisted.
+func (a *Agent) lockRunning() error {
 	a.regMu.Lock()
-	defer a.regMu.Unlock()
 	a.mu.Lock()
 	if !a.started || a.stopped {
 		a.mu.Unlock()
+		a.regMu.Unlock()
 		return ErrNotRunning
 	}
+	return nil
+}
+
+// DeregisterService removes a service of this node and its checks; catalog.ErrNotFound
+// if there is none with that ID.
+func (a *Agent) DeregisterService(_ context.Context, id string) error {
+	if err := a.lockRunning(); err != nil {
+		return err
+	}
+	defer a.regMu.Unlock()
 	old := a.local[id]
 	if old == nil {
 		a.mu.Unlock()

@@ -233,13 +233,11 @@ func (a *Agent) UpdateTTL(_ context.Context, id string, status catalog.Status, o
 // Notes, which hides the instance (or every instance of the node) from passing
 // queries. It is persisted. catalog.ErrNotFound for an unknown service.
 func (a *Agent) SetMaintenance(_ context.Context, serviceID string, enable bool, reason string) error {
-	a.regMu.Lock()
-	defer a.regMu.Unlock()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !a.started || a.stopped {
-		return ErrNotRunning
+	if err := a.lockRunning(); err != nil {
+		return err
 	}
+	defer a.regMu.Unlock()
+	defer a.mu.Unlock()
 	what := "node"
 	slot := &a.nodeMaint
 	if serviceID != "" {

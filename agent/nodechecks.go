@@ -70,13 +70,10 @@ func (a *Agent) RegisterCheck(_ context.Context, d CheckDefinition) error {
 	if err != nil {
 		return fmt.Errorf("agent: register check %q: %w", d.ID, err)
 	}
-	a.regMu.Lock()
-	defer a.regMu.Unlock()
-	a.mu.Lock()
-	if !a.started || a.stopped {
-		a.mu.Unlock()
-		return ErrNotRunning
+	if err := a.lockRunning(); err != nil {
+		return err
 	}
+	defer a.regMu.Unlock()
 	ls := &a.nodeChecks
 	if d.ServiceID != "" {
 		if ls = a.local[d.ServiceID]; ls == nil {
@@ -122,13 +119,10 @@ func (a *Agent) DeregisterCheck(_ context.Context, id string) error {
 	if reservedCheckID(id) {
 		return fmt.Errorf("agent: deregister check %q: %w: it is rumor's own (liveness or maintenance mode); turn maintenance off with PUT /v1/agent/maintenance or /v1/agent/service/maintenance/<id>?enable=false", id, catalog.ErrInvalid)
 	}
-	a.regMu.Lock()
-	defer a.regMu.Unlock()
-	a.mu.Lock()
-	if !a.started || a.stopped {
-		a.mu.Unlock()
-		return ErrNotRunning
+	if err := a.lockRunning(); err != nil {
+		return err
 	}
+	defer a.regMu.Unlock()
 	ls, _ := a.findCheckLocked(id)
 	if ls == nil {
 		a.mu.Unlock()

@@ -50,13 +50,10 @@ func (a *Agent) reload(_ context.Context) (ReloadResult, error) {
 	if err != nil {
 		return ReloadResult{}, err
 	}
-	a.regMu.Lock()
-	defer a.regMu.Unlock()
-	a.mu.Lock()
-	if !a.started || a.stopped {
-		a.mu.Unlock()
-		return ReloadResult{}, ErrNotRunning
+	if err := a.lockRunning(); err != nil {
+		return ReloadResult{}, err
 	}
+	defer a.regMu.Unlock()
 	p, err := a.planConfigLocked(defs)
 	if err != nil {
 		a.mu.Unlock()
