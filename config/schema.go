@@ -32,6 +32,10 @@ type fileConfig struct {
 	EnableScriptChecks *bool
 	LogLevel           *string
 	ReconnectTimeout   *time.Duration // alias reap_after: how long failed nodes' services stay
+	HTTPToken          *string        // rumor's own: the token HTTP API writes require
+	HTTPTokenReads     *bool          // rumor's own: reads require it too
+	CertFile           *string        // Consul's (legacy, top-level) HTTPS certificate
+	KeyFile            *string        // and its key
 
 	Service  *serviceDefinition
 	Services []serviceDefinition

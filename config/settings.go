@@ -33,6 +33,10 @@ type Settings struct {
 	EnableScriptChecks *bool
 	LogLevel           *slog.Level
 	ReapAfter          *time.Duration // reconnect_timeout
+	HTTPToken          *string        // http_token
+	HTTPTokenReads     *bool          // http_token_reads
+	HTTPTLSCert        *string        // cert_file
+	HTTPTLSKey         *string        // key_file
 }
 
 // Apply sets the fields of cfg that the files gave.
@@ -49,6 +53,12 @@ func (s *Settings) Apply(cfg *agent.Config) {
 	set(&cfg.AdvertiseAddr, s.AdvertiseAddr)
 	set(&cfg.HTTPAddr, s.HTTPAddr)
 	set(&cfg.EncryptKey, s.EncryptKey)
+	set(&cfg.HTTPToken, s.HTTPToken)
+	set(&cfg.HTTPTLSCert, s.HTTPTLSCert)
+	set(&cfg.HTTPTLSKey, s.HTTPTLSKey)
+	if s.HTTPTokenReads != nil {
+		cfg.HTTPTokenReads = *s.HTTPTokenReads
+	}
 	if s.BindPort != nil {
 		cfg.BindPort = *s.BindPort
 	}
@@ -206,6 +216,23 @@ func (pf *parsedFile) settings(s *Settings, h *httpParts) Errors {
 	}
 	if fc.ReconnectTimeout != nil {
 		s.ReapAfter = fc.ReconnectTimeout
+	}
+	for field, v := range map[string]*string{"http_token": fc.HTTPToken, "cert_file": fc.CertFile, "key_file": fc.KeyFile} {
+		if v != nil && strings.TrimSpace(*v) == "" {
+			bad(field, "must not be empty; leave it out for none")
+		}
+	}
+	if fc.HTTPToken != nil {
+		s.HTTPToken = fc.HTTPToken
+	}
+	if fc.HTTPTokenReads != nil {
+		s.HTTPTokenReads = fc.HTTPTokenReads
+	}
+	if fc.CertFile != nil {
+		s.HTTPTLSCert = fc.CertFile
+	}
+	if fc.KeyFile != nil {
+		s.HTTPTLSKey = fc.KeyFile
 	}
 	slices.SortStableFunc(errs, func(a, b *Error) int { return strings.Compare(a.Field, b.Field) })
 	return errs

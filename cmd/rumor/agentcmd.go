@@ -86,7 +86,8 @@ Configuration comes from, highest precedence first:
      and key names (node_name, datacenter, data_dir, bind_addr, advertise_addr,
      client_addr, addresses.http, ports.http, ports.serf_lan, retry_join,
      start_join, encrypt, node_meta, enable_script_checks, log_level,
-     reconnect_timeout) and may define services ("service" or "services", with
+     reconnect_timeout, cert_file, key_file; and rumor's own http_token,
+     http_token_reads) and may define services ("service" or "services", with
      "check"/"checks"); later files override earlier ones, lists append;
   4. defaults.
 A flag's list (--join, --retry-join) replaces the files' list; --node-meta keys
@@ -266,14 +267,24 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 		return cfg, 0, usagef("--debug-gossip-delay %s / --debug-gossip-jitter %s: must not be negative", f.debugGossipDelay, f.debugGossipJitter)
 	}
 	cfg.DebugGossipDelay, cfg.DebugGossipJitter = f.debugGossipDelay, f.debugGossipJitter
-	cfg.HTTPToken, cfg.HTTPTokenReads = f.httpToken, f.httpTokenReads // $RUMOR_HTTP_TOKEN via applyEnv
-	if (f.httpTLSCert == "") != (f.httpTLSKey == "") {
-		return cfg, 0, usagef("--http-tls-cert and --http-tls-key go together: give both or neither")
+	if f.given("http-token") { // or $RUMOR_HTTP_TOKEN, through applyEnv
+		cfg.HTTPToken = f.httpToken
+	}
+	if f.given("http-token-reads") {
+		cfg.HTTPTokenReads = f.httpTokenReads
+	}
+	if f.given("http-tls-cert") {
+		cfg.HTTPTLSCert = f.httpTLSCert
+	}
+	if f.given("http-tls-key") {
+		cfg.HTTPTLSKey = f.httpTLSKey
+	}
+	if (cfg.HTTPTLSCert == "") != (cfg.HTTPTLSKey == "") {
+		return cfg, 0, usagef("--http-tls-cert and --http-tls-key go together (cert_file and key_file in a config file): give both or neither")
 	}
 	if cfg.HTTPTokenReads && cfg.HTTPToken == "" {
-		return cfg, 0, usagef("--http-token-reads needs a token: give --http-token or set RUMOR_HTTP_TOKEN")
+		return cfg, 0, usagef("--http-token-reads needs a token: give --http-token, set RUMOR_HTTP_TOKEN or http_token in a config file")
 	}
-	cfg.HTTPTLSCert, cfg.HTTPTLSKey = f.httpTLSCert, f.httpTLSKey
 	if f.bind != "" {
 		host, port, err := splitHostPort(f.bind, cfg.BindPort)
 		if err != nil {

@@ -120,3 +120,34 @@ func TestClientHTTPS(t *testing.T) {
 		t.Errorf("members with a CA file that is not a certificate: exit %d, stderr %q; want 2 naming RUMOR_HTTP_CACERT", r.code, r.stderr)
 	}
 }
+
+// TestHTTPSecurityFromFiles: http_token, http_token_reads, cert_file and key_file come
+// from config files, below RUMOR_HTTP_TOKEN and the flags.
+func TestHTTPSecurityFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "http.json", `{"http_token": "from-file", "http_token_reads": true,
+		"cert_file": "file.pem", "key_file": "file-key.pem"}`)
+	cfg, _, err := resolve(t, nil, "--dev", "--config-file", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPToken != "from-file" || !cfg.HTTPTokenReads || cfg.HTTPTLSCert != "file.pem" || cfg.HTTPTLSKey != "file-key.pem" {
+		t.Errorf("from the file: token %q reads %t cert %q key %q", cfg.HTTPToken, cfg.HTTPTokenReads, cfg.HTTPTLSCert, cfg.HTTPTLSKey)
+	}
+	cfg, _, err = resolve(t, map[string]string{"RUMOR_HTTP_TOKEN": "from-env"}, "--dev", "--config-file", file)
+	if err != nil || cfg.HTTPToken != "from-env" {
+		t.Errorf("RUMOR_HTTP_TOKEN over the file: %q, %v", cfg.HTTPToken, err)
+	}
+	cfg, _, err = resolve(t, map[string]string{"RUMOR_HTTP_TOKEN": "from-env"}, "--dev", "--config-file", file,
+		"--http-token", "from-flag", "--http-token-reads=false", "--http-tls-cert", "flag.pem", "--http-tls-key", "flag-key.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTPToken != "from-flag" || cfg.HTTPTokenReads || cfg.HTTPTLSCert != "flag.pem" || cfg.HTTPTLSKey != "flag-key.pem" {
+		t.Errorf("flags over the file: token %q reads %t cert %q key %q", cfg.HTTPToken, cfg.HTTPTokenReads, cfg.HTTPTLSCert, cfg.HTTPTLSKey)
+	}
+	half := writeFile(t, dir, "half.json", `{"cert_file": "file.pem"}`)
+	if _, _, err := resolve(t, nil, "--dev", "--config-file", half); err == nil || !strings.Contains(err.Error(), "go together") {
+		t.Errorf("cert_file without key_file: %v, want an error saying both are needed", err)
+	}
+}
