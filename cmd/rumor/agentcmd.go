@@ -227,58 +227,28 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 		cfg.ConfigServices = servicesLoader(fc.Services, paths, opts)
 	}
 	cfg.Version = version
-	if f.given("node") {
-		cfg.NodeName = f.node
-	}
-	if f.given("datacenter") {
-		cfg.Datacenter = f.datacenter
-	}
-	if f.given("data-dir") {
-		cfg.DataDir = f.dataDir
-	}
-	if f.given("dev") {
-		cfg.Dev = f.dev
-	}
-	if f.given("gossip-profile") {
-		cfg.GossipProfile = f.profile
-	}
-	if f.given("encrypt") {
-		cfg.EncryptKey = f.encrypt
-	}
-	if f.given("join") {
-		cfg.Join = f.join
-	}
-	if f.given("retry-join") {
-		cfg.RetryJoin = f.retryJoin
-	}
-	if f.given("http-addr") {
-		cfg.HTTPAddr = f.httpAddr
-	}
-	if f.given("enable-script-checks") {
-		cfg.EnableScriptChecks = f.enableScriptChecks
-	}
+	override(f, "node", &cfg.NodeName, f.node)
+	override(f, "datacenter", &cfg.Datacenter, f.datacenter)
+	override(f, "data-dir", &cfg.DataDir, f.dataDir)
+	override(f, "dev", &cfg.Dev, f.dev)
+	override(f, "gossip-profile", &cfg.GossipProfile, f.profile)
+	override(f, "encrypt", &cfg.EncryptKey, f.encrypt)
+	override(f, "join", &cfg.Join, f.join)
+	override(f, "retry-join", &cfg.RetryJoin, f.retryJoin)
+	override(f, "http-addr", &cfg.HTTPAddr, f.httpAddr)
+	override(f, "enable-script-checks", &cfg.EnableScriptChecks, f.enableScriptChecks)
 	if f.reapAfter < 0 {
 		return cfg, 0, usagef("--reap-after %s: must not be negative", f.reapAfter)
 	}
-	if f.given("reap-after") {
-		cfg.ReapAfter = f.reapAfter
-	}
+	override(f, "reap-after", &cfg.ReapAfter, f.reapAfter)
 	if f.debugGossipDelay < 0 || f.debugGossipJitter < 0 {
 		return cfg, 0, usagef("--debug-gossip-delay %s / --debug-gossip-jitter %s: must not be negative", f.debugGossipDelay, f.debugGossipJitter)
 	}
 	cfg.DebugGossipDelay, cfg.DebugGossipJitter = f.debugGossipDelay, f.debugGossipJitter
-	if f.given("http-token") { // or $RUMOR_HTTP_TOKEN, through applyEnv
-		cfg.HTTPToken = f.httpToken
-	}
-	if f.given("http-token-reads") {
-		cfg.HTTPTokenReads = f.httpTokenReads
-	}
-	if f.given("http-tls-cert") {
-		cfg.HTTPTLSCert = f.httpTLSCert
-	}
-	if f.given("http-tls-key") {
-		cfg.HTTPTLSKey = f.httpTLSKey
-	}
+	override(f, "http-token", &cfg.HTTPToken, f.httpToken) // or $RUMOR_HTTP_TOKEN, through applyEnv
+	override(f, "http-token-reads", &cfg.HTTPTokenReads, f.httpTokenReads)
+	override(f, "http-tls-cert", &cfg.HTTPTLSCert, f.httpTLSCert)
+	override(f, "http-tls-key", &cfg.HTTPTLSKey, f.httpTLSKey)
 	if (cfg.HTTPTLSCert == "") != (cfg.HTTPTLSKey == "") {
 		return cfg, 0, usagef("--http-tls-cert and --http-tls-key go together (cert_file and key_file in a config file): give both or neither")
 	}
@@ -317,6 +287,14 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 		level = l
 	}
 	return cfg, level, nil
+}
+
+// override sets *dst to v when the flag name was given on the command line or by
+// its RUMOR_* variable, so a flag left at its default keeps what files set.
+func override[T any](f *agentFlags, name string, dst *T, v T) {
+	if f.given(name) {
+		*dst = v
+	}
 }
 
 // servicesLoader returns the agent's Config.ConfigServices: the services read at
