@@ -414,6 +414,10 @@ func addrPort(ip net.IP, port uint16) netip.AddrPort {
 	return netip.AddrPortFrom(a.Unmap(), port)
 }
 
+// leavePropagateDelay is how long Leave keeps memberlist running after its leave
+// message is queued: serf's default, several gossip intervals on every profile.
+const leavePropagateDelay = time.Second
+
 // Leave tells the pool this node is leaving, so peers mark it left (its records are
 // dropped at once) rather than failed, then shuts down. It waits at most until ctx
 // ends for the leave message to spread.
@@ -424,6 +428,19 @@ func (g *Gossip) Leave(ctx context.Context) error {
 	}
 	g.announceLeave(ctx, g.cfg.NodeName, timeout/2)
 	err := g.ml.Leave(timeout / 2)
+	// memberlist's Leave returns once its leave message has been handed to the
+	// gossip that sends it, not once it was sent: shutting down at once closed the
+	// socket under that send often enough (peers then took the whole suspicion
+	// timeout, ~20 s, to see the node go). Stay up a moment so it goes out and
+	// probes are still answered, as serf's LeavePropagateDelay does.
+	if err == nil {
+		wait := time.NewTimer(leavePropagateDelay)
+		select {
+		case <-wait.C:
+		case <-ctx.Done():
+		}
+		wait.Stop()
+	}
 	if serr := g.Shutdown(); err == nil {
 		err = serr
 	}
