@@ -43,8 +43,13 @@ func TestMemberlistOverNetem(t *testing.T) {
 		if _, err := b.Join([]string{a.LocalNode().Address()}); err != nil {
 			t.Fatal(err)
 		}
-		if n := a.NumMembers(); n != 2 {
-			t.Fatalf("a sees %d members after b joined, want 2", n)
+		// b's Join returns once b has merged a's state; a merges b's state after
+		// sending its reply, so it may still be doing so. Give it fake time, bounded.
+		for deadline := time.Now().Add(time.Second); a.NumMembers() != 2; {
+			if time.Now().After(deadline) {
+				t.Fatalf("a sees %d members 1s after b joined, want 2", a.NumMembers())
+			}
+			time.Sleep(time.Millisecond)
 		}
 		rtt, err := b.Ping("a", &net.UDPAddr{IP: a.LocalNode().Addr, Port: int(a.LocalNode().Port)})
 		if err != nil {
