@@ -221,3 +221,30 @@ func TestDurationsDecode(t *testing.T) {
 		t.Errorf("interval = %v, want 10s", got)
 	}
 }
+
+// TestServiceFile reads single definition files as `rumor register -f` does: both
+// syntaxes, and the errors that only a services-only file has.
+func TestServiceFile(t *testing.T) {
+	defs, err := config.ServiceFile("web.json", []byte(`{"services": [{"name": "web", "port": 80, "check": {"ttl": "10s"}}, {"name": "db"}]}`), false)
+	if err != nil || len(defs) != 2 || defs[0].Service.Port != 80 || len(defs[0].Checks) != 1 || defs[0].Checks[0].TTL != 10*time.Second || defs[1].Service.Name != "db" {
+		t.Fatalf("ServiceFile(JSON) = %+v, %v", defs, err)
+	}
+	defs, err = config.ServiceFile("web.hcl", []byte(`service { name = "web", checks = [{ args = ["true"], interval = "5s" }] }`), true)
+	if err != nil || len(defs) != 1 || len(defs[0].Checks) != 1 {
+		t.Fatalf("ServiceFile(HCL) with a script check = %+v, %v (the agent decides on script checks)", defs, err)
+	}
+	for _, c := range []struct {
+		content string
+		want    string
+	}{
+		{`{"datacenter": "x", "service": {"name": "web"}}`, `x.json: datacenter: an agent setting`},
+		{`{}`, `x.json: no service definition`},
+		{`{"services": [{"name": "a"}, {"name": "a"}]}`, `services[1].id: service ID "a" is also defined`},
+		{`{"service": {"name": "a b"}}`, `x.json: service.name`},
+	} {
+		_, err := config.ServiceFile("x.json", []byte(c.content), false)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ServiceFile(%s) = %v, want an error containing %q", c.content, err, c.want)
+		}
+	}
+}

@@ -76,6 +76,20 @@ func Load(paths []string, opts Options) (*Config, error) {
 	if opts.EnableScriptChecks != nil {
 		scripts = *opts.EnableScriptChecks
 	}
+	services, serrs := collectServices(parsed, scripts)
+	c.Services = services
+	errs = append(errs, serrs...)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// collectServices converts and validates the services of parsed files, in order,
+// and checks that service and check IDs are unique across them.
+func collectServices(parsed []*parsedFile, scripts bool) ([]agent.ServiceDefinition, Errors) {
+	var out []agent.ServiceDefinition
+	var errs Errors
 	seen := map[string]string{}      // service ID → where it was first defined
 	checkSeen := map[string]string{} // check ID → where
 	for _, pf := range parsed {
@@ -107,13 +121,41 @@ func Load(paths []string, opts Options) (*Config, error) {
 				}
 				checkSeen[cid] = pf.path + " (" + sd.checkPaths[i] + ")"
 			}
-			c.Services = append(c.Services, *def)
+			out = append(out, *def)
 		}
+	}
+	return out, errs
+}
+
+// ServiceFile parses one service definition file for `rumor register -f`: content b,
+// JSON or (hclSyntax) HCL, in the schema of a config dir's files but holding only
+// services; an agent key is an error, since it would have no effect there. Errors
+// name the file (name), field and reason as Load's do. Script checks are let through
+// (the agent that receives them decides).
+func ServiceFile(name string, b []byte, hclSyntax bool) ([]agent.ServiceDefinition, error) {
+	pf, errs := parseContent(name, b, hclSyntax)
+	if pf == nil {
+		return nil, errs
+	}
+	v := reflect.ValueOf(pf.fc)
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Name == "Service" || f.Name == "Services" || v.Field(i).IsZero() {
+			continue
+		}
+		errs = append(errs, &Error{File: name, Field: displayName(t, f),
+			Reason: "an agent setting, not part of a service definition: put it in the agent's config files"})
+	}
+	services, serrs := collectServices([]*parsedFile{pf}, true)
+	errs = append(errs, serrs...)
+	if len(errs) == 0 && len(services) == 0 {
+		errs = append(errs, &Error{File: name, Reason: `no service definition: give "service" or "services"`})
 	}
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	return c, nil
+	return services, nil
 }
 
 // checkID is the ID the agent gives a service's check (agent's normalize).
@@ -215,8 +257,14 @@ func parseFile(path string) (*parsedFile, Errors) {
 	if err != nil {
 		return nil, Errors{{File: path, Reason: fmt.Sprintf("cannot read: %v", unwrapPath(err))}}
 	}
+	return parseContent(path, b, strings.HasSuffix(path, ".hcl"))
+}
+
+// parseContent decodes one file's content, JSON or (hclSyntax) HCL; path names it in
+// errors.
+func parseContent(path string, b []byte, hclSyntax bool) (*parsedFile, Errors) {
 	var raw map[string]any
-	if strings.HasSuffix(path, ".hcl") {
+	if hclSyntax {
 		if err := hcl.Decode(&raw, string(b)); err != nil {
 			return nil, Errors{{File: path, Reason: "invalid HCL: " + strings.TrimSpace(err.Error())}}
 		}
