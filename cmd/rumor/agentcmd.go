@@ -96,8 +96,9 @@ override the files' keys. 'rumor validate' checks files without starting.
 SIGHUP, 'rumor reload' or PUT /v1/agent/reload re-read the config files'
 services and apply only what changed: unchanged services keep their checks'
 state, services registered through the API are never touched, and an invalid
-file is reported while the previous configuration stays in force. Other keys
-need a restart.`,
+file is reported while the previous configuration stays in force. A reload
+also applies log_level (unless --log-level is given); other keys need a
+restart.`,
 		Example: `  # Try rumor in ten seconds: one node, in memory, verbose logs.
   rumor agent --dev
 
@@ -204,12 +205,26 @@ func (f *agentFlags) configPaths() []string {
 // agentConfig builds the agent config: defaults, overridden by config files,
 // overridden by flags (and their RUMOR_* variables, applied as flags). It also
 // returns the log level and, when there are config files, the loader of their
-// services for Start and Reload.
-func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
+// services for Start and Reload. A reload also applies the files' log_level to the
+// returned level (unless --log-level fixes it), as Consul's does; other settings
+// take effect at the next start.
+func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	cfg := agent.DefaultConfig()
-	level := slog.LevelInfo
+	defaultLevel := slog.LevelInfo
 	if f.dev {
-		level = slog.LevelDebug
+		defaultLevel = slog.LevelDebug
+	}
+	level := new(slog.LevelVar)
+	level.Set(defaultLevel)
+	// levelFrom is the level the files' settings give, unless a flag fixes it.
+	levelFrom := func(s config.Settings) {
+		switch {
+		case f.logLevel != "":
+		case s.LogLevel != nil:
+			level.Set(*s.LogLevel)
+		default:
+			level.Set(defaultLevel)
+		}
 	}
 	if paths := f.configPaths(); len(paths) > 0 {
 		var opts config.Options
@@ -218,13 +233,11 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 		}
 		fc, err := config.Load(paths, opts)
 		if err != nil {
-			return cfg, 0, usageErr(fmt.Errorf("invalid configuration (check it with 'rumor validate'):\n%w", err))
+			return cfg, nil, usageErr(fmt.Errorf("invalid configuration (check it with 'rumor validate'):\n%w", err))
 		}
 		fc.Settings.Apply(&cfg)
-		if fc.Settings.LogLevel != nil {
-			level = *fc.Settings.LogLevel
-		}
-		cfg.ConfigServices = servicesLoader(fc.Services, paths, opts)
+		levelFrom(fc.Settings)
+		cfg.ConfigServices = servicesLoader(fc.Services, paths, opts, levelFrom)
 	}
 	cfg.Version = version
 	override(f, "node", &cfg.NodeName, f.node)
@@ -238,11 +251,11 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 	override(f, "http-addr", &cfg.HTTPAddr, f.httpAddr)
 	override(f, "enable-script-checks", &cfg.EnableScriptChecks, f.enableScriptChecks)
 	if f.reapAfter < 0 {
-		return cfg, 0, usagef("--reap-after %s: must not be negative", f.reapAfter)
+		return cfg, nil, usagef("--reap-after %s: must not be negative", f.reapAfter)
 	}
 	override(f, "reap-after", &cfg.ReapAfter, f.reapAfter)
 	if f.debugGossipDelay < 0 || f.debugGossipJitter < 0 {
-		return cfg, 0, usagef("--debug-gossip-delay %s / --debug-gossip-jitter %s: must not be negative", f.debugGossipDelay, f.debugGossipJitter)
+		return cfg, nil, usagef("--debug-gossip-delay %s / --debug-gossip-jitter %s: must not be negative", f.debugGossipDelay, f.debugGossipJitter)
 	}
 	cfg.DebugGossipDelay, cfg.DebugGossipJitter = f.debugGossipDelay, f.debugGossipJitter
 	override(f, "http-token", &cfg.HTTPToken, f.httpToken) // or $RUMOR_HTTP_TOKEN, through applyEnv
@@ -250,28 +263,28 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 	override(f, "http-tls-cert", &cfg.HTTPTLSCert, f.httpTLSCert)
 	override(f, "http-tls-key", &cfg.HTTPTLSKey, f.httpTLSKey)
 	if (cfg.HTTPTLSCert == "") != (cfg.HTTPTLSKey == "") {
-		return cfg, 0, usagef("--http-tls-cert and --http-tls-key go together (cert_file and key_file in a config file): give both or neither")
+		return cfg, nil, usagef("--http-tls-cert and --http-tls-key go together (cert_file and key_file in a config file): give both or neither")
 	}
 	if cfg.HTTPTokenReads && cfg.HTTPToken == "" {
-		return cfg, 0, usagef("--http-token-reads needs a token: give --http-token, set RUMOR_HTTP_TOKEN or http_token in a config file")
+		return cfg, nil, usagef("--http-token-reads needs a token: give --http-token, set RUMOR_HTTP_TOKEN or http_token in a config file")
 	}
 	if f.bind != "" {
 		host, port, err := splitHostPort(f.bind, cfg.BindPort)
 		if err != nil {
-			return cfg, 0, usagef("--bind %q: %v", f.bind, err)
+			return cfg, nil, usagef("--bind %q: %v", f.bind, err)
 		}
 		cfg.BindAddr, cfg.BindPort = host, port
 	}
 	if f.advertise != "" {
 		if _, err := netip.ParseAddr(f.advertise); err != nil {
-			return cfg, 0, usagef("--advertise %q: want an IP address", f.advertise)
+			return cfg, nil, usagef("--advertise %q: want an IP address", f.advertise)
 		}
 		cfg.AdvertiseAddr = f.advertise
 	}
 	for _, kv := range f.nodeMeta {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || k == "" {
-			return cfg, 0, usagef("--node-meta %q: want key=value", kv)
+			return cfg, nil, usagef("--node-meta %q: want key=value", kv)
 		}
 		cfg.NodeMeta = maps.Clone(cfg.NodeMeta)
 		if cfg.NodeMeta == nil {
@@ -282,9 +295,9 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, slog.Level, error) {
 	if f.logLevel != "" {
 		l, err := config.ParseLogLevel(f.logLevel)
 		if err != nil {
-			return cfg, 0, usagef("--log-level %v", err)
+			return cfg, nil, usagef("--log-level %v", err)
 		}
-		level = l
+		level.Set(l)
 	}
 	return cfg, level, nil
 }
@@ -298,8 +311,9 @@ func override[T any](f *agentFlags, name string, dst *T, v T) {
 }
 
 // servicesLoader returns the agent's Config.ConfigServices: the services read at
-// startup for the first call (Start), then the files read again (each Reload).
-func servicesLoader(first []agent.ServiceDefinition, paths []string, opts config.Options) func() ([]agent.ServiceDefinition, error) {
+// startup for the first call (Start), then the files read again (each Reload), whose
+// settings it hands to reloaded.
+func servicesLoader(first []agent.ServiceDefinition, paths []string, opts config.Options, reloaded func(config.Settings)) func() ([]agent.ServiceDefinition, error) {
 	var mu sync.Mutex
 	used := false
 	return func() ([]agent.ServiceDefinition, error) {
@@ -313,6 +327,7 @@ func servicesLoader(first []agent.ServiceDefinition, paths []string, opts config
 		if err != nil {
 			return nil, err
 		}
+		reloaded(fc.Settings)
 		return fc.Services, nil
 	}
 }

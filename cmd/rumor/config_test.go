@@ -42,7 +42,11 @@ func resolve(t *testing.T, env map[string]string, args ...string) (agent.Config,
 	if err := applyEnv(c, fs); err != nil {
 		return agent.Config{}, 0, err
 	}
-	return agentConfig(c, f)
+	cfg, level, err := agentConfig(c, f)
+	if err != nil {
+		return cfg, 0, err
+	}
+	return cfg, level.Level(), nil
 }
 
 // TestPrecedence: flags > RUMOR_* environment > config files > defaults, setting by
@@ -341,5 +345,55 @@ func TestConfigHelp(t *testing.T) {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("agent --help does not document %q", want)
 		}
+	}
+}
+
+// TestReloadAppliesLogLevel: a reload applies the files' log_level (back to the
+// default when the key goes away), unless --log-level fixes it.
+func TestReloadAppliesLogLevel(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "agent.json", `{"log_level": "warn"}`)
+	for _, c := range []struct {
+		name  string
+		args  []string
+		after []slog.Level // after the file says debug, then drops the key
+	}{
+		{"from files", []string{"--config-file", file}, []slog.Level{slog.LevelDebug, slog.LevelInfo}},
+		{"fixed by the flag", []string{"--config-file", file, "--log-level", "error"}, []slog.Level{slog.LevelError, slog.LevelError}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			writeFile(t, dir, "agent.json", `{"log_level": "warn"}`)
+			cl := &cli{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
+			fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+			f := &agentFlags{fs: fs}
+			addAgentFlags(fs, f)
+			if err := fs.Parse(c.args); err != nil {
+				t.Fatal(err)
+			}
+			cfg, level, err := agentConfig(cl, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cfg.ConfigServices(); err != nil { // Start's call: the files read already
+				t.Fatal(err)
+			}
+			for i, content := range []string{`{"log_level": "debug"}`, `{}`} {
+				writeFile(t, dir, "agent.json", content)
+				if _, err := cfg.ConfigServices(); err != nil { // a reload
+					t.Fatal(err)
+				}
+				if got := level.Level(); got != c.after[i] {
+					t.Errorf("after reloading %s: level %v, want %v", content, got, c.after[i])
+				}
+			}
+			// An invalid file changes nothing.
+			writeFile(t, dir, "agent.json", `{"log_level": "loud"}`)
+			if _, err := cfg.ConfigServices(); err == nil {
+				t.Fatal("reload of an invalid log_level succeeded")
+			}
+			if got := level.Level(); got != c.after[1] {
+				t.Errorf("after a failed reload: level %v, want %v kept", got, c.after[1])
+			}
+		})
 	}
 }
