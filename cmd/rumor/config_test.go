@@ -168,13 +168,7 @@ func TestValidateCommand(t *testing.T) {
 	badFile := writeFile(t, bad, "web.json", `{"services": [{"name": "ok"}, {"name": "web", "checks": [{"tcp": "x:1", "interval": "10"}]}], "bogus": 1}`)
 	script := writeFile(t, t.TempDir(), "s.json", `{"service": {"name": "s", "check": {"args": ["true"], "interval": "5s"}}}`)
 
-	for _, c := range []struct {
-		name string
-		args []string
-		code int
-		out  []string
-		err  []string
-	}{
+	runCases(t, nil, []cliCase{
 		{"valid dir", []string{"validate", good}, 0, []string{"Configuration is valid: 2 files, 3 services (db, cache-1, web)."}, nil},
 		{"invalid", []string{"validate", good, bad}, 1, []string{
 			badFile + `: bogus: unknown key`,
@@ -183,24 +177,7 @@ func TestValidateCommand(t *testing.T) {
 		{"script checks on", []string{"validate", "--enable-script-checks", script}, 0, []string{"valid: 1 file, 1 service (s)"}, nil},
 		{"missing", []string{"validate", "/nonexistent.json"}, 1, []string{"/nonexistent.json: cannot read"}, nil},
 		{"no args", []string{"validate"}, 2, nil, []string{"requires at least 1 arg"}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			r := rumor(t, nil, c.args...)
-			if r.code != c.code {
-				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", r.code, c.code, r.stdout, r.stderr)
-			}
-			for _, s := range c.out {
-				if !strings.Contains(r.stdout, s) {
-					t.Errorf("stdout lacks %q:\n%s", s, r.stdout)
-				}
-			}
-			for _, s := range c.err {
-				if !strings.Contains(r.stderr, s) {
-					t.Errorf("stderr lacks %q:\n%s", s, r.stderr)
-				}
-			}
-		})
-	}
+	})
 
 	r := rumor(t, nil, "validate", "--json", bad)
 	var v validateJSON
