@@ -188,8 +188,24 @@ func describe(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
+// object is v as the one object the schema wants there (HCL's one-element block list
+// unwrapped); otherwise it reports why at disp.
+func (s *shaper) object(v any, disp string) (map[string]any, bool) {
+	u, n := one(v)
+	m, ok := u.(map[string]any)
+	switch {
+	case ok:
+		return m, true
+	case n > 1:
+		s.fail(disp, "is given %d times; give it once", n)
+	default:
+		s.fail(disp, "want an object, got %s", describe(v))
+	}
+	return nil, false
+}
+
 // one unwraps HCL's block lists: a list holding one object stands for that object.
-// ok is false for a list of several, reported as given more than once.
+// n is how many objects v held (1 when unwrapped); object reports n > 1 as repeated.
 func one(v any) (any, int) {
 	switch l := v.(type) {
 	case []map[string]any:
@@ -219,14 +235,8 @@ func (s *shaper) shape(v any, t reflect.Type, path, disp string) any {
 	}
 	switch t.Kind() {
 	case reflect.Struct:
-		u, n := one(v)
-		m, ok := u.(map[string]any)
+		m, ok := s.object(v, disp)
 		if !ok {
-			if n > 1 {
-				s.fail(disp, "is given %d times; give it once", n)
-			} else {
-				s.fail(disp, "want an object, got %s", describe(v))
-			}
 			return nil
 		}
 		out := make(map[string]any, len(m))
@@ -277,14 +287,8 @@ func (s *shaper) shape(v any, t reflect.Type, path, disp string) any {
 		}
 		return out
 	case reflect.Map:
-		u, n := one(v)
-		m, ok := u.(map[string]any)
+		m, ok := s.object(v, disp)
 		if !ok {
-			if n > 1 {
-				s.fail(disp, "is given %d times; give it once", n)
-			} else {
-				s.fail(disp, "want an object, got %s", describe(v))
-			}
 			return nil
 		}
 		out := make(map[string]any, len(m))
