@@ -54,9 +54,16 @@ type testCluster struct {
 // node at the same fake instant can leave holes until the next push-pull).
 func newTestCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, net: gossiptest.NewNetwork(gossiptest.Config{Seed: 1}), cfg: tweak}
+	return newKeyedCluster(t, n, 1, nil, tweak)
+}
+
+// newKeyedCluster is newTestCluster on a network seeded with seed, every node
+// encrypting with keys (none: plain text).
+func newKeyedCluster(t *testing.T, n int, seed uint64, keys [][]byte, tweak func(*Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, net: gossiptest.NewNetwork(gossiptest.Config{Seed: seed}), cfg: tweak}
 	for i := range n {
-		nd := c.start(fmt.Sprintf("n%02d", i), nil)
+		nd := c.start(fmt.Sprintf("n%02d", i), keys)
 		if i > 0 {
 			var addrs []string
 			for _, prev := range c.nodes[:i] {

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
-	"github.com/rumor-sd/rumor/gossip/gossiptest"
 )
 
 func TestKeyMessagesRoundTrip(t *testing.T) {
@@ -70,16 +69,7 @@ func TestKeyringQueryRotatesThePool(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		key1 := bytes.Repeat([]byte{1}, 32)
 		key2 := bytes.Repeat([]byte{2}, 32)
-		c := &testCluster{t: t, net: gossiptest.NewNetwork(gossiptest.Config{Seed: 4})}
-		for i := range 3 {
-			nd := c.start(fmt.Sprintf("n%02d", i), [][]byte{key1})
-			if i > 0 {
-				if _, err := nd.g.Join(context.Background(), []string{c.nodes[0].tr.Addr()}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			c.nodes = append(c.nodes, nd)
-		}
+		c := newKeyedCluster(t, 3, 4, [][]byte{key1}, nil)
 		defer c.shutdown()
 		within(t, 30*time.Second, "converged", converged(c.nodes))
 		driver := c.nodes[0]
@@ -144,16 +134,7 @@ func TestKeyringQueryErrors(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		key1 := bytes.Repeat([]byte{1}, 32)
 		key2 := bytes.Repeat([]byte{2}, 16)
-		c := &testCluster{t: t, net: gossiptest.NewNetwork(gossiptest.Config{Seed: 5})}
-		for i := range 3 {
-			nd := c.start(fmt.Sprintf("n%02d", i), [][]byte{key1})
-			if i > 0 {
-				if _, err := nd.g.Join(context.Background(), []string{c.nodes[0].tr.Addr()}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			c.nodes = append(c.nodes, nd)
-		}
+		c := newKeyedCluster(t, 3, 5, [][]byte{key1}, nil)
 		defer c.shutdown()
 		within(t, 30*time.Second, "converged", converged(c.nodes))
 		g := c.nodes[0].g
