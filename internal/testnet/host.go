@@ -3,6 +3,7 @@ package testnet
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"runtime"
@@ -62,6 +63,20 @@ func (h *Host) StartEnv(env []string, name string, args ...string) (*Process, er
 	}
 	h.tb.procs = append(h.tb.procs, p)
 	return p, nil
+}
+
+// DialContext opens a connection from inside the host's namespace, so the caller can
+// reach what listens on the host's own loopback (an agent's HTTP API, say) without
+// starting a process there. It fits http.Transport.DialContext: the connection keeps
+// working from any goroutine and can be kept alive across requests.
+func (h *Host) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var conn net.Conn
+	err := h.Do(func() (err error) {
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return conn, err
 }
 
 // Do runs f on a thread that has entered the host's network namespace and returns f's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -404,6 +405,32 @@ func TestCommandAndDo(t *testing.T) {
 		}()
 		_ = h.Do(func() error { panic("boom") })
 	}()
+
+	// DialContext reaches the host's own loopback, which another host's cannot.
+	var ln net.Listener
+	if err := h.Do(func() (err error) { ln, err = net.Listen("tcp4", "127.0.0.1:0"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Write([]byte("hello"))
+			c.Close()
+		}
+	}()
+	conn, err := h.DialContext(t.Context(), "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("DialContext in %s: %v", h, err)
+	}
+	got, err := io.ReadAll(conn)
+	conn.Close()
+	if err != nil || string(got) != "hello" {
+		t.Errorf("DialContext in %s: read %q, %v; want hello", h, got, err)
+	}
+	if c, err := tb.Hosts()[0].DialContext(t.Context(), "tcp", ln.Addr().String()); err == nil {
+		c.Close()
+		t.Errorf("DialContext in %s reached %s's loopback listener", tb.Hosts()[0], h)
+	}
 }
 
 func TestDisableIPv6(t *testing.T) {

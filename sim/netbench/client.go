@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,7 +18,7 @@ import (
 const agentHTTPAddr = "127.0.0.1:8500"
 
 // client talks to one agent's HTTP API. Its connections are dialled inside the
-// agent's namespace (testnet.Host.Do) and kept alive, so a request costs no dial.
+// agent's namespace (testnet.Host.DialContext) and kept alive, so a request costs no dial.
 type client struct {
 	host *testnet.Host
 	http *http.Client
@@ -27,15 +26,7 @@ type client struct {
 
 func newClient(h *testnet.Host) *client {
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			var c net.Conn
-			err := h.Do(func() (err error) {
-				var d net.Dialer
-				c, err = d.DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		},
+		DialContext:         h.DialContext,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     time.Minute,
 	}
