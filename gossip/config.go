@@ -61,8 +61,9 @@ type Config struct {
 	// attempt. Default 1s. Each member is retried with backoff from 1s up to
 	// ReconnectMaxBackoff, at most ReconnectBurst attempts per interval.
 	ReconnectInterval time.Duration
-	// ReconnectMaxBackoff caps the delay between attempts on one member. Default 4s,
-	// so a healed partition is noticed within seconds.
+	// ReconnectMaxBackoff caps the delay between attempts on one member. Default 2s,
+	// so a healed partition is noticed within about 2s. A member failed for over 5
+	// minutes is retried less often, backing off to 30s (serf's reconnect interval).
 	ReconnectMaxBackoff time.Duration
 	// ReconnectBurst caps the attempts per interval. Default 3.
 	ReconnectBurst int
@@ -90,7 +91,7 @@ type Config struct {
 const (
 	DefaultBindPort            = 7946
 	DefaultReconnectInterval   = time.Second
-	DefaultReconnectMaxBackoff = 4 * time.Second
+	DefaultReconnectMaxBackoff = 2 * time.Second
 	DefaultReconnectBurst      = 3
 	DefaultReconnectTimeout    = 72 * time.Hour
 	DefaultLivenessPoll        = 500 * time.Millisecond

@@ -154,16 +154,17 @@ func (g *Gossip) setLiveness(name string, addr netip.AddrPort, state catalog.Liv
 		ms = &memberState{}
 		g.members[name] = ms
 	}
+	now := time.Now()
 	changed := ms.state != state || ms.since.IsZero()
 	returned := changed && state == catalog.LivenessAlive && (ms.state == catalog.LivenessFailed || ms.state == catalog.LivenessSuspect) && !ms.since.IsZero()
 	ms.addr = addr
 	if changed {
-		ms.state, ms.since = state, time.Now()
+		ms.state, ms.since = state, now
 	}
 	switch state {
 	case catalog.LivenessFailed:
 		if name != g.cfg.NodeName {
-			g.scheduleReconnect(name, addr)
+			g.scheduleReconnect(name, addr, now)
 		}
 	default:
 		delete(g.reconnect, name)

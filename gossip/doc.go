@@ -16,8 +16,9 @@
 // cluster exchanges summaries only.
 //
 // memberlist never probes a node it declared dead, so failed members are retried in
-// the background (after 1 s, backing off to ReconnectMaxBackoff) until
-// ReconnectTimeout: two halves of a healed partition find each other by themselves.
+// the background (after 1 s, backing off to ReconnectMaxBackoff, 2 s; after 5 minutes
+// to 30 s) until ReconnectTimeout: two halves of a healed partition find each other by
+// themselves.
 //
 // A node that leaves tells every live member over TCP before memberlist's own leave
 // (whose event looks like a death), so peers mark it left and drop its records at

@@ -13,7 +13,8 @@ import (
 // probes a node it declared dead, so without this two halves of a healed partition
 // would stay apart until someone joined them by hand. serf retries every 30 s; we
 // retry a recently failed member after 1 s, doubling up to ReconnectMaxBackoff, so a
-// heal is noticed within seconds, and cap the attempts per interval.
+// heal is noticed within seconds, and cap the attempts per interval. A member failed
+// for longer than reconnectSlowAfter backs off further, to serf's 30 s.
 type reconnectState struct {
 	addr     netip.AddrPort
 	failedAt time.Time
@@ -22,12 +23,20 @@ type reconnectState struct {
 	inFlight bool
 }
 
-// scheduleReconnect starts retrying a failed member. The caller holds g.mu.
-func (g *Gossip) scheduleReconnect(name string, addr netip.AddrPort) {
+const (
+	// reconnectSlowAfter is how long a failed member is retried at the fast pace. A
+	// partition that long is rare and a node gone that long is likely dead: probing it
+	// every few seconds from every peer until ReconnectTimeout would be waste.
+	reconnectSlowAfter = 5 * time.Minute
+	// reconnectSlowBackoff caps the delay between attempts after reconnectSlowAfter.
+	reconnectSlowBackoff = 30 * time.Second
+)
+
+// scheduleReconnect starts retrying a member that failed at now. The caller holds g.mu.
+func (g *Gossip) scheduleReconnect(name string, addr netip.AddrPort, now time.Time) {
 	if _, ok := g.reconnect[name]; ok {
 		return
 	}
-	now := time.Now()
 	g.reconnect[name] = &reconnectState{addr: addr, failedAt: now, next: now.Add(time.Second), backoff: time.Second}
 }
 
@@ -79,7 +88,11 @@ func (g *Gossip) dueReconnects(now time.Time) []string {
 		rs := g.reconnect[name]
 		rs.inFlight = true
 		rs.next = now.Add(rs.backoff)
-		rs.backoff = min(2*rs.backoff, g.cfg.ReconnectMaxBackoff)
+		limit := g.cfg.ReconnectMaxBackoff
+		if now.Sub(rs.failedAt) >= reconnectSlowAfter {
+			limit = max(limit, reconnectSlowBackoff)
+		}
+		rs.backoff = min(2*rs.backoff, limit)
 	}
 	return due
 }
