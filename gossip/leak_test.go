@@ -3,8 +3,6 @@ package gossip
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -37,25 +35,9 @@ func TestNoGoroutineLeak(t *testing.T) {
 			}
 		}
 	}()
-	var nodes []*node
-	for i := range 3 {
-		name := fmt.Sprintf("lk%d", i)
-		cat, _ := catalogtest.New(t, catalog.Config{})
-		g, err := New(Config{NodeName: name, BindAddr: "127.0.0.1", Store: cat, Profile: "local",
-			Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-			MemberlistHook: func(mc *memberlist.Config) { mc.BindPort = 0; mc.AdvertisePort = 0 }})
-		if err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		nd := &node{name: name, cat: cat, g: g, w: catalog.NewWriter(name, 1)}
-		nd.publish(nd.w.PutNode(catalogtest.Node(name, "127.0.0.1")))
-		if i > 0 {
-			if _, err := g.Join(context.Background(), []string{nodes[0].g.LocalAddr().String()}); err != nil {
-				t.Fatalf("join %s: %v", name, err)
-			}
-		}
-		nodes = append(nodes, nd)
-	}
+	nodes := startLoopbackNodes(t, "lk", 3, func(cfg *Config) {
+		cfg.MemberlistHook = func(mc *memberlist.Config) { mc.BindPort = 0; mc.AdvertisePort = 0 }
+	})
 	defer func() { // on failure too
 		for _, nd := range nodes {
 			_ = nd.g.Shutdown()

@@ -20,26 +20,9 @@ import (
 // picked by the kernel) with the "local" profile, and checks that a registration and a
 // graceful leave spread. It runs in real time, so every wait polls with a deadline.
 func TestLoopbackSockets(t *testing.T) {
-	var nodes []*node
-	for i := range 3 {
-		name := fmt.Sprintf("lo%d", i)
-		cat, _ := catalogtest.New(t, catalog.Config{})
-		g, err := New(Config{NodeName: name, BindAddr: "127.0.0.1", Store: cat, Profile: "local",
-			Logger:         slog.New(slog.NewTextHandler(io.Discard, nil)),
-			MemberlistHook: func(mc *memberlist.Config) { mc.BindPort = 0; mc.AdvertisePort = 0 }})
-		if err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		t.Cleanup(func() { _ = g.Shutdown() })
-		nd := &node{name: name, cat: cat, g: g, w: catalog.NewWriter(name, 1)}
-		nd.publish(nd.w.PutNode(catalogtest.Node(name, "127.0.0.1")))
-		if i > 0 {
-			if _, err := g.Join(context.Background(), []string{nodes[0].g.LocalAddr().String()}); err != nil {
-				t.Fatalf("join %s: %v", name, err)
-			}
-		}
-		nodes = append(nodes, nd)
-	}
+	nodes := startLoopbackNodes(t, "lo", 3, func(cfg *Config) {
+		cfg.MemberlistHook = func(mc *memberlist.Config) { mc.BindPort = 0; mc.AdvertisePort = 0 }
+	})
 	poll := func(what string, cond func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -77,28 +60,8 @@ func TestLoopbackSockets(t *testing.T) {
 // reaches the other node, but never sooner than the one hop's 100 ms.
 func TestLoopbackDebugNetem(t *testing.T) {
 	const hop = 100 * time.Millisecond
-	var nodes []*node
-	for i := range 2 {
-		name := fmt.Sprintf("nm%d", i)
-		cat, _ := catalogtest.New(t, catalog.Config{})
-		g, err := New(Config{NodeName: name, BindAddr: "127.0.0.1", Store: cat, Profile: "local",
-			DebugNetem: netem.Config{Latency: hop}})
-		if err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		t.Cleanup(func() { _ = g.Shutdown() })
-		if g.LocalAddr().Port() == 0 {
-			t.Fatalf("%s advertises port 0: the dynamic port was not resolved", name)
-		}
-		nd := &node{name: name, cat: cat, g: g, w: catalog.NewWriter(name, 1)}
-		nd.publish(nd.w.PutNode(catalogtest.Node(name, "127.0.0.1")))
-		if i > 0 {
-			if _, err := g.Join(context.Background(), []string{nodes[0].g.LocalAddr().String()}); err != nil {
-				t.Fatalf("join %s: %v", name, err)
-			}
-		}
-		nodes = append(nodes, nd)
-	}
+	// No MemberlistHook: BindPort 0 in Config itself must get a kernel-picked port.
+	nodes := startLoopbackNodes(t, "nm", 2, func(cfg *Config) { cfg.DebugNetem = netem.Config{Latency: hop} })
 	start := time.Now()
 	nodes[1].publish(nodes[1].w.PutService(catalogtest.Service("web-1", "web", 80)))
 	deadline := start.Add(10 * time.Second)
@@ -119,4 +82,38 @@ func TestDebugNetemConfigRejected(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "jitter -1s is negative") {
 		t.Errorf("New with negative jitter: %v, want an error naming the jitter", err)
 	}
+}
+
+// startLoopbackNodes starts n nodes named prefix0, prefix1, … on real sockets on
+// 127.0.0.1, with the "local" profile and the gossip port left to the kernel (BindPort
+// 0), each publishing its node record and joining the first. tweak adjusts each node's
+// config. Every node is shut down at cleanup (Shutdown is idempotent, so a test may
+// shut nodes down itself first).
+func startLoopbackNodes(t *testing.T, prefix string, n int, tweak func(*Config)) []*node {
+	t.Helper()
+	var nodes []*node
+	for i := range n {
+		name := fmt.Sprintf("%s%d", prefix, i)
+		cat, _ := catalogtest.New(t, catalog.Config{})
+		cfg := Config{NodeName: name, BindAddr: "127.0.0.1", Store: cat, Profile: "local",
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+		tweak(&cfg)
+		g, err := New(cfg)
+		if err != nil {
+			t.Fatalf("start %s: %v", name, err)
+		}
+		t.Cleanup(func() { _ = g.Shutdown() })
+		if g.LocalAddr().Port() == 0 {
+			t.Fatalf("%s advertises port 0: the dynamic port was not resolved", name)
+		}
+		nd := &node{name: name, cat: cat, g: g, w: catalog.NewWriter(name, 1)}
+		nd.publish(nd.w.PutNode(catalogtest.Node(name, "127.0.0.1")))
+		if i > 0 {
+			if _, err := g.Join(context.Background(), []string{nodes[0].g.LocalAddr().String()}); err != nil {
+				t.Fatalf("join %s: %v", name, err)
+			}
+		}
+		nodes = append(nodes, nd)
+	}
+	return nodes
 }
