@@ -260,8 +260,8 @@ func measureSpread(ctx context.Context, nodes []*node, trials int, res *Result) 
 		}
 		t50, t99, t100 = append(t50, d50), append(t99, d99), append(t100, time.Since(start))
 	}
-	res.Visible50, res.Visible99, res.Visible100 = percentile(t50, 50), percentile(t99, 50), percentile(t100, 50)
-	res.Visible100P99 = percentile(t100, 99)
+	res.Visible50, res.Visible99, res.Visible100 = Percentile(t50, 50), Percentile(t99, 50), Percentile(t100, 50)
+	res.Visible100P99 = Percentile(t100, 99)
 	return nil
 }
 
@@ -342,7 +342,9 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func percentile(ds []time.Duration, p int) time.Duration {
+// Percentile is the nearest-rank p-th percentile of ds (0 for none). `rumor sim` and
+// sim/netbench both fill Result's columns with it, so their tables agree.
+func Percentile(ds []time.Duration, p int) time.Duration {
 	if len(ds) == 0 {
 		return 0
 	}

@@ -48,8 +48,8 @@ func TestPercentile(t *testing.T) {
 		p    int
 		want time.Duration
 	}{{50, 3}, {99, 5}, {1, 1}, {100, 5}} {
-		if got := percentile(ds, tt.p); got != tt.want {
-			t.Errorf("percentile(%d) = %d, want %d", tt.p, got, tt.want)
+		if got := Percentile(ds, tt.p); got != tt.want {
+			t.Errorf("Percentile(%d) = %d, want %d", tt.p, got, tt.want)
 		}
 	}
 }

@@ -252,7 +252,7 @@ func (b *bench) measureSpread(ctx context.Context, res *sim.Result) error {
 		t100 = append(t100, ds[n-1])
 	}
 	res.Visible50, res.Visible99, res.Visible100 = median(t50), median(t99), median(t100)
-	res.Visible100P99 = percentile(t100, 99)
+	res.Visible100P99 = sim.Percentile(t100, 99)
 	return nil
 }
 
@@ -415,15 +415,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func median(ds []time.Duration) time.Duration { return percentile(ds, 50) }
-
-// percentile is the nearest-rank p-th percentile of ds.
-func percentile(ds []time.Duration, p int) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	i := (len(s)*p + 99) / 100
-	return s[max(0, min(len(s)-1, i-1))]
-}
+func median(ds []time.Duration) time.Duration { return sim.Percentile(ds, 50) }
