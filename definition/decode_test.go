@@ -95,12 +95,12 @@ func TestDecodeCheck(t *testing.T) {
 		t.Fatalf("DecodeCheck = %+v, %v; want %+v", got, err, want)
 	}
 	for body, wantErr := range map[string]string{
-		``:                                      "the body is empty",
-		`null`:                                  "the body is null",
-		`[1]`:                                   "got a JSON array",
-		`{"Name": "x", "TTL": "soon"}`:          `check.TTL: "soon" is not a duration`,
+		``:                                       "the body is empty",
+		`null`:                                   "the body is null",
+		`[1]`:                                    "got a JSON array",
+		`{"Name": "x", "TTL": "soon"}`:           `check.TTL: "soon" is not a duration`,
 		`{"Name": "x", "TTL": "1s", "Bogus": 1}`: `check: unknown field "Bogus"`,
-		`{"Name": "x", "Partition": "p"}`:       "no namespaces or partitions",
+		`{"Name": "x", "Partition": "p"}`:        "no namespaces or partitions",
 	} {
 		if _, err := DecodeCheck([]byte(body)); err == nil || !strings.Contains(err.Error(), wantErr) {
 			t.Errorf("DecodeCheck(%s) error %v, want one containing %q", body, err, wantErr)
