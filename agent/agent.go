@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/gossip/netem"
 	"github.com/rumor-sd/rumor/health"
@@ -400,11 +401,8 @@ func (a *Agent) persistLocked() error {
 // ID that the new one lacks are removed; those it keeps keep their status. Invalid
 // input (a check rumor cannot run, a script check without EnableScriptChecks) yields
 // an error wrapping catalog.ErrInvalid and changes nothing.
-func (a *Agent) RegisterService(_ context.Context, svc catalog.Service, checks []CheckDefinition) error {
-	ls, err := normalize(svc, checks)
-	if err == nil {
-		err = a.validateRunnable(&ls)
-	}
+func (a *Agent) RegisterService(_ context.Context, svc definition.Service) error {
+	ls, err := normalize(svc, a.policy())
 	if err != nil {
 		return fmt.Errorf("agent: register service %q: %w", svc.Name, err)
 	}
@@ -431,7 +429,7 @@ func (a *Agent) RegisterService(_ context.Context, svc catalog.Service, checks [
 		// Kept checks keep their reported status, as the health manager keeps it.
 		ls.Maintenance = old.Maintenance
 		for _, d := range ls.Checks {
-			if st, ok := old.Status[d.ID]; ok && slices.ContainsFunc(old.Checks, func(o CheckDefinition) bool { return o.ID == d.ID }) {
+			if st, ok := old.Status[d.ID]; ok && slices.ContainsFunc(old.Checks, func(o definition.Check) bool { return o.ID == d.ID }) {
 				if ls.Status == nil {
 					ls.Status = make(map[string]checkState)
 				}
@@ -439,7 +437,7 @@ func (a *Agent) RegisterService(_ context.Context, svc catalog.Service, checks [
 			}
 		}
 		for _, c := range old.Checks {
-			if !slices.ContainsFunc(ls.Checks, func(d CheckDefinition) bool { return d.ID == c.ID }) {
+			if !slices.ContainsFunc(ls.Checks, func(d definition.Check) bool { return d.ID == c.ID }) {
 				removed = append(removed, c.ID)
 			}
 		}
@@ -473,6 +471,11 @@ func (a *Agent) RegisterService(_ context.Context, svc catalog.Service, checks [
 	}
 	a.log.Info("service registered", "id", id, "name", ls.Service.Name, "checks", len(ls.Checks))
 	return nil
+}
+
+// policy is what this agent allows in registrations beyond their own rules.
+func (a *Agent) policy() definition.Policy {
+	return definition.Policy{EnableScriptChecks: a.cfg.EnableScriptChecks}
 }
 
 // lockRunning takes regMu and then mu, as every change to the local state does, and

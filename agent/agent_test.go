@@ -21,6 +21,7 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
+	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/gossip"
 )
 
@@ -150,12 +151,18 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func web(id string, port int, tags ...string) catalog.Service {
-	return catalog.Service{ID: id, Name: "web", Port: port, Tags: tags}
+func web(id string, port int, tags ...string) definition.Service {
+	return definition.Service{ID: id, Name: "web", Port: port, Tags: tags}
 }
 
-func ttlCheck(id string) CheckDefinition {
-	return CheckDefinition{ID: id, TTL: 30 * time.Second}
+// with returns s with checks.
+func with(s definition.Service, checks ...definition.Check) definition.Service {
+	s.Checks = checks
+	return s
+}
+
+func ttlCheck(id string) definition.Check {
+	return definition.Check{ID: id, TTL: 30 * time.Second}
 }
 
 func TestDefaults(t *testing.T) {
@@ -239,7 +246,7 @@ func TestRegisterDeregister(t *testing.T) {
 	var fc *fakeCluster
 	a := startAgent(t, testConfig(t, "n1", t.TempDir(), &fc))
 	ctx := t.Context()
-	if err := a.RegisterService(ctx, catalog.Service{Name: "web", Port: 80}, []CheckDefinition{ttlCheck("")}); err != nil {
+	if err := a.RegisterService(ctx, definition.Service{Name: "web", Port: 80, Checks: []definition.Check{ttlCheck("")}}); err != nil {
 		t.Fatalf("RegisterService: %v", err)
 	}
 	insts := a.Catalog().ServiceInstances("web", catalog.Filter{})
@@ -251,7 +258,7 @@ func TestRegisterDeregister(t *testing.T) {
 		t.Errorf("checks = %+v, status %s; want serfHealth and service:web, critical", insts[0].Checks, insts[0].Status)
 	}
 	// Re-registering without the check removes it.
-	if err := a.RegisterService(ctx, web("web", 8080), nil); err != nil {
+	if err := a.RegisterService(ctx, web("web", 8080)); err != nil {
 		t.Fatal(err)
 	}
 	insts = a.Catalog().ServiceInstances("web", catalog.Filter{})
@@ -279,20 +286,20 @@ func TestRegisterInvalid(t *testing.T) {
 	a := startAgent(t, testConfig(t, "n1", "", nil))
 	for _, c := range []struct {
 		name   string
-		svc    catalog.Service
-		checks []CheckDefinition
+		svc    definition.Service
+		checks []definition.Check
 		want   string
 	}{
-		{"no name", catalog.Service{Port: 80}, nil, "service.name"},
-		{"bad port", catalog.Service{Name: "web", Port: -1}, nil, "service.port"},
-		{"check kind missing", catalog.Service{Name: "web"}, []CheckDefinition{{}}, "says nothing to check"},
-		{"two kinds", catalog.Service{Name: "web"}, []CheckDefinition{{HTTP: "http://x", TCP: "x:1", Interval: time.Second}}, "2 kinds"},
-		{"no interval", catalog.Service{Name: "web"}, []CheckDefinition{{HTTP: "http://x"}}, "service.checks[0].interval: is required"},
-		{"dup check", catalog.Service{Name: "web"}, []CheckDefinition{ttlCheck("c"), ttlCheck("c")}, "used twice"},
-		{"foreign service", catalog.Service{Name: "web"}, []CheckDefinition{{ServiceID: "db", TTL: time.Second}}, "belongs to that service"},
+		{"no name", definition.Service{Port: 80}, nil, "service.name"},
+		{"bad port", definition.Service{Name: "web", Port: -1}, nil, "service.port"},
+		{"check kind missing", definition.Service{Name: "web"}, []definition.Check{{}}, "says nothing to check"},
+		{"two kinds", definition.Service{Name: "web"}, []definition.Check{{HTTP: "http://x", TCP: "x:1", Interval: time.Second}}, "2 kinds"},
+		{"no interval", definition.Service{Name: "web"}, []definition.Check{{HTTP: "http://x"}}, "service.checks[0].interval: is required"},
+		{"dup check", definition.Service{Name: "web"}, []definition.Check{ttlCheck("c"), ttlCheck("c")}, "used twice"},
+		{"foreign service", definition.Service{Name: "web"}, []definition.Check{{ServiceID: "db", TTL: time.Second}}, "belongs to that service"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			err := a.RegisterService(t.Context(), c.svc, c.checks)
+			err := a.RegisterService(t.Context(), with(c.svc, c.checks...))
 			if !errors.Is(err, catalog.ErrInvalid) || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("RegisterService: %v, want ErrInvalid mentioning %q", err, c.want)
 			}
@@ -308,7 +315,7 @@ func TestNotRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.RegisterService(t.Context(), web("web", 80), nil); !errors.Is(err, ErrNotRunning) {
+	if err := a.RegisterService(t.Context(), web("web", 80)); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("RegisterService before Start: %v, want ErrNotRunning", err)
 	}
 	if err := a.Shutdown(); err != nil {
@@ -323,16 +330,16 @@ func TestPersistenceRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	a := startAgent(t, testConfig(t, "n1", dir, nil))
 	id, gen := a.NodeID(), a.Generation()
-	svc := catalog.Service{ID: "web-1", Name: "web", Port: 80, Tags: []string{"v1"},
+	svc := definition.Service{ID: "web-1", Name: "web", Port: 80, Tags: []string{"v1"},
 		Meta: map[string]string{"team": "a"}, Weights: catalog.Weights{Passing: 3, Warning: 1}}
-	checks := []CheckDefinition{
+	checks := []definition.Check{
 		{HTTP: "http://127.0.0.1/health", Interval: time.Hour, Timeout: time.Second, Header: map[string][]string{"X": {"y"}}},
 		{TTL: time.Minute, Status: catalog.StatusPassing},
 	}
-	if err := a.RegisterService(t.Context(), svc, checks); err != nil {
+	if err := a.RegisterService(t.Context(), with(svc, checks...)); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.RegisterService(t.Context(), web("web-2", 81), nil); err != nil {
+	if err := a.RegisterService(t.Context(), web("web-2", 81)); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.DeregisterService(t.Context(), "web-2"); err != nil {
@@ -422,7 +429,7 @@ func TestNodeIDFile(t *testing.T) {
 func TestStateSurvivesPartialWrite(t *testing.T) {
 	dir := t.TempDir()
 	a := startAgent(t, testConfig(t, "n1", dir, nil))
-	if err := a.RegisterService(t.Context(), web("web", 80), nil); err != nil {
+	if err := a.RegisterService(t.Context(), web("web", 80)); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Shutdown(); err != nil {
@@ -499,7 +506,7 @@ func TestSupersede(t *testing.T) {
 	cfg := testConfig(t, "n1", t.TempDir(), &fc)
 	cfg.Clock = clk
 	a := startAgent(t, cfg)
-	if err := a.RegisterService(t.Context(), web("web", 80), nil); err != nil {
+	if err := a.RegisterService(t.Context(), web("web", 80)); err != nil {
 		t.Fatal(err)
 	}
 	gen := a.Generation()
@@ -588,7 +595,7 @@ func TestLeave(t *testing.T) {
 	if !fc.left {
 		t.Error("gossip did not leave")
 	}
-	if err := a.RegisterService(t.Context(), web("web", 80), nil); !errors.Is(err, ErrNotRunning) {
+	if err := a.RegisterService(t.Context(), web("web", 80)); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("register after leave: %v, want ErrNotRunning", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/httpapi"
 )
@@ -47,14 +48,8 @@ func (x apiAgent) RTTsFrom(from string) (map[string]time.Duration, bool) {
 
 func (x apiAgent) LocalServices() []catalog.Service { return x.a.LocalServices() }
 
-func (x apiAgent) RegisterService(ctx context.Context, reg httpapi.Registration) error {
-	checks := make([]CheckDefinition, len(reg.Checks))
-	for i, c := range reg.Checks {
-		// The two types have the same fields by design; this conversion stops
-		// compiling if they drift apart.
-		checks[i] = CheckDefinition(c)
-	}
-	return x.a.RegisterService(ctx, reg.Service, checks)
+func (x apiAgent) RegisterService(ctx context.Context, svc definition.Service) error {
+	return x.a.RegisterService(ctx, svc)
 }
 
 func (x apiAgent) DeregisterService(ctx context.Context, id string) error {
@@ -68,7 +63,7 @@ func (x apiAgent) LocalChecks() []httpapi.LocalCheck {
 	out := make([]httpapi.LocalCheck, len(cs))
 	for i, c := range cs {
 		out[i] = httpapi.LocalCheck{Check: c.Check, ServiceName: c.ServiceName, ServiceTags: c.ServiceTags,
-			Definition: httpapi.CheckDefinition(c.Definition)}
+			Definition: c.Definition}
 	}
 	return out
 }
@@ -77,8 +72,8 @@ func (x apiAgent) UpdateTTL(ctx context.Context, id string, status catalog.Statu
 	return x.a.UpdateTTL(ctx, id, status, output)
 }
 
-func (x apiAgent) RegisterCheck(ctx context.Context, def httpapi.CheckDefinition) error {
-	return x.a.RegisterCheck(ctx, CheckDefinition(def))
+func (x apiAgent) RegisterCheck(ctx context.Context, def definition.Check) error {
+	return x.a.RegisterCheck(ctx, def)
 }
 
 func (x apiAgent) DeregisterCheck(ctx context.Context, id string) error {

@@ -9,6 +9,7 @@ import (
 	"slices"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/health"
 )
 
@@ -30,93 +31,35 @@ func maintenanceCheck(serviceID, reason string) catalog.Check {
 	return c
 }
 
-// runnable reports whether the health package runs checks of d's kind.
-func (d *CheckDefinition) runnable() bool {
-	switch d.Type() {
-	case health.TypeHTTP, health.TypeTCP, health.TypeGRPC, health.TypeScript, health.TypeTTL:
-		return true
+// startAt is d as the health manager runs it: starting at status st (its initial
+// status when st is zero).
+func startAt(d definition.Check, st catalog.Status) definition.Check {
+	if st != 0 {
+		d.Status = st
 	}
-	return false
-}
-
-// healthDefinition converts d for the health manager; initial is the status it starts
-// at (zero: d.Status).
-func (d *CheckDefinition) healthDefinition(initial catalog.Status) health.Definition {
-	if initial == 0 {
-		initial = d.Status
-	}
-	return health.Definition{
-		ID: d.ID, Name: d.Name, ServiceID: d.ServiceID, Notes: d.Notes,
-		HTTP: d.HTTP, Method: d.Method, Header: d.Header, Body: d.Body, TLSSkipVerify: d.TLSSkipVerify,
-		TCP: d.TCP, GRPC: d.GRPC, GRPCUseTLS: d.GRPCUseTLS, Args: d.ScriptArgs, TTL: d.TTL,
-		Interval: d.Interval, Timeout: d.Timeout, InitialStatus: initial,
-		SuccessBeforePassing: d.SuccessBeforePassing, FailuresBeforeWarning: d.FailuresBeforeWarning,
-		FailuresBeforeCritical:         d.FailuresBeforeCritical,
-		DeregisterCriticalServiceAfter: d.DeregisterCriticalServiceAfter,
-	}
+	return d
 }
 
 // checkRecord is the record published for check d of ls: its definition at its last
 // reported status.
-func (ls *localService) checkRecord(d *CheckDefinition) catalog.Check {
-	c := d.checkRecord()
+func (ls *localService) checkRecord(d *definition.Check) catalog.Check {
+	c := d.Record()
 	if st, ok := ls.Status[d.ID]; ok {
 		c.Status, c.Output = st.Status, st.Output
 	}
 	return c
 }
 
-// validateRunnable refuses, before anything changes, the checks of ls that the
-// health manager would refuse or cannot run. Errors wrap catalog.ErrInvalid.
-func (a *Agent) validateRunnable(ls *localService) error {
-	return checkRunnable(ls, a.cfg.EnableScriptChecks)
-}
-
-// checkRunnable refuses the checks of ls that the health manager would refuse or
-// cannot run, each as a *catalog.FieldError rooted at "service.checks[i]".
-func checkRunnable(ls *localService, enableScriptChecks bool) error {
-	var errs []error
-	for i := range ls.Checks {
-		errs = append(errs, checkDefRunnable(&ls.Checks[i], fmt.Sprintf("service.checks[%d]", i), enableScriptChecks)...)
-	}
-	return errors.Join(errs...)
-}
-
-// checkDefRunnable returns why the health manager would refuse or could not run d,
-// each error a *catalog.FieldError rooted at field. A definition of no single kind
-// gets none: normalize reports it.
-func checkDefRunnable(d *CheckDefinition, field string, enableScriptChecks bool) []error {
-	switch {
-	case d.kinds() != 1:
-		return nil
-	case !d.runnable():
-		return []error{&catalog.FieldError{Field: field,
-			Reason: fmt.Sprintf("rumor does not run %s checks; use http, tcp, grpc, script (Args) or ttl", d.Type())}}
-	case d.DockerContainerID != "" || d.Shell != "" || d.TCPUseTLS || d.DisableRedirects || d.TLSServerName != "":
-		return []error{&catalog.FieldError{Field: field,
-			Reason: "DockerContainerID, Shell, TCPUseTLS, DisableRedirects and TLSServerName are not supported by rumor's checks"}}
-	}
-	var errs []error
-	def := d.healthDefinition(0)
-	if err := def.Validate(); err != nil {
-		errs = append(errs, within(field, err))
-	}
-	if d.Type() == health.TypeScript && !enableScriptChecks {
-		errs = append(errs, &catalog.FieldError{Field: field + ".args", Reason: health.ErrScriptChecksDisabled.Error()})
-	}
-	return errs
-}
-
 // healthDefsLocked returns the definitions of ls's runnable checks, each starting at
 // its last reported status.
-func (a *Agent) healthDefsLocked(ls *localService) []health.Definition {
-	var defs []health.Definition
+func (a *Agent) healthDefsLocked(ls *localService) []definition.Check {
+	var defs []definition.Check
 	for i := range ls.Checks {
 		d := &ls.Checks[i]
-		if !d.runnable() || (d.Type() == health.TypeScript && !a.cfg.EnableScriptChecks) {
+		if !d.Runnable() || (d.Type() == definition.TypeScript && !a.cfg.EnableScriptChecks) {
 			continue
 		}
-		defs = append(defs, d.healthDefinition(ls.Status[d.ID].Status))
+		defs = append(defs, startAt(*d, ls.Status[d.ID].Status))
 	}
 	return defs
 }
@@ -140,7 +83,7 @@ func (a *Agent) startChecksLocked() {
 
 // findCheckLocked returns the service holding the check with this ID (&a.nodeChecks
 // for a standalone node check) and its definition, or nils.
-func (a *Agent) findCheckLocked(id string) (*localService, *CheckDefinition) {
+func (a *Agent) findCheckLocked(id string) (*localService, *definition.Check) {
 	for i := range a.nodeChecks.Checks {
 		if a.nodeChecks.Checks[i].ID == id {
 			return &a.nodeChecks, &a.nodeChecks.Checks[i]
@@ -218,7 +161,7 @@ func (a *Agent) UpdateTTL(_ context.Context, id string, status catalog.Status, o
 		return ErrNotRunning
 	case d == nil:
 		return fmt.Errorf("agent: update check %q: %w: no check has this ID on this node", id, catalog.ErrNotFound)
-	case typ != health.TypeTTL:
+	case typ != definition.TypeTTL:
 		return fmt.Errorf("agent: update check %q: %w: it is a %s check, not a TTL check; only TTL checks take heartbeats", id, catalog.ErrInvalid, typ)
 	}
 	err := hm.UpdateTTL(id, status, output)
@@ -278,7 +221,7 @@ type LocalCheck struct {
 	Check       catalog.Check
 	ServiceName string
 	ServiceTags []string
-	Definition  CheckDefinition // zero for maintenance checks
+	Definition  definition.Check // zero for maintenance checks
 }
 
 // LocalChecks returns the checks of this node at their current status, the

@@ -196,7 +196,7 @@ func TestCheckBadInput(t *testing.T) {
 		{"not a ttl check", "PUT", "/v1/agent/check/pass/tcp", "", 400, "not a TTL check"},
 		{"unknown status", "PUT", "/v1/agent/check/update/ttl", `{"Status": "green"}`, 400, "green"},
 		{"maintenance status", "PUT", "/v1/agent/check/update/ttl", `{"Status": "maintenance"}`, 400, "maintenance"},
-		{"bad duration", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"TTL": "10"}}`, 400, "Check.TTL: invalid duration \"10\": it has no unit"},
+		{"bad duration", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"TTL": "10"}}`, 400, `Check.TTL: "10" is not a duration (use 10s)`},
 		{"bad interval", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"HTTP": "http://x/", "Interval": "soon"}}`, 400, "Check.Interval"},
 		{"missing interval", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"TCP": "127.0.0.1:1"}}`, 400, "service.checks[0].interval: is required"},
 		{"negative threshold", "PUT", "/v1/agent/service/register", `{"Name": "web", "Check": {"TTL": "1m", "FailuresBeforeCritical": -1}}`, 400, "failures_before_critical"},

@@ -37,7 +37,7 @@ func TestThreeAgentsOnLoopback(t *testing.T) {
 			return alive == 3
 		})
 	}
-	if err := agents[1].RegisterService(t.Context(), web("web", 80, "v1"), nil); err != nil {
+	if err := agents[1].RegisterService(t.Context(), web("web", 80, "v1")); err != nil {
 		t.Fatal(err)
 	}
 	for _, a := range agents {

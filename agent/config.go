@@ -133,7 +133,7 @@ type Config struct {
 	// Reload with no effect. It is called without the agent's locks held, so it may
 	// read files. Default: none (nil), and services a previous run took from config
 	// files are dropped at Start.
-	ConfigServices func() ([]ServiceDefinition, error)
+	ConfigServices func() ([]ConfigService, error)
 
 	// DebugGossipDelay and DebugGossipJitter delay every gossip packet and stream this
 	// node sends by DebugGossipDelay ± DebugGossipJitter, drawn per packet (so packets

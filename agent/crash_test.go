@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // crashChildEnv makes the test binary, re-executed by TestStateFileSurvivesKill,
@@ -28,8 +28,8 @@ func crashStates(t testing.TB) [2][]byte {
 		services := map[string]*localService{}
 		for i := range 500 {
 			id := fmt.Sprintf("svc-%03d", i)
-			ls, err := normalize(catalog.Service{ID: id, Name: "svc", Port: 1000*v + i, Tags: []string{fmt.Sprintf("gen-%d", v)},
-				Meta: map[string]string{"padding": strings.Repeat("x", 200)}}, []CheckDefinition{ttlCheck(id + "-ttl")})
+			ls, err := normalize(definition.Service{ID: id, Name: "svc", Port: 1000*v + i, Tags: []string{fmt.Sprintf("gen-%d", v)},
+				Meta: map[string]string{"padding": strings.Repeat("x", 200)}, Checks: []definition.Check{ttlCheck(id + "-ttl")}}, definition.Policy{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // keyringCall sends one /v1/operator/keyring request to a and returns the status and
@@ -82,7 +83,7 @@ func TestKeyringRotationOverHTTP(t *testing.T) {
 	}
 	spread := func(id string) {
 		t.Helper()
-		if err := agents[2].RegisterService(t.Context(), catalog.Service{ID: id, Name: id, Port: 80}, nil); err != nil {
+		if err := agents[2].RegisterService(t.Context(), definition.Service{ID: id, Name: id, Port: 80}); err != nil {
 			t.Fatal(err)
 		}
 		for _, a := range agents {

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/gossip"
 )
 
@@ -133,10 +134,10 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	a1 := start("n1")
 	a2 := start("n2", a1.GossipAddr().String())
-	err := a2.RegisterService(t.Context(), web("web", 80), []CheckDefinition{
-		{ID: "web-http", HTTP: target.URL, Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond},
+	err := a2.RegisterService(t.Context(), with(web("web", 80),
+		definition.Check{ID: "web-http", HTTP: target.URL, Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond},
 		ttlCheck("web-ttl"),
-	})
+	))
 	if err != nil {
 		t.Fatal(err)
 	}

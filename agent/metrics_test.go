@@ -183,7 +183,7 @@ func TestMetricsArePerAgent(t *testing.T) {
 		agents = append(agents, startAgent(t, Config{NodeName: fmt.Sprintf("p%d", i), DataDir: t.TempDir(),
 			BindAddr: "127.0.0.1", BindPort: 0, GossipProfile: "local", HTTPAddr: "127.0.0.1:0"}))
 	}
-	if err := agents[0].RegisterService(t.Context(), web("web", 80), nil); err != nil {
+	if err := agents[0].RegisterService(t.Context(), web("web", 80)); err != nil {
 		t.Fatal(err)
 	}
 	// They have not joined: only the first holds a service.

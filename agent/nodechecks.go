@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // Checks registered on their own (PUT /v1/agent/check/register) belong to the node
@@ -31,29 +32,18 @@ func reservedCheckID(id string) bool {
 }
 
 // normalizeNodeCheck fills a standalone check's defaults (its ID is its name, as in
-// Consul) and checks its own rules. Errors wrap catalog.ErrInvalid and name the field.
-func normalizeNodeCheck(d *CheckDefinition) error {
+// Consul) and validates it under p. Errors wrap catalog.ErrInvalid and name the field.
+func normalizeNodeCheck(d *definition.Check, p definition.Policy) error {
+	d.Normalize()
 	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, &catalog.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
-	}
 	if d.Name == "" {
-		bad("check.Name", "missing: every check needs a name")
-	}
-	if d.ID == "" {
-		d.ID = d.Name
+		errs = append(errs, &catalog.FieldError{Field: "check.Name", Reason: "missing: every check needs a name"})
 	}
 	if reservedCheckID(d.ID) {
-		bad("check.ID", "%q is reserved by rumor (liveness and maintenance mode); choose another", d.ID)
+		errs = append(errs, &catalog.FieldError{Field: "check.ID",
+			Reason: fmt.Sprintf("%q is reserved by rumor (liveness and maintenance mode); choose another", d.ID)})
 	}
-	if err := d.validate("check"); err != nil {
-		errs = append(errs, err)
-	}
-	c := d.checkRecord()
-	if err := c.Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("check: %w", err))
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, d.Validate(p))...)
 }
 
 // RegisterCheck adds a check to this node, or replaces the one with the same ID
@@ -62,12 +52,8 @@ func normalizeNodeCheck(d *CheckDefinition) error {
 // published and run. Invalid input (a missing name, an unknown ServiceID, an ID
 // taken by another owner, a kind rumor cannot run) yields an error wrapping
 // catalog.ErrInvalid and changes nothing.
-func (a *Agent) RegisterCheck(_ context.Context, d CheckDefinition) error {
-	err := normalizeNodeCheck(&d)
-	if err == nil {
-		err = errors.Join(checkDefRunnable(&d, "check", a.cfg.EnableScriptChecks)...)
-	}
-	if err != nil {
+func (a *Agent) RegisterCheck(_ context.Context, d definition.Check) error {
+	if err := normalizeNodeCheck(&d, a.policy()); err != nil {
 		return fmt.Errorf("agent: register check %q: %w", d.ID, err)
 	}
 	if err := a.lockRunning(); err != nil {
@@ -89,7 +75,7 @@ func (a *Agent) RegisterCheck(_ context.Context, d CheckDefinition) error {
 	}
 	oldChecks := ls.Checks
 	ls.Checks = slices.Clone(ls.Checks)
-	if i := slices.IndexFunc(ls.Checks, func(c CheckDefinition) bool { return c.ID == d.ID }); i >= 0 {
+	if i := slices.IndexFunc(ls.Checks, func(c definition.Check) bool { return c.ID == d.ID }); i >= 0 {
 		ls.Checks[i] = d
 	} else {
 		ls.Checks = append(ls.Checks, d)
@@ -101,7 +87,7 @@ func (a *Agent) RegisterCheck(_ context.Context, d CheckDefinition) error {
 	}
 	c := ls.checkRecord(&d)
 	a.applyLocked([]catalog.Record{a.writer.PutCheck(&c)})
-	def := d.healthDefinition(ls.Status[d.ID].Status)
+	def := startAt(d, ls.Status[d.ID].Status)
 	hm := a.health
 	a.mu.Unlock()
 
@@ -132,7 +118,7 @@ func (a *Agent) DeregisterCheck(_ context.Context, id string) error {
 	if _, hadStatus = ls.Status[id]; hadStatus {
 		delete(ls.Status, id)
 	}
-	ls.Checks = slices.DeleteFunc(slices.Clone(ls.Checks), func(c CheckDefinition) bool { return c.ID == id })
+	ls.Checks = slices.DeleteFunc(slices.Clone(ls.Checks), func(c definition.Check) bool { return c.ID == id })
 	if err := a.persistLocked(); err != nil {
 		ls.Checks = oldChecks
 		if hadStatus {

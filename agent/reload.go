@@ -9,7 +9,7 @@ import (
 	"slices"
 
 	"github.com/rumor-sd/rumor/catalog"
-	"github.com/rumor-sd/rumor/health"
+	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/httpapi"
 )
 
@@ -67,7 +67,7 @@ func (a *Agent) reload(_ context.Context) (ReloadResult, error) {
 		return ReloadResult{}, err
 	}
 	var recs []catalog.Record
-	var defsToRun []health.Definition
+	var defsToRun []definition.Check
 	for _, ls := range p.put {
 		recs = append(recs, a.serviceRecordsLocked(ls)...)
 		defsToRun = append(defsToRun, a.healthDefsLocked(ls)...)
@@ -101,7 +101,7 @@ func (a *Agent) reload(_ context.Context) (ReloadResult, error) {
 }
 
 // configServices calls Config.ConfigServices; none without it.
-func (a *Agent) configServices() ([]ServiceDefinition, error) {
+func (a *Agent) configServices() ([]ConfigService, error) {
 	if a.cfg.ConfigServices == nil {
 		return nil, nil
 	}
@@ -166,13 +166,12 @@ func (p *configPlan) applyTo(local map[string]*localService) {
 // planConfigLocked validates defs as registrations and diffs them against the
 // config services in force. It reports every problem, each naming the file and the
 // service; it changes nothing.
-func (a *Agent) planConfigLocked(defs []ServiceDefinition) (configPlan, error) {
+func (a *Agent) planConfigLocked(defs []ConfigService) (configPlan, error) {
 	p := configPlan{files: map[string]string{}}
 	var errs []error
 	want := map[string]*localService{}
 	for _, def := range defs {
-		ls, err := normalize(def.Service, def.Checks)
-		err = errors.Join(err, checkRunnable(&ls, a.cfg.EnableScriptChecks))
+		ls, err := normalize(def.Service, a.policy())
 		id := ls.Service.ID
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: service %q: %w", def.File, id, err))
@@ -222,7 +221,7 @@ func (a *Agent) planConfigLocked(defs []ServiceDefinition) (configPlan, error) {
 			p.result.Changed = append(p.result.Changed, id)
 			carryOver(old, ls)
 			for _, c := range old.Checks {
-				if !slices.ContainsFunc(ls.Checks, func(d CheckDefinition) bool { return d.ID == c.ID }) {
+				if !slices.ContainsFunc(ls.Checks, func(d definition.Check) bool { return d.ID == c.ID }) {
 					p.droppedChecks = append(p.droppedChecks, c.ID)
 				}
 			}
@@ -247,7 +246,7 @@ func carryOver(old, ls *localService) {
 	ls.Maintenance = old.Maintenance
 	for _, d := range ls.Checks {
 		st, ok := old.Status[d.ID]
-		if !ok || !slices.ContainsFunc(old.Checks, func(o CheckDefinition) bool { return o.ID == d.ID }) {
+		if !ok || !slices.ContainsFunc(old.Checks, func(o definition.Check) bool { return o.ID == d.ID }) {
 			continue
 		}
 		if ls.Status == nil {

@@ -11,34 +11,35 @@ import (
 	"testing"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // configFiles stands in for the config package: what the "files" define now, or the
 // error reading them gives.
 type configFiles struct {
 	mu   sync.Mutex
-	defs []ServiceDefinition
+	defs []ConfigService
 	err  error
 }
 
-func (f *configFiles) set(err error, defs ...ServiceDefinition) {
+func (f *configFiles) set(err error, defs ...ConfigService) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.defs, f.err = defs, err
 }
 
-func (f *configFiles) load() ([]ServiceDefinition, error) {
+func (f *configFiles) load() ([]ConfigService, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return slices.Clone(f.defs), f.err
 }
 
-func def(file string, svc catalog.Service, checks ...CheckDefinition) ServiceDefinition {
-	return ServiceDefinition{Service: svc, Checks: checks, File: file}
+func def(file string, svc definition.Service, checks ...definition.Check) ConfigService {
+	return ConfigService{Service: with(svc, checks...), File: file}
 }
 
-func svc(id string, port int, tags ...string) catalog.Service {
-	return catalog.Service{ID: id, Name: id, Port: port, Tags: tags}
+func svc(id string, port int, tags ...string) definition.Service {
+	return definition.Service{ID: id, Name: id, Port: port, Tags: tags}
 }
 
 // versions returns the version of each of the node's records, by key.
@@ -93,7 +94,7 @@ func TestReloadDiff(t *testing.T) {
 	if got := len(a.LocalServices()); got != 2 {
 		t.Fatalf("%d services after start, want the 2 of the files", got)
 	}
-	if err := a.RegisterService(ctx, svc("manual", 90), []CheckDefinition{ttlCheck("manual-ttl")}); err != nil {
+	if err := a.RegisterService(ctx, with(svc("manual", 90), ttlCheck("manual-ttl"))); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.UpdateTTL(ctx, "web-ttl", catalog.StatusPassing, "ok"); err != nil {
@@ -215,7 +216,7 @@ func TestReloadInvalidKeepsState(t *testing.T) {
 	cfg.ConfigServices = files.load
 	a := startAgent(t, cfg)
 	ctx := t.Context()
-	if err := a.RegisterService(ctx, svc("manual", 90), []CheckDefinition{ttlCheck("manual-ttl")}); err != nil {
+	if err := a.RegisterService(ctx, with(svc("manual", 90), ttlCheck("manual-ttl"))); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.UpdateTTL(ctx, "web-ttl", catalog.StatusPassing, ""); err != nil {
@@ -227,18 +228,18 @@ func TestReloadInvalidKeepsState(t *testing.T) {
 
 	for name, tc := range map[string]struct {
 		err      error
-		defs     []ServiceDefinition
+		defs     []ConfigService
 		wantText string
 	}{
 		"unparsable file": {err: errors.New(`web.json: services[0].checks[0].interval: "10" is not a duration (use 10s)`),
 			wantText: `web.json: services[0].checks[0].interval`},
-		"invalid check": {defs: []ServiceDefinition{def("bad.json", svc("web", 80), CheckDefinition{HTTP: "http://x/"})},
+		"invalid check": {defs: []ConfigService{def("bad.json", svc("web", 80), definition.Check{HTTP: "http://x/"})},
 			wantText: `bad.json: service "web": service.checks[0].interval`},
-		"clash with the API": {defs: []ServiceDefinition{def("web.json", svc("web", 80)), def("m.json", svc("manual", 1))},
+		"clash with the API": {defs: []ConfigService{def("web.json", svc("web", 80)), def("m.json", svc("manual", 1))},
 			wantText: `m.json: service "manual": this ID is registered through the api`},
-		"check ID taken": {defs: []ServiceDefinition{def("web.json", svc("web", 80), ttlCheck("manual-ttl"))},
+		"check ID taken": {defs: []ConfigService{def("web.json", svc("web", 80), ttlCheck("manual-ttl"))},
 			wantText: `check ID "manual-ttl" is taken by service "manual"`},
-		"duplicate": {defs: []ServiceDefinition{def("a.json", svc("web", 80)), def("b.json", svc("web", 81))},
+		"duplicate": {defs: []ConfigService{def("a.json", svc("web", 80)), def("b.json", svc("web", 81))},
 			wantText: `b.json: service "web" is also defined in a.json`},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -271,7 +272,7 @@ func TestConfigServicesAcrossRestart(t *testing.T) {
 	cfg.ConfigServices = files.load
 	a := startAgent(t, cfg)
 	ctx := t.Context()
-	if err := a.RegisterService(ctx, svc("manual", 90), nil); err != nil {
+	if err := a.RegisterService(ctx, svc("manual", 90)); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.UpdateTTL(ctx, "web-ttl", catalog.StatusPassing, "fine"); err != nil {
@@ -322,7 +323,7 @@ func TestAPICannotOverwriteConfigService(t *testing.T) {
 	cfg := testConfig(t, "n1", "", nil)
 	cfg.ConfigServices = files.load
 	a := startAgent(t, cfg)
-	err := a.RegisterService(t.Context(), svc("web", 8080), nil)
+	err := a.RegisterService(t.Context(), svc("web", 8080))
 	if !errors.Is(err, catalog.ErrInvalid) || !strings.Contains(err.Error(), "/etc/rumor.d/web.json") {
 		t.Errorf("RegisterService over a config service: %v, want ErrInvalid naming the file", err)
 	}

@@ -55,7 +55,7 @@ func TestWatchStreamOfARunningAgent(t *testing.T) {
 		}
 	}
 	await("synced", func(l string) bool { return l == "event: synced" })
-	if err := a.RegisterService(t.Context(), web("web-1", 80), nil); err != nil {
+	if err := a.RegisterService(t.Context(), web("web-1", 80)); err != nil {
 		t.Fatal(err)
 	}
 	await("registration event", func(l string) bool {

@@ -35,7 +35,7 @@ func render(t *testing.T, c *config.Config, err error) string {
 	}
 	out, err := json.MarshalIndent(struct {
 		Settings config.Settings
-		Services []agent.ServiceDefinition
+		Services []agent.ConfigService
 	}{c.Settings, c.Services}, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +217,7 @@ func TestDurationsDecode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Services[0].Checks[0].Interval; got != 10*time.Second {
+	if got := c.Services[0].Service.Check.Interval; got != 10*time.Second {
 		t.Errorf("interval = %v, want 10s", got)
 	}
 }
@@ -226,11 +226,11 @@ func TestDurationsDecode(t *testing.T) {
 // syntaxes, and the errors that only a services-only file has.
 func TestServiceFile(t *testing.T) {
 	defs, err := config.ServiceFile("web.json", []byte(`{"services": [{"name": "web", "port": 80, "check": {"ttl": "10s"}}, {"name": "db"}]}`), false)
-	if err != nil || len(defs) != 2 || defs[0].Service.Port != 80 || len(defs[0].Checks) != 1 || defs[0].Checks[0].TTL != 10*time.Second || defs[1].Service.Name != "db" {
+	if err != nil || len(defs) != 2 || defs[0].Service.Port != 80 || defs[0].Service.Check == nil || defs[0].Service.Check.TTL != 10*time.Second || defs[1].Service.Name != "db" {
 		t.Fatalf("ServiceFile(JSON) = %+v, %v", defs, err)
 	}
 	defs, err = config.ServiceFile("web.hcl", []byte(`service { name = "web", checks = [{ args = ["true"], interval = "5s" }] }`), true)
-	if err != nil || len(defs) != 1 || len(defs[0].Checks) != 1 {
+	if err != nil || len(defs) != 1 || len(defs[0].Service.Checks) != 1 {
 		t.Fatalf("ServiceFile(HCL) with a script check = %+v, %v (the agent decides on script checks)", defs, err)
 	}
 	for _, c := range []struct {

@@ -9,10 +9,11 @@
 // reconnect_timeout, cert_file and key_file for HTTPS; rumor's own http_token and
 // http_token_reads) and services ("service": {...} or "services": [...], each
 // with "check" and/or "checks"), like a Consul config file. Keys match in
-// snake_case (config files) or CamelCase (the HTTP API), as Consul accepts both;
-// unknown keys are errors. Checks decode into agent.CheckDefinition and services
-// are validated by agent.ValidateService, so a file and PUT
-// /v1/agent/service/register accept and refuse the same things.
+// snake_case (config files) or CamelCase (the HTTP API), as Consul accepts both
+// (definition.Field matches them for the HTTP API too); unknown keys are errors.
+// Services decode into definition.Service, durations through
+// definition.ParseDuration, and are validated by definition.Service.Validate, so a
+// file and PUT /v1/agent/service/register accept and refuse the same things.
 //
 // HCL1 decodes every block into a list of maps; the decoder unwraps one-element
 // lists where the schema wants one object (Consul's weak-slice hook) and reports

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/rumor-sd/rumor/agent"
 	"github.com/rumor-sd/rumor/config"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // fuzzLoad checks Load's promises on arbitrary input: no panic; either a config
@@ -40,7 +40,9 @@ func fuzzLoad(f *testing.F, ext string) {
 		}
 		scripts := c.Settings.EnableScriptChecks != nil && *c.Settings.EnableScriptChecks
 		for _, s := range c.Services {
-			if err := agent.ValidateService(s.Service, s.Checks, scripts); err != nil {
+			d := s.Service.Clone()
+			d.Normalize()
+			if err := d.Validate(definition.Policy{EnableScriptChecks: scripts}); err != nil {
 				t.Fatalf("Load accepted a service the agent refuses: %v", err)
 			}
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent"
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // Defaults of the HTTP address parts, as in Consul: client_addr and ports.http.
@@ -40,8 +40,9 @@ type Options struct {
 type Config struct {
 	// Settings are the agent keys the files gave.
 	Settings Settings
-	// Services are the service definitions of every file, validated, in file order.
-	Services []agent.ServiceDefinition
+	// Services are the service definitions of every file, validated, in file order,
+	// as written (the agent normalizes them).
+	Services []agent.ConfigService
 	// Files lists the files read, in the order they were read.
 	Files []string
 }
@@ -87,25 +88,19 @@ func Load(paths []string, opts Options) (*Config, error) {
 
 // collectServices converts and validates the services of parsed files, in order,
 // and checks that service and check IDs are unique across them.
-func collectServices(parsed []*parsedFile, scripts bool) ([]agent.ServiceDefinition, Errors) {
-	var out []agent.ServiceDefinition
+func collectServices(parsed []*parsedFile, scripts bool) ([]agent.ConfigService, Errors) {
+	var out []agent.ConfigService
 	var errs Errors
 	seen := map[string]string{}      // service ID → where it was first defined
 	checkSeen := map[string]string{} // check ID → where
 	for _, pf := range parsed {
 		for _, sd := range pf.services() {
-			def, serrs := sd.convert(pf.path, scripts)
+			norm, serrs := sd.validate(pf.path, scripts)
 			errs = append(errs, pf.keep(serrs)...)
 			if len(serrs) > 0 {
 				continue // reported, or caused by a decode error reported already
 			}
-			if def == nil {
-				continue
-			}
-			id := def.Service.ID
-			if id == "" {
-				id = def.Service.Name
-			}
+			id := norm.ID
 			where := pf.path + " (" + sd.disp + ")"
 			if prev, dup := seen[id]; dup {
 				errs = append(errs, &Error{File: pf.path, Field: sd.disp + ".id",
@@ -113,15 +108,15 @@ func collectServices(parsed []*parsedFile, scripts bool) ([]agent.ServiceDefinit
 				continue
 			}
 			seen[id] = where
-			for i, ch := range def.Checks {
-				cid := checkID(id, ch.ID, i, len(def.Checks))
+			for i, ch := range norm.Checks {
+				cid := ch.ID
 				if prev, dup := checkSeen[cid]; dup {
 					errs = append(errs, &Error{File: pf.path, Field: sd.checkPaths[i] + ".id",
 						Reason: fmt.Sprintf("check ID %q is also used in %s; check IDs are unique per node", cid, prev)})
 				}
 				checkSeen[cid] = pf.path + " (" + sd.checkPaths[i] + ")"
 			}
-			out = append(out, *def)
+			out = append(out, agent.ConfigService{Service: *sd.def, File: pf.path})
 		}
 	}
 	return out, errs
@@ -132,7 +127,7 @@ func collectServices(parsed []*parsedFile, scripts bool) ([]agent.ServiceDefinit
 // services; an agent key is an error, since it would have no effect there. Errors
 // name the file (name), field and reason as Load's do. Script checks are let through
 // (the agent that receives them decides).
-func ServiceFile(name string, b []byte, hclSyntax bool) ([]agent.ServiceDefinition, error) {
+func ServiceFile(name string, b []byte, hclSyntax bool) ([]agent.ConfigService, error) {
 	pf, errs := parseContent(name, b, hclSyntax)
 	if pf == nil {
 		return nil, errs
@@ -156,17 +151,6 @@ func ServiceFile(name string, b []byte, hclSyntax bool) ([]agent.ServiceDefiniti
 		return nil, errs
 	}
 	return services, nil
-}
-
-// checkID is the ID the agent gives a service's check (agent's normalize).
-func checkID(serviceID, id string, i, n int) string {
-	switch {
-	case id != "":
-		return id
-	case n > 1:
-		return fmt.Sprintf("service:%s:%d", serviceID, i+1)
-	}
-	return "service:" + serviceID
 }
 
 // configExt reports whether a file in a config dir is a config file.
@@ -403,9 +387,10 @@ func kindWord(t reflect.Type) string {
 	return t.String()
 }
 
-// decodeHook converts the values mapstructure cannot: durations (a unit required,
-// as health.ParseDuration does), check statuses, and refuses JSON numbers where a
-// string is wanted (mapstructure would take them as strings).
+// decodeHook converts the values mapstructure cannot: durations (definition's
+// ParseDuration: a unit required; unlike the HTTP API, a file takes no bare numbers
+// of nanoseconds), check statuses, and refuses JSON numbers where a string is wanted
+// (mapstructure would take them as strings).
 func decodeHook(from, to reflect.Value) (any, error) {
 	v := from.Interface()
 	switch to.Type() {
@@ -416,11 +401,7 @@ func decodeHook(from, to reflect.Value) (any, error) {
 		if !ok {
 			return nil, fmt.Errorf("want passing, warning or critical, got %s", describe(v))
 		}
-		st, err := catalog.ParseStatus(s)
-		if err != nil || st == catalog.StatusMaintenance {
-			return nil, fmt.Errorf("%q is not an initial status: want passing, warning or critical", s)
-		}
-		return st, nil
+		return definition.ParseInitialStatus(s)
 	}
 	if _, isNum := v.(json.Number); isNum && to.Kind() == reflect.String {
 		return nil, fmt.Errorf("want a string, got a number (%s): quote it", v)
@@ -437,17 +418,7 @@ func parseDuration(v any) (time.Duration, error) {
 		}
 		return 0, fmt.Errorf("want a duration such as \"10s\", got %s", describe(v))
 	}
-	d, err := time.ParseDuration(strings.TrimSpace(s))
-	if err != nil {
-		if _, nerr := strconv.ParseFloat(strings.TrimSpace(s), 64); nerr == nil {
-			return 0, fmt.Errorf("%q is not a duration (use %ss)", s, strings.TrimSpace(s))
-		}
-		return 0, fmt.Errorf("%q is not a duration (use e.g. 10s, 500ms or 1m30s)", s)
-	}
-	if d < 0 {
-		return 0, fmt.Errorf("%q must not be negative", s)
-	}
-	return d, nil
+	return definition.ParseDuration(s)
 }
 
 // forEachFieldError walks joined validation errors.
@@ -468,7 +439,7 @@ func forEachFieldError(err error, f func(field, reason string)) {
 
 // fileService is one service definition of a file, with where it sits.
 type fileService struct {
-	def        *serviceDefinition
+	def        *definition.Service
 	disp       string   // "service" or "services[i]"
 	checkPaths []string // display path of each check, in the order given to the agent
 }
@@ -494,46 +465,23 @@ func (pf *parsedFile) services() []fileService {
 	return out
 }
 
-// convert turns a file's service into the agent's definition and validates it as
-// the agent will (agent.ValidateService), naming each problem by its place in the
-// file.
-func (fs *fileService) convert(file string, scriptChecks bool) (*agent.ServiceDefinition, Errors) {
-	sd := fs.def
+// validate normalizes a copy of a file's service and validates it as the agent will
+// (definition.Service.Validate), naming each problem by its place in the file. It
+// returns the normalized copy, whose IDs the agent will use.
+func (fs *fileService) validate(file string, scriptChecks bool) (definition.Service, Errors) {
+	norm := fs.def.Clone()
+	norm.Normalize()
 	var errs Errors
-	svc := catalog.Service{ID: sd.ID, Name: sd.Name, Tags: sd.Tags, Address: sd.Address, Port: sd.Port,
-		Meta: sd.Meta, Kind: sd.Kind, Weights: catalog.DefaultWeights}
-	if sd.Weights != nil {
-		svc.Weights = catalog.Weights{Passing: sd.Weights.Passing, Warning: sd.Weights.Warning}
-	}
-	for _, k := range slices.Sorted(maps.Keys(sd.TaggedAddresses)) {
-		a := sd.TaggedAddresses[k]
-		if a.Port != 0 && a.Port != sd.Port {
-			errs = append(errs, &Error{File: file, Field: fmt.Sprintf("%s.tagged_addresses[%q].port", fs.disp, k),
-				Reason: fmt.Sprintf("%d differs from the service's port %d; rumor keeps one port per service", a.Port, sd.Port)})
-		}
-		if svc.TaggedAddresses == nil {
-			svc.TaggedAddresses = map[string]string{}
-		}
-		svc.TaggedAddresses[k] = a.Address
-	}
-	var checks []agent.CheckDefinition
-	if sd.Check != nil {
-		checks = append(checks, *sd.Check)
-	}
-	checks = append(checks, sd.Checks...)
-	if err := agent.ValidateService(svc, checks, scriptChecks); err != nil {
+	if err := norm.Validate(definition.Policy{EnableScriptChecks: scriptChecks}); err != nil {
 		forEachFieldError(err, func(field, why string) {
 			errs = append(errs, &Error{File: file, Field: fs.place(field), Reason: why})
 		})
 	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return &agent.ServiceDefinition{Service: svc, Checks: checks, File: file}, nil
+	return norm, errs
 }
 
-// place maps the agent's field path ("service.checks[1].http") to the file's
-// ("services[2].check.http").
+// place maps a validation error's field path ("service.checks[1].http", checks
+// counted after Normalize put "check" first) to the file's ("services[2].check.http").
 func (fs *fileService) place(field string) string {
 	rest, ok := strings.CutPrefix(field, "service.checks[")
 	if ok {

@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/rumor-sd/rumor/agent"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // fileConfig is one config file: the agent keys rumor understands (Consul's names)
@@ -37,8 +37,8 @@ type fileConfig struct {
 	CertFile           *string        // Consul's (legacy, top-level) HTTPS certificate
 	KeyFile            *string        // and its key
 
-	Service  *serviceDefinition
-	Services []serviceDefinition
+	Service  *definition.Service
+	Services []definition.Service
 }
 
 // addressesConfig is Consul's "addresses" block: per-interface listen addresses.
@@ -52,64 +52,25 @@ type portsConfig struct {
 	SerfLAN *int // the gossip port
 }
 
-// serviceDefinition is Consul's service definition as config files write it. Its
-// checks decode straight into the agent's CheckDefinition (fields matched by name,
-// snake_case or CamelCase), so files and the HTTP API share one check type and one
-// validation (agent.ValidateService).
-type serviceDefinition struct {
-	ID                string
-	Name              string
-	Tags              []string
-	Address           string
-	Port              int
-	Meta              map[string]string
-	Kind              string
-	Weights           *weightsDefinition
-	TaggedAddresses   map[string]taggedAddress
-	EnableTagOverride bool // accepted and ignored, as by the HTTP API: rumor has no catalog API writes
-	Check             *agent.CheckDefinition
-	Checks            []agent.CheckDefinition
-}
-
-type weightsDefinition struct {
-	Passing int
-	Warning int
-}
-
-type taggedAddress struct {
-	Address string
-	Port    int
-}
-
-// aliases are the other spellings Consul accepts for a field, by struct type:
-// normalised key (lower case, no underscores) → Go field name.
+// aliases are the other spellings of the agent keys, by struct type: normalised key
+// (definition.NormKey) → Go field name. The definition types' own aliases are
+// definition.Field's.
 var aliases = map[reflect.Type]map[string]string{
-	reflect.TypeFor[fileConfig]():            {"reapafter": "ReconnectTimeout"},
-	reflect.TypeFor[agent.CheckDefinition](): {"checkid": "ID", "args": "ScriptArgs"},
+	reflect.TypeFor[fileConfig](): {"reapafter": "ReconnectTimeout"},
 }
 
 // display overrides the name a field is reported under, where Consul's config files
 // spell it otherwise than its snake_case Go name.
 var display = map[reflect.Type]map[string]string{
-	reflect.TypeFor[agent.CheckDefinition](): {"ScriptArgs": "args"},
+	reflect.TypeFor[definition.Check](): {"ScriptArgs": "args"},
 }
 
-// rejected are fields of the reused check type that a file must not set, with why.
+// rejected are fields of the definition types that a file must not set, with why:
+// a file's checks are all a service's.
 var rejected = map[reflect.Type]map[string]string{
-	reflect.TypeFor[agent.CheckDefinition](): {
+	reflect.TypeFor[definition.Check](): {
 		"ServiceID": "a service's check belongs to that service; leave service_id out",
 	},
-}
-
-// normKey folds a key for matching: lower case, underscores and dashes dropped, so
-// "enable_tag_override", "EnableTagOverride" and "enable-tag-override" are one key.
-func normKey(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '_' || r == '-' {
-			return -1
-		}
-		return unicode.ToLower(r)
-	}, s)
 }
 
 // snake spells a Go field name as Consul's config files do: "TCPUseTLS" →
@@ -138,18 +99,13 @@ func displayName(t reflect.Type, f reflect.StructField) string {
 	return snake(f.Name)
 }
 
-// fieldFor finds the field of struct type t that key names.
+// fieldFor finds the field of struct type t that key names, as the HTTP API does
+// (definition.Field), with the agent keys' aliases.
 func fieldFor(t reflect.Type, key string) (reflect.StructField, bool) {
-	k := normKey(key)
-	if a, ok := aliases[t][k]; ok {
+	if a, ok := aliases[t][definition.NormKey(key)]; ok {
 		return t.FieldByName(a)
 	}
-	for i := range t.NumField() {
-		if f := t.Field(i); f.IsExported() && normKey(f.Name) == k {
-			return f, true
-		}
-	}
-	return reflect.StructField{}, false
+	return definition.Field(t, key)
 }
 
 // shaper turns a file's generic tree (from JSON or HCL) into the shape mapstructure
@@ -309,15 +265,15 @@ func join(path, name string) string {
 
 // hint suggests the key meant, for a few well-known mistakes.
 func hint(t reflect.Type, key string) string {
-	k := normKey(key)
+	k := definition.NormKey(key)
 	switch {
 	case t == reflect.TypeFor[fileConfig]() && (k == "check" || k == "checks"):
 		return ": node-level checks are not supported; put checks inside a service"
 	case t == reflect.TypeFor[fileConfig]() && k == "server":
 		return ": rumor has no servers; every agent is the same"
-	case t == reflect.TypeFor[serviceDefinition]() && (k == "connect" || k == "proxy"):
+	case t == reflect.TypeFor[definition.Service]() && (k == "connect" || k == "proxy"):
 		return ": rumor does not do Connect (service mesh)"
-	case t == reflect.TypeFor[serviceDefinition]() && k == "token":
+	case t == reflect.TypeFor[definition.Service]() && k == "token":
 		return ": rumor has no ACL tokens"
 	}
 	return ""

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 type countSink struct{ n atomic.Int64 }
@@ -62,9 +63,9 @@ func BenchmarkManager1000TCP(b *testing.B) {
 	defer m.Close()
 	probes := &atomic.Int64{}
 	inner := m.proberFor
-	m.proberFor = func(d *Definition) prober { return countingProber{inner(d), probes} }
+	m.proberFor = func(d *definition.Check) prober { return countingProber{inner(d), probes} }
 	for i := range checks {
-		if err := m.Add(Definition{ID: fmt.Sprint("tcp-", i), TCP: ln.Addr().String(), Interval: period}); err != nil {
+		if err := m.Add(definition.Check{ID: fmt.Sprint("tcp-", i), TCP: ln.Addr().String(), Interval: period}); err != nil {
 			b.Fatal(err)
 		}
 	}

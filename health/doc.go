@@ -1,17 +1,17 @@
-// Package health runs rumor's health checks (http, tcp, grpc, script and ttl, in
-// Consul's schema) on the local node and reports their status changes to a [Sink],
-// the agent's local state.
+// Package health runs rumor's health checks (http, tcp, grpc, script and ttl) on the
+// local node and reports their status changes to a [Sink], the agent's local state.
 //
 // It knows nothing of gossip, the catalog's records or the HTTP API: it never writes
 // a record, never talks to another node and never decides anything about services
-// other than by calling [Config.OnDeregister]. The agent wires it: it decodes
-// definitions (durations through [ParseDuration]), records [Definition.Check] in
-// its state, calls [Manager.Add], and forwards heartbeats to [Manager.UpdateTTL].
+// other than by calling [Config.OnDeregister]. It runs a definition.Check as it is:
+// decoding, defaults and validation are the definition package's. The agent wires it:
+// it records each check's initial record in its local state, calls [Manager.Add] (and
+// [Manager.Remove] when a check goes), and forwards heartbeats to [Manager.UpdateTTL].
 //
 // # Reporting
 //
 // A probe's raw result goes through Consul's anti-flapping rules (see
-// [Definition.SuccessBeforePassing]): a passing or warning result is reported once
+// definition.Check.SuccessBeforePassing): a passing or warning result is reported once
 // SuccessBeforePassing of them are consecutive; a critical one turns the check
 // warning after FailuresBeforeWarning and critical after FailuresBeforeCritical
 // consecutive failures. As in Consul, the counts start at their thresholds, so the

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // Sentinel errors; match them with errors.Is.
@@ -23,9 +24,6 @@ var (
 	// ErrUnknownCheck: no check has this ID, or (for UpdateTTL) it is not a ttl check.
 	// An HTTP layer answers 404.
 	ErrUnknownCheck = errors.New("unknown check")
-	// ErrScriptChecksDisabled: a script check was added to a Manager whose Config did
-	// not enable them. An HTTP layer answers 400 (Consul answers 400 too).
-	ErrScriptChecksDisabled = errors.New("script checks are disabled: start the agent with --enable-script-checks to run them")
 	// ErrClosed: the Manager was closed.
 	ErrClosed = errors.New("health manager closed")
 )
@@ -34,7 +32,7 @@ var (
 //
 // SetCheckStatus is called when a check's reported status changes, and at most once
 // per Config.OutputInterval per check when only its output changed. It is not called
-// when a check is added: the caller records Definition.Check() itself. Calls for one
+// when a check is added: the caller records the check's initial record (definition.Check.Record) itself. Calls for one
 // check are serialised and in order; calls for different checks may run concurrently.
 // A call may block briefly (the Manager holds that check's lock meanwhile) but must
 // not call back into the Manager, nor wait for anything that does.
@@ -97,7 +95,7 @@ type Manager struct {
 	httpTransport         *http.Transport
 	httpInsecureTransport *http.Transport
 	// proberFor builds a check's prober; tests replace it.
-	proberFor func(*Definition) prober
+	proberFor func(*definition.Check) prober
 
 	ctx    context.Context // parent of every check's context; cancelled by Close
 	cancel context.CancelFunc
@@ -112,7 +110,7 @@ type Manager struct {
 // check is one running check. Its goroutine owns the probing and timers; c.mu guards
 // the reported state against UpdateTTL, Remove and readers.
 type check struct {
-	def    Definition // defaulted; immutable
+	def    definition.Check // with the Manager's defaults (withDefaults); immutable
 	prober prober     // nil for ttl checks
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -168,16 +166,20 @@ func New(cfg Config) (*Manager, error) {
 // so re-registration does not bounce a healthy instance to critical; only the
 // anti-flapping counts restart.
 //
-// Before calling Add for a new ID the caller records def.Check() (the initial status)
-// in its state; the Sink hears of every change after that.
-func (m *Manager) Add(def Definition) error {
-	if err := def.Validate(); err != nil {
+// def runs as it is (definition.Check, validated as the agent validates it): it
+// starts at def.Status, critical if zero. An agent restoring a persisted check sets
+// the status it persisted. Before calling Add for a new ID the caller records the
+// check's record at that status in its state; the Sink hears of every change after
+// that. Script checks need Config.EnableScriptChecks
+// (definition.ErrScriptChecksDisabled).
+func (m *Manager) Add(def definition.Check) error {
+	if err := def.Validate(definition.Policy{EnableScriptChecks: true}); err != nil {
 		return fmt.Errorf("health: add check %q: %w", def.ID, err)
 	}
-	if def.Type() == TypeScript && !m.cfg.EnableScriptChecks {
-		return fmt.Errorf("health: add check %q: %w", def.ID, ErrScriptChecksDisabled)
+	if def.Type() == definition.TypeScript && !m.cfg.EnableScriptChecks {
+		return fmt.Errorf("health: add check %q: %w", def.ID, definition.ErrScriptChecksDisabled)
 	}
-	d := def.withDefaults()
+	d := withDefaults(def)
 	if d.Interval > 0 && d.Interval < m.cfg.MinInterval {
 		m.log.Warn("check interval below the minimum; raised", "check", d.ID, "interval", d.Interval, "min", m.cfg.MinInterval)
 		d.Interval = m.cfg.MinInterval
@@ -191,13 +193,13 @@ func (m *Manager) Add(def Definition) error {
 		cancel: cancel,
 		kick:   make(chan struct{}, 1),
 		deb:    newDebouncer(d.SuccessBeforePassing, d.FailuresBeforeWarning, d.FailuresBeforeCritical),
-		rep:    newReporter(d.InitialStatus, m.cfg.OutputInterval),
+		rep:    newReporter(d.Status, m.cfg.OutputInterval),
 		reap:   reaper{after: d.DeregisterCriticalServiceAfter},
 	}
-	if d.Type() == TypeTTL {
+	if d.Type() == definition.TypeTTL {
 		c.ttlDeadline = now.Add(d.TTL)
 	}
-	c.reap.observe(d.InitialStatus, now)
+	c.reap.observe(d.Status, now)
 
 	// Lock the new check before publishing it, so nobody sees it before it has taken
 	// over the old one's state. Lock order: new check, Manager, old check.
@@ -216,7 +218,7 @@ func (m *Manager) Add(def Definition) error {
 		cancel()
 		return nil
 	}
-	if d.Type() != TypeTTL {
+	if d.Type() != definition.TypeTTL {
 		c.prober = m.proberFor(&c.def)
 	}
 	m.checks[d.ID] = c
@@ -466,7 +468,7 @@ func (c *check) wake() {
 
 // record returns c's state as a catalog record.
 func (c *check) record() catalog.Check {
-	r := c.def.Check()
+	r := c.def.Record()
 	c.mu.Lock()
 	r.Status, r.Output = c.rep.status, c.rep.latest
 	c.mu.Unlock()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // lastStatus returns the last status the sink received for id, or 0.
@@ -52,8 +53,8 @@ func TestManagerRealChecks(t *testing.T) {
 	grpcAddr := grpcHealthServer(t)
 
 	// Warm up the libraries' lazily started goroutines before counting.
-	runProbe(t, Definition{ID: "w", GRPC: grpcAddr, Interval: time.Second})
-	runProbe(t, Definition{ID: "w", HTTP: srv.URL, Interval: time.Second})
+	runProbe(t, definition.Check{ID: "w", GRPC: grpcAddr, Interval: time.Second})
+	runProbe(t, definition.Check{ID: "w", HTTP: srv.URL, Interval: time.Second})
 	before := runtime.NumGoroutine()
 
 	sink := &recSink{}
@@ -62,13 +63,13 @@ func TestManagerRealChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	interval := 50 * time.Millisecond
-	defs := []Definition{
+	defs := []definition.Check{
 		{ID: "http", HTTP: srv.URL, Interval: interval, FailuresBeforeCritical: 2},
 		{ID: "tcp", TCP: ln.Addr().String(), Interval: interval},
 		{ID: "grpc", GRPC: grpcAddr + "/up", Interval: interval},
-		{ID: "script", Args: writeScript(t, "exit 0"), Interval: interval},
+		{ID: "script", ScriptArgs: writeScript(t, "exit 0"), Interval: interval},
 		{ID: "ttl", TTL: time.Minute},
-		{ID: "slow-script", Args: writeScript(t, "sleep 60"), Interval: time.Second, Timeout: time.Second},
+		{ID: "slow-script", ScriptArgs: writeScript(t, "sleep 60"), Interval: time.Second, Timeout: time.Second},
 	}
 	for _, d := range defs {
 		mustAdd(t, m, d)
@@ -121,7 +122,7 @@ func TestManagerManyChecksClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 200 {
-		mustAdd(t, m, Definition{ID: fmt.Sprint("c", i), TCP: ln.Addr().String(), Interval: 20 * time.Millisecond})
+		mustAdd(t, m, definition.Check{ID: fmt.Sprint("c", i), TCP: ln.Addr().String(), Interval: 20 * time.Millisecond})
 	}
 	waitFor(t, 10*time.Second, func() bool {
 		return len(m.Checks()) == 200 && !slices.ContainsFunc(m.Checks(), func(c catalog.Check) bool { return c.Status != P })

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // event is one Sink call, stamped with the (bubble) time it happened.
@@ -122,7 +123,7 @@ func newFakeManager(t *testing.T, cfg Config, fakes map[string]*fakeProber) (*Ma
 		t.Fatalf("New: %v", err)
 	}
 	var mu sync.Mutex
-	m.proberFor = func(d *Definition) prober {
+	m.proberFor = func(d *definition.Check) prober {
 		mu.Lock()
 		defer mu.Unlock()
 		f, ok := fakes[d.ID]
@@ -135,7 +136,7 @@ func newFakeManager(t *testing.T, cfg Config, fakes map[string]*fakeProber) (*Ma
 	return m, sink
 }
 
-func mustAdd(t *testing.T, m *Manager, d Definition) {
+func mustAdd(t *testing.T, m *Manager, d definition.Check) {
 	t.Helper()
 	if err := m.Add(d); err != nil {
 		t.Fatalf("Add(%s): %v", d.ID, err)
@@ -146,7 +147,7 @@ func TestManagerThresholds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeProber{seq: statusLetters("PCCCPP"), status: P}
 		m, sink := newFakeManager(t, Config{}, map[string]*fakeProber{"web": f})
-		mustAdd(t, m, Definition{ID: "web", TCP: "x:1", Interval: 10 * time.Second,
+		mustAdd(t, m, definition.Check{ID: "web", TCP: "x:1", Interval: 10 * time.Second,
 			SuccessBeforePassing: 2, FailuresBeforeCritical: 3})
 		time.Sleep(70 * time.Second) // seven runs at most (random offset < 10 s)
 		synctest.Wait()
@@ -170,7 +171,7 @@ func TestManagerSpreadsAndRepeats(t *testing.T) {
 		m, _ := newFakeManager(t, Config{}, fakes)
 		t0 := time.Now()
 		for id := range fakes {
-			mustAdd(t, m, Definition{ID: id, TCP: "x:1", Interval: 10 * time.Second})
+			mustAdd(t, m, definition.Check{ID: id, TCP: "x:1", Interval: 10 * time.Second})
 		}
 		time.Sleep(35 * time.Second)
 		synctest.Wait()
@@ -201,7 +202,7 @@ func TestManagerMinInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeProber{status: P}
 		m, _ := newFakeManager(t, Config{MinInterval: time.Second}, map[string]*fakeProber{"x": f})
-		mustAdd(t, m, Definition{ID: "x", TCP: "x:1", Interval: 10 * time.Millisecond})
+		mustAdd(t, m, definition.Check{ID: "x", TCP: "x:1", Interval: 10 * time.Millisecond})
 		time.Sleep(5 * time.Second)
 		synctest.Wait()
 		if n := len(f.callTimes()); n > 6 {
@@ -214,7 +215,7 @@ func TestManagerTTL(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m, sink := newFakeManager(t, Config{}, nil)
 		t0 := time.Now()
-		mustAdd(t, m, Definition{ID: "hb", ServiceID: "web", TTL: 10 * time.Second, InitialStatus: P})
+		mustAdd(t, m, definition.Check{ID: "hb", ServiceID: "web", TTL: 10 * time.Second, Status: P})
 
 		time.Sleep(5 * time.Second)
 		if err := m.UpdateTTL("hb", P, "alive"); err != nil {
@@ -251,7 +252,7 @@ func TestManagerTTL(t *testing.T) {
 		if got := statuses(sink.take()); got != "W" {
 			t.Fatalf("after warn heartbeat: %s, want W", got)
 		}
-		if c, err := m.Check("hb"); err != nil || c.Status != W || c.Output != "slow" || c.Type != TypeTTL {
+		if c, err := m.Check("hb"); err != nil || c.Status != W || c.Output != "slow" || c.Type != definition.TypeTTL {
 			t.Fatalf("Check = %+v, %v", c, err)
 		}
 	})
@@ -261,7 +262,7 @@ func TestManagerTTLNeverHeartbeats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m, sink := newFakeManager(t, Config{}, nil)
 		t0 := time.Now()
-		mustAdd(t, m, Definition{ID: "hb", TTL: 30 * time.Second, InitialStatus: P})
+		mustAdd(t, m, definition.Check{ID: "hb", TTL: 30 * time.Second, Status: P})
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		got := sink.take()
@@ -274,8 +275,8 @@ func TestManagerTTLNeverHeartbeats(t *testing.T) {
 func TestManagerUpdateTTLErrors(t *testing.T) {
 	// No bubble: subtests cannot run inside one, and nothing here waits.
 	m, sink := newFakeManager(t, Config{}, nil)
-	mustAdd(t, m, Definition{ID: "hb", TTL: time.Minute})
-	mustAdd(t, m, Definition{ID: "web", HTTP: "http://x/", Interval: time.Hour})
+	mustAdd(t, m, definition.Check{ID: "hb", TTL: time.Minute})
+	mustAdd(t, m, definition.Check{ID: "web", HTTP: "http://x/", Interval: time.Hour})
 	tests := []struct {
 		name   string
 		id     string
@@ -314,7 +315,7 @@ func TestManagerDeregister(t *testing.T) {
 				t.Errorf("OnDeregister(%q), want web", serviceID)
 			}
 		}}, map[string]*fakeProber{"web-check": f})
-		mustAdd(t, m, Definition{ID: "web-check", ServiceID: "web", TCP: "x:1", Interval: 10 * time.Second,
+		mustAdd(t, m, definition.Check{ID: "web-check", ServiceID: "web", TCP: "x:1", Interval: 10 * time.Second,
 			DeregisterCriticalServiceAfter: time.Minute})
 		time.Sleep(10 * time.Second)
 		if got := statuses(sink.take()); got != "P" {
@@ -369,7 +370,7 @@ func TestManagerDeregisterFromStartAndRemove(t *testing.T) {
 				t.Errorf("Remove from OnDeregister: %v", err)
 			}
 		}}, map[string]*fakeProber{"svc-check": f})
-		mustAdd(t, m, Definition{ID: "svc-check", ServiceID: "svc", TCP: "x:1", Interval: 10 * time.Second,
+		mustAdd(t, m, definition.Check{ID: "svc-check", ServiceID: "svc", TCP: "x:1", Interval: 10 * time.Second,
 			DeregisterCriticalServiceAfter: 30 * time.Second})
 		time.Sleep(time.Minute)
 		synctest.Wait()
@@ -386,7 +387,7 @@ func TestManagerOutputRateLimit(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeProber{status: P, output: func(run int) string { return fmt.Sprint("run ", run) }}
 		m, sink := newFakeManager(t, Config{OutputInterval: time.Minute}, map[string]*fakeProber{"chatty": f})
-		mustAdd(t, m, Definition{ID: "chatty", TCP: "x:1", Interval: time.Second})
+		mustAdd(t, m, definition.Check{ID: "chatty", TCP: "x:1", Interval: time.Second})
 		time.Sleep(5*time.Minute + 500*time.Millisecond)
 		synctest.Wait()
 		ev := sink.take()
@@ -420,9 +421,9 @@ func TestManagerAddReplace(t *testing.T) {
 		m, sink := newFakeManager(t, Config{}, nil)
 		var built atomic.Int32
 		inner := m.proberFor
-		m.proberFor = func(d *Definition) prober { built.Add(1); return inner(d) }
+		m.proberFor = func(d *definition.Check) prober { built.Add(1); return inner(d) }
 
-		def := Definition{ID: "web", TCP: "x:1", Interval: 10 * time.Second, Header: map[string][]string{}}
+		def := definition.Check{ID: "web", TCP: "x:1", Interval: 10 * time.Second, Header: map[string][]string{}}
 		mustAdd(t, m, def)
 		time.Sleep(10 * time.Second)
 		if got := statuses(sink.take()); got != "P" {
@@ -460,7 +461,7 @@ func TestManagerRemoveCancelsProbe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeProber{status: C, hold: time.Hour}
 		m, sink := newFakeManager(t, Config{}, map[string]*fakeProber{"slow": f})
-		mustAdd(t, m, Definition{ID: "slow", TCP: "x:1", Interval: time.Hour, Timeout: time.Hour})
+		mustAdd(t, m, definition.Check{ID: "slow", TCP: "x:1", Interval: time.Hour, Timeout: time.Hour})
 		time.Sleep(time.Hour) // the first probe has started and holds
 		synctest.Wait()
 		if len(f.callTimes()) != 1 {
@@ -491,7 +492,7 @@ func TestManagerProbeTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeProber{status: C, hold: time.Hour}
 		m, _ := newFakeManager(t, Config{}, map[string]*fakeProber{"slow": f})
-		mustAdd(t, m, Definition{ID: "slow", TCP: "x:1", Interval: 10 * time.Second, Timeout: 3 * time.Second})
+		mustAdd(t, m, definition.Check{ID: "slow", TCP: "x:1", Interval: 10 * time.Second, Timeout: 3 * time.Second})
 		time.Sleep(time.Minute)
 		synctest.Wait()
 		calls := f.callTimes()
@@ -517,7 +518,7 @@ func TestManagerConcurrencyBound(t *testing.T) {
 		}
 		m, _ := newFakeManager(t, Config{MaxConcurrent: 3}, fakes)
 		for id := range fakes {
-			mustAdd(t, m, Definition{ID: id, TCP: "x:1", Interval: 10 * time.Second})
+			mustAdd(t, m, definition.Check{ID: id, TCP: "x:1", Interval: 10 * time.Second})
 		}
 		time.Sleep(2 * time.Minute)
 		synctest.Wait()
@@ -533,11 +534,11 @@ func TestManagerConcurrencyBound(t *testing.T) {
 }
 
 func TestManagerScriptChecksRefused(t *testing.T) {
-	def := Definition{ID: "s", Args: []string{"/bin/true"}, Interval: time.Hour}
+	def := definition.Check{ID: "s", ScriptArgs: []string{"/bin/true"}, Interval: time.Hour}
 	m, _ := newFakeManager(t, Config{}, nil)
 	err := m.Add(def)
-	if !errors.Is(err, ErrScriptChecksDisabled) || !strings.Contains(err.Error(), "--enable-script-checks") {
-		t.Fatalf("Add script check: %v, want ErrScriptChecksDisabled naming --enable-script-checks", err)
+	if !errors.Is(err, definition.ErrScriptChecksDisabled) || !strings.Contains(err.Error(), "--enable-script-checks") {
+		t.Fatalf("Add script check: %v, want definition.ErrScriptChecksDisabled naming --enable-script-checks", err)
 	}
 	if _, err := m.Check("s"); !errors.Is(err, ErrUnknownCheck) {
 		t.Fatalf("refused check was added: %v", err)
@@ -550,7 +551,7 @@ func TestManagerScriptChecksRefused(t *testing.T) {
 
 func TestManagerAddInvalid(t *testing.T) {
 	m, _ := newFakeManager(t, Config{}, nil)
-	err := m.Add(Definition{ID: "x", HTTP: "http://a/"})
+	err := m.Add(definition.Check{ID: "x", HTTP: "http://a/"})
 	if !errors.Is(err, catalog.ErrInvalid) || !strings.Contains(err.Error(), `health: add check "x"`) ||
 		!strings.Contains(err.Error(), "interval") {
 		t.Fatalf("Add: %v", err)
@@ -582,14 +583,14 @@ func TestManagerClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		fakes := map[string]*fakeProber{"slow": {status: P, hold: time.Hour}}
 		m, sink := newFakeManager(t, Config{}, fakes)
-		mustAdd(t, m, Definition{ID: "slow", TCP: "x:1", Interval: 10 * time.Second, Timeout: 10 * time.Second})
-		mustAdd(t, m, Definition{ID: "ttl", TTL: time.Minute})
+		mustAdd(t, m, definition.Check{ID: "slow", TCP: "x:1", Interval: 10 * time.Second, Timeout: 10 * time.Second})
+		mustAdd(t, m, definition.Check{ID: "ttl", TTL: time.Minute})
 		time.Sleep(10 * time.Second) // a probe is in flight
 		// Close cancels it and returns only when every goroutine has exited; the
 		// bubble would panic at the end if one were left blocked.
 		m.Close()
 		m.Close() // idempotent
-		if err := m.Add(Definition{ID: "late", TTL: time.Minute}); !errors.Is(err, ErrClosed) {
+		if err := m.Add(definition.Check{ID: "late", TTL: time.Minute}); !errors.Is(err, ErrClosed) {
 			t.Fatalf("Add after Close: %v, want ErrClosed", err)
 		}
 		if err := m.UpdateTTL("ttl", P, ""); !errors.Is(err, ErrUnknownCheck) {

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // metrics are the Manager's Prometheus series, registered on Config.Registerer.
@@ -43,5 +44,5 @@ func (m *metrics) probed(typ string, status catalog.Status, took time.Duration) 
 
 // heartbeat counts one ttl heartbeat.
 func (m *metrics) heartbeat(status catalog.Status) {
-	m.runs.WithLabelValues(TypeTTL, status.String()).Inc()
+	m.runs.WithLabelValues(definition.TypeTTL, status.String()).Inc()
 }

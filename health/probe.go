@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -26,21 +27,21 @@ type prober interface {
 }
 
 // newProber builds the prober for a valid, defaulted definition of an interval check.
-func (m *Manager) newProber(d *Definition) prober {
+func (m *Manager) newProber(d *definition.Check) prober {
 	switch d.Type() {
-	case TypeHTTP:
+	case definition.TypeHTTP:
 		t := m.httpTransport
 		if d.TLSSkipVerify {
 			t = m.httpInsecureTransport
 		}
 		return &httpProber{client: &http.Client{Transport: t}, method: d.Method, url: d.HTTP, header: d.Header, body: d.Body}
-	case TypeTCP:
+	case definition.TypeTCP:
 		return &tcpProber{addr: d.TCP}
-	case TypeGRPC:
+	case definition.TypeGRPC:
 		target, service, _ := strings.Cut(d.GRPC, "/")
 		return &grpcProber{raw: d.GRPC, target: target, service: service, useTLS: d.GRPCUseTLS, skipVerify: d.TLSSkipVerify}
-	case TypeScript:
-		return &scriptProber{args: d.Args, timeout: d.Timeout}
+	case definition.TypeScript:
+		return &scriptProber{args: d.ScriptArgs, timeout: d.Timeout}
 	}
 	return nil // ttl checks have no prober
 }

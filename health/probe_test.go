@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	grpchealth "google.golang.org/grpc/health"
@@ -39,9 +40,9 @@ import (
 const slack = time.Second
 
 // realProber returns the prober a Manager builds for def (validated and defaulted).
-func realProber(t *testing.T, def Definition) (prober, Definition) {
+func realProber(t *testing.T, def definition.Check) (prober, definition.Check) {
 	t.Helper()
-	if err := def.Validate(); err != nil {
+	if err := def.Validate(definition.Policy{EnableScriptChecks: true}); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
 	m, err := New(Config{Sink: &recSink{}, EnableScriptChecks: true})
@@ -49,12 +50,12 @@ func realProber(t *testing.T, def Definition) (prober, Definition) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	d := def.withDefaults()
+	d := withDefaults(def)
 	return m.newProber(&d), d
 }
 
 // runProbe runs one probe under the definition's timeout and says how long it took.
-func runProbe(t *testing.T, def Definition) (catalog.Status, string, time.Duration) {
+func runProbe(t *testing.T, def definition.Check) (catalog.Status, string, time.Duration) {
 	t.Helper()
 	p, d := realProber(t, def)
 	ctx, cancel := context.WithTimeout(t.Context(), d.Timeout)
@@ -182,19 +183,19 @@ func TestHTTPProbe(t *testing.T) {
 
 	tests := []struct {
 		name       string
-		def        Definition
+		def        definition.Check
 		wantStatus catalog.Status
 		wantOutput string // exact, or prefix when ending in "*"
 	}{
-		{"200 is passing", Definition{HTTP: srv.URL + "/ok"}, P, "HTTP GET " + srv.URL + "/ok: 200 OK Output: fine"},
-		{"429 is warning", Definition{HTTP: srv.URL + "/busy"}, W, "HTTP GET " + srv.URL + "/busy: 429 Too Many Requests Output: slow down"},
-		{"500 is critical", Definition{HTTP: srv.URL + "/err"}, C, "HTTP GET " + srv.URL + "/err: 500 Internal Server Error Output: boom"},
-		{"404 is critical", Definition{HTTP: srv.URL + "/nope"}, C, "HTTP GET " + srv.URL + "/nope: 404 Not Found*"},
-		{"redirects are followed", Definition{HTTP: srv.URL + "/redirect"}, P, "HTTP GET " + srv.URL + "/redirect: 200 OK Output: fine"},
-		{"method, headers, host and body", Definition{HTTP: srv.URL + "/echo", Method: "post", Body: "ping",
+		{"200 is passing", definition.Check{HTTP: srv.URL + "/ok"}, P, "HTTP GET " + srv.URL + "/ok: 200 OK Output: fine"},
+		{"429 is warning", definition.Check{HTTP: srv.URL + "/busy"}, W, "HTTP GET " + srv.URL + "/busy: 429 Too Many Requests Output: slow down"},
+		{"500 is critical", definition.Check{HTTP: srv.URL + "/err"}, C, "HTTP GET " + srv.URL + "/err: 500 Internal Server Error Output: boom"},
+		{"404 is critical", definition.Check{HTTP: srv.URL + "/nope"}, C, "HTTP GET " + srv.URL + "/nope: 404 Not Found*"},
+		{"redirects are followed", definition.Check{HTTP: srv.URL + "/redirect"}, P, "HTTP GET " + srv.URL + "/redirect: 200 OK Output: fine"},
+		{"method, headers, host and body", definition.Check{HTTP: srv.URL + "/echo", Method: "post", Body: "ping",
 			Header: map[string][]string{"x-test": {"1", "2"}, "Host": {"svc.example"}, "User-Agent": {"custom"}}},
 			P, "HTTP POST " + srv.URL + "/echo: 200 OK Output: POST host=svc.example x=1,2 ua=custom body=ping"},
-		{"connection refused", Definition{HTTP: "http://" + closedPort(t) + "/"}, C, "HTTP GET http://127.0.0.1:*"},
+		{"connection refused", definition.Check{HTTP: "http://" + closedPort(t) + "/"}, C, "HTTP GET http://127.0.0.1:*"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,7 +215,7 @@ func TestHTTPProbe(t *testing.T) {
 	}
 
 	t.Run("body cut at 4 KiB", func(t *testing.T) {
-		st, out, _ := runProbe(t, Definition{ID: "web", HTTP: srv.URL + "/big", Interval: 5 * time.Second})
+		st, out, _ := runProbe(t, definition.Check{ID: "web", HTTP: srv.URL + "/big", Interval: 5 * time.Second})
 		_, body, _ := strings.Cut(out, " Output: ")
 		if st != P || len(out) > catalog.MaxOutputLen || !strings.HasSuffix(out, truncationMark) {
 			t.Fatalf("status %v, %d bytes of output", st, len(out))
@@ -226,19 +227,19 @@ func TestHTTPProbe(t *testing.T) {
 
 	t.Run("slow handler times out", func(t *testing.T) {
 		timeout := 300 * time.Millisecond
-		st, out, took := runProbe(t, Definition{ID: "web", HTTP: srv.URL + "/slow", Interval: time.Second, Timeout: timeout})
+		st, out, took := runProbe(t, definition.Check{ID: "web", HTTP: srv.URL + "/slow", Interval: time.Second, Timeout: timeout})
 		assertTimedOut(t, st, out, took, timeout)
 	})
 
 	t.Run("black-holed server times out", func(t *testing.T) {
 		timeout := 300 * time.Millisecond
-		st, out, took := runProbe(t, Definition{ID: "web", HTTP: "http://" + silentServer(t) + "/", Interval: time.Second, Timeout: timeout})
+		st, out, took := runProbe(t, definition.Check{ID: "web", HTTP: "http://" + silentServer(t) + "/", Interval: time.Second, Timeout: timeout})
 		assertTimedOut(t, st, out, took, timeout)
 	})
 
 	t.Run("black-holed connect times out", func(t *testing.T) {
 		timeout := 300 * time.Millisecond
-		st, out, took := runProbe(t, Definition{ID: "web", HTTP: "http://" + blackHole(t) + "/", Interval: time.Second, Timeout: timeout})
+		st, out, took := runProbe(t, definition.Check{ID: "web", HTTP: "http://" + blackHole(t) + "/", Interval: time.Second, Timeout: timeout})
 		assertTimedOut(t, st, out, took, timeout)
 	})
 }
@@ -248,11 +249,11 @@ func TestHTTPProbeTLS(t *testing.T) {
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake is expected
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	st, out, _ := runProbe(t, Definition{ID: "web", HTTP: srv.URL, TLSSkipVerify: true, Interval: 5 * time.Second})
+	st, out, _ := runProbe(t, definition.Check{ID: "web", HTTP: srv.URL, TLSSkipVerify: true, Interval: 5 * time.Second})
 	if st != P || !strings.HasSuffix(out, "200 OK Output: secure") {
 		t.Errorf("skip-verify: %v %q, want passing", st, out)
 	}
-	st, out, _ = runProbe(t, Definition{ID: "web", HTTP: srv.URL, Interval: 5 * time.Second})
+	st, out, _ = runProbe(t, definition.Check{ID: "web", HTTP: srv.URL, Interval: 5 * time.Second})
 	if st != C || !strings.Contains(out, "certificate") {
 		t.Errorf("verified against a self-signed certificate: %v %q, want critical naming the certificate", st, out)
 	}
@@ -275,16 +276,16 @@ func TestTCPProbe(t *testing.T) {
 	}()
 	open, closed := ln.Addr().String(), closedPort(t)
 
-	st, out, _ := runProbe(t, Definition{ID: "db", TCP: open, Interval: 5 * time.Second})
+	st, out, _ := runProbe(t, definition.Check{ID: "db", TCP: open, Interval: 5 * time.Second})
 	if st != P || out != "TCP connect "+open+": Success" {
 		t.Errorf("listening port: %v %q", st, out)
 	}
-	st, out, _ = runProbe(t, Definition{ID: "db", TCP: closed, Interval: 5 * time.Second})
+	st, out, _ = runProbe(t, definition.Check{ID: "db", TCP: closed, Interval: 5 * time.Second})
 	if st != C || !strings.Contains(out, "connection refused") || !strings.HasPrefix(out, "TCP connect "+closed+": ") {
 		t.Errorf("closed port: %v %q", st, out)
 	}
 	timeout := 300 * time.Millisecond
-	st, out, took := runProbe(t, Definition{ID: "db", TCP: blackHole(t), Interval: time.Second, Timeout: timeout})
+	st, out, took := runProbe(t, definition.Check{ID: "db", TCP: blackHole(t), Interval: time.Second, Timeout: timeout})
 	assertTimedOut(t, st, out, took, timeout)
 }
 
@@ -345,7 +346,7 @@ func TestGRPCProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st, out, _ := runProbe(t, Definition{ID: "g", GRPC: tt.target, Interval: 5 * time.Second})
+			st, out, _ := runProbe(t, definition.Check{ID: "g", GRPC: tt.target, Interval: 5 * time.Second})
 			if st != tt.wantStatus || !strings.Contains(out, tt.wantOutput) {
 				t.Errorf("%v %q, want %v containing %q", st, out, tt.wantStatus, tt.wantOutput)
 			}
@@ -353,7 +354,7 @@ func TestGRPCProbe(t *testing.T) {
 	}
 	t.Run("black hole times out", func(t *testing.T) {
 		timeout := 300 * time.Millisecond
-		st, out, took := runProbe(t, Definition{ID: "g", GRPC: blackHole(t) + "/up", Interval: time.Second, Timeout: timeout})
+		st, out, took := runProbe(t, definition.Check{ID: "g", GRPC: blackHole(t) + "/up", Interval: time.Second, Timeout: timeout})
 		assertTimedOut(t, st, out, took, timeout)
 	})
 }
@@ -373,7 +374,7 @@ func TestGRPCProbeTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st, out, _ := runProbe(t, Definition{ID: "g", GRPC: addr + "/up", GRPCUseTLS: tt.useTLS, TLSSkipVerify: tt.skipVerify,
+			st, out, _ := runProbe(t, definition.Check{ID: "g", GRPC: addr + "/up", GRPCUseTLS: tt.useTLS, TLSSkipVerify: tt.skipVerify,
 				Interval: 2 * time.Second})
 			if st != tt.want {
 				t.Errorf("%v %q, want %v", st, out, tt.want)
@@ -409,7 +410,7 @@ func TestScriptProbe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st, out, _ := runProbe(t, Definition{ID: "s", Args: writeScript(t, tt.script), Interval: 10 * time.Second})
+			st, out, _ := runProbe(t, definition.Check{ID: "s", ScriptArgs: writeScript(t, tt.script), Interval: 10 * time.Second})
 			if st != tt.wantStatus || out != tt.wantOutput {
 				t.Errorf("%v %q, want %v %q", st, out, tt.wantStatus, tt.wantOutput)
 			}
@@ -417,15 +418,15 @@ func TestScriptProbe(t *testing.T) {
 	}
 
 	t.Run("long output is truncated", func(t *testing.T) {
-		st, out, _ := runProbe(t, Definition{ID: "s", Interval: 10 * time.Second,
-			Args: writeScript(t, "i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done")})
+		st, out, _ := runProbe(t, definition.Check{ID: "s", Interval: 10 * time.Second,
+			ScriptArgs: writeScript(t, "i=0; while [ $i -lt 2000 ]; do echo line-$i; i=$((i+1)); done")})
 		if st != P || len(out) > catalog.MaxOutputLen || !strings.HasPrefix(out, "line-0\n") || !strings.HasSuffix(out, truncationMark) {
 			t.Fatalf("%v, %d bytes, ends %q", st, len(out), out[max(0, len(out)-30):])
 		}
 	})
 
 	t.Run("missing program is critical", func(t *testing.T) {
-		st, out, _ := runProbe(t, Definition{ID: "s", Args: []string{filepath.Join(t.TempDir(), "nope")}, Interval: 10 * time.Second})
+		st, out, _ := runProbe(t, definition.Check{ID: "s", ScriptArgs: []string{filepath.Join(t.TempDir(), "nope")}, Interval: 10 * time.Second})
 		if st != C || !strings.Contains(out, "no such file") {
 			t.Fatalf("%v %q", st, out)
 		}
@@ -435,7 +436,7 @@ func TestScriptProbe(t *testing.T) {
 		pidFile := filepath.Join(t.TempDir(), "child.pid")
 		args := writeScript(t, fmt.Sprintf("sleep 60 & echo $! > %s; echo started; wait", pidFile))
 		timeout := 500 * time.Millisecond
-		st, out, took := runProbe(t, Definition{ID: "s", Args: args, Interval: time.Second, Timeout: timeout})
+		st, out, took := runProbe(t, definition.Check{ID: "s", ScriptArgs: args, Interval: time.Second, Timeout: timeout})
 		assertTimedOut(t, st, out, took, timeout)
 		if !strings.HasPrefix(out, "Timed out (500ms) running check; output so far: started") {
 			t.Errorf("output %q", out)

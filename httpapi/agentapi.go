@@ -4,9 +4,9 @@ import (
 	"errors"
 	"maps"
 	"net/http"
-	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // GET /v1/agent/self. consul/api decodes it as map[string]map[string]any, so every
@@ -121,27 +121,22 @@ func (h *Handler) agentServices(w http.ResponseWriter, r *http.Request) {
 
 // PUT /v1/agent/service/register: add or replace a service on this node.
 func (h *Handler) serviceRegister(w http.ResponseWriter, r *http.Request) {
-	// The server has no read timeout (it would cut blocking queries): bound the body
-	// read here. Test recorders do not support deadlines; that is fine.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(writeSlack))
-	reg, err := decodeRegistration(w, r)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			h.fail(w, r, http.StatusRequestEntityTooLarge, "Request body too large: the limit is %d bytes", tooBig.Limit)
-		default:
-			h.fail(w, r, http.StatusBadRequest, "Request decode failed: %v", err)
-		}
+	body, ok := h.readBody(w, r) // 413 beyond MaxBodyBytes
+	if !ok {
 		return
 	}
-	if err := h.ag.RegisterService(r.Context(), reg); err != nil {
+	svc, err := definition.DecodeService(body)
+	if err != nil {
+		h.fail(w, r, http.StatusBadRequest, "Request decode failed: %v", err)
+		return
+	}
+	if err := h.ag.RegisterService(r.Context(), svc); err != nil {
 		if errors.Is(err, catalog.ErrInvalid) {
 			h.fail(w, r, http.StatusBadRequest, "Invalid service registration: %v", err)
 			return
 		}
-		h.log.Error("register service", "service", reg.Service.Name, "error", err)
-		h.fail(w, r, http.StatusInternalServerError, "register service %q: %v", reg.Service.Name, err)
+		h.log.Error("register service", "service", svc.Name, "error", err)
+		h.fail(w, r, http.StatusInternalServerError, "register service %q: %v", svc.Name, err)
 		return
 	}
 	w.WriteHeader(http.StatusOK)

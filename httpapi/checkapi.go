@@ -113,7 +113,7 @@ func (h *Handler) checkUpdate(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-		h.fail(w, r, http.StatusBadRequest, "Request decode failed: %v (want {\"Status\": \"passing\", \"Output\": \"...\"})", describeJSONError(err))
+		h.fail(w, r, http.StatusBadRequest, "Request decode failed: %v (want {\"Status\": \"passing\", \"Output\": \"...\"})", strings.TrimPrefix(err.Error(), "json: "))
 		return
 	}
 	status, err := catalog.ParseStatus(body.Status)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // fakeChecks is a Checks holding one ttl check "ttl", one tcp check "tcp" and a
@@ -17,16 +18,16 @@ import (
 type fakeChecks struct {
 	mu    sync.Mutex
 	calls []string
-	defs  []CheckDefinition // what RegisterCheck received
+	defs  []definition.Check // what RegisterCheck received
 }
 
 func (f *fakeChecks) LocalChecks() []LocalCheck {
 	return []LocalCheck{
 		{Check: catalog.Check{ID: "ttl", Name: "heartbeat", ServiceID: "web-1", Status: catalog.StatusPassing, Type: "ttl", Output: "ok"},
-			ServiceName: "web", ServiceTags: []string{"v1"}, Definition: CheckDefinition{TTL: 30 * time.Second}},
+			ServiceName: "web", ServiceTags: []string{"v1"}, Definition: definition.Check{TTL: 30 * time.Second}},
 		{Check: catalog.Check{ID: "tcp", Name: "port", ServiceID: "web-1", Status: catalog.StatusCritical, Type: "tcp",
 			Interval: 10 * time.Second, Timeout: time.Second},
-			ServiceName: "web", Definition: CheckDefinition{TCP: "127.0.0.1:80", Interval: 10 * time.Second, Timeout: time.Second}},
+			ServiceName: "web", Definition: definition.Check{TCP: "127.0.0.1:80", Interval: 10 * time.Second, Timeout: time.Second}},
 		{Check: catalog.Check{ID: "_node_maintenance", Name: "Node Maintenance Mode", Status: catalog.StatusMaintenance, Notes: "deploy", Type: "maintenance"}},
 	}
 }

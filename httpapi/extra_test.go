@@ -12,10 +12,11 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // RegisterCheck records a check registration; ServiceID "nope" is unknown.
-func (f *fakeChecks) RegisterCheck(_ context.Context, def CheckDefinition) error {
+func (f *fakeChecks) RegisterCheck(_ context.Context, def definition.Check) error {
 	if def.ServiceID == "nope" {
 		return fmt.Errorf("check.ServiceID: %w: no service with ID %q", catalog.ErrInvalid, def.ServiceID)
 	}
@@ -348,7 +349,7 @@ func TestExtraErrors(t *testing.T) {
 		{"empty body", "PUT", "/v1/agent/check/register", ``, 400, "the body is empty", ""},
 		{"unknown field", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "Bogus": 1}`, 400, `unknown field "Bogus"`, ""},
 		{"wrong type", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "ServiceID": 5}`, 400, "field ServiceID: got a JSON number, want a string", ""},
-		{"bad duration", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "soon"}`, 400, `check.TTL: invalid duration "soon"`, ""},
+		{"bad duration", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "soon"}`, 400, `check.TTL: "soon" is not a duration`, ""},
 		{"bad status", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "Status": "green"}`, 400, "check.Status", ""},
 		{"namespace", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "Namespace": "team"}`, 400, "no namespaces", ""},
 		{"duplicate key", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "ServiceID": "a", "service_id": "b"}`, 400, "given twice", ""},
@@ -508,17 +509,4 @@ func TestBlockingExtra(t *testing.T) {
 			}
 		})
 	}
-}
-
-func FuzzParseCheckRegistration(f *testing.F) {
-	f.Add([]byte(`{"ID": "mem", "Name": "Memory", "ServiceID": "web", "TTL": "30s", "Status": "passing"}`))
-	f.Add([]byte(`{"name": "disk", "args": ["/bin/true"], "interval": "1m", "service_id": ""}`))
-	f.Add([]byte(`{"Name": "x", "Header": {"a": ["b"]}, "HTTP": "http://x/", "Interval": 1000000000}`))
-	f.Add([]byte(`null`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		def, err := ParseCheckRegistration(b)
-		if err == nil && def.TTL < 0 {
-			t.Errorf("accepted a negative TTL: %+v", def)
-		}
-	})
 }

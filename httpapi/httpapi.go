@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // Catalog is what the API reads of the catalog. *catalog.Catalog implements it. Calls
@@ -42,9 +43,10 @@ type Agent interface {
 	Members() []Member
 	// LocalServices returns the services registered on this node, sorted by ID.
 	LocalServices() []catalog.Service
-	// RegisterService adds or replaces a service and its checks on this node. Errors
-	// wrapping catalog.ErrInvalid are the caller's fault (400).
-	RegisterService(ctx context.Context, reg Registration) error
+	// RegisterService adds or replaces a service and its checks on this node, as
+	// decoded (the agent normalizes and validates it). Errors wrapping
+	// catalog.ErrInvalid are the caller's fault (400).
+	RegisterService(ctx context.Context, svc definition.Service) error
 	// DeregisterService removes a service and its checks; catalog.ErrNotFound if this
 	// node has no service with that ID.
 	DeregisterService(ctx context.Context, id string) error
@@ -65,7 +67,7 @@ type Checks interface {
 	// RegisterCheck adds or replaces a check of this node: of the node itself when
 	// def.ServiceID is "", else of that local service. Errors wrapping
 	// catalog.ErrInvalid are the caller's fault (400); nothing changes then.
-	RegisterCheck(ctx context.Context, def CheckDefinition) error
+	RegisterCheck(ctx context.Context, def definition.Check) error
 	// DeregisterCheck removes a check; catalog.ErrNotFound if there is none with
 	// that ID, catalog.ErrInvalid for a maintenance check (use maintenance mode).
 	DeregisterCheck(ctx context.Context, id string) error
@@ -76,7 +78,7 @@ type LocalCheck struct {
 	Check       catalog.Check
 	ServiceName string
 	ServiceTags []string
-	Definition  CheckDefinition // zero for maintenance checks
+	Definition  definition.Check // zero for maintenance checks
 }
 
 // Self describes the local node for /v1/agent/self and /v1/agent/members.
@@ -106,59 +108,6 @@ type Coordinate struct {
 	Error      float64
 	Adjustment float64
 	Height     float64
-}
-
-// Registration is a decoded PUT /v1/agent/service/register: a service and the checks
-// that come with it, in the agent's terms. The agent fills defaults (an empty
-// Service.ID becomes the name) and validates.
-type Registration struct {
-	Service catalog.Service
-	Checks  []CheckDefinition
-}
-
-// CheckDefinition is a check as registered (Consul's AgentServiceCheck), with its
-// durations parsed. The agent validates, stores and runs it.
-// Exactly one of ScriptArgs, HTTP, TCP, UDP, GRPC, H2PING, OSService, TTL, AliasNode or
-// AliasService, or DockerContainerID with ScriptArgs, says what kind of check it is; the
-// agent checks that.
-type CheckDefinition struct {
-	ID        string
-	Name      string
-	Notes     string
-	ServiceID string
-	// Status is the initial status; zero means Consul's default, critical.
-	Status catalog.Status
-
-	ScriptArgs        []string
-	DockerContainerID string
-	Shell             string
-	HTTP              string
-	Method            string
-	Header            map[string][]string
-	Body              string
-	DisableRedirects  bool
-	TLSServerName     string
-	TLSSkipVerify     bool
-	TCP               string
-	TCPUseTLS         bool
-	UDP               string
-	GRPC              string
-	GRPCUseTLS        bool
-	H2PING            string
-	H2PingUseTLS      bool
-	OSService         string
-	AliasNode         string
-	AliasService      string
-
-	TTL                            time.Duration
-	Interval                       time.Duration
-	Timeout                        time.Duration
-	DeregisterCriticalServiceAfter time.Duration
-
-	SuccessBeforePassing   int
-	FailuresBeforeWarning  int
-	FailuresBeforeCritical int
-	OutputMaxSize          int
 }
 
 // Config configures a Handler.

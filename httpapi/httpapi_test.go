@@ -16,6 +16,7 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // fakeAgent is an Agent over a real catalog: registrations become records of origin
@@ -27,7 +28,7 @@ type fakeAgent struct {
 	node    catalog.Node
 	members []Member
 	local   map[string]catalog.Service
-	regs    []Registration
+	regs    []definition.Service
 	failErr error // returned by RegisterService when set
 }
 
@@ -63,17 +64,19 @@ func (a *fakeAgent) LocalServices() []catalog.Service {
 	return out
 }
 
-func (a *fakeAgent) RegisterService(_ context.Context, reg Registration) error {
+func (a *fakeAgent) RegisterService(_ context.Context, reg definition.Service) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.regs = append(a.regs, reg)
 	if a.failErr != nil {
 		return a.failErr
 	}
-	s := reg.Service
-	if s.ID == "" {
-		s.ID = s.Name
+	reg = reg.Clone()
+	reg.Normalize()
+	if err := reg.Validate(definition.Policy{EnableScriptChecks: true}); err != nil {
+		return err
 	}
+	s := reg.Record()
 	if err := s.Validate(); err != nil {
 		return err
 	}
@@ -93,6 +96,19 @@ func (a *fakeAgent) DeregisterService(_ context.Context, id string) error {
 	return err
 }
 
+// svcDef is the definition of a service record, for registering it through Agent.
+func svcDef(s catalog.Service) definition.Service {
+	d := definition.Service{ID: s.ID, Name: s.Name, Tags: s.Tags, Address: s.Address, Port: s.Port, Meta: s.Meta,
+		Kind: s.Kind, Weights: s.Weights}
+	for k, a := range s.TaggedAddresses {
+		if d.TaggedAddresses == nil {
+			d.TaggedAddresses = map[string]definition.ServiceAddress{}
+		}
+		d.TaggedAddresses[k] = definition.ServiceAddress{Address: a}
+	}
+	return d
+}
+
 // fixture is a handler over a catalog holding n1 (the local node) and n2 (a peer)
 // with a few services and checks.
 type fixture struct {
@@ -109,7 +125,7 @@ func newFixture(t *testing.T) *fixture {
 		{ID: "web-1", Name: "web", Port: 80, Tags: []string{"v1", "primary"}, Weights: catalog.DefaultWeights,
 			TaggedAddresses: map[string]string{"lan": "10.0.0.1"}, Meta: map[string]string{"version": "1"}},
 	} {
-		if err := ag.RegisterService(t.Context(), Registration{Service: s}); err != nil {
+		if err := ag.RegisterService(t.Context(), svcDef(s)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -341,14 +357,16 @@ func TestAgentServicesAndRegistration(t *testing.T) {
 		t.Fatalf("register: %d %s", rec.Code, rec.Body)
 	}
 	reg := f.ag.regs[len(f.ag.regs)-1]
-	s := reg.Service
+	s := reg
 	if s.ID != "api-1" || s.Name != "api" || s.Port != 9000 || s.Weights != (catalog.Weights{Passing: 5, Warning: 2}) ||
-		s.TaggedAddresses["wan"] != "1.2.3.4" || s.Meta["k"] != "v" {
+		s.TaggedAddresses["wan"].Address != "1.2.3.4" || s.Meta["k"] != "v" {
 		t.Errorf("service = %+v", s)
 	}
-	if len(reg.Checks) != 2 || reg.Checks[0].ID != "api-ttl" || reg.Checks[0].TTL != 30*time.Second ||
-		reg.Checks[0].Status != catalog.StatusPassing || reg.Checks[1].Interval != 10*time.Second ||
-		reg.Checks[1].Header["X-A"][0] != "b" {
+	if reg.Check == nil || reg.Check.ID != "api-ttl" || reg.Check.TTL != 30*time.Second || reg.Check.Status != catalog.StatusPassing {
+		t.Errorf("check = %+v", reg.Check)
+	}
+	if len(reg.Checks) != 1 || reg.Checks[0].Interval != 10*time.Second ||
+		reg.Checks[0].Header["X-A"][0] != "b" {
 		t.Errorf("checks = %+v", reg.Checks)
 	}
 
@@ -359,7 +377,7 @@ func TestAgentServicesAndRegistration(t *testing.T) {
 		t.Fatalf("snake_case register: %d %s", rec.Code, rec.Body)
 	}
 	reg = f.ag.regs[len(f.ag.regs)-1]
-	if reg.Service.Name != "cron" || len(reg.Checks) != 1 || reg.Checks[0].ID != "c1" || reg.Checks[0].ScriptArgs[0] != "/bin/true" ||
+	if reg.Name != "cron" || len(reg.Checks) != 1 || reg.Checks[0].ID != "c1" || reg.Checks[0].ScriptArgs[0] != "/bin/true" ||
 		reg.Checks[0].DeregisterCriticalServiceAfter != 90*time.Minute {
 		t.Errorf("snake_case registration = %+v", reg)
 	}
@@ -395,7 +413,7 @@ func TestErrors(t *testing.T) {
 		{"trailing garbage", "PUT", "/v1/agent/service/register", `{"Name": "x"} {`, 400, "Request decode failed", ""},
 		{"wrong type", "PUT", "/v1/agent/service/register", `{"Name": "x", "Port": "80"}`, 400, "field Port: got a JSON string, want a number", ""},
 		{"empty body", "PUT", "/v1/agent/service/register", ``, 400, "the body is empty", ""},
-		{"bad duration", "PUT", "/v1/agent/service/register", `{"Name": "x", "Check": {"TTL": "soon"}}`, 400, `Check.TTL: invalid duration "soon"`, ""},
+		{"bad duration", "PUT", "/v1/agent/service/register", `{"Name": "x", "Check": {"TTL": "soon"}}`, 400, `Check.TTL: "soon" is not a duration`, ""},
 		{"bad check status", "PUT", "/v1/agent/service/register", `{"Name": "x", "Checks": [{"TTL": "1s", "Status": "maintenance"}]}`, 400, "Checks[0].Status", ""},
 		{"connect", "PUT", "/v1/agent/service/register", `{"Name": "x", "Connect": {"Native": true}}`, 400, "does not do Connect", ""},
 		{"namespace", "PUT", "/v1/agent/service/register", `{"Name": "x", "Namespace": "team"}`, 400, "no namespaces", ""},
@@ -512,27 +530,7 @@ func TestBlockingQueries(t *testing.T) {
 
 func (f *fixture) register(t *testing.T, id, name string) {
 	t.Helper()
-	if err := f.ag.RegisterService(t.Context(), Registration{Service: catalog.Service{ID: id, Name: name, Weights: catalog.DefaultWeights}}); err != nil {
+	if err := f.ag.RegisterService(t.Context(), svcDef(catalog.Service{ID: id, Name: name, Weights: catalog.DefaultWeights})); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func TestParseRegistrationFuzzSeeds(t *testing.T) {
-	// Decoding never panics on odd input.
-	for _, in := range []string{`null`, `[]`, `"x"`, `{"Checks": null}`, `{"Checks": [null]}`, `{"TaggedAddresses": null}`,
-		`{"Weights": null, "Check": null}`, `{"Meta": {"a_b": "c"}}`, `{"Check": {"TTL": 1000000000}}`} {
-		_, _ = ParseRegistration([]byte(in))
-	}
-	reg, err := ParseRegistration([]byte(`{"Name": "x", "Meta": {"a_b": "c"}, "Check": {"TTL": 1000000000}}`))
-	if err != nil || reg.Service.Meta["a_b"] != "c" || reg.Checks[0].TTL != time.Second {
-		t.Errorf("ParseRegistration = %+v, %v; want meta key kept and TTL 1s", reg, err)
-	}
-}
-
-func FuzzParseRegistration(f *testing.F) {
-	f.Add([]byte(`{"Name": "web", "Port": 80, "Check": {"TTL": "10s"}}`))
-	f.Add([]byte(`{"name": "web", "checks": [{"args": ["x"], "interval": "1s"}]}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = ParseRegistration(b)
-	})
 }

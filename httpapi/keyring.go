@@ -110,7 +110,7 @@ func (h *Handler) keyringOp(op KeyOp) http.HandlerFunc {
 			case errors.Is(err, io.EOF):
 				h.fail(w, r, http.StatusBadRequest, "Request decode failed: empty body: want {\"Key\": \"<base64 key>\"}")
 			default:
-				h.fail(w, r, http.StatusBadRequest, "Request decode failed: %v (want {\"Key\": \"<base64 key>\"})", describeJSONError(err))
+				h.fail(w, r, http.StatusBadRequest, "Request decode failed: %v (want {\"Key\": \"<base64 key>\"})", strings.TrimPrefix(err.Error(), "json: "))
 			}
 			return
 		}

@@ -153,7 +153,7 @@ func TestWatchServiceStreamsChanges(t *testing.T) {
 	s.next(t, "synced", isEvent("synced"))
 
 	// A registration produces an event carrying the new state and a higher index.
-	if err := f.ag.RegisterService(t.Context(), Registration{Service: catalog.Service{ID: "web-3", Name: "web", Port: 81, Weights: catalog.DefaultWeights}}); err != nil {
+	if err := f.ag.RegisterService(t.Context(), svcDef(catalog.Service{ID: "web-3", Name: "web", Port: 81, Weights: catalog.DefaultWeights})); err != nil {
 		t.Fatal(err)
 	}
 	m := s.next(t, "event after registration", isEvent("service"))
@@ -162,7 +162,7 @@ func TestWatchServiceStreamsChanges(t *testing.T) {
 		t.Fatalf("after registration: id %q index %d instances %s", m.id, ev.Index, instanceIDs(ev))
 	}
 	// A change to another service does not wake this stream; its own change does.
-	if err := f.ag.RegisterService(t.Context(), Registration{Service: catalog.Service{ID: "cache", Name: "cache", Port: 6379, Weights: catalog.DefaultWeights}}); err != nil {
+	if err := f.ag.RegisterService(t.Context(), svcDef(catalog.Service{ID: "cache", Name: "cache", Port: 6379, Weights: catalog.DefaultWeights})); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.ag.DeregisterService(t.Context(), "web-3"); err != nil {
@@ -188,7 +188,7 @@ func TestWatchAllServicesReportsEachChangedService(t *testing.T) {
 	}
 	s.next(t, "synced", isEvent("synced"))
 
-	if err := f.ag.RegisterService(t.Context(), Registration{Service: catalog.Service{ID: "cache", Name: "cache", Port: 6379, Weights: catalog.DefaultWeights}}); err != nil {
+	if err := f.ag.RegisterService(t.Context(), svcDef(catalog.Service{ID: "cache", Name: "cache", Port: 6379, Weights: catalog.DefaultWeights})); err != nil {
 		t.Fatal(err)
 	}
 	ev := serviceEvent(t, s.next(t, "new service", isEvent("service")))
@@ -235,7 +235,7 @@ func TestWatchNodes(t *testing.T) {
 	}
 	// n1's services change (its node topic moves, but not what a node event shows),
 	// then n2 comes back: the next event is n2's, none for n1.
-	if err := f.ag.RegisterService(t.Context(), Registration{Service: catalog.Service{ID: "cache", Name: "cache", Port: 6379, Weights: catalog.DefaultWeights}}); err != nil {
+	if err := f.ag.RegisterService(t.Context(), svcDef(catalog.Service{ID: "cache", Name: "cache", Port: 6379, Weights: catalog.DefaultWeights})); err != nil {
 		t.Fatal(err)
 	}
 	f.cat.SetLiveness("n2", catalog.LivenessAlive)

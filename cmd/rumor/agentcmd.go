@@ -313,10 +313,10 @@ func override[T any](f *agentFlags, name string, dst *T, v T) {
 // servicesLoader returns the agent's Config.ConfigServices: the services read at
 // startup for the first call (Start), then the files read again (each Reload), whose
 // settings it hands to reloaded.
-func servicesLoader(first []agent.ServiceDefinition, paths []string, opts config.Options, reloaded func(config.Settings)) func() ([]agent.ServiceDefinition, error) {
+func servicesLoader(first []agent.ConfigService, paths []string, opts config.Options, reloaded func(config.Settings)) func() ([]agent.ConfigService, error) {
 	var mu sync.Mutex
 	used := false
-	return func() ([]agent.ServiceDefinition, error) {
+	return func() ([]agent.ConfigService, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !used {

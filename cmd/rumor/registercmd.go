@@ -8,14 +8,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"reflect"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/rumor-sd/rumor/agent"
-	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/config"
 )
 
@@ -159,8 +155,8 @@ func isHCL(path string, b []byte) bool {
 }
 
 // hclDefinitions parses an HCL definition file with the agent's config reader (so it
-// reads as a config dir file does, errors naming file and field) and turns each
-// service into a registration body.
+// reads as a config dir file does, errors naming file and field) into definitions,
+// each sent as a registration body.
 func hclDefinitions(path string, b []byte) ([][]byte, error) {
 	name := path
 	if path == "-" {
@@ -172,73 +168,14 @@ func hclDefinitions(path string, b []byte) ([][]byte, error) {
 	}
 	var bodies [][]byte
 	for _, d := range defs {
-		body, err := json.Marshal(registrationBody(d))
+		// A definition encodes as the registration body the agent decodes.
+		body, err := json.Marshal(d.Service)
 		if err != nil {
 			return nil, fmt.Errorf("%s: encode service %q: %w", name, d.Service.Name, err)
 		}
 		bodies = append(bodies, body)
 	}
 	return bodies, nil
-}
-
-// registrationBody is a service definition as PUT /v1/agent/service/register takes
-// it (Consul's AgentServiceRegistration).
-func registrationBody(d agent.ServiceDefinition) map[string]any {
-	s := d.Service
-	reg := map[string]any{"Name": s.Name, "Port": s.Port,
-		"Weights": map[string]int{"Passing": s.Weights.Passing, "Warning": s.Weights.Warning}}
-	for k, v := range map[string]string{"ID": s.ID, "Address": s.Address, "Kind": s.Kind} {
-		if v != "" {
-			reg[k] = v
-		}
-	}
-	if len(s.Tags) > 0 {
-		reg["Tags"] = s.Tags
-	}
-	if len(s.Meta) > 0 {
-		reg["Meta"] = s.Meta
-	}
-	if len(s.TaggedAddresses) > 0 {
-		tagged := map[string]map[string]any{}
-		for k, addr := range s.TaggedAddresses {
-			tagged[k] = map[string]any{"Address": addr, "Port": s.Port}
-		}
-		reg["TaggedAddresses"] = tagged
-	}
-	var checks []map[string]any
-	for _, c := range d.Checks {
-		checks = append(checks, checkBody(c))
-	}
-	if len(checks) > 0 {
-		reg["Checks"] = checks
-	}
-	return reg
-}
-
-// checkBody is a check definition as Consul's AgentServiceCheck: set fields only,
-// the ID as CheckID, durations as strings ("10s"), the status by name.
-func checkBody(c agent.CheckDefinition) map[string]any {
-	out := map[string]any{}
-	v := reflect.ValueOf(c)
-	for i := range v.NumField() {
-		f, fv := v.Type().Field(i), v.Field(i)
-		if fv.IsZero() || f.Name == "ServiceID" {
-			continue
-		}
-		key := f.Name
-		if key == "ID" {
-			key = "CheckID"
-		}
-		switch x := fv.Interface().(type) {
-		case time.Duration:
-			out[key] = x.String()
-		case catalog.Status:
-			out[key] = x.String()
-		default:
-			out[key] = x
-		}
-	}
-	return out
 }
 
 // splitDefinitions turns a definition file into one registration body per service:
