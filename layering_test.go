@@ -30,6 +30,7 @@ var mayImport = map[string][]string{
 	"docker":              {"catalog", "definition"},
 	"proxy":               {"catalog", "definition"},
 	"agent":               {"catalog", "definition", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "internal/"},
+	"agent/localstate":    {"catalog", "definition"},          // the local-state core: no adapters
 	"config":              {"catalog", "definition", "agent"}, // config files → agent.Config and service definitions
 	"sim":                 {"catalog", "agent", "gossip", "internal/"},
 	"sim/netbench":        {"sim", "internal/"}, // runs agent processes; shares sim's table

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,13 +10,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rumor-sd/rumor/agent/localstate"
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/gossip"
@@ -41,30 +42,25 @@ type Agent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// regMu serialises registrations, deregistrations and maintenance changes, across
-	// both the local state and the health manager. Lock order: regMu, then mu. The
-	// health manager is never called with mu held: it calls SetCheckStatus, which
-	// takes mu, while holding a check's lock that Add and Remove wait for.
+	// regMu serialises changes to the local state across the core and the health
+	// manager (see change). Lock order: regMu, then mu. The health manager is never
+	// called with mu held: it calls SetCheckStatus, which takes mu, while holding a
+	// check's lock that Add and Remove wait for.
 	regMu sync.Mutex
 
-	mu        sync.Mutex // guards the fields below; held while writing this node's records
-	started   bool
-	stopped   bool
-	dir       *dataDir // nil when in-memory
-	nodeID    string
-	writer    *catalog.Writer
-	node      catalog.Node
-	local     map[string]*localService // services registered here, by ID
-	nodeMaint *string                  // node maintenance reason; nil when not in maintenance
-	health    *health.Manager          // runs the local checks; nil before Start
-	cl        cluster
-	httpLn    net.Listener
-	httpSrv   *http.Server
-	peers     []string // peers last saved to peers.json
+	mu      sync.Mutex // guards the fields below; held while writing this node's records
+	started bool
+	stopped bool
+	dir     *dataDir // nil when in-memory
+	nodeID  string
+	node    catalog.Node
+	local   *localstate.Core // services, checks, maintenance; nil before Start
+	health  *health.Manager  // runs the local checks; nil before Start
+	cl      cluster
+	httpLn  net.Listener
+	httpSrv *http.Server
+	peers   []string // peers last saved to peers.json
 
-	// nodeChecks holds the standalone checks of the node itself (PUT
-	// /v1/agent/check/register without ServiceID); its Service is zero.
-	nodeChecks localService
 	// gossipLeft is set once gossip has left the pool (Leave or RequestLeave);
 	// leaveReq is closed, once, when an API client asked the agent to leave.
 	gossipLeft bool
@@ -89,8 +85,7 @@ func New(cfg Config) (*Agent, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Agent{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: newRegistry(cat),
-		ctx: ctx, cancel: cancel, local: make(map[string]*localService),
-		leaveReq: make(chan struct{}),
+		ctx: ctx, cancel: cancel, leaveReq: make(chan struct{}),
 	}, nil
 }
 
@@ -152,7 +147,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("agent: %w", err)
 	}
 	a.node = a.nodeRecord(a.cl.LocalAddr())
-	a.publishAllLocked()
+	a.local.SetNode(a.node)
+	a.applyLocked(a.local.All())
 	if len(a.cfg.Join) > 0 {
 		n, err := a.cl.Join(ctx, a.cfg.Join)
 		if err != nil {
@@ -175,36 +171,46 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.wg.Go(a.maintenance)
 	// Last, so that a failed Start never has checks running: their Sink calls wait
 	// for a.mu, which abortLocked holds while closing the manager.
-	a.startChecksLocked()
-	a.log.Info("agent started", "node_id", a.nodeID, "generation", a.writer.Generation(),
+	// Add never waits for a Sink call, so holding a.mu is safe here.
+	a.runChecks(a.health, localstate.Ready{Start: a.local.Runnable()})
+	a.log.Info("agent started", "node_id", a.nodeID, "generation", a.local.Generation(),
 		"gossip", a.cl.LocalAddr().String(), "http", a.httpLn.Addr().String(),
-		"services", len(a.local), "data_dir", a.cfg.DataDir)
+		"services", a.local.Len(), "data_dir", a.cfg.DataDir)
 	return nil
 }
 
 // loadIdentityLocked reads (or creates) the node ID, picks the generation and loads
-// local services, from the data dir or, in memory, afresh.
+// the local state, from the data dir or, in memory, afresh.
 func (a *Agent) loadIdentityLocked() error {
+	cfg := localstate.Config{Policy: a.policy()}
 	if a.cfg.DataDir == "" {
 		a.nodeID = newUUID()
-		a.writer = catalog.NewWriter(a.cfg.NodeName, uint64(a.cfg.Clock.Now().UnixMilli()))
-		return nil
+		cfg.Writer = catalog.NewWriter(a.cfg.NodeName, uint64(a.cfg.Clock.Now().UnixMilli()))
+	} else {
+		dir, err := openDataDir(a.cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		a.dir = dir
+		if a.nodeID, err = dir.nodeID(); err != nil {
+			return err
+		}
+		gen, err := dir.nextGeneration(a.cfg.Clock.Now())
+		if err != nil {
+			return err
+		}
+		cfg.Writer = catalog.NewWriter(a.cfg.NodeName, gen)
+		if cfg.State, err = dir.loadState(); err != nil {
+			return err
+		}
+		cfg.Store = stateStore{dir}
 	}
-	dir, err := openDataDir(a.cfg.DataDir)
-	if err != nil {
-		return err
+	local, err := localstate.New(cfg)
+	if err != nil { // only a loaded state can be refused
+		return fmt.Errorf("agent: local state %s: %w", a.dir.file(servicesFile), err)
 	}
-	a.dir = dir
-	if a.nodeID, err = dir.nodeID(); err != nil {
-		return err
-	}
-	gen, err := dir.nextGeneration(a.cfg.Clock.Now())
-	if err != nil {
-		return err
-	}
-	a.writer = catalog.NewWriter(a.cfg.NodeName, gen)
-	a.local, a.nodeMaint, a.nodeChecks, err = dir.loadState()
-	return err
+	a.local = local
+	return nil
 }
 
 // nodeRecord describes this node, advertised at gossipAddr unless configured.
@@ -337,39 +343,6 @@ func (a *Agent) Shutdown() error {
 	return a.shutdownErr
 }
 
-// publishAllLocked writes and publishes every record of this node: the node, each
-// service and each check. Used at start and after superseding an older incarnation,
-// when the generation is new and so replaces the whole previous set everywhere.
-func (a *Agent) publishAllLocked() {
-	recs := []catalog.Record{a.writer.PutNode(&a.node)}
-	if a.nodeMaint != nil {
-		c := maintenanceCheck("", *a.nodeMaint)
-		recs = append(recs, a.writer.PutCheck(&c))
-	}
-	for i := range a.nodeChecks.Checks {
-		c := a.nodeChecks.checkRecord(&a.nodeChecks.Checks[i])
-		recs = append(recs, a.writer.PutCheck(&c))
-	}
-	for _, id := range slices.Sorted(maps.Keys(a.local)) {
-		recs = append(recs, a.serviceRecordsLocked(a.local[id])...)
-	}
-	a.applyLocked(recs)
-}
-
-// serviceRecordsLocked returns the records publishing ls: its service and its checks.
-func (a *Agent) serviceRecordsLocked(ls *localService) []catalog.Record {
-	recs := []catalog.Record{a.writer.PutService(&ls.Service)}
-	for i := range ls.Checks {
-		c := ls.checkRecord(&ls.Checks[i])
-		recs = append(recs, a.writer.PutCheck(&c))
-	}
-	if ls.Maintenance != nil {
-		c := maintenanceCheck(ls.Service.ID, *ls.Maintenance)
-		recs = append(recs, a.writer.PutCheck(&c))
-	}
-	return recs
-}
-
 // applyLocked applies this node's new records to the catalog and broadcasts them.
 func (a *Agent) applyLocked(recs []catalog.Record) {
 	if _, err := a.cat.Apply(recs...); err != nil {
@@ -381,164 +354,78 @@ func (a *Agent) applyLocked(recs []catalog.Record) {
 	}
 }
 
-// persistLocked saves local services, if there is a data dir.
-func (a *Agent) persistLocked() error {
-	if a.dir == nil {
-		return nil
-	}
-	b, err := encodeState(a.local, a.nodeMaint, &a.nodeChecks)
-	if err != nil {
-		return fmt.Errorf("agent: encode local state: %w", err)
-	}
-	if err := writeFileAtomic(a.dir.file(servicesFile), b); err != nil {
-		return fmt.Errorf("agent: save local state: %w", err)
-	}
-	return nil
-}
-
-// RegisterService adds or replaces a service of this node with its checks, persists
-// it, publishes it and runs its checks. Checks of a previous registration of the same
-// ID that the new one lacks are removed; those it keeps keep their status. Invalid
-// input (a check rumor cannot run, a script check without EnableScriptChecks) yields
-// an error wrapping catalog.ErrInvalid and changes nothing.
-func (a *Agent) RegisterService(_ context.Context, svc definition.Service) error {
-	ls, err := normalize(svc, a.policy())
-	if err != nil {
-		return fmt.Errorf("agent: register service %q: %w", svc.Name, err)
-	}
-	if err := a.lockRunning(); err != nil {
-		return err
-	}
-	defer a.regMu.Unlock()
-	id := ls.Service.ID
-	for _, d := range ls.Checks {
-		if other, _ := a.findCheckLocked(d.ID); other != nil && (other == &a.nodeChecks || other.Service.ID != id) {
-			a.mu.Unlock()
-			return fmt.Errorf("agent: register service %q: %w", svc.Name, &catalog.FieldError{Field: "service.checks.id",
-				Reason: fmt.Sprintf("check ID %q is taken by %s: check IDs are unique per node", d.ID, other.owner())})
-		}
-	}
-	old := a.local[id]
-	if old != nil && old.Source == SourceConfig {
-		a.mu.Unlock()
-		return fmt.Errorf("agent: register service %q: %w", svc.Name, &catalog.FieldError{Field: "service.id",
-			Reason: fmt.Sprintf("%q is defined in config file %s: edit the file and run `rumor reload`, or choose another ID", id, old.File)})
-	}
-	var removed []string
-	if old != nil {
-		// Kept checks keep their reported status, as the health manager keeps it.
-		ls.Maintenance = old.Maintenance
-		for _, d := range ls.Checks {
-			if st, ok := old.Status[d.ID]; ok && slices.ContainsFunc(old.Checks, func(o definition.Check) bool { return o.ID == d.ID }) {
-				if ls.Status == nil {
-					ls.Status = make(map[string]checkState)
-				}
-				ls.Status[d.ID] = st
-			}
-		}
-		for _, c := range old.Checks {
-			if !slices.ContainsFunc(ls.Checks, func(d definition.Check) bool { return d.ID == c.ID }) {
-				removed = append(removed, c.ID)
-			}
-		}
-	}
-	a.local[id] = &ls
-	if err := a.persistLocked(); err != nil {
-		if old != nil {
-			a.local[id] = old
-		} else {
-			delete(a.local, id)
-		}
-		a.mu.Unlock()
-		return err
-	}
-	recs := a.serviceRecordsLocked(&ls)
-	for _, cid := range removed {
-		recs = append(recs, a.writer.Delete(catalog.Key{Kind: catalog.KindCheck, ID: cid}))
-	}
-	a.applyLocked(recs)
-	defs := a.healthDefsLocked(&ls)
-	hm := a.health
-	a.mu.Unlock()
-
-	for _, cid := range removed {
-		_ = hm.Remove(cid) // ErrUnknownCheck: it was of a kind rumor does not run
-	}
-	for _, d := range defs {
-		if err := hm.Add(d); err != nil {
-			a.log.Error("run check", "check", d.ID, "error", err)
-		}
-	}
-	a.log.Info("service registered", "id", id, "name", ls.Service.Name, "checks", len(ls.Checks))
-	return nil
-}
-
 // policy is what this agent allows in registrations beyond their own rules.
 func (a *Agent) policy() definition.Policy {
 	return definition.Policy{EnableScriptChecks: a.cfg.EnableScriptChecks}
 }
 
-// lockRunning takes regMu and then mu, as every change to the local state does, and
-// returns ErrNotRunning, with both released, unless the agent runs. On success the
-// caller holds both: it releases mu once done with the state and regMu once the change
-// is published and persisted.
-func (a *Agent) lockRunning() error {
+// change makes one change to the local state, the only way anything changes it: f
+// runs on the core with both locks held, its records are applied and published before
+// a.mu is released, and its checks are started and stopped after (the health manager
+// may not be called with a.mu held) but before regMu is, so changes reach the manager
+// in order. Errors from the core are wrapped as the agent's.
+func (a *Agent) change(f func(*localstate.Core) (localstate.Ready, error)) error {
 	a.regMu.Lock()
+	defer a.regMu.Unlock()
 	a.mu.Lock()
-	if !a.started || a.stopped {
+	if !a.started || a.stopped || a.local == nil {
 		a.mu.Unlock()
-		a.regMu.Unlock()
 		return ErrNotRunning
 	}
+	rd, err := f(a.local)
+	if err == nil {
+		a.applyLocked(rd.Records)
+	}
+	hm := a.health
+	a.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a.runChecks(hm, rd)
 	return nil
+}
+
+// runChecks starts and stops what a change asks of the health manager.
+func (a *Agent) runChecks(hm *health.Manager, rd localstate.Ready) {
+	for _, id := range rd.Stop {
+		_ = hm.Remove(id) // ErrUnknownCheck: it was never run (a kind rumor does not run)
+	}
+	for _, d := range rd.Start {
+		if err := hm.Add(d); err != nil {
+			a.log.Error("run check", "check", d.ID, "error", err)
+		}
+	}
+}
+
+// RegisterService adds or replaces a service of this node with its checks (see
+// localstate.Core.RegisterService), persists it, publishes it and runs its checks.
+// Invalid input yields an error wrapping catalog.ErrInvalid and changes nothing.
+func (a *Agent) RegisterService(_ context.Context, svc definition.Service) error {
+	err := a.change(func(c *localstate.Core) (localstate.Ready, error) { return c.RegisterService(svc) })
+	if err == nil {
+		a.log.Info("service registered", "id", cmp.Or(svc.ID, svc.Name), "name", svc.Name)
+	}
+	return err
 }
 
 // DeregisterService removes a service of this node and its checks; catalog.ErrNotFound
 // if there is none with that ID.
 func (a *Agent) DeregisterService(_ context.Context, id string) error {
-	if err := a.lockRunning(); err != nil {
-		return err
+	err := a.change(func(c *localstate.Core) (localstate.Ready, error) { return c.DeregisterService(id) })
+	if err == nil {
+		a.log.Info("service deregistered", "id", id)
 	}
-	defer a.regMu.Unlock()
-	old := a.local[id]
-	if old == nil {
-		a.mu.Unlock()
-		return fmt.Errorf("agent: deregister service %q: %w", id, catalog.ErrNotFound)
-	}
-	delete(a.local, id)
-	if err := a.persistLocked(); err != nil {
-		a.local[id] = old
-		a.mu.Unlock()
-		return err
-	}
-	recs := []catalog.Record{a.writer.Delete(catalog.Key{Kind: catalog.KindService, ID: id})}
-	for _, c := range old.Checks {
-		recs = append(recs, a.writer.Delete(catalog.Key{Kind: catalog.KindCheck, ID: c.ID}))
-	}
-	if old.Maintenance != nil {
-		recs = append(recs, a.writer.Delete(catalog.Key{Kind: catalog.KindCheck, ID: serviceMaintenancePrefix + id}))
-	}
-	a.applyLocked(recs)
-	hm := a.health
-	a.mu.Unlock()
-	for _, c := range old.Checks {
-		_ = hm.Remove(c.ID)
-	}
-	a.log.Info("service deregistered", "id", id)
-	return nil
+	return err
 }
 
 // LocalServices returns the services registered on this node, sorted by ID.
 func (a *Agent) LocalServices() []catalog.Service {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]catalog.Service, 0, len(a.local))
-	for _, id := range slices.Sorted(maps.Keys(a.local)) {
-		s := a.local[id].Service
-		s.Tags, s.Meta, s.TaggedAddresses = slices.Clone(s.Tags), maps.Clone(s.Meta), maps.Clone(s.TaggedAddresses)
-		out = append(out, s)
+	if a.local == nil {
+		return []catalog.Service{}
 	}
-	return out
+	return a.local.Services()
 }
 
 // Catalog returns the agent's catalog, for reading and for wiring other adapters.
@@ -558,10 +445,10 @@ func (a *Agent) NodeID() string {
 func (a *Agent) Generation() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.writer == nil {
+	if a.local == nil {
 		return 0
 	}
-	return a.writer.Generation()
+	return a.local.Generation()
 }
 
 // HTTPAddr returns the address the HTTP API listens on, or nil before Start.

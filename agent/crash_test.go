@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rumor-sd/rumor/agent/localstate"
+	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
 )
 
@@ -25,18 +27,15 @@ const crashChildEnv = "RUMOR_TEST_CRASH_CHILD_DIR"
 func crashStates(t testing.TB) [2][]byte {
 	var out [2][]byte
 	for v := range out {
-		services := map[string]*localService{}
+		st := &localstate.State{Services: map[string]*localstate.Service{}}
 		for i := range 500 {
 			id := fmt.Sprintf("svc-%03d", i)
-			ls, err := normalize(definition.Service{ID: id, Name: "svc", Port: 1000*v + i, Tags: []string{fmt.Sprintf("gen-%d", v)},
-				Meta: map[string]string{"padding": strings.Repeat("x", 200)}, Checks: []definition.Check{ttlCheck(id + "-ttl")}}, definition.Policy{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ls.Source, ls.File = SourceConfig, fmt.Sprintf("/etc/rumor.d/%s.json", id)
-			services[id] = &ls
+			st.Services[id] = &localstate.Service{Source: localstate.SourceConfig, File: fmt.Sprintf("/etc/rumor.d/%s.json", id),
+				Service: catalog.Service{ID: id, Name: "svc", Port: 1000*v + i, Tags: []string{fmt.Sprintf("gen-%d", v)},
+					Meta: map[string]string{"padding": strings.Repeat("x", 200)}, Weights: catalog.DefaultWeights},
+				Checks: []definition.Check{{ID: id + "-ttl", Name: "ttl", ServiceID: id, TTL: 30 * time.Second}}}
 		}
-		b, err := encodeState(services, nil, &localService{})
+		b, err := encodeState(st)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -153,7 +152,7 @@ func TestStateFileSurvivesKill(t *testing.T) {
 		if err != nil {
 			t.Fatalf("round %d: open data dir: %v", rounds, err)
 		}
-		services, _, _, err := d.loadState()
+		st, err := d.loadState()
 		if err != nil {
 			t.Fatalf("round %d: load state: %v", rounds, err)
 		}
@@ -164,8 +163,8 @@ func TestStateFileSurvivesKill(t *testing.T) {
 		if !bytes.Equal(b, states[0]) && !bytes.Equal(b, states[1]) {
 			t.Fatalf("round %d: the state file is neither the old nor the new content (%d bytes)", rounds, len(b))
 		}
-		if len(services) != 500 {
-			t.Fatalf("round %d: %d services loaded, want 500", rounds, len(services))
+		if st == nil || len(st.Services) != 500 {
+			t.Fatalf("round %d: %v services loaded, want 500", rounds, st)
 		}
 		if err := d.close(); err != nil {
 			t.Fatal(err)

@@ -5,6 +5,16 @@
 // lifecycle that starts and stops them in order. It holds no protocol logic: gossip,
 // httpapi, health and the catalog do the work.
 //
+// # Local state
+//
+// The services, checks and maintenance modes of this node live in a
+// localstate.Core, which decides what every change means and returns it (the records
+// to publish, the checks to start and stop). The agent only carries that out: every
+// change goes through Agent.change, which calls the core with the locks held, applies
+// the records to the catalog and hands them to gossip, then starts and stops checks
+// on the health manager. The core saves each change to the data dir (stateStore,
+// services.json) before anything is published.
+//
 // # Health checks
 //
 // A registration (a definition.Service, or a definition.Check on its own) is
@@ -30,8 +40,8 @@
 //
 // # Config files
 //
-// Every local service is tagged with its source: SourceAPI (registered over HTTP or
-// the CLI) or SourceConfig (defined in a config file, which Config.ConfigServices
+// Every local service is tagged with its source: localstate.SourceAPI (registered over
+// HTTP or the CLI) or SourceConfig (defined in a config file, which Config.ConfigServices
 // reads; the config package parses the files). At Start the config services are
 // applied over the persisted state; Reload (SIGHUP, PUT /v1/agent/reload) re-reads
 // them and applies the diff: added, changed and removed services are published or
@@ -61,8 +71,8 @@
 //
 // An Agent is safe for concurrent use. Writes of this node's records (registration,
 // deregistration, superseding an older incarnation) are serialised by one mutex that
-// is never held while waiting on the network. A second mutex serialises
-// registrations across the local state and the health Manager; the Manager is never
+// is never held while waiting on the network; it guards the local-state core. A
+// second mutex serialises changes across the core and the health Manager; the Manager is never
 // called with the first one held, because its Sink calls take it while holding a
 // check's lock that Manager.Add and Remove wait for. Start runs one background
 // goroutine for maintenance, one for retry-join while it is needed, the HTTP server's
@@ -71,7 +81,8 @@
 //
 // # Testing
 //
-// Unit tests replace gossip with a fake cluster (the cluster interface) and check
+// The local-state core has its own table tests (package localstate). Unit tests here
+// replace gossip with a fake cluster (the cluster interface) and check
 // persistence, identity, generations, crash-safety of the state file, supersede and
 // that Shutdown leaves no goroutine behind; reload diffs (add, change, remove,
 // unchanged records not republished, invalid config keeps the state); a kill -9 of a

@@ -69,19 +69,22 @@ func (a *Agent) supersede() {
 	v := a.cat.OriginVersion(a.cfg.NodeName)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.writer == nil || a.stopped || v.Gen <= a.writer.Generation() {
+	if a.local == nil || a.stopped {
 		return
 	}
-	old := a.writer.Generation()
-	a.writer.Supersede(v)
+	old := a.local.Generation()
+	recs, ok := a.local.Supersede(v)
+	if !ok {
+		return
+	}
 	a.log.Warn("found records of an older incarnation of this node with a newer generation; superseding them",
-		"seen", v.String(), "old_generation", old, "new_generation", a.writer.Generation())
+		"seen", v.String(), "old_generation", old, "new_generation", a.local.Generation())
 	if a.dir != nil {
-		if err := a.dir.saveGeneration(a.writer.Generation()); err != nil {
+		if err := a.dir.saveGeneration(a.local.Generation()); err != nil {
 			a.log.Error("persist generation", "error", err)
 		}
 	}
-	a.publishAllLocked()
+	a.applyLocked(recs)
 }
 
 // savePeers writes the gossip addresses of the other members to peers.json when they
