@@ -2,7 +2,10 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
+	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/httpapi"
 )
 
@@ -16,6 +19,12 @@ func (x apiAgent) Join(ctx context.Context, addrs []string) (int, error) {
 // Agent.LeaveRequested).
 func (x apiAgent) Leave(ctx context.Context) error { return x.a.RequestLeave(ctx) }
 
+// ForceLeave forces a failed node out; a node that has not failed is a conflict for
+// the API (409), not a bad request.
 func (x apiAgent) ForceLeave(ctx context.Context, node string, prune bool) error {
-	return x.a.ForceLeave(ctx, node, prune)
+	err := x.a.ForceLeave(ctx, node, prune)
+	if errors.Is(err, catalog.ErrInvalid) {
+		return fmt.Errorf("%w: %w", httpapi.ErrConflict, err)
+	}
+	return err
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // The JSON shapes below are Consul's (github.com/hashicorp/consul/api: AgentMember,
@@ -99,12 +100,40 @@ type catalogService struct {
 	ModifyIndex              uint64
 }
 
-// checkDefinition is the Definition of a HealthCheck. consul/api fails to decode an
-// empty duration string, so durations are always sent, "0s" when unset.
+// checkDefinition is Consul's HealthCheckDefinition, the Definition of an AgentCheck
+// and of a HealthCheck. Its durations are strings ("0s" when unset, never ""), as
+// Consul's ReadableDuration marshals them: consul/api fails to decode an empty one.
+// A check record from the catalog carries only its interval and timeout.
 type checkDefinition struct {
+	HTTP                           string              `json:",omitempty"`
+	Header                         map[string][]string `json:",omitempty"`
+	Method                         string              `json:",omitempty"`
+	Body                           string              `json:",omitempty"`
+	TLSServerName                  string              `json:",omitempty"`
+	TLSSkipVerify                  bool                `json:",omitempty"`
+	TCP                            string              `json:",omitempty"`
+	TCPUseTLS                      bool                `json:",omitempty"`
+	UDP                            string              `json:",omitempty"`
+	GRPC                           string              `json:",omitempty"`
+	GRPCUseTLS                     bool                `json:",omitempty"`
+	OSService                      string              `json:",omitempty"`
+	ScriptArgs                     []string            `json:",omitempty"`
+	TTL                            string
 	Interval                       string
 	Timeout                        string
 	DeregisterCriticalServiceAfter string
+}
+
+// checkDefinitionOf is the Definition a local check shows.
+func checkDefinitionOf(d *definition.Check) checkDefinition {
+	return checkDefinition{
+		HTTP: d.HTTP, Header: d.Header, Method: d.Method, Body: d.Body,
+		TLSServerName: d.TLSServerName, TLSSkipVerify: d.TLSSkipVerify,
+		TCP: d.TCP, TCPUseTLS: d.TCPUseTLS, UDP: d.UDP, GRPC: d.GRPC, GRPCUseTLS: d.GRPCUseTLS,
+		OSService: d.OSService, ScriptArgs: d.ScriptArgs,
+		TTL: d.TTL.String(), Interval: d.Interval.String(), Timeout: d.Timeout.String(),
+		DeregisterCriticalServiceAfter: d.DeregisterCriticalServiceAfter.String(),
+	}
 }
 
 type healthCheck struct {
@@ -214,7 +243,7 @@ func toHealthCheck(nodeName string, c *catalog.Check, svc *catalog.Service, idx 
 		Notes: c.Notes, Output: c.Output, ServiceID: c.ServiceID, Type: c.Type,
 		ServiceTags: []string{},
 		Definition: checkDefinition{
-			Interval: c.Interval.String(), Timeout: c.Timeout.String(),
+			TTL: "0s", Interval: c.Interval.String(), Timeout: c.Timeout.String(),
 			DeregisterCriticalServiceAfter: "0s",
 		},
 		CreateIndex: idx, ModifyIndex: idx,

@@ -7,12 +7,23 @@
 // identity, membership and locally registered services), [Checks] (this node's
 // checks: /v1/agent/checks, TTL heartbeats, maintenance mode), [Keyring] (gossip
 // key rotation across the pool, /v1/operator/keyring) and [Membership] (join, leave
-// and force-leave; ?wan answers 501, there is no WAN pool). It holds no state of its own,
-// starts no goroutines, and does not import the agent.
+// and force-leave; ?wan answers 501, there is no WAN pool). Registrations are decoded
+// into the definition package's types and handed over as they are. Its only state is
+// a cache of encoded answers (answercache.go), valid per catalog index; it starts no
+// goroutines of its own and does not import the agent.
 //
 // Beyond Consul's API it serves GET /metrics (the agent's Prometheus registry, given
 // as Config.Metrics; every request is timed by route pattern and status code) and
-// GET /v1/rumor/watch, a server-sent-events stream of catalog changes (watch.go).
+// GET /v1/rumor/watch, a server-sent-events stream of catalog changes
+// (rumor_watch.go).
+//
+// # Layout
+//
+// routes.go is the one route table. Endpoints live in files named by their URL
+// prefix: agent_*.go (/v1/agent/...), catalog_*.go, health_*.go, status.go,
+// operator_keyring.go, rumor_*.go (/v1/rumor/...) and metrics.go; consul.go holds
+// Consul's JSON shapes, query.go the read machinery (blocking, headers, encoding),
+// and errors.go the one mapping from errors to HTTP statuses (statusOf).
 //
 // # Consul compatibility
 //

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -200,9 +199,10 @@ func New(cfg Config) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	h.routes()
-	if cfg.Metrics != nil {
-		h.mux.Handle("GET /metrics", h.metricsHandler(cfg.Metrics))
+	for _, rt := range h.routes(cfg.Metrics) {
+		if rt.serve {
+			h.mux.HandleFunc(rt.pattern, rt.handle)
+		}
 	}
 	h.root = h.mux
 	if cfg.Registerer != nil {
@@ -215,100 +215,10 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
-// routes registers every endpoint. Patterns carry their method, so ServeMux answers
-// other methods with 405 and an Allow header.
-func (h *Handler) routes() {
-	m := h.mux
-	m.HandleFunc("GET /v1/agent/self", h.agentSelf)
-	m.HandleFunc("GET /v1/agent/members", h.agentMembers)
-	m.HandleFunc("GET /v1/agent/services", h.agentServices)
-	m.HandleFunc("PUT /v1/agent/service/register", h.serviceRegister)
-	m.HandleFunc("PUT /v1/agent/service/deregister/{id}", h.serviceDeregister)
-	m.HandleFunc("PUT /v1/agent/reload", h.agentReload)
-	if h.chk != nil {
-		m.HandleFunc("GET /v1/agent/checks", h.agentChecks)
-		m.HandleFunc("PUT /v1/agent/check/pass/{id...}", h.checkHeartbeat(catalog.StatusPassing))
-		m.HandleFunc("PUT /v1/agent/check/warn/{id...}", h.checkHeartbeat(catalog.StatusWarning))
-		m.HandleFunc("PUT /v1/agent/check/fail/{id...}", h.checkHeartbeat(catalog.StatusCritical))
-		m.HandleFunc("PUT /v1/agent/check/update/{id...}", h.checkUpdate)
-		m.HandleFunc("PUT /v1/agent/service/maintenance/{id}", h.serviceMaintenance)
-		m.HandleFunc("PUT /v1/agent/maintenance", h.nodeMaintenance)
-		m.HandleFunc("PUT /v1/agent/check/register", h.checkRegister)
-		m.HandleFunc("PUT /v1/agent/check/deregister/{id...}", h.checkDeregister)
-	}
-	m.HandleFunc("GET /v1/catalog/services", h.catalogServices)
-	m.HandleFunc("GET /v1/catalog/service/{name}", h.catalogService)
-	m.HandleFunc("GET /v1/catalog/nodes", h.catalogNodes)
-	m.HandleFunc("GET /v1/health/service/{name}", h.healthService)
-	h.routesExtra()
-	m.HandleFunc("GET /v1/rumor/watch", h.watch)
-	if h.keys != nil {
-		m.HandleFunc("GET /v1/operator/keyring", h.keyringList)
-		m.HandleFunc("POST /v1/operator/keyring", h.keyringOp(KeyInstall))
-		m.HandleFunc("PUT /v1/operator/keyring", h.keyringOp(KeyUse))
-		m.HandleFunc("DELETE /v1/operator/keyring", h.keyringOp(KeyRemove))
-	}
-	h.membershipRoutes()
-	m.HandleFunc("/", h.notFound)
-}
-
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.authorized(w, r) {
 		return
 	}
 	h.root.ServeHTTP(w, r)
-}
-
-// outOfScope names the Consul features rumor does not do, by path prefix, so a client
-// calling them learns why rather than seeing a bare 404.
-var outOfScope = []struct{ prefix, what string }{
-	{"/v1/kv/", "a key/value store"},
-	{"/v1/session/", "sessions"},
-	{"/v1/acl/", "ACLs"},
-	{"/v1/connect/", "Connect (service mesh)"},
-	{"/v1/query", "prepared queries"},
-	{"/v1/txn", "transactions"},
-	{"/v1/snapshot", "snapshots (there is no server state to snapshot)"},
-	{"/v1/operator/", "operator endpoints (there are no servers)"},
-	{"/v1/agent/connect/", "Connect (service mesh)"},
-	{"/v1/catalog/connect/", "Connect (service mesh)"},
-	{"/v1/health/connect/", "Connect (service mesh)"},
-	{"/v1/config", "config entries (they configure Connect and servers)"},
-	{"/v1/peering", "cluster peering"},
-	{"/v1/namespace", "namespaces"},
-	{"/v1/partition", "admin partitions"},
-	{"/v1/event/", "user events"},
-}
-
-// notFound answers paths no pattern matches: 405 when the path exists for another
-// method (the catch-all would otherwise hide ServeMux's own 405), 501 for Consul
-// features rumor leaves out, else 404.
-func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
-	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete} {
-		if m == r.Method {
-			continue
-		}
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if _, pattern := h.mux.Handler(probe); pattern != "/" && pattern != "" {
-			allow = append(allow, m)
-			if m == http.MethodGet {
-				allow = append(allow, http.MethodHead)
-			}
-		}
-	}
-	if len(allow) > 0 {
-		w.Header().Set("Allow", strings.Join(allow, ", "))
-		h.fail(w, r, http.StatusMethodNotAllowed, "method %s not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))
-		return
-	}
-	for _, o := range outOfScope {
-		if strings.HasPrefix(r.URL.Path, o.prefix) || r.URL.Path == strings.TrimSuffix(o.prefix, "/") {
-			h.fail(w, r, http.StatusNotImplemented, "rumor does not implement %s: %s is a Consul feature rumor leaves out", r.URL.Path, o.what)
-			return
-		}
-	}
-	h.fail(w, r, http.StatusNotFound, "no such endpoint: %s %s", r.Method, r.URL.Path)
 }

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,223 +180,8 @@ func checkReadHeaders(t *testing.T, rec *httptest.ResponseRecorder) uint64 {
 	return idx
 }
 
-func TestAgentSelf(t *testing.T) {
-	f := newFixture(t)
-	rec := f.do(t, "GET", "/v1/agent/self", "")
-	checkReadHeaders(t, rec)
-	// consul/api decodes the answer as map[string]map[string]any.
-	got := decode[map[string]map[string]any](t, rec)
-	cfg := got["Config"]
-	if cfg["Datacenter"] != "dc1" || cfg["NodeName"] != "n1" || cfg["NodeID"] != catalogtest.NodeID("n1") {
-		t.Errorf("Config = %v", cfg)
-	}
-	if m := got["Member"]; m["Name"] != "n1" || m["Addr"] != "10.0.0.1" || m["Port"] != 7946.0 || m["Status"] != 1.0 {
-		t.Errorf("Member = %v", m)
-	}
-	if got["Meta"]["rack"] != "r1" {
-		t.Errorf("Meta = %v", got["Meta"])
-	}
-}
-
-func TestAgentMembers(t *testing.T) {
-	f := newFixture(t)
-	rec := f.do(t, "GET", "/v1/agent/members", "")
-	checkReadHeaders(t, rec)
-	got := decode[[]agentMember](t, rec)
-	want := []struct {
-		name   string
-		status int
-	}{{"n1", 1}, {"n2", 1}, {"n3", 4}, {"n4", 3}} // suspect shows as alive, as in Consul
-	if len(got) != len(want) {
-		t.Fatalf("%d members, want %d", len(got), len(want))
-	}
-	for i, w := range want {
-		if got[i].Name != w.name || got[i].Status != w.status {
-			t.Errorf("member %d = %s status %d, want %s status %d", i, got[i].Name, got[i].Status, w.name, w.status)
-		}
-	}
-	if got[1].Tags["id"] != catalogtest.NodeID("n2") || got[1].Tags["dc"] != "dc1" || got[1].Port != 7946 {
-		t.Errorf("n2 = %+v", got[1])
-	}
-	if _, ok := got[2].Tags["id"]; ok {
-		t.Errorf("n3 has no node record but tags %v", got[2].Tags)
-	}
-}
-
-func TestCatalogServices(t *testing.T) {
-	f := newFixture(t)
-	for _, c := range []struct {
-		target string
-		want   map[string][]string
-	}{
-		{"/v1/catalog/services", map[string][]string{"db": {}, "web": {"primary", "v1", "v2"}}},
-		{"/v1/catalog/services?node-meta=rack:r1", map[string][]string{"web": {"primary", "v1"}}},
-		{"/v1/catalog/services?stale&cached&consistent&dc=dc1", map[string][]string{"db": {}, "web": {"primary", "v1", "v2"}}},
-	} {
-		t.Run(c.target, func(t *testing.T) {
-			rec := f.do(t, "GET", c.target, "")
-			checkReadHeaders(t, rec)
-			got := decode[map[string][]string](t, rec)
-			if fmt.Sprint(got) != fmt.Sprint(c.want) {
-				t.Errorf("got %v, want %v", got, c.want)
-			}
-		})
-	}
-}
-
-func TestCatalogService(t *testing.T) {
-	f := newFixture(t)
-	for _, c := range []struct {
-		target string
-		want   []string // node/service ID
-	}{
-		{"/v1/catalog/service/web", []string{"n1/web-1", "n2/web-2"}},
-		{"/v1/catalog/service/web?tag=v1", []string{"n1/web-1"}},
-		{"/v1/catalog/service/web?tag=v1&tag=primary", []string{"n1/web-1"}},
-		{"/v1/catalog/service/web?tag=v1&tag=v2", nil},
-		{"/v1/catalog/service/nope", nil},
-	} {
-		t.Run(c.target, func(t *testing.T) {
-			rec := f.do(t, "GET", c.target, "")
-			checkReadHeaders(t, rec)
-			if strings.TrimSpace(rec.Body.String()) == "null" {
-				t.Fatal("null body, want a list")
-			}
-			got := decode[[]catalogService](t, rec)
-			var ids []string
-			for _, s := range got {
-				ids = append(ids, s.Node+"/"+s.ServiceID)
-			}
-			if !slices.Equal(ids, c.want) {
-				t.Errorf("got %v, want %v", ids, c.want)
-			}
-		})
-	}
-	rec := f.do(t, "GET", "/v1/catalog/service/web?tag=v1", "")
-	s := decode[[]catalogService](t, rec)[0]
-	if s.ID != catalogtest.NodeID("n1") || s.Address != "10.0.0.1" || s.Datacenter != "dc1" || s.ServiceName != "web" ||
-		s.ServicePort != 80 || s.ServiceMeta["version"] != "1" || s.NodeMeta["rack"] != "r1" ||
-		s.ServiceTaggedAddresses["lan"] != (serviceAddress{Address: "10.0.0.1", Port: 80}) ||
-		s.ServiceWeights != (weights{Passing: 1, Warning: 1}) {
-		t.Errorf("entry = %+v", s)
-	}
-}
-
-func TestHealthService(t *testing.T) {
-	f := newFixture(t)
-	for _, c := range []struct {
-		target string
-		want   []string
-	}{
-		{"/v1/health/service/web", []string{"n1/web-1", "n2/web-2"}},
-		{"/v1/health/service/web?passing", []string{"n1/web-1"}},
-		{"/v1/health/service/web?passing=1", []string{"n1/web-1"}},
-		{"/v1/health/service/web?passing=false", []string{"n1/web-1", "n2/web-2"}},
-		{"/v1/health/service/web?tag=v2", []string{"n2/web-2"}},
-		{"/v1/health/service/web?tag=v2&passing", nil},
-		{"/v1/health/service/nope?passing", nil},
-	} {
-		t.Run(c.target, func(t *testing.T) {
-			rec := f.do(t, "GET", c.target, "")
-			checkReadHeaders(t, rec)
-			got := decode[[]serviceEntry](t, rec)
-			var ids []string
-			for _, e := range got {
-				ids = append(ids, e.Node.Node+"/"+e.Service.ID)
-			}
-			if !slices.Equal(ids, c.want) {
-				t.Errorf("got %v, want %v", ids, c.want)
-			}
-		})
-	}
-	rec := f.do(t, "GET", "/v1/health/service/web?tag=v2", "")
-	e := decode[[]serviceEntry](t, rec)[0]
-	if len(e.Checks) != 2 || e.Checks[0].CheckID != "serfHealth" || e.Checks[0].Status != "passing" ||
-		e.Checks[1].CheckID != "web-2-http" || e.Checks[1].Status != "critical" || e.Checks[1].ServiceName != "web" ||
-		e.Checks[1].Definition.Interval != "10s" || e.Checks[0].Definition.Interval != "0s" || e.Checks[1].Node != "n2" {
-		t.Errorf("checks = %+v", e.Checks)
-	}
-	if e.Node.ID != catalogtest.NodeID("n2") || e.Service.Service != "web" || e.Service.Port != 8080 {
-		t.Errorf("entry = %+v", e)
-	}
-	// A failed node's instances are critical through serfHealth.
-	f.cat.SetLiveness("n1", catalog.LivenessFailed)
-	rec = f.do(t, "GET", "/v1/health/service/web?passing", "")
-	if got := decode[[]serviceEntry](t, rec); len(got) != 0 {
-		t.Errorf("passing instances with n1 failed: %d, want 0", len(got))
-	}
-}
-
-func TestCatalogNodes(t *testing.T) {
-	f := newFixture(t)
-	rec := f.do(t, "GET", "/v1/catalog/nodes", "")
-	checkReadHeaders(t, rec)
-	got := decode[[]node](t, rec)
-	if len(got) != 2 || got[0].Node != "n1" || got[1].Node != "n2" || got[1].ID != catalogtest.NodeID("n2") || got[0].Meta["rack"] != "r1" {
-		t.Errorf("nodes = %+v", got)
-	}
-	rec = f.do(t, "GET", "/v1/catalog/nodes?node-meta=rack:r1", "")
-	if got := decode[[]node](t, rec); len(got) != 1 {
-		t.Errorf("nodes with rack r1 = %+v", got)
-	}
-}
-
-func TestAgentServicesAndRegistration(t *testing.T) {
-	f := newFixture(t)
-	rec := f.do(t, "PUT", "/v1/agent/service/register", `{
-		"Name": "api", "ID": "api-1", "Tags": ["a"], "Port": 9000, "Address": "10.0.0.1",
-		"Meta": {"k": "v"}, "Weights": {"Passing": 5, "Warning": 2},
-		"TaggedAddresses": {"wan": {"Address": "1.2.3.4", "Port": 9000}},
-		"EnableTagOverride": true, "Kind": "",
-		"Check": {"CheckID": "api-ttl", "TTL": "30s", "Status": "passing"},
-		"Checks": [{"HTTP": "http://127.0.0.1:9000/health", "Interval": "10s", "Timeout": "1s", "Header": {"X-A": ["b"]}}],
-		"Connect": null, "Proxy": null, "Namespace": ""
-	}`)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("register: %d %s", rec.Code, rec.Body)
-	}
-	reg := f.ag.regs[len(f.ag.regs)-1]
-	s := reg
-	if s.ID != "api-1" || s.Name != "api" || s.Port != 9000 || s.Weights != (catalog.Weights{Passing: 5, Warning: 2}) ||
-		s.TaggedAddresses["wan"].Address != "1.2.3.4" || s.Meta["k"] != "v" {
-		t.Errorf("service = %+v", s)
-	}
-	if reg.Check == nil || reg.Check.ID != "api-ttl" || reg.Check.TTL != 30*time.Second || reg.Check.Status != catalog.StatusPassing {
-		t.Errorf("check = %+v", reg.Check)
-	}
-	if len(reg.Checks) != 1 || reg.Checks[0].Interval != 10*time.Second ||
-		reg.Checks[0].Header["X-A"][0] != "b" {
-		t.Errorf("checks = %+v", reg.Checks)
-	}
-
-	// Consul's config-file spelling: lower case and snake_case, "args", "id".
-	rec = f.do(t, "PUT", "/v1/agent/service/register", `{"name": "cron", "port": 1, "enable_tag_override": false,
-		"checks": [{"id": "c1", "args": ["/bin/true"], "interval": "1m", "deregister_critical_service_after": "90m"}]}`)
-	if rec.Code != http.StatusOK {
-		t.Fatalf("snake_case register: %d %s", rec.Code, rec.Body)
-	}
-	reg = f.ag.regs[len(f.ag.regs)-1]
-	if reg.Name != "cron" || len(reg.Checks) != 1 || reg.Checks[0].ID != "c1" || reg.Checks[0].ScriptArgs[0] != "/bin/true" ||
-		reg.Checks[0].DeregisterCriticalServiceAfter != 90*time.Minute {
-		t.Errorf("snake_case registration = %+v", reg)
-	}
-
-	rec = f.do(t, "GET", "/v1/agent/services", "")
-	checkReadHeaders(t, rec)
-	got := decode[map[string]agentService](t, rec)
-	if len(got) != 3 || got["api-1"].Service != "api" || got["api-1"].Weights.Passing != 5 || got["web-1"].Port != 80 || got["api-1"].Datacenter != "dc1" {
-		t.Errorf("agent services = %+v", got)
-	}
-
-	rec = f.do(t, "PUT", "/v1/agent/service/deregister/api-1", "")
-	if rec.Code != http.StatusOK {
-		t.Fatalf("deregister: %d %s", rec.Code, rec.Body)
-	}
-	if got := decode[map[string]agentService](t, f.do(t, "GET", "/v1/agent/services", "")); len(got) != 2 {
-		t.Errorf("after deregistration: %v", got)
-	}
-}
-
+// TestErrors covers the errors of the Must endpoints: bodies, fields, methods,
+// query values.
 func TestErrors(t *testing.T) {
 	f := newFixture(t)
 	big := `{"Name": "x", "Meta": {"k": "` + strings.Repeat("a", MaxBodyBytes) + `"}}`
@@ -532,5 +316,125 @@ func (f *fixture) register(t *testing.T, id, name string) {
 	t.Helper()
 	if err := f.ag.RegisterService(t.Context(), svcDef(catalog.Service{ID: id, Name: name, Weights: catalog.DefaultWeights})); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// names lists one string per element of a JSON list answer.
+func names[T any](t *testing.T, rec *httptest.ResponseRecorder, name func(*T) string) []string {
+	t.Helper()
+	checkReadHeaders(t, rec)
+	if strings.TrimSpace(rec.Body.String()) == "null" {
+		t.Fatalf("null body, want a list")
+	}
+	var out []string
+	for _, x := range decode[[]T](t, rec) {
+		out = append(out, name(&x))
+	}
+	return out
+}
+
+func checkName(c *healthCheck) string { return c.Node + "/" + c.CheckID }
+
+// TestErrorsWithChecks covers the errors of the endpoints that need Checks, and of
+// the reads beyond the Must set: malformed and oversized bodies, unknown fields,
+// wrong methods, bad query values.
+func TestErrorsWithChecks(t *testing.T) {
+	f, fc := newChecksFixture(t)
+	big := `{"Name": "x", "TTL": "1s", "Notes": "` + strings.Repeat("a", MaxBodyBytes) + `"}`
+	for _, c := range []struct {
+		name, method, target, body string
+		code                       int
+		want, allow                string
+	}{
+		{"malformed JSON", "PUT", "/v1/agent/check/register", `{"Name": `, 400, "Request decode failed", ""},
+		{"not an object", "PUT", "/v1/agent/check/register", `[1]`, 400, "Request decode failed", ""},
+		{"null", "PUT", "/v1/agent/check/register", `null`, 400, "null", ""},
+		{"empty body", "PUT", "/v1/agent/check/register", ``, 400, "the body is empty", ""},
+		{"unknown field", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "Bogus": 1}`, 400, `unknown field "Bogus"`, ""},
+		{"wrong type", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "ServiceID": 5}`, 400, "field ServiceID: got a JSON number, want a string", ""},
+		{"bad duration", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "soon"}`, 400, `check.TTL: "soon" is not a duration`, ""},
+		{"bad status", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "Status": "green"}`, 400, "check.Status", ""},
+		{"namespace", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "Namespace": "team"}`, 400, "no namespaces", ""},
+		{"duplicate key", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "ServiceID": "a", "service_id": "b"}`, 400, "given twice", ""},
+		{"agent refuses", "PUT", "/v1/agent/check/register", `{"Name": "x", "TTL": "1s", "ServiceID": "nope"}`, 400, "Invalid check registration: check.ServiceID", ""},
+		{"too large", "PUT", "/v1/agent/check/register", big, 413, "too large", ""},
+		{"update too large", "PUT", "/v1/agent/check/update/ttl", `{"Status": "passing", "Output": "` + strings.Repeat("a", MaxBodyBytes) + `"}`, 413, "too large", ""},
+		{"register GET", "GET", "/v1/agent/check/register", "", 405, "not allowed", "PUT"},
+		{"deregister unknown", "PUT", "/v1/agent/check/deregister/nope", "", 404, `Unknown check ID "nope"`, ""},
+		{"deregister maintenance", "PUT", "/v1/agent/check/deregister/_node_maintenance", "", 400, "maintenance", ""},
+		{"deregister POST", "POST", "/v1/agent/check/deregister/ttl", "", 405, "not allowed", "PUT"},
+		{"node PUT", "PUT", "/v1/catalog/node/n1", "", 405, "not allowed", "GET, HEAD"},
+		{"datacenters DELETE", "DELETE", "/v1/catalog/datacenters", "", 405, "not allowed", "GET, HEAD"},
+		{"health node POST", "POST", "/v1/health/node/n1", "", 405, "not allowed", "GET, HEAD"},
+		{"health checks PUT", "PUT", "/v1/health/checks/web", "", 405, "not allowed", "GET, HEAD"},
+		{"health state PUT", "PUT", "/v1/health/state/any", "", 405, "not allowed", "GET, HEAD"},
+		{"leader PUT", "PUT", "/v1/status/leader", "", 405, "not allowed", "GET, HEAD"},
+		{"members PUT", "PUT", "/v1/rumor/members", "", 405, "not allowed", "GET, HEAD"},
+		{"bad state", "GET", "/v1/health/state/green", "", 400, `invalid state "green"`, ""},
+		{"bad index", "GET", "/v1/health/state/any?index=x", "", 400, "invalid index", ""},
+		{"bad wait", "GET", "/v1/catalog/node/n1?index=1&wait=forever", "", 400, "invalid wait", ""},
+		{"bad index node", "GET", "/v1/health/node/n1?index=-5", "", 400, "invalid index", ""},
+		{"bad wait checks", "GET", "/v1/health/checks/web?wait=5", "", 400, "invalid wait", ""},
+		{"bad node-meta", "GET", "/v1/health/state/any?node-meta=x", "", 400, "invalid node-meta", ""},
+		{"other dc", "GET", "/v1/catalog/node/n1?dc=dc9", "", 500, "No path to datacenter", ""},
+		{"other dc members", "GET", "/v1/rumor/members?dc=dc9", "", 500, "No path to datacenter", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec := f.do(t, c.method, c.target, c.body)
+			if rec.Code != c.code || !strings.Contains(rec.Body.String(), c.want) {
+				t.Errorf("%s %s: %d %q, want %d containing %q", c.method, c.target, rec.Code, rec.Body, c.code, c.want)
+			}
+			if c.allow != "" && rec.Header().Get("Allow") != c.allow {
+				t.Errorf("Allow = %q, want %q", rec.Header().Get("Allow"), c.allow)
+			}
+		})
+	}
+	if len(fc.defs) != 0 {
+		t.Errorf("a refused registration reached the agent: %+v", fc.defs)
+	}
+	if got := fc.took(); len(got) != 0 {
+		t.Errorf("refused requests changed state: %v", got)
+	}
+}
+
+// TestBlockingReads checks that the reads beyond the Must set block on their topic
+// and wake on a change to it.
+func TestBlockingReads(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct {
+		name, target string
+		change       func()
+	}{
+		{"catalog node", "/v1/catalog/node/n2", func() { f.cat.SetLiveness("n2", catalog.LivenessSuspect) }},
+		{"catalog node appears", "/v1/catalog/node/n9", func() {
+			w := catalog.NewWriter("n9", 1)
+			if _, err := f.cat.Apply(w.PutNode(catalogtest.Node("n9", "10.0.0.9"))); err != nil {
+				t.Error(err)
+			}
+		}},
+		{"health node", "/v1/health/node/n2", func() { f.cat.SetLiveness("n2", catalog.LivenessFailed) }},
+		{"health checks", "/v1/health/checks/web", func() { f.register(t, "web-7", "web") }},
+		{"health state", "/v1/health/state/critical", func() { f.cat.SetLiveness("n2", catalog.LivenessAlive) }},
+		{"rumor members", "/v1/rumor/members", func() { f.cat.SetLiveness("n2", catalog.LivenessLeft) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			idx := checkReadHeaders(t, f.do(t, "GET", c.target, ""))
+			done := make(chan *httptest.ResponseRecorder, 1)
+			go func() {
+				req := httptest.NewRequest("GET", fmt.Sprintf("%s?index=%d&wait=30s", c.target, idx), nil)
+				rec := httptest.NewRecorder()
+				f.h.ServeHTTP(rec, req)
+				done <- rec
+			}()
+			c.change()
+			select {
+			case rec := <-done:
+				if got := checkReadHeaders(t, rec); got <= idx {
+					t.Errorf("index after wake = %d, want > %d", got, idx)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("blocking query did not wake")
+			}
+		})
 	}
 }

@@ -83,12 +83,15 @@ func (w *statusWriter) code() int {
 }
 
 // metricsHandler serves GET /metrics: the Prometheus text (or OpenMetrics, if asked)
-// of everything on the agent's registry.
-func (h *Handler) metricsHandler(g prometheus.Gatherer) http.Handler {
+// of everything on the agent's registry; nil without one.
+func (h *Handler) metricsHandler(g prometheus.Gatherer) http.HandlerFunc {
+	if g == nil {
+		return nil
+	}
 	return promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		ErrorLog:      promErrorLog{h},
 		ErrorHandling: promhttp.ContinueOnError, // a broken collector must not hide the rest
-	})
+	}).ServeHTTP
 }
 
 // promErrorLog sends promhttp's gathering errors to the API's logger.

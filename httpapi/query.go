@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -223,12 +224,7 @@ func (h *Handler) writeCached(w http.ResponseWriter, r *http.Request, q query, i
 	} else {
 		body, err = encode()
 	}
-	var encErr *encodeError
-	switch {
-	case errors.As(err, &encErr):
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	case err != nil:
+	if err != nil {
 		h.failQuery(w, r, err)
 		return
 	}
@@ -241,16 +237,6 @@ func (h *Handler) writeCached(w http.ResponseWriter, r *http.Request, q query, i
 	default:
 		writeBody(w, gzipBody(body), true)
 	}
-}
-
-// fail answers with a plain-text error, as Consul does.
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, code int, format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	h.log.Debug("http request failed", "method", r.Method, "path", r.URL.Path, "status", code, "error", msg)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(code)
-	_, _ = fmt.Fprintln(w, msg)
 }
 
 // readWith starts a read endpoint: it parses the query and, for a blocking query,
@@ -282,11 +268,21 @@ func (h *Handler) query(w http.ResponseWriter, r *http.Request, sample any) (q q
 	return q, true
 }
 
-// failQuery answers a parseQuery error.
-func (h *Handler) failQuery(w http.ResponseWriter, r *http.Request, err error) {
-	if nd, ok := err.(*noDatacenter); ok {
-		h.fail(w, r, http.StatusInternalServerError, "%s", nd.Error())
-		return
+// readBody reads a request body of at most MaxBodyBytes, answering 413 beyond it.
+// ok is false when it has already answered.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
+	// The server has no read timeout (it would cut blocking queries): bound the body
+	// read here. Test recorders do not support deadlines; that is fine.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(writeSlack))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		h.fail(w, r, http.StatusRequestEntityTooLarge, "Request body too large: the limit is %d bytes", tooBig.Limit)
+		return nil, false
+	case err != nil:
+		h.fail(w, r, http.StatusBadRequest, "Request decode failed: read the body: %v", err)
+		return nil, false
 	}
-	h.fail(w, r, http.StatusBadRequest, "%s", err.Error())
+	return body, true
 }

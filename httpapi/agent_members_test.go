@@ -50,7 +50,7 @@ func (m *fakeMembership) ForceLeave(_ context.Context, node string, prune bool) 
 	case "n3":
 		return nil
 	case "n1":
-		return fmt.Errorf("force-leave: %w: it is alive", catalog.ErrInvalid)
+		return fmt.Errorf("force-leave: %w: it is alive", ErrConflict)
 	}
 	return fmt.Errorf("force-leave: %w", catalog.ErrNotFound)
 }
@@ -120,5 +120,30 @@ func TestMembershipEndpointsNeedMembership(t *testing.T) {
 		if rec := f.do(t, http.MethodPut, target, ""); rec.Code != http.StatusNotFound {
 			t.Errorf("PUT %s without Membership: %d, want 404", target, rec.Code)
 		}
+	}
+}
+
+func TestAgentMembers(t *testing.T) {
+	f := newFixture(t)
+	rec := f.do(t, "GET", "/v1/agent/members", "")
+	checkReadHeaders(t, rec)
+	got := decode[[]agentMember](t, rec)
+	want := []struct {
+		name   string
+		status int
+	}{{"n1", 1}, {"n2", 1}, {"n3", 4}, {"n4", 3}} // suspect shows as alive, as in Consul
+	if len(got) != len(want) {
+		t.Fatalf("%d members, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		if got[i].Name != w.name || got[i].Status != w.status {
+			t.Errorf("member %d = %s status %d, want %s status %d", i, got[i].Name, got[i].Status, w.name, w.status)
+		}
+	}
+	if got[1].Tags["id"] != catalogtest.NodeID("n2") || got[1].Tags["dc"] != "dc1" || got[1].Port != 7946 {
+		t.Errorf("n2 = %+v", got[1])
+	}
+	if _, ok := got[2].Tags["id"]; ok {
+		t.Errorf("n3 has no node record but tags %v", got[2].Tags)
 	}
 }

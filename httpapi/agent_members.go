@@ -2,7 +2,7 @@ package httpapi
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -18,25 +18,14 @@ type Membership interface {
 	// Leave leaves the pool gracefully; the agent then shuts down.
 	Leave(ctx context.Context) error
 	// ForceLeave marks a failed node left so its records go now. Errors:
-	// catalog.ErrNotFound for a node not in the pool (404), catalog.ErrInvalid for a
-	// node that has not failed (409).
+	// catalog.ErrNotFound for a node not in the pool (404), ErrConflict for a node
+	// that has not failed (409).
 	ForceLeave(ctx context.Context, node string, prune bool) error
 }
 
 // membershipTimeout bounds a join or leave request: memberlist waits up to its TCP
 // timeout (10 s on a LAN) per unreachable address.
 const membershipTimeout = 30 * time.Second
-
-// membershipRoutes registers the join, leave and force-leave endpoints, when the
-// handler has a Membership.
-func (h *Handler) membershipRoutes() {
-	if h.mem == nil {
-		return
-	}
-	h.mux.HandleFunc("PUT /v1/agent/join/{address}", h.agentJoin)
-	h.mux.HandleFunc("PUT /v1/agent/leave", h.agentLeave)
-	h.mux.HandleFunc("PUT /v1/agent/force-leave/{node}", h.agentForceLeave)
-}
 
 // refuseWAN answers 501 for ?wan (Consul's WAN pool of servers, which rumor does not
 // have) and 400 for a malformed value; it reports whether it answered.
@@ -66,16 +55,14 @@ func (h *Handler) agentJoin(w http.ResponseWriter, r *http.Request) {
 	addr := r.PathValue("address")
 	ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout)
 	defer cancel()
-	_, err := h.mem.Join(ctx, []string{addr})
-	switch {
-	case err == nil:
-		w.WriteHeader(http.StatusOK)
-	case errors.Is(err, catalog.ErrInvalid):
-		h.fail(w, r, http.StatusBadRequest, "invalid join address %q: %v", addr, err)
-	default:
+	if _, err := h.mem.Join(ctx, []string{addr}); err != nil {
 		// Consul answers 500 when the join fails; clients rely only on it not being 200.
-		h.fail(w, r, http.StatusInternalServerError, "Failed to join: %v", err)
+		h.failErr(w, r, err, "", map[int]string{
+			http.StatusBadRequest:          fmt.Sprintf("invalid join address %q: %v", addr, err),
+			http.StatusInternalServerError: "Failed to join: " + err.Error()})
+		return
 	}
+	w.WriteHeader(http.StatusOK)
 }
 
 // PUT /v1/agent/leave: leave the pool gracefully; the agent then shuts down, as
@@ -84,8 +71,7 @@ func (h *Handler) agentLeave(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout)
 	defer cancel()
 	if err := h.mem.Leave(ctx); err != nil {
-		h.log.Error("leave", "error", err)
-		h.fail(w, r, http.StatusInternalServerError, "leave: %v", err)
+		h.failErr(w, r, err, "leave", nil)
 		return
 	}
 	w.WriteHeader(http.StatusOK)
@@ -109,16 +95,50 @@ func (h *Handler) agentForceLeave(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), membershipTimeout)
 	defer cancel()
-	err := h.mem.ForceLeave(ctx, node, prune)
-	switch {
-	case err == nil:
-		w.WriteHeader(http.StatusOK)
-	case errors.Is(err, catalog.ErrNotFound):
-		h.fail(w, r, http.StatusNotFound, "Unknown node %q: it is not in the pool ('rumor members' lists the nodes)", node)
-	case errors.Is(err, catalog.ErrInvalid):
-		h.fail(w, r, http.StatusConflict, "Cannot force node %q to leave: it has not failed. Only failed nodes can be forced out; a live node leaves with 'rumor leave' on its host", node)
-	default:
-		h.log.Error("force-leave", "node", node, "error", err)
-		h.fail(w, r, http.StatusInternalServerError, "force-leave %q: %v", node, err)
+	if err := h.mem.ForceLeave(ctx, node, prune); err != nil {
+		h.failErr(w, r, err, fmt.Sprintf("force-leave %q", node), map[int]string{
+			http.StatusNotFound: fmt.Sprintf("Unknown node %q: it is not in the pool ('rumor members' lists the nodes)", node),
+			http.StatusConflict: fmt.Sprintf("Cannot force node %q to leave: it has not failed. Only failed nodes can be forced out; a live node leaves with 'rumor leave' on its host", node)})
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// GET /v1/agent/members: the gossip pool as this node sees it. Tags carry the node's
+// datacenter and ID when its node record has arrived.
+func (h *Handler) agentMembers(w http.ResponseWriter, r *http.Request) {
+	q, ok := h.query(w, r, agentMember{})
+	if !ok {
+		return
+	}
+	known := map[string]*catalog.Node{}
+	nodes := h.cat.Nodes(catalog.Filter{})
+	for i := range nodes {
+		known[nodes[i].Node.Name] = &nodes[i].Node
+	}
+	members := h.ag.Members()
+	out := make([]agentMember, 0, len(members))
+	for i := range members {
+		tags := map[string]string{"role": "node"}
+		if n := known[members[i].Name]; n != nil {
+			tags["dc"], tags["id"] = n.Datacenter, n.ID
+		}
+		out = append(out, toMember(&members[i], tags))
+	}
+	out, err := filterSlice(q.expr, out)
+	if err != nil {
+		h.failQuery(w, r, err)
+		return
+	}
+	readHeaders(w, h.cat.TopicIndex(catalog.TopicNodes))
+	h.writeJSON(w, q, out)
+}
+
+func toMember(m *Member, tags map[string]string) agentMember {
+	return agentMember{
+		Name: m.Name, Addr: m.Addr.Addr().String(), Port: m.Addr.Port(),
+		Tags: tags, Status: memberStatus(m.State),
+		ProtocolMin: protocolMin, ProtocolMax: protocolMax, ProtocolCur: protocolCur,
+		DelegateMin: delegateMin, DelegateMax: delegateMax, DelegateCur: delegateCur,
 	}
 }

@@ -2,10 +2,7 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"net/http"
-
-	"github.com/rumor-sd/rumor/catalog"
 )
 
 // Reloader is an Agent that re-reads its config files on PUT /v1/agent/reload
@@ -36,13 +33,8 @@ func (h *Handler) agentReload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := rl.Reload(r.Context())
-	switch {
-	case errors.Is(err, catalog.ErrInvalid):
-		h.fail(w, r, http.StatusBadRequest, "Invalid configuration; nothing was changed and the previous configuration stays in force:\n%v", err)
-		return
-	case err != nil:
-		h.log.Error("reload", "error", err)
-		h.fail(w, r, http.StatusInternalServerError, "reload: %v", err)
+	if err != nil {
+		h.failErr(w, r, err, "reload", map[int]string{http.StatusBadRequest: "Invalid configuration; nothing was changed and the previous configuration stays in force:\n" + err.Error()})
 		return
 	}
 	for _, l := range []*[]string{&res.Added, &res.Changed, &res.Removed, &res.Unchanged} {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/rumor-sd/rumor/catalog"
@@ -30,7 +31,7 @@ func (h *Handler) catalogNode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		h.fail(w, r, http.StatusInternalServerError, "read node %q: %v", name, err)
+		h.failErr(w, r, err, fmt.Sprintf("read node %q", name), nil)
 		return
 	}
 	out := catalogNode{Node: toNode(&entry.Node, idx), Services: make(map[string]agentService, len(svcs))}
@@ -43,6 +44,27 @@ func (h *Handler) catalogNode(w http.ResponseWriter, r *http.Request) {
 		h.failQuery(w, r, err)
 		return
 	}
+	readHeaders(w, idx)
+	h.writeJSON(w, q, out)
+}
+
+// GET /v1/catalog/nodes: every node with records, by name.
+func (h *Handler) catalogNodes(w http.ResponseWriter, r *http.Request) {
+	q, idx, ok := h.readWith(w, r, catalog.TopicNodes, node{})
+	if !ok {
+		return
+	}
+	nodes := h.cat.Nodes(q.filter)
+	out := make([]node, 0, len(nodes))
+	for i := range nodes {
+		out = append(out, toNode(&nodes[i].Node, idx))
+	}
+	out, err := filterSlice(q.expr, out)
+	if err != nil {
+		h.failQuery(w, r, err)
+		return
+	}
+	sortNear(h, q, out, func(n *node) string { return n.Node })
 	readHeaders(w, idx)
 	h.writeJSON(w, q, out)
 }

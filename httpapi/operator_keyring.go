@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -11,8 +12,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-
-	"github.com/rumor-sd/rumor/catalog"
 )
 
 // KeyOp is a gossip keyring operation.
@@ -99,19 +98,19 @@ func (h *Handler) keyringOp(op KeyOp) http.HandlerFunc {
 			h.failQuery(w, r, err)
 			return
 		}
+		raw, ok := h.readBody(w, r) // 413 beyond MaxBodyBytes
+		if !ok {
+			return
+		}
 		var body keyringRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&body); err != nil {
-			var tooBig *http.MaxBytesError
-			switch {
-			case errors.As(err, &tooBig):
-				h.fail(w, r, http.StatusRequestEntityTooLarge, "Request body too large: the limit is %d bytes", tooBig.Limit)
-			case errors.Is(err, io.EOF):
+			if errors.Is(err, io.EOF) {
 				h.fail(w, r, http.StatusBadRequest, "Request decode failed: empty body: want {\"Key\": \"<base64 key>\"}")
-			default:
-				h.fail(w, r, http.StatusBadRequest, "Request decode failed: %v (want {\"Key\": \"<base64 key>\"})", strings.TrimPrefix(err.Error(), "json: "))
+				return
 			}
+			h.fail(w, r, http.StatusBadRequest, "Request decode failed: %v (want {\"Key\": \"<base64 key>\"})", strings.TrimPrefix(err.Error(), "json: "))
 			return
 		}
 		key, err := parseGossipKey(body.Key)
@@ -153,12 +152,7 @@ func parseGossipKey(s string) ([]byte, error) {
 }
 
 func (h *Handler) failKeyring(w http.ResponseWriter, r *http.Request, op KeyOp, err error) {
-	if errors.Is(err, catalog.ErrInvalid) {
-		h.fail(w, r, http.StatusBadRequest, "%s key: %v", op, err)
-		return
-	}
-	h.log.Error("keyring", "op", op.String(), "error", err)
-	h.fail(w, r, http.StatusInternalServerError, "%s key: %v", op, err)
+	h.failErr(w, r, err, op.String()+" key", map[int]string{http.StatusBadRequest: fmt.Sprintf("%s key: %v", op, err)})
 }
 
 func (h *Handler) toKeyringResponse(res KeyringResult) keyringResponse {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -165,5 +166,60 @@ func TestCheckEndpointsNeedChecks(t *testing.T) {
 	f := newFixture(t) // no Config.Checks
 	if rec := f.do(t, "GET", "/v1/agent/checks", ""); rec.Code != http.StatusNotFound {
 		t.Errorf("GET /v1/agent/checks without Checks = %d, want 404", rec.Code)
+	}
+}
+
+// RegisterCheck records a check registration; ServiceID "nope" is unknown.
+func (f *fakeChecks) RegisterCheck(_ context.Context, def definition.Check) error {
+	if def.ServiceID == "nope" {
+		return fmt.Errorf("check.ServiceID: %w: no service with ID %q", catalog.ErrInvalid, def.ServiceID)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.defs = append(f.defs, def)
+	return nil
+}
+
+// DeregisterCheck knows the checks LocalChecks lists.
+func (f *fakeChecks) DeregisterCheck(_ context.Context, id string) error {
+	switch id {
+	case "_node_maintenance":
+		return fmt.Errorf("check %q: %w: use maintenance mode", id, catalog.ErrInvalid)
+	case "ttl", "tcp":
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.calls = append(f.calls, "deregister "+id)
+		return nil
+	}
+	return fmt.Errorf("check %q: %w", id, catalog.ErrNotFound)
+}
+
+func TestCheckRegister(t *testing.T) {
+	f, fc := newChecksFixture(t)
+	rec := f.do(t, "PUT", "/v1/agent/check/register", `{"ID": "mem", "Name": "Memory", "Notes": "n", "ServiceID": "web-1",
+		"TTL": "30s", "Status": "passing", "Namespace": ""}`)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("register: %d %s", rec.Code, rec.Body)
+	}
+	// Config-file spelling.
+	rec = f.do(t, "PUT", "/v1/agent/check/register", `{"name": "disk", "args": ["/bin/true"], "interval": "1m", "service_id": ""}`)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("snake_case register: %d %s", rec.Code, rec.Body)
+	}
+	if len(fc.defs) != 2 {
+		t.Fatalf("defs = %+v", fc.defs)
+	}
+	d := fc.defs[0]
+	if d.ID != "mem" || d.Name != "Memory" || d.Notes != "n" || d.ServiceID != "web-1" || d.TTL != 30*time.Second || d.Status != catalog.StatusPassing {
+		t.Errorf("def = %+v", d)
+	}
+	if d := fc.defs[1]; d.Name != "disk" || d.ServiceID != "" || !slices.Equal(d.ScriptArgs, []string{"/bin/true"}) || d.Interval != time.Minute {
+		t.Errorf("snake_case def = %+v", d)
+	}
+	if rec := f.do(t, "PUT", "/v1/agent/check/deregister/ttl", ""); rec.Code != http.StatusOK {
+		t.Errorf("deregister: %d %s", rec.Code, rec.Body)
+	}
+	if got := fc.took(); !slices.Equal(got, []string{"deregister ttl"}) {
+		t.Errorf("calls = %v", got)
 	}
 }
