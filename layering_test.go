@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -22,7 +23,6 @@ var mayImport = map[string][]string{
 	"catalog/catalogtest": {"catalog"},
 	"definition":          {"catalog"}, // Consul's service and check definitions: domain, like catalog
 	"gossip":              {"catalog"},
-	"gossip/gossiptest":   nil,
 	"mdns":                {"catalog", "definition"},
 	"health":              {"catalog", "definition"},
 	"httpapi":             {"catalog", "definition"},
@@ -36,11 +36,21 @@ var mayImport = map[string][]string{
 	"sim/netbench":        {"sim", "internal/"}, // runs agent processes; shares sim's table
 	"cmd/":                {""},                 // the CLI may use anything
 	"internal/":           {"catalog"},
+	"internal/netemagent": {"agent", "gossip"}, // a test binary: an agent whose gossip goes through gossip/netem
+}
+
+// testSupport reports whether a package of this module is test support, which the
+// shipped binary must not link: *test packages, gossip/netem (delays for tests on
+// kernels without tc netem), and the internal test tools.
+func testSupport(rel string) bool {
+	return strings.HasSuffix(rel, "test") || rel == "gossip/netem" ||
+		slices.ContainsFunc([]string{"internal/testnet", "internal/testkit", "internal/netemagent", "internal/clustertest"},
+			func(p string) bool { return rel == p || strings.HasPrefix(rel, p+"/") })
 }
 
 // thirdParty confines each outside module to the packages that adapt it.
 var thirdParty = map[string][]string{
-	"github.com/hashicorp/memberlist":  {"gossip", "sim"},
+	"github.com/hashicorp/memberlist":  {"gossip", "sim", "internal/memnet", "internal/netemagent"},
 	"github.com/hashicorp/serf":        {"gossip", "sim"},
 	"github.com/miekg/dns":             {"dnsserver", "mdns"},
 	"github.com/brutella/dnssd":        {"mdns"},
@@ -56,13 +66,15 @@ var thirdParty = map[string][]string{
 	"golang.org/x/sys":                 {"internal/", "agent", "mdns", "cmd/"},
 	"golang.org/x/net":                 {"mdns", "internal/"},
 
+	"go.uber.org/goleak": {"internal/testkit"},
+
 	// go-bexpr's selector errors wrap this module's sentinels (httpapi's ?filter=).
 	"github.com/mitchellh/pointerstructure": {"httpapi"},
 }
 
 // testingAllowed lists packages whose production code may import "testing".
 func testingAllowed(rel string) bool {
-	return strings.HasSuffix(rel, "test") || strings.HasPrefix(rel, "internal/testnet")
+	return strings.HasSuffix(rel, "test") || strings.HasPrefix(rel, "internal/testnet") || rel == "internal/testkit"
 }
 
 type pkg struct {
@@ -151,5 +163,28 @@ func TestLayering(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("go list found no packages")
+	}
+}
+
+// TestShippedBinary checks what `rumor` links, not only what packages import: no test
+// support of this module (see testSupport) and not the testing package, however
+// indirectly.
+func TestShippedBinary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "./cmd/rumor").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, module+"/agent") {
+		t.Fatalf("go list -deps ./cmd/rumor does not list the agent: %v", deps)
+	}
+	for _, p := range deps {
+		rel, ours := strings.CutPrefix(p, module+"/")
+		switch {
+		case p == "testing":
+			t.Errorf("rumor links the testing package")
+		case ours && testSupport(rel):
+			t.Errorf("rumor links test support %s: keep it out of cmd/rumor's dependencies", rel)
+		}
 	}
 }

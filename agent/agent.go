@@ -20,7 +20,6 @@ import (
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/gossip"
-	"github.com/rumor-sd/rumor/gossip/netem"
 	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
 )
@@ -133,7 +132,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		Store:      a.cat,
 		Logger:     a.cfg.Logger.With("component", "gossip"), // gossip adds the node itself
 		Registerer: a.reg,
-		DebugNetem: netem.Config{Latency: a.cfg.DebugGossipDelay, Jitter: a.cfg.DebugGossipJitter},
+		Hook:       a.cfg.GossipHook,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: start gossip on %s:%d: %w", a.cfg.BindAddr, a.cfg.BindPort, err)

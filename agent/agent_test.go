@@ -14,9 +14,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/coordinate"
 
 	"github.com/rumor-sd/rumor/catalog"
@@ -211,8 +213,6 @@ func TestConfigErrors(t *testing.T) {
 		{"key not base64", Config{EncryptKey: "!!"}, "not base64"},
 		{"key length", Config{EncryptKey: "AAAA"}, "want 16, 24 or 32"},
 		{"empty join", Config{Join: []string{""}}, "join address is empty"},
-		{"negative debug delay", Config{DebugGossipDelay: -time.Millisecond}, "debug gossip delay -1ms"},
-		{"negative debug jitter", Config{DebugGossipJitter: -time.Millisecond}, "must not be negative"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.cfg.Dev = true
@@ -651,18 +651,23 @@ func TestShutdownStopsEverything(t *testing.T) {
 	}
 }
 
-// TestDebugGossipDelayReachesGossip: the testing-only delay knobs are handed to gossip.
-func TestDebugGossipDelayReachesGossip(t *testing.T) {
+// TestGossipHookReachesGossip: Config.GossipHook sees real gossip's config before
+// gossip starts, and what it sets is what gossip runs with (here, a transport
+// wrapper: how internal/netemagent delays an agent's gossip).
+func TestGossipHookReachesGossip(t *testing.T) {
 	cfg := testConfig(t, "n1", "", nil)
-	cfg.DebugGossipDelay, cfg.DebugGossipJitter = 30*time.Millisecond, 20*time.Millisecond
-	var got clusterConfig
-	inner := cfg.newCluster
-	cfg.newCluster = func(cc clusterConfig) (cluster, error) {
-		got = cc
-		return inner(cc)
+	cfg.newCluster, cfg.BindPort = nil, 0 // real gossip on loopback
+	var seen string
+	var wrapped atomic.Bool
+	cfg.GossipHook = func(gc *gossip.Config) {
+		seen = gc.NodeName
+		gc.WrapTransport = func(tr memberlist.NodeAwareTransport) (memberlist.NodeAwareTransport, error) {
+			wrapped.Store(true)
+			return tr, nil
+		}
 	}
-	startAgent(t, cfg)
-	if got.DebugNetem.Latency != 30*time.Millisecond || got.DebugNetem.Jitter != 20*time.Millisecond {
-		t.Errorf("gossip got delay %s ± %s, want 30ms ± 20ms", got.DebugNetem.Latency, got.DebugNetem.Jitter)
+	a := startAgent(t, cfg)
+	if seen != "n1" || !wrapped.Load() || !a.GossipAddr().IsValid() {
+		t.Errorf("hook saw node %q, wrapper called %v, gossip at %v; want n1, true and an address", seen, wrapped.Load(), a.GossipAddr())
 	}
 }

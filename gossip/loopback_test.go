@@ -55,13 +55,14 @@ func TestLoopbackSockets(t *testing.T) {
 	poll("leave seen", allSee(nodes[:2], "web", ""))
 }
 
-// TestLoopbackDebugNetem runs two nodes on real sockets with DebugNetem's fixed 100 ms
-// delay on each, the gossip port picked by the kernel: they join, and a registration
-// reaches the other node, but never sooner than the one hop's 100 ms.
-func TestLoopbackDebugNetem(t *testing.T) {
+// TestLoopbackNetem runs two nodes on real sockets with their transports wrapped
+// (WrapTransport) by netem's fixed 100 ms delay, the gossip port picked by the
+// kernel: they join, and a registration reaches the other node, but never sooner
+// than the one hop's 100 ms.
+func TestLoopbackNetem(t *testing.T) {
 	const hop = 100 * time.Millisecond
 	// No MemberlistHook: BindPort 0 in Config itself must get a kernel-picked port.
-	nodes := startLoopbackNodes(t, "nm", 2, func(cfg *Config) { cfg.DebugNetem = netem.Config{Latency: hop} })
+	nodes := startLoopbackNodes(t, "nm", 2, func(cfg *Config) { cfg.WrapTransport = netem.Wrapper(netem.Config{Latency: hop}) })
 	start := time.Now()
 	nodes[1].publish(nodes[1].w.PutService(catalogtest.Service("web-1", "web", 80)))
 	deadline := start.Add(10 * time.Second)
@@ -76,9 +77,10 @@ func TestLoopbackDebugNetem(t *testing.T) {
 	}
 }
 
-func TestDebugNetemConfigRejected(t *testing.T) {
+// TestWrapTransportError: a wrapper's error stops New and names what was wrong.
+func TestWrapTransportError(t *testing.T) {
 	cat, _ := catalogtest.New(t, catalog.Config{})
-	_, err := New(Config{NodeName: "x", BindAddr: "127.0.0.1", Store: cat, DebugNetem: netem.Config{Jitter: -time.Second}})
+	_, err := New(Config{NodeName: "x", BindAddr: "127.0.0.1", Store: cat, WrapTransport: netem.Wrapper(netem.Config{Jitter: -time.Second})})
 	if err == nil || !strings.Contains(err.Error(), "jitter -1s is negative") {
 		t.Errorf("New with negative jitter: %v, want an error naming the jitter", err)
 	}

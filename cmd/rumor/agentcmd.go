@@ -39,7 +39,6 @@ type agentFlags struct {
 	reapAfter                                                                        time.Duration
 	httpToken, httpTLSCert, httpTLSKey                                               string
 	httpTokenReads                                                                   bool
-	debugGossipDelay, debugGossipJitter                                              time.Duration // testing only
 
 	// fs is the parsed flag set, to tell a flag given (on the command line or by
 	// its RUMOR_* variable) from its default. Nil counts every flag as given.
@@ -153,12 +152,6 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.DurationVar(&f.reapAfter, "reap-after", 0, "how long a failed node's services stay (critical) before they are dropped (default 72h)")
 	fl.BoolVar(&f.dev, "dev", false, "development mode: one node on loopback, in-memory state, fast failure detection, verbose logs")
 	fl.BoolVar(&f.enableScriptChecks, "enable-script-checks", false, "allow script checks (Args) in service registrations: they run any program as the agent's user")
-	// Testing only, hence hidden: emulate a slow, jittery network (tests and benchmarks
-	// on kernels without tc netem).
-	fl.DurationVar(&f.debugGossipDelay, "debug-gossip-delay", 0, "FOR TESTING ONLY: delay every gossip packet and stream this agent sends")
-	fl.DurationVar(&f.debugGossipJitter, "debug-gossip-jitter", 0, "FOR TESTING ONLY: spread each delay uniformly over delay ± jitter (reorders packets)")
-	_ = fl.MarkHidden("debug-gossip-delay")
-	_ = fl.MarkHidden("debug-gossip-jitter")
 }
 
 // applyEnv sets every flag not given on the command line from its RUMOR_<FLAG>
@@ -254,10 +247,6 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 		return cfg, nil, usagef("--reap-after %s: must not be negative", f.reapAfter)
 	}
 	override(f, "reap-after", &cfg.ReapAfter, f.reapAfter)
-	if f.debugGossipDelay < 0 || f.debugGossipJitter < 0 {
-		return cfg, nil, usagef("--debug-gossip-delay %s / --debug-gossip-jitter %s: must not be negative", f.debugGossipDelay, f.debugGossipJitter)
-	}
-	cfg.DebugGossipDelay, cfg.DebugGossipJitter = f.debugGossipDelay, f.debugGossipJitter
 	override(f, "http-token", &cfg.HTTPToken, f.httpToken) // or $RUMOR_HTTP_TOKEN, through applyEnv
 	override(f, "http-token-reads", &cfg.HTTPTokenReads, f.httpTokenReads)
 	override(f, "http-tls-cert", &cfg.HTTPTLSCert, f.httpTLSCert)

@@ -227,7 +227,6 @@ func TestAgentCommandErrors(t *testing.T) {
 		{"bad log level", []string{"agent", "--dev", "--log-level", "loud"}, 2, "--log-level"},
 		{"tls cert without key", []string{"agent", "--dev", "--http-tls-cert", "c.pem"}, 2, "--http-tls-cert and --http-tls-key go together"},
 		{"token reads without token", []string{"agent", "--dev", "--http-token-reads"}, 2, "--http-token-reads needs a token"},
-		{"negative debug delay", []string{"agent", "--dev", "--debug-gossip-delay", "-1ms"}, 2, "--debug-gossip-delay"},
 		{"join unreachable", []string{"agent", "--dev", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--join", "127.0.0.1:1"}, 1, "retry-join"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -254,25 +253,5 @@ func TestAgentFlagEnableScriptChecks(t *testing.T) {
 	agentCmd, _, err := cmd.Find([]string{"agent"})
 	if err != nil || agentCmd.Flags().Lookup("enable-script-checks") == nil {
 		t.Errorf("agent has no --enable-script-checks flag (%v)", err)
-	}
-}
-
-// TestAgentDebugGossipDelayFlags: the testing-only flags reach the config and stay out
-// of --help.
-func TestAgentDebugGossipDelayFlags(t *testing.T) {
-	c := &cli{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
-	cfg, _, err := agentConfig(c, &agentFlags{dev: true, debugGossipDelay: 30 * time.Millisecond, debugGossipJitter: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.DebugGossipDelay != 30*time.Millisecond || cfg.DebugGossipJitter != 20*time.Millisecond {
-		t.Errorf("config delay %s ± %s, want 30ms ± 20ms", cfg.DebugGossipDelay, cfg.DebugGossipJitter)
-	}
-	r := rumor(t, nil, "agent", "--help")
-	if !strings.Contains(r.stdout, "--reap-after") {
-		t.Fatalf("agent --help printed no flags:\n%s%s", r.stdout, r.stderr)
-	}
-	if strings.Contains(r.stdout, "debug-gossip") {
-		t.Errorf("agent --help shows the testing-only flags:\n%s", r.stdout)
 	}
 }
