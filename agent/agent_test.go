@@ -25,6 +25,7 @@ import (
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
 	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/gossip"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // fakeCluster stands in for gossip: it records what is published and joined.
@@ -127,30 +128,7 @@ func testConfig(t *testing.T, name, dir string, fc **fakeCluster) Config {
 func startAgent(t *testing.T, cfg Config) *Agent {
 	t.Helper()
 	a, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := a.Shutdown(); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return a
-}
-
-// eventually polls cond every few milliseconds until it holds or 10s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	return testkit.Running(t, a, err)
 }
 
 func web(id string, port int, tags ...string) definition.Service {
@@ -517,7 +495,7 @@ func TestSupersede(t *testing.T) {
 	if _, err := a.Catalog().Apply(w.PutNode(n), w.PutService(catalogtest.Service("ghost", "ghost", 1))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the agent to supersede the old incarnation", func() bool { return a.Generation() > gen+100 })
+	testkit.Eventually(t, 10*time.Second, "the agent to supersede the old incarnation", func() bool { return a.Generation() > gen+100 })
 	if v := a.Catalog().OriginVersion("n1"); v.Gen != a.Generation() {
 		t.Errorf("catalog holds n1 at %s, want generation %d", v, a.Generation())
 	}
@@ -556,7 +534,7 @@ func TestJoin(t *testing.T) {
 		cfg := testConfig(t, "n1", t.TempDir(), &fc)
 		cfg.RetryJoin = []string{"127.0.0.1:1"}
 		startAgent(t, cfg)
-		eventually(t, "4 join attempts", func() bool { return fc.joinCount() == 4 })
+		testkit.Eventually(t, 10*time.Second, "4 join attempts", func() bool { return fc.joinCount() == 4 })
 	})
 	t.Run("known peers rejoined", func(t *testing.T) {
 		dir := t.TempDir()
@@ -568,13 +546,13 @@ func TestJoin(t *testing.T) {
 			{Name: "n3", Addr: netip.MustParseAddrPort("10.0.0.3:7946"), State: catalog.LivenessLeft},
 		}
 		fc.mu.Unlock()
-		eventually(t, "peers.json", func() bool { return len(a.dir.loadPeers()) == 1 })
+		testkit.Eventually(t, 10*time.Second, "peers.json", func() bool { return len(a.dir.loadPeers()) == 1 })
 		if err := a.Shutdown(); err != nil {
 			t.Fatal(err)
 		}
 		var fc2 *fakeCluster
 		startAgent(t, testConfig(t, "n1", dir, &fc2))
-		eventually(t, "a rejoin of the known peer", func() bool { return fc2.joinCount() == 1 })
+		testkit.Eventually(t, 10*time.Second, "a rejoin of the known peer", func() bool { return fc2.joinCount() == 1 })
 		if got := loadPeersFile(t, dir); !slices.Equal(got, []string{"10.0.0.2:7946"}) {
 			t.Errorf("peers.json = %v", got)
 		}
@@ -645,7 +623,7 @@ func TestShutdownStopsEverything(t *testing.T) {
 		t.Fatal("blocking query still open after Shutdown")
 	}
 	tr.CloseIdleConnections()
-	eventually(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	testkit.Eventually(t, 10*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 	if err := a.Shutdown(); err != nil {
 		t.Errorf("second Shutdown: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
 	"github.com/rumor-sd/rumor/gossip/netem"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // TestLoopbackSockets runs three nodes on real UDP/TCP sockets on 127.0.0.1 (ports
@@ -23,16 +24,7 @@ func TestLoopbackSockets(t *testing.T) {
 	nodes := startLoopbackNodes(t, "lo", 3, func(cfg *Config) {
 		cfg.MemberlistHook = func(mc *memberlist.Config) { mc.BindPort = 0; mc.AdvertisePort = 0 }
 	})
-	poll := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 10s", what)
-			}
-			<-time.After(20 * time.Millisecond) // the polling interval; the deadline bounds the wait
-		}
-	}
+	poll := func(what string, cond func() bool) { t.Helper(); testkit.Eventually(t, 10*time.Second, what, cond) }
 	nodes[2].publish(nodes[2].w.PutService(catalogtest.Service("web-1", "web", 80)))
 	poll("registration on all", allSee(nodes, "web", "lo2/web-1=passing"))
 	if got := len(nodes[0].g.Members()); got != 3 {
@@ -65,13 +57,7 @@ func TestLoopbackNetem(t *testing.T) {
 	nodes := startLoopbackNodes(t, "nm", 2, func(cfg *Config) { cfg.WrapTransport = netem.Wrapper(netem.Config{Latency: hop}) })
 	start := time.Now()
 	nodes[1].publish(nodes[1].w.PutService(catalogtest.Service("web-1", "web", 80)))
-	deadline := start.Add(10 * time.Second)
-	for !allSee(nodes, "web", "nm1/web-1=passing")() {
-		if time.Now().After(deadline) {
-			t.Fatal("registration not on both nodes within 10s")
-		}
-		<-time.After(5 * time.Millisecond) // the polling interval; the deadline bounds the wait
-	}
+	testkit.Eventually(t, 10*time.Second, "registration on both nodes", allSee(nodes, "web", "nm1/web-1=passing"))
 	if took := time.Since(start); took < hop {
 		t.Errorf("registration crossed in %s, less than the %s delay: the delay is not applied", took, hop)
 	}

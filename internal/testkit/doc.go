@@ -1,5 +1,5 @@
 // Package testkit is the test support the packages of this module share: polling a
-// condition with a deadline ([Eventually]), starting something that has Start and
+// condition with a deadline ([Eventually], [Poll]), starting something that has Start and
 // Shutdown (an agent) for the length of a test ([Running]), a self-signed
 // certificate for 127.0.0.1 ([SelfSigned]), a goroutine-leak check that allows
 // memberlist's late probes their time ([NoLeaks]) and a buffer safe for concurrent

@@ -28,15 +28,39 @@ const PollInterval = 10 * time.Millisecond
 // took; if within passes first, it fails the test (Fatal) naming what was awaited.
 func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
+	return Poll(t, within, PollInterval, what, func() error {
+		if cond() {
+			return nil
+		}
+		return errNotYet{}
+	})
+}
+
+// errNotYet is Eventually's "not yet": its condition says no more than that.
+type errNotYet struct{}
+
+func (errNotYet) Error() string { return "not yet" }
+
+// Poll tries cond every `every` until it returns nil and returns how long that took;
+// if within passes first, it fails the test (Fatal) naming what was awaited and
+// cond's last error, which says why not.
+func Poll(t testing.TB, within, every time.Duration, what string, cond func() error) time.Duration {
+	t.Helper()
 	start := time.Now()
 	deadline := start.Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
+	for {
+		err := cond()
+		if err == nil {
+			return time.Since(start)
 		}
-		time.Sleep(PollInterval) // the polling interval; the deadline bounds the wait
+		if time.Now().After(deadline) {
+			if _, plain := err.(errNotYet); plain {
+				t.Fatalf("timed out after %s waiting for %s", within, what)
+			}
+			t.Fatalf("timed out after %s waiting for %s: %v", within, what, err)
+		}
+		time.Sleep(every) // the polling interval; the deadline bounds the wait
 	}
-	return time.Since(start)
 }
 
 // Runner is what Running starts: an agent, or anything started with Start and

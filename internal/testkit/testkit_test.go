@@ -30,7 +30,10 @@ func (f *fakeTB) fail(args ...any) {
 	defer f.mu.Unlock()
 	f.failures = append(f.failures, fmt.Sprint(args...))
 }
-func (f *fakeTB) Fatalf(format string, args ...any) { f.fail(fmt.Sprintf(format, args...)); runtime.Goexit() }
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.fail(fmt.Sprintf(format, args...))
+	runtime.Goexit()
+}
 func (f *fakeTB) Fatal(args ...any)                 { f.fail(args...); runtime.Goexit() }
 func (f *fakeTB) Errorf(format string, args ...any) { f.fail(fmt.Sprintf(format, args...)) }
 func (f *fakeTB) Error(args ...any)                 { f.fail(args...) }
@@ -53,6 +56,15 @@ func (f *fakeTB) run(body func(testing.TB)) []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.failures
+}
+
+func TestPoll(t *testing.T) {
+	got := (&fakeTB{TB: t}).run(func(tb testing.TB) {
+		Poll(tb, 30*time.Millisecond, time.Millisecond, "the port", func() error { return errors.New("connection refused") })
+	})
+	if len(got) != 1 || !strings.Contains(got[0], "waiting for the port: connection refused") {
+		t.Errorf("Poll reported %q, want the condition's last error", got)
+	}
 }
 
 func TestEventually(t *testing.T) {
