@@ -9,10 +9,12 @@ import (
 	"testing"
 )
 
-// The dependency rules of ../shared/ARCHITECTURE.md, checked on every test run:
-// cmd → agent → adapters → catalog; adapters never import each other; catalog imports
-// only the standard library; each outside library is confined to its adapter; and
-// production code never imports "testing" (test helpers live in *test packages).
+// The dependency rules of docs/ARCHITECTURE.md, checked on every test run:
+// cmd → config → agent → adapters → definition → catalog; adapters never import each
+// other; catalog and definition import only the standard library (and definition
+// catalog); each outside library is confined to its adapter; production code never
+// imports "testing" (test helpers live in *test packages and internal/testkit); and
+// the shipped binary links no test support (TestShippedBinary).
 
 const module = "github.com/rumor-sd/rumor"
 
@@ -30,11 +32,11 @@ var mayImport = map[string][]string{
 	"docker":              {"catalog", "definition"},
 	"proxy":               {"catalog", "definition"},
 	"agent":               {"catalog", "definition", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "internal/"},
-	"agent/localstate":    {"catalog", "definition"},          // the local-state core: no adapters
-	"config":              {"catalog", "definition", "agent"}, // config files → agent.Config and service definitions
-	"sim":                 {"catalog", "agent", "gossip", "internal/"},
-	"sim/netbench":        {"sim", "internal/"}, // runs agent processes; shares sim's table
-	"cmd/":                {""},                 // the CLI may use anything
+	"agent/localstate":    {"catalog", "definition"},                // the local-state core: no adapters
+	"config":              {"catalog", "definition", "agent"},       // config files → agent.Config and service definitions
+	"sim":                 {"catalog", "gossip", "internal/memnet"}, // real gossip nodes on a simulated network
+	"sim/netbench":        {"sim", "internal/"},                     // runs agent processes; shares sim's table
+	"cmd/":                {""},                                     // the CLI may use anything
 	"internal/":           {"catalog"},
 	"internal/netemagent": {"agent", "gossip"}, // a test binary: an agent whose gossip goes through gossip/netem
 }

@@ -11,9 +11,9 @@ import (
 	"github.com/rumor-sd/rumor/gossip"
 )
 
-// cluster is what the agent needs of gossip. *gossip.Gossip implements it through
-// gossipCluster; unit tests use a fake. Calls may run concurrently; Join and Leave
-// block until their context ends at most, the others return promptly.
+// cluster is what the agent needs of gossip. *gossip.Gossip implements it; unit
+// tests use a fake. Calls may run concurrently; Join and Leave block until their
+// context ends at most, the others return promptly.
 type cluster interface {
 	// Join contacts addrs and returns how many answered; an error only if none did.
 	Join(ctx context.Context, addrs []string) (int, error)
