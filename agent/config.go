@@ -312,3 +312,10 @@ func (c *Config) keys() ([][]byte, error) {
 	}
 	return nil, fmt.Errorf("encrypt key: %d bytes once decoded, want 16, 24 or 32 (32 from `consul keygen`)", len(k))
 }
+
+// ValidateEncryptKey checks a gossip encryption key as Config.EncryptKey takes it:
+// base64 of 16, 24 or 32 bytes.
+func ValidateEncryptKey(key string) error {
+	_, err := (&Config{EncryptKey: key}).keys()
+	return err
+}

@@ -8,6 +8,11 @@ import (
 	"github.com/rumor-sd/rumor/httpapi"
 )
 
+// ConfigService is a service defined in a config file, as the config package reads
+// it for Config.ConfigServices: the definition as written and its file. The agent
+// owns every service it is given so: Reload adds, replaces and removes them.
+type ConfigService = localstate.ConfigService
+
 // ReloadResult says what a reload changed, by service ID, each list sorted.
 type ReloadResult = localstate.ConfigResult
 
