@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
@@ -200,6 +201,12 @@ func acceptsGzip(r *http.Request) bool {
 	return false
 }
 
+// gzipWriters recycles compressors: each holds about a megabyte of state.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level
+	return zw
+}}
+
 // writeHTML sends a rendered page, gzipped when the client takes it.
 func writeHTML(w http.ResponseWriter, r *http.Request, status int, body []byte) {
 	h := w.Header()
@@ -209,9 +216,11 @@ func writeHTML(w http.ResponseWriter, r *http.Request, status int, body []byte) 
 	securityHeaders(h)
 	if len(body) > 1024 && acceptsGzip(r) {
 		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed) // a valid level
-		_, _ = zw.Write(body)                              // to memory
+		zw := gzipWriters.Get().(*gzip.Writer)
+		zw.Reset(&buf)
+		_, _ = zw.Write(body) // to memory
 		_ = zw.Close()
+		gzipWriters.Put(zw)
 		body = buf.Bytes()
 		h.Set("Content-Encoding", "gzip")
 	}
