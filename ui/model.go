@@ -43,9 +43,14 @@ type model struct {
 	names    []string // node names, sorted
 	services map[string]*svcSummary
 	svcNames []string // service names, sorted
-	events   []Event  // a ring of the last maxEvents, oldest at evStart
-	evStart  int
-	evSeq    uint64
+	// Totals kept with every change, so pages need not visit every node.
+	byState   [catalog.LivenessLeft + 1]int // nodes per liveness
+	instances int                           // service instances
+	failing   int                           // checks not passing, serfHealth aside
+	trouble   map[string]bool               // nodes not alive or with a failing check
+	events    []Event                       // a ring of the last maxEvents, oldest at evStart
+	evStart   int
+	evSeq     uint64
 }
 
 // nodeView is one node as the model holds it.
@@ -119,7 +124,8 @@ type Event struct {
 
 func newModel(cat Catalog, ag Agent, now func() time.Time) *model {
 	return &model{cat: cat, ag: ag, now: now, indexes: map[string]uint64{}, attrs: map[string]*attrs{},
-		changed: make(chan struct{}), nodes: map[string]*nodeView{}, services: map[string]*svcSummary{}}
+		changed: make(chan struct{}), nodes: map[string]*nodeView{}, services: map[string]*svcSummary{},
+		trouble: map[string]bool{}}
 }
 
 // wait returns the model's version and a channel closed when it next moves.
@@ -340,8 +346,19 @@ func (m *model) release(a *attrs) {
 	}
 }
 
-// count adds (sign +1) or removes (-1) a node's instances to the service summaries.
+// count adds (sign +1) or removes (-1) a node to the totals and its instances to
+// the service summaries; mu is held.
 func (m *model) count(nv *nodeView, sign int) {
+	m.byState[nv.Liveness] += sign
+	m.instances += sign * len(nv.Instances)
+	m.failing += sign * len(nv.Failing)
+	if nv.Liveness != catalog.LivenessAlive || len(nv.Failing) > 0 {
+		if sign > 0 {
+			m.trouble[nv.Name] = true
+		} else {
+			delete(m.trouble, nv.Name)
+		}
+	}
 	for i := range nv.Instances {
 		in := &nv.Instances[i]
 		s := m.services[in.Service]

@@ -44,7 +44,9 @@ func (f *fakeAgent) Counters() ui.Counters {
 	return ui.Counters{HTTPRequests: f.requests}
 }
 
-func (f *fakeAgent) LocalSources() map[string]string { return map[string]string{"web-0": ui.SourceFile} }
+func (f *fakeAgent) LocalSources() map[string]string {
+	return map[string]string{"web-0": ui.SourceFile}
+}
 
 // fixture is a UI over a catalog of n nodes, each with a "web" instance (tags v1 and
 // primary on even nodes, v2 on odd ones, meta version) and a service of its own.
@@ -260,7 +262,9 @@ func checkSelfContained(t *testing.T, resp *http.Response, doc *html.Node) {
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "script-src 'self'") {
 		t.Errorf("Content-Security-Policy = %q", csp)
 	}
-	for _, n := range find(doc, func(n *html.Node) bool { return attr(n, "src") != "" || attr(n, "href") != "" || attr(n, "action") != "" }) {
+	for _, n := range find(doc, func(n *html.Node) bool {
+		return attr(n, "src") != "" || attr(n, "href") != "" || attr(n, "action") != ""
+	}) {
 		for _, k := range []string{"src", "href", "action"} {
 			if v := attr(n, k); v != "" && !strings.HasPrefix(v, "/ui/") && v != "/ui" {
 				t.Errorf("<%s %s=%q> points outside the UI", n.Data, k, v)

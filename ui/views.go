@@ -78,7 +78,7 @@ func (u *UI) failingView(r *http.Request, now time.Time) (any, int) {
 	m.mu.RLock()
 	d := failingData{Loaded: m.loaded, Nodes: len(m.nodes), Services: len(m.services)}
 	var rows []failRow
-	for _, name := range m.names {
+	for _, name := range slices.Sorted(maps.Keys(m.trouble)) {
 		nv := m.nodes[name]
 		if nv.Liveness != catalog.LivenessAlive {
 			d.Down = append(d.Down, u.nodeRow(nv, now))
@@ -180,7 +180,7 @@ func (u *UI) servicesView(r *http.Request, _ time.Time) (any, int) {
 		for src := range s.sources {
 			sources[src] = true
 		}
-		switch {
+		switch { // 500 services: a scan costs less than a page's rendering
 		case f.Q != "" && !strings.Contains(strings.ToLower(name), strings.ToLower(f.Q)),
 			f.Tag != "" && s.tags[f.Tag] == 0,
 			metaPair != "" && s.meta[metaPair] == 0,
@@ -352,17 +352,20 @@ func (u *UI) nodesView(r *http.Request, now time.Time) (any, int) {
 	}
 	m := u.model
 	m.mu.RLock()
-	var match []*nodeView
-	for _, name := range m.names {
-		nv := m.nodes[name]
-		d.Counts[nv.Liveness]++
-		if (d.State == "" || nv.Liveness == state) && (d.Q == "" || strings.Contains(strings.ToLower(name), strings.ToLower(d.Q))) {
-			match = append(match, nv)
+	d.Counts = m.byState
+	match := m.names // unfiltered: no need to visit every node
+	if d.State != "" || d.Q != "" {
+		match = nil
+		for _, name := range m.names {
+			nv := m.nodes[name]
+			if (d.State == "" || nv.Liveness == state) && (d.Q == "" || strings.Contains(strings.ToLower(name), strings.ToLower(d.Q))) {
+				match = append(match, name)
+			}
 		}
 	}
 	d.Pager = paginate(r, len(match))
-	for _, nv := range pageOf(match, d.Pager) {
-		d.Rows = append(d.Rows, u.nodeRow(nv, now))
+	for _, name := range pageOf(match, d.Pager) {
+		d.Rows = append(d.Rows, u.nodeRow(m.nodes[name], now))
 	}
 	d.Timeline = m.recentEvents(30, func(e *Event) bool { return e.Service == "" && e.Kind != "check" })
 	m.mu.RUnlock()
@@ -438,14 +441,8 @@ func (u *UI) agentView(_ *http.Request, _ time.Time) (any, int) {
 	d := agentData{Self: u.self(), SampleEvery: u.cfg.SampleEvery}
 	m := u.model
 	m.mu.RLock()
-	d.Nodes, d.Services = len(m.nodes), len(m.services)
-	for _, nv := range m.nodes {
-		d.Instances += len(nv.Instances)
-		d.Failing += len(nv.Failing)
-		if nv.Liveness != catalog.LivenessAlive {
-			d.Down++
-		}
-	}
+	d.Nodes, d.Services, d.Instances, d.Failing = len(m.nodes), len(m.services), m.instances, m.failing
+	d.Down = len(m.nodes) - m.byState[catalog.LivenessAlive]
 	d.Events = m.recentEvents(100, nil)
 	m.mu.RUnlock()
 	u.samp.mu.RLock()
