@@ -18,9 +18,10 @@ import (
 // TestScreenshots writes the README's screenshots of the main pages, of three real
 // agents on loopback, when RUMOR_UI_SCREENSHOTS names a directory:
 //
-//	RUMOR_UI_SCREENSHOTS=docs go test ./ui -run TestScreenshots
+//	RUMOR_UI_SCREENSHOTS=$PWD/docs go test ./ui -run TestScreenshots
 //
-// It is a tool, not a check: without the variable it does nothing.
+// (an absolute path: tests run in the package directory). It is a tool, not a
+// check: without the variable it does nothing.
 func TestScreenshots(t *testing.T) {
 	dir := os.Getenv("RUMOR_UI_SCREENSHOTS")
 	if dir == "" {
@@ -60,7 +61,7 @@ func TestScreenshots(t *testing.T) {
 		if err := chromedp.Do(tab, chromedp.Navigate(url)); err != nil {
 			t.Fatal(err)
 		}
-		if err := waitJS(tab, 10*time.Second, `document.querySelectorAll("[data-check],[data-service],[data-instance],[data-node],ol.events li").length > 2`); err != nil {
+		if err := waitJS(tab, 10*time.Second, `document.querySelectorAll("[data-check],[data-service],[data-instance],[data-node],ol.events li").length >= 2`); err != nil {
 			t.Fatalf("%s: %v", p.path, err)
 		}
 		png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
