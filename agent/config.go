@@ -135,6 +135,10 @@ type Config struct {
 	// files are dropped at Start.
 	ConfigServices func() ([]ConfigService, error)
 
+	// Docker configures the Docker watcher, which registers this host's containers
+	// (agent/docker.go). Default: off.
+	Docker DockerConfig
+
 	// DebugGossipDelay and DebugGossipJitter delay every gossip packet and stream this
 	// node sends by DebugGossipDelay ± DebugGossipJitter, drawn per packet (so packets
 	// reorder), to emulate a slow network where tc netem is missing. For tests and
