@@ -391,6 +391,11 @@ func (b *builder) service(s *spec, cfg *container.Config, raw map[string]string,
 		}
 	}
 	svc.Meta[MetaContainer] = s.short
+	if udp { // nothing to probe over HTTP or TCP: only a TTL check applies
+		delete(set, "check_http")
+		delete(set, "check_https")
+		delete(set, "check_tcp")
+	}
 	check, err := registratorCheck(set, checkHost(p.addr), int(p.num))
 	if err != nil {
 		return nil, err

@@ -3,7 +3,7 @@
 // health endpoint the test can turn failing, echoes UDP, and doubles as the probe of
 // a Docker HEALTHCHECK. It is a test fixture: never part of rumor.
 //
-//	testserver -http 8080,9090 -udp 5353   serve
+//	testserver -http 8080,9090 -udp 5353 [-failing]   serve
 //	testserver -probe http://127.0.0.1:8080/health   exit 0 if it answers 200, else 1
 //
 // Endpoints: GET /health answers 200 "ok", or 500 after POST /fail (until POST
@@ -29,11 +29,13 @@ func main() {
 	httpPorts := flag.String("http", "8080", "comma-separated TCP ports to serve HTTP on")
 	udpPorts := flag.String("udp", "", "comma-separated UDP ports to echo on")
 	probe := flag.String("probe", "", "probe this URL and exit 0 if it answers 200")
+	failAtStart := flag.Bool("failing", false, "start with /health failing (until POST /ok)")
 	flag.Parse()
 	if *probe != "" {
 		os.Exit(probeURL(*probe))
 	}
 	var failing atomic.Bool
+	failing.Store(*failAtStart)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		if failing.Load() {
