@@ -129,7 +129,7 @@ func testDockerWeb(t *testing.T, cli *client.Client, image string) {
 // <image>-<port>), a UDP port gets its ":udp" ID and tag, and SERVICE_IGNORE
 // containers and SERVICE_<port>_IGNORE ports are left out.
 func testDockerPorts(t *testing.T, cli *client.Client, image string) {
-	a := startAgent(t, realDocker(t, "d1", "", time.Minute))
+	a := startAgent(t, realDocker(t, "d1", t.TempDir(), time.Minute))
 	multi := dockertest.Name("multi")
 	dockertest.Run(t, cli, dockertest.Spec{Name: multi, Image: image, Cmd: []string{"-http", "8080,9090,7070", "-udp", "5353"},
 		Publish: []string{"8080/tcp", "9090/tcp", "7070/tcp", "5353/udp"},
@@ -172,7 +172,7 @@ func testDockerPorts(t *testing.T, cli *client.Client, image string) {
 // network its label names, and the exposed port; the check reaches it there. The
 // network is dual-stack: the IPv6 address is the lan_ipv6 tagged address.
 func testDockerInternal(t *testing.T, cli *client.Client, image string) {
-	cfg := realDocker(t, "d1", "", time.Minute)
+	cfg := realDocker(t, "d1", t.TempDir(), time.Minute)
 	cfg.Docker.Internal = true
 	a := startAgent(t, cfg)
 	net1 := dockertest.Network(t, cli, true)
@@ -199,7 +199,7 @@ func testDockerInternal(t *testing.T, cli *client.Client, image string) {
 // failing its probe, within the start period, so Docker says starting until the
 // test turns it healthy.
 func testDockerHealthcheck(t *testing.T, cli *client.Client, image string) {
-	a := startAgent(t, realDocker(t, "d1", "", time.Minute))
+	a := startAgent(t, realDocker(t, "d1", t.TempDir(), time.Minute))
 	name := dockertest.Name("health")
 	id := dockertest.Run(t, cli, dockertest.Spec{Name: name, Image: image, Publish: []string{"8080/tcp"},
 		Cmd: []string{"-failing"}, Env: []string{"SERVICE_NAME=health"},
@@ -270,7 +270,7 @@ func testDockerUnreachable(t *testing.T, cli *client.Client, image string) {
 	sock := filepath.Join(shortDir(t), "engine.sock")
 	p := &unixProxy{path: sock, target: cli.DaemonHost()}
 	p.dead(t)
-	cfg := realDocker(t, "d1", "", time.Minute)
+	cfg := realDocker(t, "d1", t.TempDir(), time.Minute)
 	cfg.Docker.Host = "unix://" + sock
 	a := startAgent(t, cfg)
 	slowly(t, "the watcher's check critical", func() bool {

@@ -72,7 +72,7 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff between attempts to reach the engine:
 	// the first retry waits RetryMin, each further one twice as long, up to RetryMax,
 	// with jitter; a session that got connected starts over at RetryMin. The
-	// watcher never gives up. Defaults 250ms and 15s.
+	// watcher never gives up. Defaults 250ms and 5s.
 	RetryMin, RetryMax time.Duration
 
 	// Overlap is how far before the last event seen a reconnected event stream
@@ -90,7 +90,7 @@ const (
 	DefaultHost              = "unix:///var/run/docker.sock"
 	DefaultReconcileInterval = 30 * time.Second
 	DefaultRetryMin          = 250 * time.Millisecond
-	DefaultRetryMax          = 15 * time.Second
+	DefaultRetryMax          = 5 * time.Second
 	DefaultOverlap           = 2 * time.Second
 )
 

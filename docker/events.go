@@ -1,14 +1,17 @@
 package docker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 )
@@ -22,7 +25,7 @@ const maxBatch = 256
 // replayed or duplicated event costs an inspect and nothing else.
 var (
 	containerActions = []string{"start", "die", "stop", "destroy", "pause", "unpause", "health_status", "rename"}
-	networkActions   = []string{"connect", "disconnect"} // the container's addresses changed
+	networkActions   = []string{"connect", "disconnect"} // a container's addresses changed (internal mode)
 )
 
 // stream is an event subscription: a goroutine moves the engine's events into an
@@ -40,8 +43,10 @@ type stream struct {
 // subscribe starts following the engine's container events from the checkpoint
 // less the overlap (from now on the first time).
 func (w *Watcher) subscribe(ctx context.Context) (*stream, error) {
-	f := make(client.Filters).Add("type", "container", "network").
-		Add("event", append(append([]string(nil), containerActions...), networkActions...)...)
+	f := make(client.Filters).Add("type", "container").Add("event", containerActions...)
+	if w.cfg.Internal { // addresses depend on the networks only in internal mode
+		f.Add("type", "network").Add("event", networkActions...)
+	}
 	opts := client.EventsListOptions{Filters: f}
 	if !w.checkpoint.IsZero() {
 		since := w.checkpoint.Add(-w.cfg.Overlap)
@@ -118,17 +123,16 @@ func (s *stream) pending() bool {
 }
 
 // handle brings the registrations of the containers a batch of events names up to
-// date: it moves the checkpoint, inspects each container once and registers,
-// replaces and deregisters their services in one change.
+// date: it moves the checkpoint, and looks at each container once: a container
+// whose last event is a fresh die or destroy is known from the event (its exit
+// code and labels are attributes), the others are inspected; their services are
+// then registered, replaced and deregistered in one change.
 func (w *Watcher) handle(ctx context.Context, batch []events.Message) error {
 	var ids []string
-	seen := map[string]bool{}
+	last := map[string]events.Message{}
 	for _, m := range batch {
 		w.events.Add(1)
-		t := time.Unix(0, m.TimeNano)
-		if m.TimeNano == 0 {
-			t = time.Unix(m.Time, 0)
-		}
+		t := eventTime(m)
 		if t.After(w.checkpoint) {
 			w.checkpoint = t
 		}
@@ -138,19 +142,75 @@ func (w *Watcher) handle(ctx context.Context, batch []events.Message) error {
 		} else if m.Type != events.ContainerEventType || !follows(string(m.Action)) {
 			continue
 		}
-		if id != "" && !seen[id] {
-			seen[id] = true
+		if id == "" {
+			continue
+		}
+		if _, ok := last[id]; !ok {
 			ids = append(ids, id)
 		}
+		last[id] = m
 	}
-	if len(ids) == 0 {
+	var specs []spec
+	var inspect []string
+	for _, id := range ids {
+		if s, ok := w.exited(last[id]); ok {
+			w.cache[id] = s
+			specs = append(specs, s)
+		} else {
+			inspect = append(inspect, id)
+		}
+	}
+	if len(specs) == 0 && len(inspect) == 0 {
 		return nil
 	}
-	specs, err := w.inspectAll(ctx, ids)
+	found, err := w.inspectAll(ctx, inspect)
 	if err != nil {
 		return err
 	}
-	return w.apply(ctx, w.plan(specs, w.cfg.Registry.Owned(), false), false)
+	return w.apply(ctx, w.plan(append(specs, found...), w.cfg.Registry.Owned(), false), false)
+}
+
+// exited returns the spec of a container that a die or destroy event says is no
+// longer running, without inspecting it: Docker emits die while it still tears the
+// container down, holding it, so an inspect then waits for the teardown (about
+// 150 ms here). Only fresh events count: one from before the last full reconcile
+// (replayed by the overlap) may be older than the state that reconcile saw, so it
+// is inspected.
+func (w *Watcher) exited(m events.Message) (spec, bool) {
+	if m.Type != events.ContainerEventType || eventTime(m).Before(w.fresh) {
+		return spec{}, false
+	}
+	attrs := m.Actor.Attributes
+	s := spec{id: m.Actor.ID, short: shortID(m.Actor.ID), name: cmp.Or(attrs["name"], shortID(m.Actor.ID))}
+	switch m.Action {
+	case events.ActionDestroy:
+		s.listing = "removed"
+		return s, true
+	case events.ActionDie:
+		code, err := strconv.Atoi(attrs["exitCode"])
+		if err != nil {
+			return spec{}, false
+		}
+		s.listing = string(container.StateExited) + "//" + s.name
+		s.status, s.output = containerStatus(&container.State{Status: container.StateExited, ExitCode: code})
+		// The event's attributes hold the container's labels, rumor.deregister too.
+		switch policyOf(attrs) {
+		case never:
+			s.keep = true
+		case onSuccess:
+			s.keep = code != 0 && code&128 == 0
+		}
+		return s, true
+	}
+	return spec{}, false
+}
+
+// eventTime is when the engine says an event happened.
+func eventTime(m events.Message) time.Time {
+	if m.TimeNano == 0 {
+		return time.Unix(m.Time, 0)
+	}
+	return time.Unix(0, m.TimeNano)
 }
 
 // follows reports whether the watcher acts on a container event's action

@@ -9,7 +9,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
@@ -28,6 +30,9 @@ const inspectWorkers = 8
 // since their last inspect, so a periodic reconcile of an unchanged host costs one
 // listing and writes nothing.
 func (w *Watcher) reconcile(ctx context.Context, full bool) error {
+	if full {
+		w.fresh = time.Now()
+	}
 	lctx, cancel := context.WithTimeout(ctx, callTimeout)
 	list, err := w.cli.ContainerList(lctx, client.ContainerListOptions{All: true})
 	cancel()
@@ -129,19 +134,13 @@ func (w *Watcher) inspect(ctx context.Context, id string) (spec, error) {
 	defer cancel()
 	res, err := w.cli.ContainerInspect(ictx, id, client.ContainerInspectOptions{})
 	switch {
-	case isNotFound(err):
+	case cerrdefs.IsNotFound(err): // the client's way of saying 404
+
 		return spec{id: id, short: shortID(id), name: shortID(id), listing: "removed"}, nil
 	case err != nil:
 		return spec{}, fmt.Errorf("inspect container %s: %w", shortID(id), err)
 	}
 	return w.b.build(&res.Container), nil
-}
-
-// isNotFound reports whether the engine answered that the object does not exist
-// (the client's errors say so with a NotFound method, as containerd's errdefs).
-func isNotFound(err error) bool {
-	var nf interface{ NotFound() }
-	return errors.As(err, &nf)
 }
 
 // statusUpdate is a container check's status to set.

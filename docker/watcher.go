@@ -51,6 +51,7 @@ type Watcher struct {
 	// Owned by the run goroutine.
 	cache      map[string]spec   // by container ID: what its last inspect gave
 	checkpoint time.Time         // the engine's time of the last event seen
+	fresh      time.Time         // when the last full reconcile began: events before it are replays
 	reported   map[string]string // by container ID: the problems last logged
 	lastErr    string            // the last connection error logged
 }

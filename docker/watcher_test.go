@@ -87,6 +87,9 @@ func TestStartStop(t *testing.T) {
 	eventually(t, "web-a deregistered", hasIDs(reg, "n1:web-b:8080"))
 	e.Remove(b)
 	eventually(t, "web-b deregistered", hasIDs(reg))
+	if n := w.Stats().Connects; n != 1 {
+		t.Errorf("%d sessions, want 1: handling events must not end the session", n)
+	}
 }
 
 // TestReconcileBothWays: at connect, owned services whose container is gone go,
@@ -244,7 +247,7 @@ func TestStatesAndPolicies(t *testing.T) {
 	keep := dockertest.Container{Name: "keep", Image: "api", Published: map[string]uint16{"80/tcp": 1002},
 		Labels: map[string]string{LabelDeregister: "on-success"}}
 	k := e.Run(keep)
-	start(t, e.Host(), reg, nil)
+	w := start(t, e.Host(), reg, nil)
 	plainCheck := ContainerCheckID("n1:plain:8080")
 	eventually(t, "registered", hasIDs(reg, "n1:keep:80", "n1:plain:8080"))
 	status := func(id string, want catalog.Status, out string) func() bool {
@@ -273,6 +276,9 @@ func TestStatesAndPolicies(t *testing.T) {
 
 	e.Rename(plain, "renamed")
 	eventually(t, "renamed", hasIDs(reg, "n1:renamed:8080"))
+	if n := w.Stats().Connects; n != 1 {
+		t.Errorf("%d sessions, want 1: handling events must not end the session", n)
+	}
 }
 
 // TestNever: rumor.deregister=never keeps a stopped container's services, also

@@ -42,7 +42,8 @@ type Engine struct {
 	cut        chan struct{} // closed and replaced by CutStreams
 	lastNano   int64
 	requests   map[string]int
-	since      []int64 // the since of each event subscription, in nanoseconds (0: none)
+	since      []int64     // the since of each event subscription, in nanoseconds (0: none)
+	pings      []time.Time // when each ping came
 	streams    sync.WaitGroup
 }
 
@@ -156,6 +157,13 @@ func (e *Engine) Since() []int64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return slices.Clone(e.since)
+}
+
+// Pings returns when each ping came: a watcher pings first when it connects.
+func (e *Engine) Pings() []time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.pings)
 }
 
 // LastEvent returns the time of the newest event, in nanoseconds since the epoch.
@@ -321,6 +329,9 @@ func (e *Engine) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == "/_ping":
 		e.count("ping")
+		e.mu.Lock()
+		e.pings = append(e.pings, time.Now())
+		e.mu.Unlock()
 		_, _ = w.Write([]byte("OK"))
 	case p == "/containers/json":
 		e.count("list")
