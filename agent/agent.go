@@ -169,8 +169,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	a.wg.Go(a.maintenance)
 	// Last, so that a failed Start never has checks running: their Sink calls wait
-	// for a.mu, which abortLocked holds while closing the manager.
-	// Add never waits for a Sink call, so holding a.mu is safe here.
+	// for a.mu, which abortLocked holds while closing the manager. Add never waits
+	// for a Sink call, so holding a.mu is safe here.
 	a.runChecks(a.health, localstate.Ready{Start: a.local.Runnable()})
 	a.log.Info("agent started", "node_id", a.nodeID, "generation", a.local.Generation(),
 		"gossip", a.cl.LocalAddr().String(), "http", a.httpLn.Addr().String(),
