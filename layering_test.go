@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"encoding/json"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
 
-// The dependency rules of ../shared/ARCHITECTURE.md, checked on every test run:
-// cmd → agent → adapters → catalog; adapters never import each other; catalog imports
-// only the standard library; each outside library is confined to its adapter; and
-// production code never imports "testing" (test helpers live in *test packages).
+// The dependency rules of docs/ARCHITECTURE.md, checked on every test run:
+// cmd → config → agent → adapters → definition → catalog; adapters never import each
+// other; catalog and definition import only the standard library (and definition
+// catalog); each outside library is confined to its adapter; production code never
+// imports "testing" (test helpers live in *test packages and internal/testkit); and
+// the shipped binary links no test support (TestShippedBinary).
 
 const module = "github.com/rumor-sd/rumor"
 
@@ -22,7 +25,6 @@ var mayImport = map[string][]string{
 	"catalog/catalogtest": {"catalog"},
 	"definition":          {"catalog"}, // Consul's service and check definitions: domain, like catalog
 	"gossip":              {"catalog"},
-	"gossip/gossiptest":   nil,
 	"mdns":                {"catalog", "definition"},
 	"health":              {"catalog", "definition"},
 	"httpapi":             {"catalog", "definition"},
@@ -30,17 +32,27 @@ var mayImport = map[string][]string{
 	"docker":              {"catalog", "definition"},
 	"proxy":               {"catalog", "definition"},
 	"agent":               {"catalog", "definition", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "internal/"},
-	"agent/localstate":    {"catalog", "definition"},          // the local-state core: no adapters
-	"config":              {"catalog", "definition", "agent"}, // config files → agent.Config and service definitions
-	"sim":                 {"catalog", "agent", "gossip", "internal/"},
-	"sim/netbench":        {"sim", "internal/"}, // runs agent processes; shares sim's table
-	"cmd/":                {""},                 // the CLI may use anything
+	"agent/localstate":    {"catalog", "definition"},                // the local-state core: no adapters
+	"config":              {"catalog", "definition", "agent"},       // config files → agent.Config and service definitions
+	"sim":                 {"catalog", "gossip", "internal/memnet"}, // real gossip nodes on a simulated network
+	"sim/netbench":        {"sim", "internal/"},                     // runs agent processes; shares sim's table
+	"cmd/":                {""},                                     // the CLI may use anything
 	"internal/":           {"catalog"},
+	"internal/netemagent": {"agent", "gossip"}, // a test binary: an agent whose gossip goes through gossip/netem
+}
+
+// testSupport reports whether a package of this module is test support, which the
+// shipped binary must not link: *test packages, gossip/netem (delays for tests on
+// kernels without tc netem), and the internal test tools.
+func testSupport(rel string) bool {
+	return strings.HasSuffix(rel, "test") || rel == "gossip/netem" ||
+		slices.ContainsFunc([]string{"internal/testnet", "internal/testkit", "internal/netemagent", "internal/clustertest"},
+			func(p string) bool { return rel == p || strings.HasPrefix(rel, p+"/") })
 }
 
 // thirdParty confines each outside module to the packages that adapt it.
 var thirdParty = map[string][]string{
-	"github.com/hashicorp/memberlist":  {"gossip", "sim"},
+	"github.com/hashicorp/memberlist":  {"gossip", "sim", "internal/memnet", "internal/netemagent"},
 	"github.com/hashicorp/serf":        {"gossip", "sim"},
 	"github.com/miekg/dns":             {"dnsserver", "mdns"},
 	"github.com/brutella/dnssd":        {"mdns"},
@@ -57,13 +69,15 @@ var thirdParty = map[string][]string{
 	"golang.org/x/sys":                 {"internal/", "agent", "mdns", "cmd/"},
 	"golang.org/x/net":                 {"mdns", "internal/"},
 
+	"go.uber.org/goleak": {"internal/testkit"},
+
 	// go-bexpr's selector errors wrap this module's sentinels (httpapi's ?filter=).
 	"github.com/mitchellh/pointerstructure": {"httpapi"},
 }
 
 // testingAllowed lists packages whose production code may import "testing".
 func testingAllowed(rel string) bool {
-	return strings.HasSuffix(rel, "test") || strings.HasPrefix(rel, "internal/testnet")
+	return strings.HasSuffix(rel, "test") || strings.HasPrefix(rel, "internal/testnet") || rel == "internal/testkit"
 }
 
 type pkg struct {
@@ -152,5 +166,28 @@ func TestLayering(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Fatal("go list found no packages")
+	}
+}
+
+// TestShippedBinary checks what `rumor` links, not only what packages import: no test
+// support of this module (see testSupport) and not the testing package, however
+// indirectly.
+func TestShippedBinary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "./cmd/rumor").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, module+"/agent") {
+		t.Fatalf("go list -deps ./cmd/rumor does not list the agent: %v", deps)
+	}
+	for _, p := range deps {
+		rel, ours := strings.CutPrefix(p, module+"/")
+		switch {
+		case p == "testing":
+			t.Errorf("rumor links the testing package")
+		case ours && testSupport(rel):
+			t.Errorf("rumor links test support %s: keep it out of cmd/rumor's dependencies", rel)
+		}
 	}
 }

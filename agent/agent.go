@@ -21,7 +21,6 @@ import (
 	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/docker"
 	"github.com/rumor-sd/rumor/gossip"
-	"github.com/rumor-sd/rumor/gossip/netem"
 	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
 )
@@ -138,7 +137,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		Store:      a.cat,
 		Logger:     a.cfg.Logger.With("component", "gossip"), // gossip adds the node itself
 		Registerer: a.reg,
-		DebugNetem: netem.Config{Latency: a.cfg.DebugGossipDelay, Jitter: a.cfg.DebugGossipJitter},
+		Hook:       a.cfg.GossipHook,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: start gossip on %s:%d: %w", a.cfg.BindAddr, a.cfg.BindPort, err)
@@ -175,8 +174,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	a.wg.Go(a.maintenance)
 	// Last, so that a failed Start never has checks running: their Sink calls wait
-	// for a.mu, which abortLocked holds while closing the manager.
-	// Add never waits for a Sink call, so holding a.mu is safe here.
+	// for a.mu, which abortLocked holds while closing the manager. Add never waits
+	// for a Sink call, so holding a.mu is safe here.
 	a.runChecks(a.health, localstate.Ready{Start: a.local.Runnable()})
 	a.startDocker() // last too: its calls wait for a.mu
 	a.log.Info("agent started", "node_id", a.nodeID, "generation", a.local.Generation(),

@@ -14,15 +14,18 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/hashicorp/serf/coordinate"
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
 	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/gossip"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // fakeCluster stands in for gossip: it records what is published and joined.
@@ -125,30 +128,7 @@ func testConfig(t *testing.T, name, dir string, fc **fakeCluster) Config {
 func startAgent(t *testing.T, cfg Config) *Agent {
 	t.Helper()
 	a, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := a.Shutdown(); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return a
-}
-
-// eventually polls cond every few milliseconds until it holds or 10s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	return testkit.Running(t, a, err)
 }
 
 func web(id string, port int, tags ...string) definition.Service {
@@ -211,8 +191,6 @@ func TestConfigErrors(t *testing.T) {
 		{"key not base64", Config{EncryptKey: "!!"}, "not base64"},
 		{"key length", Config{EncryptKey: "AAAA"}, "want 16, 24 or 32"},
 		{"empty join", Config{Join: []string{""}}, "join address is empty"},
-		{"negative debug delay", Config{DebugGossipDelay: -time.Millisecond}, "debug gossip delay -1ms"},
-		{"negative debug jitter", Config{DebugGossipJitter: -time.Millisecond}, "must not be negative"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.cfg.Dev = true
@@ -517,7 +495,7 @@ func TestSupersede(t *testing.T) {
 	if _, err := a.Catalog().Apply(w.PutNode(n), w.PutService(catalogtest.Service("ghost", "ghost", 1))); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the agent to supersede the old incarnation", func() bool { return a.Generation() > gen+100 })
+	testkit.Eventually(t, 10*time.Second, "the agent to supersede the old incarnation", func() bool { return a.Generation() > gen+100 })
 	if v := a.Catalog().OriginVersion("n1"); v.Gen != a.Generation() {
 		t.Errorf("catalog holds n1 at %s, want generation %d", v, a.Generation())
 	}
@@ -556,7 +534,7 @@ func TestJoin(t *testing.T) {
 		cfg := testConfig(t, "n1", t.TempDir(), &fc)
 		cfg.RetryJoin = []string{"127.0.0.1:1"}
 		startAgent(t, cfg)
-		eventually(t, "4 join attempts", func() bool { return fc.joinCount() == 4 })
+		testkit.Eventually(t, 10*time.Second, "4 join attempts", func() bool { return fc.joinCount() == 4 })
 	})
 	t.Run("known peers rejoined", func(t *testing.T) {
 		dir := t.TempDir()
@@ -568,13 +546,13 @@ func TestJoin(t *testing.T) {
 			{Name: "n3", Addr: netip.MustParseAddrPort("10.0.0.3:7946"), State: catalog.LivenessLeft},
 		}
 		fc.mu.Unlock()
-		eventually(t, "peers.json", func() bool { return len(a.dir.loadPeers()) == 1 })
+		testkit.Eventually(t, 10*time.Second, "peers.json", func() bool { return len(a.dir.loadPeers()) == 1 })
 		if err := a.Shutdown(); err != nil {
 			t.Fatal(err)
 		}
 		var fc2 *fakeCluster
 		startAgent(t, testConfig(t, "n1", dir, &fc2))
-		eventually(t, "a rejoin of the known peer", func() bool { return fc2.joinCount() == 1 })
+		testkit.Eventually(t, 10*time.Second, "a rejoin of the known peer", func() bool { return fc2.joinCount() == 1 })
 		if got := loadPeersFile(t, dir); !slices.Equal(got, []string{"10.0.0.2:7946"}) {
 			t.Errorf("peers.json = %v", got)
 		}
@@ -645,24 +623,29 @@ func TestShutdownStopsEverything(t *testing.T) {
 		t.Fatal("blocking query still open after Shutdown")
 	}
 	tr.CloseIdleConnections()
-	eventually(t, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
+	testkit.Eventually(t, 10*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before })
 	if err := a.Shutdown(); err != nil {
 		t.Errorf("second Shutdown: %v", err)
 	}
 }
 
-// TestDebugGossipDelayReachesGossip: the testing-only delay knobs are handed to gossip.
-func TestDebugGossipDelayReachesGossip(t *testing.T) {
+// TestGossipHookReachesGossip: Config.GossipHook sees real gossip's config before
+// gossip starts, and what it sets is what gossip runs with (here, a transport
+// wrapper: how internal/netemagent delays an agent's gossip).
+func TestGossipHookReachesGossip(t *testing.T) {
 	cfg := testConfig(t, "n1", "", nil)
-	cfg.DebugGossipDelay, cfg.DebugGossipJitter = 30*time.Millisecond, 20*time.Millisecond
-	var got clusterConfig
-	inner := cfg.newCluster
-	cfg.newCluster = func(cc clusterConfig) (cluster, error) {
-		got = cc
-		return inner(cc)
+	cfg.newCluster, cfg.BindPort = nil, 0 // real gossip on loopback
+	var seen string
+	var wrapped atomic.Bool
+	cfg.GossipHook = func(gc *gossip.Config) {
+		seen = gc.NodeName
+		gc.WrapTransport = func(tr memberlist.NodeAwareTransport) (memberlist.NodeAwareTransport, error) {
+			wrapped.Store(true)
+			return tr, nil
+		}
 	}
-	startAgent(t, cfg)
-	if got.DebugNetem.Latency != 30*time.Millisecond || got.DebugNetem.Jitter != 20*time.Millisecond {
-		t.Errorf("gossip got delay %s ± %s, want 30ms ± 20ms", got.DebugNetem.Latency, got.DebugNetem.Jitter)
+	a := startAgent(t, cfg)
+	if seen != "n1" || !wrapped.Load() || !a.GossipAddr().IsValid() {
+		t.Errorf("hook saw node %q, wrapper called %v, gossip at %v; want n1, true and an address", seen, wrapped.Load(), a.GossipAddr())
 	}
 }

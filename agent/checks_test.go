@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // api is a client of one agent's HTTP API.
@@ -85,19 +88,19 @@ func TestTTLCheck(t *testing.T) {
 		t.Fatalf("passing instances before a heartbeat = %d, want 0", got)
 	}
 	c.must("PUT", "/v1/agent/check/pass/x-ttl?note=all+good", "")
-	eventually(t, "x passing", func() bool { return c.passing("x") == 1 })
+	testkit.Eventually(t, 10*time.Second, "x passing", func() bool { return c.passing("x") == 1 })
 	if out := c.checks()["x-ttl"]["Output"]; out != "all good" {
 		t.Errorf("output = %q, want the note", out)
 	}
 	c.must("PUT", "/v1/agent/check/update/x-ttl", `{"Status": "warning", "Output": "slow"}`)
-	eventually(t, "x warning", func() bool { return c.status("x-ttl") == "warning" })
+	testkit.Eventually(t, 10*time.Second, "x warning", func() bool { return c.status("x-ttl") == "warning" })
 	c.must("PUT", "/v1/agent/check/fail/x-ttl", "")
-	eventually(t, "x critical", func() bool { return c.passing("x") == 0 && c.status("x-ttl") == "critical" })
+	testkit.Eventually(t, 10*time.Second, "x critical", func() bool { return c.passing("x") == 0 && c.status("x-ttl") == "critical" })
 
 	// No heartbeat within the TTL: critical.
 	c.must("PUT", "/v1/agent/service/register", `{"Name": "y", "Check": {"CheckID": "y-ttl", "TTL": "300ms"}}`)
 	c.must("PUT", "/v1/agent/check/pass/y-ttl", "")
-	eventually(t, "y expired", func() bool {
+	testkit.Eventually(t, 10*time.Second, "y expired", func() bool {
 		ch := c.checks()["y-ttl"]
 		out, _ := ch["Output"].(string)
 		return ch["Status"] == "critical" && strings.HasPrefix(out, "TTL expired")
@@ -118,13 +121,13 @@ func TestHTTPCheck(t *testing.T) {
 	c := newAPI(t, a)
 	c.must("PUT", "/v1/agent/service/register",
 		`{"Name": "web", "Port": 80, "Check": {"CheckID": "web-http", "HTTP": "`+srv.URL+`", "Interval": "1s", "Timeout": "500ms"}}`)
-	eventually(t, "web passing", func() bool { return c.passing("web") == 1 })
+	testkit.Eventually(t, 10*time.Second, "web passing", func() bool { return c.passing("web") == 1 })
 	def, _ := c.checks()["web-http"]["Definition"].(map[string]any)
 	if def["Interval"] != "1s" || def["Timeout"] != "500ms" || def["DeregisterCriticalServiceAfter"] != "0s" || def["HTTP"] != srv.URL {
 		t.Errorf("Definition = %v", def)
 	}
 	code.Store(http.StatusInternalServerError)
-	eventually(t, "web critical", func() bool { return c.passing("web") == 0 && c.status("web-http") == "critical" })
+	testkit.Eventually(t, 10*time.Second, "web critical", func() bool { return c.passing("web") == 0 && c.status("web-http") == "critical" })
 }
 
 func TestMaintenance(t *testing.T) {
@@ -177,7 +180,7 @@ func TestScriptChecks(t *testing.T) {
 	cfg.EnableScriptChecks = true
 	on := newAPI(t, startAgent(t, cfg))
 	on.must("PUT", "/v1/agent/service/register", reg)
-	eventually(t, "script check passing", func() bool { return on.passing("s") == 1 })
+	testkit.Eventually(t, 10*time.Second, "script check passing", func() bool { return on.passing("s") == 1 })
 }
 
 func TestCheckBadInput(t *testing.T) {
@@ -238,8 +241,8 @@ func TestChecksSurviveRestart(t *testing.T) {
 	}
 	// The check runs again: it takes heartbeats, and expires without them.
 	c.must("PUT", "/v1/agent/check/pass/x-ttl", "")
-	eventually(t, "passing after restart", func() bool { return c.status("x-ttl") == "passing" })
-	eventually(t, "expiry after restart", func() bool { return c.status("x-ttl") == "critical" })
+	testkit.Eventually(t, 10*time.Second, "passing after restart", func() bool { return c.status("x-ttl") == "passing" })
+	testkit.Eventually(t, 10*time.Second, "expiry after restart", func() bool { return c.status("x-ttl") == "critical" })
 }
 
 func TestDeregisterCriticalServiceAfter(t *testing.T) {
@@ -247,7 +250,7 @@ func TestDeregisterCriticalServiceAfter(t *testing.T) {
 	c := newAPI(t, a)
 	c.must("PUT", "/v1/agent/service/register",
 		`{"Name": "x", "Check": {"TTL": "200ms", "Status": "passing", "DeregisterCriticalServiceAfter": "100ms"}}`)
-	eventually(t, "x deregistered", func() bool { return len(a.LocalServices()) == 0 })
+	testkit.Eventually(t, 10*time.Second, "x deregistered", func() bool { return len(a.LocalServices()) == 0 })
 	if n := len(c.checks()); n != 0 {
 		t.Errorf("%d checks left after deregistration", n)
 	}

@@ -9,12 +9,11 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/gossip"
-	"github.com/rumor-sd/rumor/gossip/netem"
 )
 
-// cluster is what the agent needs of gossip. *gossip.Gossip implements it through
-// gossipCluster; unit tests use a fake. Calls may run concurrently; Join and Leave
-// block until their context ends at most, the others return promptly.
+// cluster is what the agent needs of gossip. *gossip.Gossip implements it; unit
+// tests use a fake. Calls may run concurrently; Join and Leave block until their
+// context ends at most, the others return promptly.
 type cluster interface {
 	// Join contacts addrs and returns how many answered; an error only if none did.
 	Join(ctx context.Context, addrs []string) (int, error)
@@ -46,12 +45,12 @@ type clusterConfig struct {
 	Store         gossip.Store
 	Logger        *slog.Logger
 	Registerer    prometheus.Registerer // the agent's registry
-	DebugNetem    netem.Config          // testing only: delays what this node sends
+	Hook          func(*gossip.Config)  // Config.GossipHook
 }
 
 // newGossip starts real gossip.
 func newGossip(cc clusterConfig) (cluster, error) {
-	return gossip.New(gossip.Config{
+	gc := gossip.Config{
 		NodeName:      cc.NodeName,
 		BindAddr:      cc.BindAddr,
 		BindPort:      cc.BindPort,
@@ -61,6 +60,9 @@ func newGossip(cc clusterConfig) (cluster, error) {
 		Store:         cc.Store,
 		Logger:        cc.Logger,
 		Registerer:    cc.Registerer,
-		DebugNetem:    cc.DebugNetem,
-	})
+	}
+	if cc.Hook != nil {
+		cc.Hook(&gc)
+	}
+	return gossip.New(gc)
 }

@@ -3,8 +3,10 @@ package agent
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // TestThreeAgentsOnLoopback runs three real agents (real gossip, real sockets on
@@ -27,7 +29,7 @@ func TestThreeAgentsOnLoopback(t *testing.T) {
 		agents = append(agents, startAgent(t, cfg))
 	}
 	for _, a := range agents {
-		eventually(t, a.NodeName()+" to see 3 alive members", func() bool {
+		testkit.Eventually(t, 10*time.Second, a.NodeName()+" to see 3 alive members", func() bool {
 			alive := 0
 			for _, m := range a.Members() {
 				if m.State == catalog.LivenessAlive {
@@ -41,7 +43,7 @@ func TestThreeAgentsOnLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range agents {
-		eventually(t, "web on "+a.NodeName(), func() bool {
+		testkit.Eventually(t, 10*time.Second, "web on "+a.NodeName(), func() bool {
 			insts := a.Catalog().ServiceInstances("web", catalog.Filter{Tags: []string{"v1"}, PassingOnly: true})
 			return len(insts) == 1 && insts[0].Node.Node.Name == "n2" && insts[0].Node.Node.ID == agents[1].NodeID()
 		})
@@ -50,7 +52,7 @@ func TestThreeAgentsOnLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range agents {
-		eventually(t, "web gone on "+a.NodeName(), func() bool {
+		testkit.Eventually(t, 10*time.Second, "web gone on "+a.NodeName(), func() bool {
 			return len(a.Catalog().ServiceInstances("web", catalog.Filter{})) == 0
 		})
 	}
@@ -58,7 +60,7 @@ func TestThreeAgentsOnLoopback(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, a := range agents[:2] {
-		eventually(t, "n3 left, seen by "+a.NodeName(), func() bool {
+		testkit.Eventually(t, 10*time.Second, "n3 left, seen by "+a.NodeName(), func() bool {
 			st, _ := a.Catalog().Liveness("n3")
 			_, _, err := a.Catalog().NodeServices("n3")
 			return st == catalog.LivenessLeft && err != nil

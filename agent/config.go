@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/gossip"
 )
 
 // Config configures an Agent. The zero value of every field means its default, except
@@ -139,11 +140,10 @@ type Config struct {
 	// (agent/docker.go). Default: off.
 	Docker DockerConfig
 
-	// DebugGossipDelay and DebugGossipJitter delay every gossip packet and stream this
-	// node sends by DebugGossipDelay ± DebugGossipJitter, drawn per packet (so packets
-	// reorder), to emulate a slow network where tc netem is missing. For tests and
-	// benchmarks only. Default 0: no delay.
-	DebugGossipDelay, DebugGossipJitter time.Duration
+	// GossipHook, if set, sees (and may adjust) the gossip config just before gossip
+	// starts. For tests and test tools: internal/netemagent wraps the transport to
+	// delay what the node sends. Default: none.
+	GossipHook func(*gossip.Config)
 
 	// newCluster replaces gossip in unit tests; nil means gossip.New.
 	newCluster func(clusterConfig) (cluster, error)
@@ -287,9 +287,6 @@ func (c *Config) validate() error {
 	if (c.HTTPTLSCert == "") != (c.HTTPTLSKey == "") {
 		bad("HTTP TLS: give both a certificate (--http-tls-cert) and its key (--http-tls-key), or neither")
 	}
-	if c.DebugGossipDelay < 0 || c.DebugGossipJitter < 0 {
-		bad("debug gossip delay %s ± %s: must not be negative", c.DebugGossipDelay, c.DebugGossipJitter)
-	}
 	if _, err := c.keys(); err != nil {
 		errs = append(errs, err)
 	}
@@ -318,4 +315,11 @@ func (c *Config) keys() ([][]byte, error) {
 		return [][]byte{k}, nil
 	}
 	return nil, fmt.Errorf("encrypt key: %d bytes once decoded, want 16, 24 or 32 (32 from `consul keygen`)", len(k))
+}
+
+// ValidateEncryptKey checks a gossip encryption key as Config.EncryptKey takes it:
+// base64 of 16, 24 or 32 bytes.
+func ValidateEncryptKey(key string) error {
+	_, err := (&Config{EncryptKey: key}).keys()
+	return err
 }

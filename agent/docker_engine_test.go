@@ -21,6 +21,7 @@ import (
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/docker"
 	"github.com/rumor-sd/rumor/docker/dockertest"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // TestDockerEngine runs the watcher inside agents against this machine's real
@@ -50,18 +51,6 @@ func realDocker(t *testing.T, name, dir string, reconcile time.Duration) Config 
 	return Config{NodeName: name, DataDir: dir, BindAddr: "127.0.0.1", BindPort: 0, GossipProfile: "local",
 		HTTPAddr: "127.0.0.1:0", Docker: DockerConfig{Enabled: true, ReconcileInterval: reconcile,
 			retryMin: 20 * time.Millisecond, retryMax: 200 * time.Millisecond}}
-}
-
-// slowly is eventually with a deadline for containers on a busy 2-core machine.
-func slowly(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 // instances returns the instances of name on a's catalog that n's containers
@@ -113,7 +102,7 @@ func testDockerWeb(t *testing.T, cli *client.Client, image string) {
 	port := dockertest.HostPort(t, cli, id, "8080/tcp")
 	sid := "d1:" + name + ":8080"
 	for _, ag := range []*Agent{a, b} {
-		slowly(t, "web passing on "+ag.NodeName(), func() bool {
+		testkit.Eventually(t, 60*time.Second, "web passing on "+ag.NodeName(), func() bool {
 			in, ok := instances(ag, "web", "d1")[sid]
 			return ok && in.Service.Address == "127.0.0.1" && in.Service.Port == port &&
 				slices.Equal(in.Service.Tags, []string{"v1"}) && passing(in, 2)
@@ -121,7 +110,7 @@ func testDockerWeb(t *testing.T, cli *client.Client, image string) {
 	}
 	stopContainer(t, cli, id)
 	for _, ag := range []*Agent{a, b} {
-		slowly(t, "web gone on "+ag.NodeName(), func() bool { _, ok := instances(ag, "web", "d1")[sid]; return !ok })
+		testkit.Eventually(t, 60*time.Second, "web gone on "+ag.NodeName(), func() bool { _, ok := instances(ag, "web", "d1")[sid]; return !ok })
 	}
 }
 
@@ -142,7 +131,7 @@ func testDockerPorts(t *testing.T, cli *client.Client, image string) {
 		"d1:" + multi + ":9090":     "metrics",
 		"d1:" + multi + ":5353:udp": "multi-5353",
 	}
-	slowly(t, "three services of "+multi, func() bool { return len(localIDs(a, "d1:"+multi)) == 3 })
+	testkit.Eventually(t, 60*time.Second, "three services of "+multi, func() bool { return len(localIDs(a, "d1:"+multi)) == 3 })
 	got := map[string]string{}
 	for _, s := range a.LocalServices() {
 		if strings.HasPrefix(s.ID, "d1:"+multi) {
@@ -156,7 +145,7 @@ func testDockerPorts(t *testing.T, cli *client.Client, image string) {
 		t.Errorf("services %v, want %v", got, want)
 	}
 	for _, n := range []string{"metrics", "multi-8080"} {
-		slowly(t, n+"'s TCP check passing", func() bool {
+		testkit.Eventually(t, 60*time.Second, n+"'s TCP check passing", func() bool {
 			for _, in := range instances(a, n, "d1") {
 				return passing(in, 2)
 			}
@@ -187,7 +176,7 @@ func testDockerInternal(t *testing.T, cli *client.Client, image string) {
 	if !ep.GlobalIPv6Address.IsValid() {
 		t.Fatalf("no IPv6 address on the dual-stack network: %+v", ep)
 	}
-	slowly(t, "internal passing at the container's address", func() bool {
+	testkit.Eventually(t, 60*time.Second, "internal passing at the container's address", func() bool {
 		in, ok := instances(a, "internal", "d1")["d1:"+name+":8080"]
 		return ok && in.Service.Address == ep.IPAddress.String() && in.Service.Port == 8080 && passing(in, 2) &&
 			in.Service.TaggedAddresses["lan_ipv6"] == ep.GlobalIPv6Address.String()
@@ -214,7 +203,7 @@ func testDockerHealthcheck(t *testing.T, cli *client.Client, image string) {
 	}
 	port := dockertest.HostPort(t, cli, id, "8080/tcp")
 	post := func(path string) { // retried: the server may still be starting
-		slowly(t, "POST "+path, func() bool {
+		testkit.Eventually(t, 60*time.Second, "POST "+path, func() bool {
 			resp, err := http.Post(fmt.Sprintf("http://127.0.0.1:%d%s", port, path), "text/plain", nil)
 			if err == nil {
 				_ = resp.Body.Close()
@@ -222,13 +211,13 @@ func testDockerHealthcheck(t *testing.T, cli *client.Client, image string) {
 			return err == nil && resp.StatusCode == http.StatusOK
 		})
 	}
-	slowly(t, "starting: warning", status(catalog.StatusWarning, "HEALTHCHECK starting"))
+	testkit.Eventually(t, 60*time.Second, "starting: warning", status(catalog.StatusWarning, "HEALTHCHECK starting"))
 	post("/ok")
-	slowly(t, "healthy: passing", status(catalog.StatusPassing, ""))
+	testkit.Eventually(t, 60*time.Second, "healthy: passing", status(catalog.StatusPassing, ""))
 	post("/fail")
-	slowly(t, "unhealthy: critical", status(catalog.StatusCritical, "HEALTHCHECK unhealthy: status 500"))
+	testkit.Eventually(t, 60*time.Second, "unhealthy: critical", status(catalog.StatusCritical, "HEALTHCHECK unhealthy: status 500"))
 	post("/ok")
-	slowly(t, "healthy again: passing", status(catalog.StatusPassing, ""))
+	testkit.Eventually(t, 60*time.Second, "healthy again: passing", status(catalog.StatusPassing, ""))
 }
 
 // testDockerAgentRestart: containers that start and stop while the agent is down
@@ -249,7 +238,7 @@ func testDockerAgentRestart(t *testing.T, cli *client.Client, image string) {
 	stays, stops := dockertest.Name("stays"), dockertest.Name("stops")
 	dockertest.Run(t, cli, spec(stays))
 	stopID := dockertest.Run(t, cli, spec(stops))
-	slowly(t, "both registered", func() bool { return len(localIDs(a1, "d1:"+dockertest.Prefix)) == 2 })
+	testkit.Eventually(t, 60*time.Second, "both registered", func() bool { return len(localIDs(a1, "d1:"+dockertest.Prefix)) == 2 })
 	if err := a1.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +248,7 @@ func testDockerAgentRestart(t *testing.T, cli *client.Client, image string) {
 	a2 := startAgent(t, realDocker(t, "d1", dir, time.Minute))
 	want := []string{"d1:" + starts + ":8080", "d1:" + stays + ":8080"}
 	slices.Sort(want)
-	slowly(t, "reconciled", func() bool { return slices.Equal(localIDs(a2, "d1:"+dockertest.Prefix), want) })
+	testkit.Eventually(t, 60*time.Second, "reconciled", func() bool { return slices.Equal(localIDs(a2, "d1:"+dockertest.Prefix), want) })
 }
 
 // testDockerUnreachable: the agent is told to use a dead socket: it starts and
@@ -273,7 +262,7 @@ func testDockerUnreachable(t *testing.T, cli *client.Client, image string) {
 	cfg := realDocker(t, "d1", t.TempDir(), time.Minute)
 	cfg.Docker.Host = "unix://" + sock
 	a := startAgent(t, cfg)
-	slowly(t, "the watcher's check critical", func() bool {
+	testkit.Eventually(t, 60*time.Second, "the watcher's check critical", func() bool {
 		c, ok := localCheck(a, docker.StatusCheckID)
 		return ok && c.Status == catalog.StatusCritical && strings.Contains(c.Output, "cannot reach the Docker engine at unix://"+sock)
 	})
@@ -283,12 +272,12 @@ func testDockerUnreachable(t *testing.T, cli *client.Client, image string) {
 	}
 	_ = resp.Body.Close()
 	failures := a.docker.Stats().Failures
-	slowly(t, "retries", func() bool { return a.docker.Stats().Failures >= failures+2 })
+	testkit.Eventually(t, 60*time.Second, "retries", func() bool { return a.docker.Stats().Failures >= failures+2 })
 	name := dockertest.Name("late")
 	dockertest.Run(t, cli, dockertest.Spec{Name: name, Image: image, Publish: []string{"8080/tcp"}, Env: []string{"SERVICE_NAME=late"}})
 	p.serve(t)
-	slowly(t, "registered once the engine answers", func() bool { return len(localIDs(a, "d1:"+name)) == 1 })
-	slowly(t, "the watcher's check passing", func() bool {
+	testkit.Eventually(t, 60*time.Second, "registered once the engine answers", func() bool { return len(localIDs(a, "d1:"+name)) == 1 })
+	testkit.Eventually(t, 60*time.Second, "the watcher's check passing", func() bool {
 		c, _ := localCheck(a, docker.StatusCheckID)
 		return c.Status == catalog.StatusPassing
 	})

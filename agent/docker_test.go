@@ -16,6 +16,7 @@ import (
 	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/docker"
 	"github.com/rumor-sd/rumor/docker/dockertest"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // dockerConfig is testConfig with the Docker watcher on, at host, retrying fast.
@@ -66,7 +67,7 @@ func TestDockerSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Run(webContainer("web-1", 32768))
-	eventually(t, "web-1 registered", func() bool { return slices.Equal(localIDs(a, "n1:web"), []string{"n1:web-1:8080"}) })
+	testkit.Eventually(t, 10*time.Second, "web-1 registered", func() bool { return slices.Equal(localIDs(a, "n1:web"), []string{"n1:web-1:8080"}) })
 	b, err := os.ReadFile(filepath.Join(dir, servicesFile))
 	if err != nil || !strings.Contains(string(b), `"Source": "docker"`) {
 		t.Fatalf("services.json does not hold a docker source: %v\n%s", err, b)
@@ -78,11 +79,11 @@ func TestDockerSource(t *testing.T) {
 	if err := a.DeregisterService(t.Context(), "n1:web-1:8080"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "web-1 registered again", func() bool { return slices.Equal(localIDs(a, "n1:web"), []string{"n1:web-1:8080"}) })
+	testkit.Eventually(t, 10*time.Second, "web-1 registered again", func() bool { return slices.Equal(localIDs(a, "n1:web"), []string{"n1:web-1:8080"}) })
 	// A container whose service ID the API holds: refused, the API's service kept.
 	e.Run(dockertest.Container{Name: "api", Image: "x", Published: map[string]uint16{"8080/tcp": 1}})
 	lists := e.Requests("list")
-	eventually(t, "a few reconciles", func() bool { return e.Requests("list") >= lists+3 })
+	testkit.Eventually(t, 10*time.Second, "a few reconciles", func() bool { return e.Requests("list") >= lists+3 })
 	if ids := localIDs(a, "n1:api"); !slices.Equal(ids, []string{"n1:api:8080"}) {
 		t.Fatalf("services %v", ids)
 	}
@@ -111,7 +112,7 @@ func TestDockerRestartNoFlaps(t *testing.T) {
 	if err := a1.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "200 registered, the watcher's check passing", func() bool {
+	testkit.Eventually(t, 10*time.Second, "200 registered, the watcher's check passing", func() bool {
 		c, _ := localCheck(a1, docker.StatusCheckID)
 		return len(localIDs(a1, "n1:c")) == 200 && c.Status == catalog.StatusPassing
 	})
@@ -123,10 +124,10 @@ func TestDockerRestartNoFlaps(t *testing.T) {
 	fc.mu.Lock()
 	atStart := len(fc.published)
 	fc.mu.Unlock()
-	eventually(t, "the watcher reconciled", func() bool { return a2.docker.Stats().Connects >= 1 })
+	testkit.Eventually(t, 10*time.Second, "the watcher reconciled", func() bool { return a2.docker.Stats().Connects >= 1 })
 	// One more event round trip, so that anything the reconcile did is published.
 	e.Run(webContainer("probe", 30000))
-	eventually(t, "the probe registered", func() bool { return len(localIDs(a2, "n1:probe")) == 1 })
+	testkit.Eventually(t, 10*time.Second, "the probe registered", func() bool { return len(localIDs(a2, "n1:probe")) == 1 })
 	fc.mu.Lock()
 	after := slices.Clone(fc.published[atStart:])
 	fc.mu.Unlock()
@@ -155,7 +156,7 @@ func TestDockerRestartReconciles(t *testing.T) {
 	if err := a1.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a, b, c registered", func() bool { return len(localIDs(a1, "n1:")) == 3 })
+	testkit.Eventually(t, 10*time.Second, "a, b, c registered", func() bool { return len(localIDs(a1, "n1:")) == 3 })
 	if err := a1.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestDockerRestartReconciles(t *testing.T) {
 	e.Start(c)
 	e.Run(webContainer("d", 1004))
 	a2 := startAgent(t, dockerConfig(t, "n1", dir, e.Host(), nil))
-	eventually(t, "reconciled", func() bool { return slices.Equal(localIDs(a2, "n1:"), []string{"n1:c:8080", "n1:d:8080"}) })
+	testkit.Eventually(t, 10*time.Second, "reconciled", func() bool { return slices.Equal(localIDs(a2, "n1:"), []string{"n1:c:8080", "n1:d:8080"}) })
 }
 
 // TestDockerOff: a start without the watcher drops what an earlier run's watcher
@@ -184,7 +185,7 @@ func TestDockerOff(t *testing.T) {
 	if err := a1.RegisterService(t.Context(), web("mine", 80)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "a registered", func() bool { return len(localIDs(a1, "n1:a")) == 1 })
+	testkit.Eventually(t, 10*time.Second, "a registered", func() bool { return len(localIDs(a1, "n1:a")) == 1 })
 	if err := a1.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +220,7 @@ func TestDockerEngineDown(t *testing.T) {
 		}
 		return ""
 	}
-	eventually(t, "the watcher's check critical", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the watcher's check critical", func() bool {
 		c, ok := localCheck(a, docker.StatusCheckID)
 		return ok && c.Status == catalog.StatusCritical && strings.Contains(c.Output, "cannot reach the Docker engine at "+e.Host())
 	})
@@ -227,8 +228,8 @@ func TestDockerEngineDown(t *testing.T) {
 		t.Errorf("metric %q, want rumor_docker_connected 0", m)
 	}
 	e.SetDown(false)
-	eventually(t, "a registered", func() bool { return len(localIDs(a, "n1:a")) == 1 })
-	eventually(t, "the watcher's check passing", func() bool {
+	testkit.Eventually(t, 10*time.Second, "a registered", func() bool { return len(localIDs(a, "n1:a")) == 1 })
+	testkit.Eventually(t, 10*time.Second, "the watcher's check passing", func() bool {
 		c, _ := localCheck(a, docker.StatusCheckID)
 		return c.Status == catalog.StatusPassing
 	})

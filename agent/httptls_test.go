@@ -1,60 +1,19 @@
 package agent
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
-// writeCert writes a self-signed certificate for 127.0.0.1 and its key into dir and
-// returns their paths and a pool trusting the certificate.
-func writeCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "rumor test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(cert)
-	return certFile, keyFile, pool
-}
-
 func TestHTTPTLS(t *testing.T) {
-	certFile, keyFile, pool := writeCert(t, t.TempDir())
+	cert := testkit.SelfSigned(t)
+	certFile, keyFile := cert.Write(t, t.TempDir())
 	cfg := testConfig(t, "n1", "", nil)
 	cfg.HTTPTLSCert, cfg.HTTPTLSKey = certFile, keyFile
 	a := startAgent(t, cfg)
@@ -63,7 +22,7 @@ func TestHTTPTLS(t *testing.T) {
 	// Both HTTP/1.1 and HTTP/2 (which multiplexes many blocking queries on one
 	// connection) are served.
 	for _, h2 := range []bool{false, true} {
-		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: h2}
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cert.Pool}, ForceAttemptHTTP2: h2}
 		hc := &http.Client{Timeout: 10 * time.Second, Transport: tr}
 		resp, err := hc.Get("https://" + addr + "/v1/agent/self")
 		if err != nil {
@@ -87,7 +46,7 @@ func TestHTTPTLS(t *testing.T) {
 
 func TestHTTPTLSConfigErrors(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile, _ := writeCert(t, dir)
+	certFile, keyFile := testkit.SelfSigned(t).Write(t, dir)
 	for _, c := range []struct {
 		name, cert, key string
 		atNew           bool // refused by New rather than Start

@@ -10,9 +10,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // keyringCall sends one /v1/operator/keyring request to a and returns the status and
@@ -55,7 +57,7 @@ func TestKeyringRotationOverHTTP(t *testing.T) {
 		agents = append(agents, startAgent(t, cfg))
 	}
 	for _, a := range agents {
-		eventually(t, a.NodeName()+" sees 3 alive", func() bool {
+		testkit.Eventually(t, 10*time.Second, a.NodeName()+" sees 3 alive", func() bool {
 			n := 0
 			for _, m := range a.Members() {
 				if m.State == catalog.LivenessAlive {
@@ -87,7 +89,7 @@ func TestKeyringRotationOverHTTP(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, a := range agents {
-			eventually(t, id+" on "+a.NodeName(), func() bool { return len(a.Catalog().ServiceInstances(id, catalog.Filter{})) == 1 })
+			testkit.Eventually(t, 10*time.Second, id+" on "+a.NodeName(), func() bool { return len(a.Catalog().ServiceInstances(id, catalog.Filter{})) == 1 })
 		}
 	}
 	if keys, primary := list(); !reflect.DeepEqual(keys, map[string]int{key1: 3}) || !reflect.DeepEqual(primary, map[string]int{key1: 3}) {

@@ -8,11 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/gossip"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 func TestJoinAndForceLeave(t *testing.T) {
@@ -103,34 +102,11 @@ func TestNoGoroutineLeak(t *testing.T) {
 	}
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	defer target.Close()
-	// memberlist's Shutdown does not wait for its in-flight probes, which end by
-	// themselves within a (Lifeguard-stretched) probe interval: retry up to 20 s.
-	ignore := goleak.IgnoreCurrent()
-	defer func() {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			err := goleak.Find(ignore) // retries for a moment itself
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Error(err)
-				return
-			}
-		}
-	}()
+	testkit.NoLeaks(t) // allows memberlist's in-flight probes their time
 
 	start := func(name string, join ...string) *Agent {
-		a, err := New(Config{NodeName: name, DataDir: t.TempDir(), BindAddr: "127.0.0.1", BindPort: 0,
+		return startAgent(t, Config{NodeName: name, DataDir: t.TempDir(), BindAddr: "127.0.0.1", BindPort: 0,
 			GossipProfile: "local", HTTPAddr: "127.0.0.1:0", Join: join, RetryJoin: []string{"127.0.0.1:1"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = a.Shutdown() }) // on failure; Shutdown is idempotent
-		return a
 	}
 	a1 := start("n1")
 	a2 := start("n2", a1.GossipAddr().String())
@@ -141,7 +117,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the HTTP check to pass", func() bool {
+	testkit.Eventually(t, 10*time.Second, "the HTTP check to pass", func() bool {
 		for _, c := range a2.LocalChecks() {
 			if c.Check.ID == "web-http" && c.Check.Status == catalog.StatusPassing {
 				return true
@@ -149,7 +125,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		return false
 	})
-	eventually(t, "web to reach n1", func() bool { return len(a1.Catalog().ServiceInstances("web", catalog.Filter{})) == 1 })
+	testkit.Eventually(t, 10*time.Second, "web to reach n1", func() bool { return len(a1.Catalog().ServiceInstances("web", catalog.Filter{})) == 1 })
 
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections()

@@ -7,10 +7,13 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // scrape reads a running agent's /metrics and returns its families by name.
@@ -76,7 +79,7 @@ func TestMetricsOfARunningAgent(t *testing.T) {
 		GossipProfile: "local", HTTPAddr: "127.0.0.1:0"})
 	base := "http://" + a.HTTPAddr().String()
 
-	eventually(t, "members{state=alive} = 1", func() bool {
+	testkit.Eventually(t, 10*time.Second, "members{state=alive} = 1", func() bool {
 		return value(scrape(t, a), "rumor_gossip_members", "state=alive") == 1
 	})
 	mfs := scrape(t, a)
@@ -97,7 +100,7 @@ func TestMetricsOfARunningAgent(t *testing.T) {
 	if value(mfs, "rumor_gossip_broadcasts_queued_total") < 1 {
 		t.Errorf("broadcasts_queued = %v: the node record was broadcast at start", value(mfs, "rumor_gossip_broadcasts_queued_total"))
 	}
-	eventually(t, "memberlist's own metrics", func() bool {
+	testkit.Eventually(t, 10*time.Second, "memberlist's own metrics", func() bool {
 		for name := range scrape(t, a) {
 			if strings.HasPrefix(name, "rumor_memberlist_") {
 				return true
@@ -158,7 +161,7 @@ func TestMetricsOfARunningAgent(t *testing.T) {
 	// A second node joins: members and gossip traffic move.
 	startAgent(t, Config{NodeName: "m2", DataDir: t.TempDir(), BindAddr: "127.0.0.1", BindPort: 0,
 		GossipProfile: "local", HTTPAddr: "127.0.0.1:0", Join: []string{a.GossipAddr().String()}})
-	eventually(t, "members{state=alive} = 2 and state messages received", func() bool {
+	testkit.Eventually(t, 10*time.Second, "members{state=alive} = 2 and state messages received", func() bool {
 		mfs = scrape(t, a)
 		return value(mfs, "rumor_gossip_members", "state=alive") == 2 &&
 			value(mfs, "rumor_gossip_messages_received_total", "type=state") >= 1

@@ -16,6 +16,7 @@ import (
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
 	"github.com/rumor-sd/rumor/gossip"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // healthNode returns the check IDs of GET /v1/health/node/<name> with their status.
@@ -54,7 +55,7 @@ func TestNodeCheckRegister(t *testing.T) {
 		t.Errorf("%d passing web instances with a critical node check, want 0", n)
 	}
 	c.must("PUT", "/v1/agent/check/pass/disk", "")
-	eventually(t, "disk passing", func() bool { return c.status("disk") == "passing" })
+	testkit.Eventually(t, 10*time.Second, "disk passing", func() bool { return c.status("disk") == "passing" })
 	if n := c.passing("web"); n != 1 {
 		t.Errorf("%d passing web instances with the node check passing, want 1", n)
 	}
@@ -77,7 +78,7 @@ func TestNodeCheckRegister(t *testing.T) {
 	}
 	// And they still run: heartbeats are taken.
 	c.must("PUT", "/v1/agent/check/fail/disk", "")
-	eventually(t, "disk critical", func() bool { return c.status("disk") == "critical" })
+	testkit.Eventually(t, 10*time.Second, "disk critical", func() bool { return c.status("disk") == "critical" })
 
 	// Deregistration removes them, persistently.
 	c.must("PUT", "/v1/agent/check/deregister/disk", "")

@@ -8,6 +8,11 @@ import (
 	"github.com/rumor-sd/rumor/httpapi"
 )
 
+// ConfigService is a service defined in a config file, as the config package reads
+// it for Config.ConfigServices: the definition as written and its file. The agent
+// owns every service it is given so: Reload adds, replaces and removes them.
+type ConfigService = localstate.ConfigService
+
 // ReloadResult says what a reload changed, by service ID, each list sorted.
 type ReloadResult = localstate.ConfigResult
 
@@ -23,10 +28,15 @@ func (a *Agent) Reload(_ context.Context) (ReloadResult, error) {
 	var r ReloadResult
 	defs, err := a.configServices()
 	if err == nil {
+		var refused error // the files' problems, one per line: not prefixed by change
 		err = a.change(func(c *localstate.Core) (rd localstate.Ready, err error) {
 			r, rd, err = c.ApplyConfig(defs)
+			refused = err
 			return rd, err
 		})
+		if refused != nil {
+			err = refused
+		}
 	}
 	switch {
 	case err == nil:

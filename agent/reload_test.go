@@ -9,9 +9,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // configFiles stands in for the config package: what the "files" define now, or the
@@ -100,7 +102,7 @@ func TestReloadDiff(t *testing.T) {
 	if err := a.UpdateTTL(ctx, "web-ttl", catalog.StatusPassing, "ok"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "web-ttl passing", func() bool { return checkStatus(t, a, "web-ttl") == catalog.StatusPassing })
+	testkit.Eventually(t, 10*time.Second, "web-ttl passing", func() bool { return checkStatus(t, a, "web-ttl") == catalog.StatusPassing })
 
 	// Step 1: web unchanged, old removed, db added.
 	before, pubBefore := versions(a), fc.publishedKeys()
@@ -222,7 +224,7 @@ func TestReloadInvalidKeepsState(t *testing.T) {
 	if err := a.UpdateTTL(ctx, "web-ttl", catalog.StatusPassing, ""); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "web-ttl passing", func() bool { return checkStatus(t, a, "web-ttl") == catalog.StatusPassing })
+	testkit.Eventually(t, 10*time.Second, "web-ttl passing", func() bool { return checkStatus(t, a, "web-ttl") == catalog.StatusPassing })
 	before := versions(a)
 	state := readState(t, dir)
 
@@ -278,7 +280,7 @@ func TestConfigServicesAcrossRestart(t *testing.T) {
 	if err := a.UpdateTTL(ctx, "web-ttl", catalog.StatusPassing, "fine"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "web-ttl passing", func() bool { return checkStatus(t, a, "web-ttl") == catalog.StatusPassing })
+	testkit.Eventually(t, 10*time.Second, "web-ttl passing", func() bool { return checkStatus(t, a, "web-ttl") == catalog.StatusPassing })
 	if err := a.Shutdown(); err != nil {
 		t.Fatal(err)
 	}

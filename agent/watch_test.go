@@ -14,15 +14,8 @@ func TestWatchStreamOfARunningAgent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real gossip")
 	}
-	a, err := New(Config{NodeName: "w1", DataDir: t.TempDir(), BindAddr: "127.0.0.1", BindPort: 0,
+	a := startAgent(t, Config{NodeName: "w1", DataDir: t.TempDir(), BindAddr: "127.0.0.1", BindPort: 0,
 		GossipProfile: "local", HTTPAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	defer a.Shutdown()
 	req, _ := http.NewRequestWithContext(t.Context(), "GET", "http://"+a.HTTPAddr().String()+"/v1/rumor/watch?service=web", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -212,3 +212,66 @@ func FuzzDecodeCheck(f *testing.F) {
 		}
 	})
 }
+
+// sampleValue returns a JSON value for a field of type t that decodes to a non-zero
+// value, and the value it decodes to.
+func sampleValue(t *testing.T, ft reflect.Type) (string, any) {
+	t.Helper()
+	switch {
+	case ft == reflect.TypeFor[time.Duration]():
+		return `"7s"`, 7 * time.Second
+	case ft == reflect.TypeFor[catalog.Status]():
+		return `"warning"`, catalog.StatusWarning
+	}
+	switch ft.Kind() {
+	case reflect.String:
+		return `"x"`, "x"
+	case reflect.Bool:
+		return `true`, true
+	case reflect.Int:
+		return `3`, 3
+	case reflect.Slice:
+		return `["a"]`, []string{"a"}
+	case reflect.Map:
+		return `{"K": ["v"]}`, map[string][]string{"K": {"v"}}
+	}
+	t.Fatalf("no sample for %s", ft)
+	return "", nil
+}
+
+// TestEveryCheckFieldDecodes: a field added to Check is decoded from JSON, in its Go
+// name and in config files' snake_case, with no other change: the decoder finds
+// fields by reflection. (The config reader's own test does the same for files.)
+func TestEveryCheckFieldDecodes(t *testing.T) {
+	ct := reflect.TypeFor[Check]()
+	for i := range ct.NumField() {
+		f := ct.Field(i)
+		raw, want := sampleValue(t, f.Type)
+		for _, key := range []string{f.Name, snakeCase(f.Name)} {
+			c, err := DecodeCheck([]byte(`{"` + key + `": ` + raw + `}`))
+			if err != nil {
+				t.Errorf("%s as %q: %v", f.Name, key, err)
+				continue
+			}
+			if got := reflect.ValueOf(c).Field(i).Interface(); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s as %q decoded to %v, want %v", f.Name, key, got, want)
+			}
+		}
+	}
+}
+
+// snakeCase spells a Go field name as Consul's config files do ("TCPUseTLS" →
+// "tcp_use_tls").
+func snakeCase(name string) string {
+	var b strings.Builder
+	rs := []rune(name)
+	for i, r := range rs {
+		lower := strings.ToLower(string(r))
+		if i > 0 && lower != string(r) && (strings.ToLower(string(rs[i-1])) == string(rs[i-1]) ||
+			i+1 < len(rs) && strings.ToLower(string(rs[i+1])) == string(rs[i+1])) {
+			b.WriteByte('_')
+		}
+		b.WriteString(lower)
+	}
+	return b.String()
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/docker/dockertest"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -41,18 +42,6 @@ func start(t *testing.T, host string, reg Registry, mod func(*Config)) *Watcher 
 	return w
 }
 
-// eventually polls cond until it holds, failing the test after 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond) // polling interval, not synchronisation
-	}
-}
-
 // webC is a container publishing 8080 at host port hp with SERVICE_NAME=web.
 func webC(name string, hp uint16, env ...string) dockertest.Container {
 	return dockertest.Container{Name: name, Image: "example/web:1", Env: append([]string{"SERVICE_NAME=web"}, env...),
@@ -70,9 +59,9 @@ func TestStartStop(t *testing.T) {
 	reg := dockertest.NewRegistry()
 	a := e.Run(webC("web-a", 32768))
 	w := start(t, e.Host(), reg, nil)
-	eventually(t, "web-a registered", hasIDs(reg, "n1:web-a:8080"))
+	testkit.Eventually(t, 10*time.Second, "web-a registered", hasIDs(reg, "n1:web-a:8080"))
 	b := e.Run(webC("web-b", 32769))
-	eventually(t, "web-b registered", hasIDs(reg, "n1:web-a:8080", "n1:web-b:8080"))
+	testkit.Eventually(t, 10*time.Second, "web-b registered", hasIDs(reg, "n1:web-a:8080", "n1:web-b:8080"))
 	s, _ := reg.Service("n1:web-b:8080")
 	if s.Name != "web" || s.Address != "127.0.0.1" || s.Port != 32769 || s.Meta[MetaContainer] != b[:12] {
 		t.Errorf("web-b registered as %+v", s)
@@ -84,9 +73,9 @@ func TestStartStop(t *testing.T) {
 		t.Errorf("watcher check %+v, connected %v: want passing", st, w.Stats().Connected)
 	}
 	e.Stop(a, 0)
-	eventually(t, "web-a deregistered", hasIDs(reg, "n1:web-b:8080"))
+	testkit.Eventually(t, 10*time.Second, "web-a deregistered", hasIDs(reg, "n1:web-b:8080"))
 	e.Remove(b)
-	eventually(t, "web-b deregistered", hasIDs(reg))
+	testkit.Eventually(t, 10*time.Second, "web-b deregistered", hasIDs(reg))
 	if n := w.Stats().Connects; n != 1 {
 		t.Errorf("%d sessions, want 1: handling events must not end the session", n)
 	}
@@ -108,7 +97,7 @@ func TestReconcileBothWays(t *testing.T) {
 	// What an earlier run registered for "changed", before its tags changed.
 	reg.Put(definition.Service{ID: "n1:changed:8080", Name: "web", Port: 1002, Tags: []string{"v1"}})
 	start(t, e.Host(), reg, nil)
-	eventually(t, "reconciled", hasIDs(reg, "n1:changed:8080", "n1:keep:8080", "n1:missing:8080"))
+	testkit.Eventually(t, 10*time.Second, "reconciled", hasIDs(reg, "n1:changed:8080", "n1:keep:8080", "n1:missing:8080"))
 	if s, _ := reg.Service("n1:changed:8080"); !slices.Equal(s.Tags, []string{"v2"}) {
 		t.Errorf("changed service has tags %v, want [v2]", s.Tags)
 	}
@@ -124,12 +113,12 @@ func TestStreamEndsMidRun(t *testing.T) {
 	reg := dockertest.NewRegistry()
 	w := start(t, e.Host(), reg, func(c *Config) { c.Overlap = time.Second })
 	e.Run(webC("a", 1001))
-	eventually(t, "a registered", hasIDs(reg, "n1:a:8080"))
+	testkit.Eventually(t, 10*time.Second, "a registered", hasIDs(reg, "n1:a:8080"))
 	last := e.LastEvent()
 	e.CutStreams()
 	e.Run(webC("b", 1002))
-	eventually(t, "b registered after the cut", hasIDs(reg, "n1:a:8080", "n1:b:8080"))
-	eventually(t, "a second session", func() bool { return w.Stats().Connects >= 2 })
+	testkit.Eventually(t, 10*time.Second, "b registered after the cut", hasIDs(reg, "n1:a:8080", "n1:b:8080"))
+	testkit.Eventually(t, 10*time.Second, "a second session", func() bool { return w.Stats().Connects >= 2 })
 	since := e.Since()
 	if len(since) < 2 || since[0] != 0 {
 		t.Fatalf("subscriptions since %v: want none at first, then a checkpoint", since)
@@ -148,14 +137,14 @@ func TestDieDuringReconnect(t *testing.T) {
 	a := e.Run(webC("a", 1001))
 	b := e.Run(webC("b", 1002))
 	w := start(t, e.Host(), reg, nil)
-	eventually(t, "a and b registered", hasIDs(reg, "n1:a:8080", "n1:b:8080"))
+	testkit.Eventually(t, 10*time.Second, "a and b registered", hasIDs(reg, "n1:a:8080", "n1:b:8080"))
 	e.SetDown(true)
-	eventually(t, "the watcher to see the engine gone", func() bool { return !w.Stats().Connected })
+	testkit.Eventually(t, 10*time.Second, "the watcher to see the engine gone", func() bool { return !w.Stats().Connected })
 	e.Die(a, 1)
 	e.Quiet(func(cs map[string]*dockertest.Container) { delete(cs, b) })
 	e.Run(webC("c", 1003))
 	e.SetDown(false)
-	eventually(t, "reconciled after the reconnect", hasIDs(reg, "n1:c:8080"))
+	testkit.Eventually(t, 10*time.Second, "reconciled after the reconnect", hasIDs(reg, "n1:c:8080"))
 }
 
 // TestBurst: 1,000 containers started at once are all registered, in batches.
@@ -163,11 +152,11 @@ func TestBurst(t *testing.T) {
 	e := dockertest.NewEngine(t)
 	reg := dockertest.NewRegistry()
 	start(t, e.Host(), reg, nil)
-	eventually(t, "connected", func() bool { return reg.CheckStatus(StatusCheckID).Status == catalog.StatusPassing })
+	testkit.Eventually(t, 10*time.Second, "connected", func() bool { return reg.CheckStatus(StatusCheckID).Status == catalog.StatusPassing })
 	for i := range 1000 {
 		e.Run(webC(fmt.Sprintf("c%04d", i), uint16(10000+i)))
 	}
-	eventually(t, "1,000 registered", func() bool { return len(reg.IDs()) == 1000 })
+	testkit.Eventually(t, 10*time.Second, "1,000 registered", func() bool { return len(reg.IDs()) == 1000 })
 	_, _, calls := reg.Counts()
 	t.Logf("1,000 containers registered in %d Register calls", calls)
 	if calls > 500 {
@@ -185,19 +174,19 @@ func TestPeriodicReconcile(t *testing.T) {
 		e.Run(webC(fmt.Sprintf("c%d", i), uint16(1000+i)))
 	}
 	start(t, e.Host(), reg, func(c *Config) { c.ReconcileInterval = 10 * time.Millisecond })
-	eventually(t, "registered", hasIDs(reg, "n1:c0:8080", "n1:c1:8080", "n1:c2:8080"))
+	testkit.Eventually(t, 10*time.Second, "registered", hasIDs(reg, "n1:c0:8080", "n1:c1:8080", "n1:c2:8080"))
 	lists := e.Requests("list")
-	eventually(t, "a reconcile to start", func() bool { return e.Requests("list") > lists })
+	testkit.Eventually(t, 10*time.Second, "a reconcile to start", func() bool { return e.Requests("list") > lists })
 	changes, writes, _ := reg.Counts()
 	inspects := e.Requests("inspect")
 	lists = e.Requests("list")
-	eventually(t, "five more reconciles", func() bool { return e.Requests("list") >= lists+5 })
+	testkit.Eventually(t, 10*time.Second, "five more reconciles", func() bool { return e.Requests("list") >= lists+5 })
 	if c, w, _ := reg.Counts(); c != changes || w != writes || e.Requests("inspect") != inspects {
 		t.Errorf("idle reconciles changed %d registrations, %d statuses, made %d inspects; want none",
 			c-changes, w-writes, e.Requests("inspect")-inspects)
 	}
 	reg.Drop("n1:c1:8080")
-	eventually(t, "c1 registered again", hasIDs(reg, "n1:c0:8080", "n1:c1:8080", "n1:c2:8080"))
+	testkit.Eventually(t, 10*time.Second, "c1 registered again", hasIDs(reg, "n1:c0:8080", "n1:c1:8080", "n1:c2:8080"))
 	e.Quiet(func(cs map[string]*dockertest.Container) {
 		for _, c := range cs {
 			if c.Name == "c2" {
@@ -205,7 +194,7 @@ func TestPeriodicReconcile(t *testing.T) {
 			}
 		}
 	})
-	eventually(t, "c2 gone", hasIDs(reg, "n1:c0:8080", "n1:c1:8080"))
+	testkit.Eventually(t, 10*time.Second, "c2 gone", hasIDs(reg, "n1:c0:8080", "n1:c1:8080"))
 }
 
 // TestUnreachable: with the engine down (a dead socket) the watcher reports why,
@@ -216,22 +205,22 @@ func TestUnreachable(t *testing.T) {
 	e.SetDown(true)
 	reg := dockertest.NewRegistry()
 	w := start(t, e.Host(), reg, nil)
-	eventually(t, "several attempts", func() bool { return w.Stats().Failures >= 3 })
+	testkit.Eventually(t, 10*time.Second, "several attempts", func() bool { return w.Stats().Failures >= 3 })
 	st := reg.CheckStatus(StatusCheckID)
 	if st.Status != catalog.StatusCritical || !strings.Contains(st.Output, "cannot reach the Docker engine at "+e.Host()) ||
 		!strings.Contains(st.Output, "is the engine running? --docker-host or $DOCKER_HOST choose it") || w.Stats().Connected {
 		t.Errorf("watcher check %+v, connected %v: want critical, naming the engine and a hint", st, w.Stats().Connected)
 	}
 	e.SetDown(false)
-	eventually(t, "registered once the engine is back", hasIDs(reg, "n1:a:8080"))
-	eventually(t, "watcher check passing", func() bool { return reg.CheckStatus(StatusCheckID).Status == catalog.StatusPassing })
+	testkit.Eventually(t, 10*time.Second, "registered once the engine is back", hasIDs(reg, "n1:a:8080"))
+	testkit.Eventually(t, 10*time.Second, "watcher check passing", func() bool { return reg.CheckStatus(StatusCheckID).Status == catalog.StatusPassing })
 }
 
 // TestNoEngineAtAll: a socket path where nothing ever listened.
 func TestNoEngineAtAll(t *testing.T) {
 	reg := dockertest.NewRegistry()
 	w := start(t, filepath.Join(t.TempDir(), "none.sock"), reg, nil)
-	eventually(t, "two attempts", func() bool { return w.Stats().Failures >= 2 })
+	testkit.Eventually(t, 10*time.Second, "two attempts", func() bool { return w.Stats().Failures >= 2 })
 	if st := reg.CheckStatus(StatusCheckID); st.Status != catalog.StatusCritical || !strings.Contains(st.Output, "none.sock") {
 		t.Errorf("watcher check %+v", st)
 	}
@@ -249,33 +238,33 @@ func TestStatesAndPolicies(t *testing.T) {
 	k := e.Run(keep)
 	w := start(t, e.Host(), reg, nil)
 	plainCheck := ContainerCheckID("n1:plain:8080")
-	eventually(t, "registered", hasIDs(reg, "n1:keep:80", "n1:plain:8080"))
+	testkit.Eventually(t, 10*time.Second, "registered", hasIDs(reg, "n1:keep:80", "n1:plain:8080"))
 	status := func(id string, want catalog.Status, out string) func() bool {
 		return func() bool { st := reg.CheckStatus(id); return st.Status == want && strings.Contains(st.Output, out) }
 	}
 	e.Pause(plain)
-	eventually(t, "paused: critical", status(plainCheck, catalog.StatusCritical, "container paused"))
+	testkit.Eventually(t, 10*time.Second, "paused: critical", status(plainCheck, catalog.StatusCritical, "container paused"))
 	e.Unpause(plain)
-	eventually(t, "unpaused: passing", status(plainCheck, catalog.StatusPassing, ""))
+	testkit.Eventually(t, 10*time.Second, "unpaused: passing", status(plainCheck, catalog.StatusPassing, ""))
 	e.SetHealth(plain, "starting")
-	eventually(t, "starting: warning", status(plainCheck, catalog.StatusWarning, "HEALTHCHECK starting"))
+	testkit.Eventually(t, 10*time.Second, "starting: warning", status(plainCheck, catalog.StatusWarning, "HEALTHCHECK starting"))
 	e.SetHealth(plain, "unhealthy")
-	eventually(t, "unhealthy: critical", status(plainCheck, catalog.StatusCritical, "HEALTHCHECK unhealthy"))
+	testkit.Eventually(t, 10*time.Second, "unhealthy: critical", status(plainCheck, catalog.StatusCritical, "HEALTHCHECK unhealthy"))
 	e.SetHealth(plain, "healthy")
-	eventually(t, "healthy: passing", status(plainCheck, catalog.StatusPassing, ""))
+	testkit.Eventually(t, 10*time.Second, "healthy: passing", status(plainCheck, catalog.StatusPassing, ""))
 
 	e.Die(k, 1)
-	eventually(t, "on-success, failed: kept, critical", status(ContainerCheckID("n1:keep:80"), catalog.StatusCritical, "exited with code 1"))
+	testkit.Eventually(t, 10*time.Second, "on-success, failed: kept, critical", status(ContainerCheckID("n1:keep:80"), catalog.StatusCritical, "exited with code 1"))
 	if !slices.Contains(reg.IDs(), "n1:keep:80") {
 		t.Fatal("on-success container that failed was deregistered")
 	}
 	e.Start(k)
-	eventually(t, "restarted: passing", status(ContainerCheckID("n1:keep:80"), catalog.StatusPassing, ""))
+	testkit.Eventually(t, 10*time.Second, "restarted: passing", status(ContainerCheckID("n1:keep:80"), catalog.StatusPassing, ""))
 	e.Stop(k, 0)
-	eventually(t, "on-success, clean exit: deregistered", hasIDs(reg, "n1:plain:8080"))
+	testkit.Eventually(t, 10*time.Second, "on-success, clean exit: deregistered", hasIDs(reg, "n1:plain:8080"))
 
 	e.Rename(plain, "renamed")
-	eventually(t, "renamed", hasIDs(reg, "n1:renamed:8080"))
+	testkit.Eventually(t, 10*time.Second, "renamed", hasIDs(reg, "n1:renamed:8080"))
 	if n := w.Stats().Connects; n != 1 {
 		t.Errorf("%d sessions, want 1: handling events must not end the session", n)
 	}
@@ -290,20 +279,20 @@ func TestNever(t *testing.T) {
 		Labels: map[string]string{LabelDeregister: "never"}}
 	id := e.Run(c)
 	w := start(t, e.Host(), reg, nil)
-	eventually(t, "registered", hasIDs(reg, "n1:db:5432"))
+	testkit.Eventually(t, 10*time.Second, "registered", hasIDs(reg, "n1:db:5432"))
 	e.Stop(id, 0)
 	check := ContainerCheckID("n1:db:5432")
-	eventually(t, "kept, critical", func() bool { return reg.CheckStatus(check).Status == catalog.StatusCritical })
+	testkit.Eventually(t, 10*time.Second, "kept, critical", func() bool { return reg.CheckStatus(check).Status == catalog.StatusCritical })
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 	w2 := start(t, e.Host(), reg, nil)
-	eventually(t, "the new watcher connected", func() bool { return w2.Stats().Connected })
+	testkit.Eventually(t, 10*time.Second, "the new watcher connected", func() bool { return w2.Stats().Connected })
 	if !slices.Equal(reg.IDs(), []string{"n1:db:5432"}) {
 		t.Fatalf("after a restart: %v, want the kept n1:db:5432", reg.IDs())
 	}
 	e.Remove(id)
-	eventually(t, "removed: deregistered", hasIDs(reg))
+	testkit.Eventually(t, 10*time.Second, "removed: deregistered", hasIDs(reg))
 }
 
 // TestConfig: a missing registry or node, and an address the client cannot parse,

@@ -16,10 +16,10 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
-	"github.com/rumor-sd/rumor/gossip/gossiptest"
+	"github.com/rumor-sd/rumor/internal/memnet"
 )
 
-// These tests run real memberlist clusters over gossiptest's in-memory network inside
+// These tests run real memberlist clusters over memnet's in-memory network inside
 // testing/synctest bubbles: memberlist's timers run on the bubble's fake clock, so a
 // minute of protocol time costs milliseconds. Letting fake time pass (pass) is how a
 // bubble moves forward, not a way to synchronise; conditions are checked with
@@ -39,13 +39,13 @@ type node struct {
 	cat  *catalog.Catalog
 	w    *catalog.Writer
 	g    *Gossip
-	tr   *gossiptest.Transport
+	tr   *memnet.Transport
 	dead bool
 }
 
 type testCluster struct {
 	t     *testing.T
-	net   *gossiptest.Network
+	net   *memnet.Network
 	nodes []*node
 	cfg   func(*Config)
 }
@@ -61,7 +61,7 @@ func newTestCluster(t *testing.T, n int, tweak func(*Config)) *testCluster {
 // encrypting with keys (none: plain text).
 func newKeyedCluster(t *testing.T, n int, seed uint64, keys [][]byte, tweak func(*Config)) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, net: gossiptest.NewNetwork(gossiptest.Config{Seed: seed}), cfg: tweak}
+	c := &testCluster{t: t, net: memnet.NewNetwork(memnet.Config{Seed: seed}), cfg: tweak}
 	for i := range n {
 		nd := c.start(fmt.Sprintf("n%02d", i), keys)
 		if i > 0 {
@@ -306,7 +306,7 @@ func TestNoFalseFailuresUnderLoss(t *testing.T) {
 		c := newTestCluster(t, 5, nil)
 		defer c.shutdown()
 		within(t, 30*time.Second, "initial convergence", converged(c.nodes))
-		c.net.SetDefaultLink(gossiptest.Link{Loss: 0.10})
+		c.net.SetDefaultLink(memnet.Link{Loss: 0.10})
 		deadline := time.Now().Add(60 * time.Second)
 		for time.Now().Before(deadline) {
 			pass(500 * time.Millisecond)
@@ -363,8 +363,8 @@ func TestAntiEntropyRepairsLostBroadcasts(t *testing.T) {
 		within(t, 30*time.Second, "initial convergence", converged(c.nodes))
 		// n02 misses every gossip packet for a while (streams still work), so the fast
 		// path cannot reach it; only push-pull can.
-		c.net.SetLink("n00", "n02", gossiptest.Link{Loss: 1})
-		c.net.SetLink("n01", "n02", gossiptest.Link{Loss: 1})
+		c.net.SetLink("n00", "n02", memnet.Link{Loss: 1})
+		c.net.SetLink("n01", "n02", memnet.Link{Loss: 1})
 		c.nodes[0].publish(c.nodes[0].w.PutService(catalogtest.Service("x", "x", 1)))
 		pass(time.Second)
 		c.net.ClearLink("n00", "n02")
@@ -396,7 +396,7 @@ func TestWrongKeyCannotJoin(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		key1 := bytes.Repeat([]byte{1}, 32)
 		key2 := bytes.Repeat([]byte{2}, 32)
-		c := &testCluster{t: t, net: gossiptest.NewNetwork(gossiptest.Config{Seed: 2})}
+		c := &testCluster{t: t, net: memnet.NewNetwork(memnet.Config{Seed: 2})}
 		a := c.start("a", [][]byte{key1})
 		b := c.start("b", [][]byte{key2})
 		plain := c.start("plain", nil)
@@ -427,7 +427,7 @@ func TestKeyRotationWithoutRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		key1 := bytes.Repeat([]byte{1}, 32)
 		key2 := bytes.Repeat([]byte{2}, 16)
-		c := &testCluster{t: t, net: gossiptest.NewNetwork(gossiptest.Config{Seed: 3})}
+		c := &testCluster{t: t, net: memnet.NewNetwork(memnet.Config{Seed: 3})}
 		a, b := c.start("a", [][]byte{key1}), c.start("b", [][]byte{key1})
 		c.nodes = []*node{a, b}
 		defer c.shutdown()

@@ -9,8 +9,6 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/rumor-sd/rumor/gossip/netem"
 )
 
 // Config configures a Gossip. The zero value of every field but NodeName and Store
@@ -39,14 +37,14 @@ type Config struct {
 	Keys [][]byte
 
 	// Transport replaces memberlist's UDP/TCP transport (tests and the simulator use
-	// gossiptest's in-memory network). When set, BindAddr/BindPort must match it.
+	// internal/memnet's in-memory network). When set, BindAddr/BindPort must match it.
 	Transport memberlist.NodeAwareTransport
 
-	// DebugNetem, when it adds any delay, wraps the transport (memberlist's UDP/TCP
-	// one, or Transport) so that every packet and stream this node sends is delayed
-	// by Latency ± Jitter (see package netem). For tests and benchmarks only: it
-	// emulates a slow, jittery network on hosts without tc netem. Default: no delay.
-	DebugNetem netem.Config
+	// WrapTransport, if set, wraps the transport this node uses (memberlist's UDP/TCP
+	// one, bound first so that a port of 0 is resolved, or Transport); the wrapper owns
+	// it from then on. For tests: gossip/netem delays what a node sends this way on
+	// hosts without tc netem (internal/netemagent runs an agent so). Default: none.
+	WrapTransport func(memberlist.NodeAwareTransport) (memberlist.NodeAwareTransport, error)
 
 	// Store is the catalog gossip feeds and reads. Required.
 	Store Store
@@ -112,9 +110,6 @@ func (c Config) withDefaults() (Config, error) {
 	case "lan", "wan", "local":
 	default:
 		return c, fmt.Errorf("gossip: unknown profile %q: want lan, wan or local", c.Profile)
-	}
-	if err := c.DebugNetem.Validate(); err != nil {
-		return c, fmt.Errorf("gossip: %w", err)
 	}
 	for i, k := range c.Keys {
 		if l := len(k); l != 16 && l != 24 && l != 32 {

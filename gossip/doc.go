@@ -40,7 +40,7 @@
 //
 // # Testing
 //
-// Tests run real memberlist clusters over gossiptest's in-memory lossy network inside
+// Tests run real memberlist clusters over memnet's in-memory lossy network inside
 // testing/synctest bubbles (seconds of protocol time in milliseconds), and over real
 // loopback sockets; the message decoders are fuzzed.
 package gossip

@@ -164,8 +164,8 @@ func New(cfg Config) (*Gossip, error) {
 		cancel()
 		g.wg.Wait()
 		unroute()
-		if g.cfg.DebugNetem.Enabled() {
-			_ = mc.Transport.Shutdown() // ours, made by wrapNetem: memberlist did not take it
+		if g.cfg.WrapTransport != nil {
+			_ = mc.Transport.Shutdown() // ours, made by wrapTransport: memberlist did not take it
 		}
 		return nil, fmt.Errorf("gossip: start memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
@@ -241,12 +241,10 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 		g.cfg.MemberlistHook(mc)
 	}
 	// After the hook, so that the transport binds where the hook says.
-	if g.cfg.DebugNetem.Enabled() {
-		if err := wrapNetem(mc, g.cfg.DebugNetem); err != nil {
+	if g.cfg.WrapTransport != nil {
+		if err := wrapTransport(mc, g.cfg.WrapTransport); err != nil {
 			return nil, err
 		}
-		g.cfg.Logger.Warn("debug gossip delay is on: everything this node sends is delayed (for testing only)",
-			"latency", g.cfg.DebugNetem.Latency, "jitter", g.cfg.DebugNetem.Jitter)
 	}
 	return mc, nil
 }

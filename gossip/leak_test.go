@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-	"go.uber.org/goleak"
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // TestNoGoroutineLeak runs three nodes on real loopback sockets (gossip, anti-entropy,
@@ -19,22 +19,9 @@ import (
 // leave, one force the crashed one out and shut down: no goroutine may outlive them.
 // memberlist's Shutdown does not wait for its in-flight probes: each ends by itself
 // within one probe interval, which Lifeguard stretches up to 8× (8 s with the local
-// profile) after failed probes, so the check retries for up to 20 s.
+// profile) after failed probes, so the check retries (testkit.NoLeaks).
 func TestNoGoroutineLeak(t *testing.T) {
-	ignore := goleak.IgnoreCurrent()
-	defer func() {
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			err := goleak.Find(ignore) // retries for a moment itself
-			if err == nil {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Error(err)
-				return
-			}
-		}
-	}()
+	testkit.NoLeaks(t)
 	nodes := startLoopbackNodes(t, "lk", 3, func(cfg *Config) {
 		cfg.MemberlistHook = func(mc *memberlist.Config) { mc.BindPort = 0; mc.AdvertisePort = 0 }
 	})
@@ -43,16 +30,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 			_ = nd.g.Shutdown()
 		}
 	}()
-	poll := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 20s", what)
-			}
-			<-time.After(20 * time.Millisecond) // the polling interval; the deadline bounds the wait
-		}
-	}
+	poll := func(what string, cond func() bool) { t.Helper(); testkit.Eventually(t, 20*time.Second, what, cond) }
 	big := catalogtest.Service("big-1", "big", 80)
 	big.Meta = map[string]string{}
 	for i := range 10 {

@@ -14,6 +14,7 @@ import (
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
 	"github.com/rumor-sd/rumor/gossip/netem"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // TestLoopbackSockets runs three nodes on real UDP/TCP sockets on 127.0.0.1 (ports
@@ -23,16 +24,7 @@ func TestLoopbackSockets(t *testing.T) {
 	nodes := startLoopbackNodes(t, "lo", 3, func(cfg *Config) {
 		cfg.MemberlistHook = func(mc *memberlist.Config) { mc.BindPort = 0; mc.AdvertisePort = 0 }
 	})
-	poll := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 10s", what)
-			}
-			<-time.After(20 * time.Millisecond) // the polling interval; the deadline bounds the wait
-		}
-	}
+	poll := func(what string, cond func() bool) { t.Helper(); testkit.Eventually(t, 10*time.Second, what, cond) }
 	nodes[2].publish(nodes[2].w.PutService(catalogtest.Service("web-1", "web", 80)))
 	poll("registration on all", allSee(nodes, "web", "lo2/web-1=passing"))
 	if got := len(nodes[0].g.Members()); got != 3 {
@@ -55,30 +47,26 @@ func TestLoopbackSockets(t *testing.T) {
 	poll("leave seen", allSee(nodes[:2], "web", ""))
 }
 
-// TestLoopbackDebugNetem runs two nodes on real sockets with DebugNetem's fixed 100 ms
-// delay on each, the gossip port picked by the kernel: they join, and a registration
-// reaches the other node, but never sooner than the one hop's 100 ms.
-func TestLoopbackDebugNetem(t *testing.T) {
+// TestLoopbackNetem runs two nodes on real sockets with their transports wrapped
+// (WrapTransport) by netem's fixed 100 ms delay, the gossip port picked by the
+// kernel: they join, and a registration reaches the other node, but never sooner
+// than the one hop's 100 ms.
+func TestLoopbackNetem(t *testing.T) {
 	const hop = 100 * time.Millisecond
 	// No MemberlistHook: BindPort 0 in Config itself must get a kernel-picked port.
-	nodes := startLoopbackNodes(t, "nm", 2, func(cfg *Config) { cfg.DebugNetem = netem.Config{Latency: hop} })
+	nodes := startLoopbackNodes(t, "nm", 2, func(cfg *Config) { cfg.WrapTransport = netem.Wrapper(netem.Config{Latency: hop}) })
 	start := time.Now()
 	nodes[1].publish(nodes[1].w.PutService(catalogtest.Service("web-1", "web", 80)))
-	deadline := start.Add(10 * time.Second)
-	for !allSee(nodes, "web", "nm1/web-1=passing")() {
-		if time.Now().After(deadline) {
-			t.Fatal("registration not on both nodes within 10s")
-		}
-		<-time.After(5 * time.Millisecond) // the polling interval; the deadline bounds the wait
-	}
+	testkit.Eventually(t, 10*time.Second, "registration on both nodes", allSee(nodes, "web", "nm1/web-1=passing"))
 	if took := time.Since(start); took < hop {
 		t.Errorf("registration crossed in %s, less than the %s delay: the delay is not applied", took, hop)
 	}
 }
 
-func TestDebugNetemConfigRejected(t *testing.T) {
+// TestWrapTransportError: a wrapper's error stops New and names what was wrong.
+func TestWrapTransportError(t *testing.T) {
 	cat, _ := catalogtest.New(t, catalog.Config{})
-	_, err := New(Config{NodeName: "x", BindAddr: "127.0.0.1", Store: cat, DebugNetem: netem.Config{Jitter: -time.Second}})
+	_, err := New(Config{NodeName: "x", BindAddr: "127.0.0.1", Store: cat, WrapTransport: netem.Wrapper(netem.Config{Jitter: -time.Second})})
 	if err == nil || !strings.Contains(err.Error(), "jitter -1s is negative") {
 		t.Errorf("New with negative jitter: %v, want an error naming the jitter", err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // lastStatus returns the last status the sink received for id, or 0.
@@ -78,12 +79,12 @@ func TestManagerRealChecks(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"http", "tcp", "grpc", "script", "ttl"} {
-		waitFor(t, 5*time.Second, func() bool { return sink.lastStatus(id) == P }, "%s never reported passing", id)
+		testkit.Eventually(t, 5*time.Second, id+" to report passing", func() bool { return sink.lastStatus(id) == P })
 	}
 	code.Store(http.StatusInternalServerError)
-	waitFor(t, 5*time.Second, func() bool { return sink.lastStatus("http") == C }, "http never turned critical")
+	testkit.Eventually(t, 5*time.Second, "http to turn critical", func() bool { return sink.lastStatus("http") == C })
 	code.Store(http.StatusTooManyRequests)
-	waitFor(t, 5*time.Second, func() bool { return sink.lastStatus("http") == W }, "http never turned warning")
+	testkit.Eventually(t, 5*time.Second, "http to turn warning", func() bool { return sink.lastStatus("http") == W })
 
 	// Close kills the sleeping script and waits for every goroutine it started.
 	start := time.Now()
@@ -92,8 +93,8 @@ func TestManagerRealChecks(t *testing.T) {
 		t.Errorf("Close took %v", took)
 	}
 	n := len(sink.take())
-	waitFor(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
-		"goroutines: %d before the Manager, %d after Close", before, runtime.NumGoroutine())
+	testkit.Eventually(t, 5*time.Second, fmt.Sprintf("goroutines back to %d, as before the Manager", before),
+		func() bool { return runtime.NumGoroutine() <= before })
 	// Every goroutine has exited: nothing can report any more.
 	if got := len(sink.take()); got != 0 {
 		t.Fatalf("%d Sink calls after Close (%d before)", got, n)
@@ -124,10 +125,10 @@ func TestManagerManyChecksClose(t *testing.T) {
 	for i := range 200 {
 		mustAdd(t, m, definition.Check{ID: fmt.Sprint("c", i), TCP: ln.Addr().String(), Interval: 20 * time.Millisecond})
 	}
-	waitFor(t, 10*time.Second, func() bool {
+	testkit.Eventually(t, 10*time.Second, "every check to pass", func() bool {
 		return len(m.Checks()) == 200 && !slices.ContainsFunc(m.Checks(), func(c catalog.Check) bool { return c.Status != P })
-	}, "not every check passed")
+	})
 	m.Close()
-	waitFor(t, 5*time.Second, func() bool { return runtime.NumGoroutine() <= before },
-		"goroutines: %d before, %d after Close", before, runtime.NumGoroutine())
+	testkit.Eventually(t, 5*time.Second, fmt.Sprintf("goroutines back to %d after Close", before),
+		func() bool { return runtime.NumGoroutine() <= before })
 }

@@ -5,16 +5,10 @@ package health
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -27,12 +21,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rumor-sd/rumor/catalog"
-	"github.com/rumor-sd/rumor/definition"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	grpchealth "google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // slack is how much longer than its timeout a timed-out probe may take: scheduling
@@ -289,29 +285,6 @@ func TestTCPProbe(t *testing.T) {
 	assertTimedOut(t, st, out, took, timeout)
 }
 
-// selfSigned returns a certificate for 127.0.0.1.
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "rumor test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
 // grpcHealthServer starts grpc's own health service: "" and "up" serving, "down" not.
 func grpcHealthServer(t *testing.T, opts ...grpc.ServerOption) string {
 	t.Helper()
@@ -360,7 +333,7 @@ func TestGRPCProbe(t *testing.T) {
 }
 
 func TestGRPCProbeTLS(t *testing.T) {
-	cert := selfSigned(t)
+	cert := testkit.SelfSigned(t).TLS
 	addr := grpcHealthServer(t, grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{cert}})))
 	tests := []struct {
 		name       string
@@ -446,7 +419,7 @@ func TestScriptProbe(t *testing.T) {
 			t.Fatal(err)
 		}
 		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-		waitFor(t, 5*time.Second, func() bool { return !processAlive(pid) }, "the script's child %d is still running", pid)
+		testkit.Eventually(t, 5*time.Second, fmt.Sprintf("the script's child %d to end", pid), func() bool { return !processAlive(pid) })
 	})
 }
 
@@ -461,16 +434,4 @@ func processAlive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || (s[i+2] != 'Z' && s[i+2] != 'X')
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: "+format, append([]any{within}, args...)...)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting for an event
-	}
 }

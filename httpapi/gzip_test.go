@@ -10,6 +10,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 func TestAcceptsGzip(t *testing.T) {
@@ -266,7 +269,7 @@ func TestGzipBlockingQuery(t *testing.T) {
 		f.h.ServeHTTP(rec, req)
 		done <- rec
 	}()
-	waitFor(t, "the blocking query to wait", func() bool { return cc.waiting.Load() == 1 })
+	testkit.Eventually(t, 5*time.Second, "the blocking query to wait", func() bool { return cc.waiting.Load() == 1 })
 	f.register(t, "web-late", "web")
 	rec := <-done
 	checkEncoding(t, "woken read", rec, true)

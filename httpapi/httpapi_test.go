@@ -180,17 +180,39 @@ func checkReadHeaders(t *testing.T, rec *httptest.ResponseRecorder) uint64 {
 	return idx
 }
 
+// errorCase is a request and the error that must answer it: status, a substring of
+// the plain-text body, and the Allow header for a 405.
+type errorCase struct {
+	name, method, target, body string
+	code                       int
+	want, allow                string
+}
+
+// checkErrors runs each case against f's handler.
+func (f *fixture) checkErrors(t *testing.T, cases []errorCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := f.do(t, c.method, c.target, c.body)
+			if rec.Code != c.code || !strings.Contains(rec.Body.String(), c.want) {
+				t.Errorf("%s %s: %d %q, want %d containing %q", c.method, c.target, rec.Code, rec.Body, c.code, c.want)
+			}
+			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+				t.Errorf("Content-Type = %q, want plain text", ct)
+			}
+			if c.allow != "" && rec.Header().Get("Allow") != c.allow {
+				t.Errorf("Allow = %q, want %q", rec.Header().Get("Allow"), c.allow)
+			}
+		})
+	}
+}
+
 // TestErrors covers the errors of the Must endpoints: bodies, fields, methods,
 // query values.
 func TestErrors(t *testing.T) {
 	f := newFixture(t)
 	big := `{"Name": "x", "Meta": {"k": "` + strings.Repeat("a", MaxBodyBytes) + `"}}`
-	for _, c := range []struct {
-		name, method, target, body string
-		code                       int
-		want                       string // in the body
-		allow                      string
-	}{
+	f.checkErrors(t, []errorCase{
 		{"unknown field", "PUT", "/v1/agent/service/register", `{"Name": "x", "Bogus": 1}`, 400, `unknown field "Bogus"`, ""},
 		{"unknown check field", "PUT", "/v1/agent/service/register", `{"Name": "x", "Check": {"TTL": "1s", "Nope": 1}}`, 400, `unknown field "Nope"`, ""},
 		{"malformed JSON", "PUT", "/v1/agent/service/register", `{"Name": `, 400, "Request decode failed", ""},
@@ -219,20 +241,7 @@ func TestErrors(t *testing.T) {
 		{"other dc", "GET", "/v1/catalog/services?dc=dc2", "", 500, "No path to datacenter", ""},
 		{"unknown endpoint", "GET", "/v1/agent/nope", "", 404, "no such endpoint", ""},
 		{"kv", "GET", "/v1/kv/foo", "", 501, "key/value store", ""},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			rec := f.do(t, c.method, c.target, c.body)
-			if rec.Code != c.code || !strings.Contains(rec.Body.String(), c.want) {
-				t.Errorf("%s %s: %d %q, want %d containing %q", c.method, c.target, rec.Code, rec.Body, c.code, c.want)
-			}
-			if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
-				t.Errorf("Content-Type = %q, want plain text", ct)
-			}
-			if c.allow != "" && rec.Header().Get("Allow") != c.allow {
-				t.Errorf("Allow = %q, want %q", rec.Header().Get("Allow"), c.allow)
-			}
-		})
-	}
+	})
 	f.ag.failErr = fmt.Errorf("disk full")
 	rec := f.do(t, "PUT", "/v1/agent/service/register", `{"Name": "x"}`)
 	if rec.Code != 500 || !strings.Contains(rec.Body.String(), "disk full") {
@@ -341,11 +350,7 @@ func checkName(c *healthCheck) string { return c.Node + "/" + c.CheckID }
 func TestErrorsWithChecks(t *testing.T) {
 	f, fc := newChecksFixture(t)
 	big := `{"Name": "x", "TTL": "1s", "Notes": "` + strings.Repeat("a", MaxBodyBytes) + `"}`
-	for _, c := range []struct {
-		name, method, target, body string
-		code                       int
-		want, allow                string
-	}{
+	f.checkErrors(t, []errorCase{
 		{"malformed JSON", "PUT", "/v1/agent/check/register", `{"Name": `, 400, "Request decode failed", ""},
 		{"not an object", "PUT", "/v1/agent/check/register", `[1]`, 400, "Request decode failed", ""},
 		{"null", "PUT", "/v1/agent/check/register", `null`, 400, "null", ""},
@@ -378,17 +383,7 @@ func TestErrorsWithChecks(t *testing.T) {
 		{"bad node-meta", "GET", "/v1/health/state/any?node-meta=x", "", 400, "invalid node-meta", ""},
 		{"other dc", "GET", "/v1/catalog/node/n1?dc=dc9", "", 500, "No path to datacenter", ""},
 		{"other dc members", "GET", "/v1/rumor/members?dc=dc9", "", 500, "No path to datacenter", ""},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			rec := f.do(t, c.method, c.target, c.body)
-			if rec.Code != c.code || !strings.Contains(rec.Body.String(), c.want) {
-				t.Errorf("%s %s: %d %q, want %d containing %q", c.method, c.target, rec.Code, rec.Body, c.code, c.want)
-			}
-			if c.allow != "" && rec.Header().Get("Allow") != c.allow {
-				t.Errorf("Allow = %q, want %q", rec.Header().Get("Allow"), c.allow)
-			}
-		})
-	}
+	})
 	if len(fc.defs) != 0 {
 		t.Errorf("a refused registration reached the agent: %+v", fc.defs)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // sseMsg is one server-sent event, or a comment line.
@@ -266,7 +267,7 @@ func TestWatchHeartbeatsAndEnds(t *testing.T) {
 
 	// The client going away frees the handler.
 	s.cancel()
-	waitFor(t, "handler returns after the client left", func() bool { return ws.running.Load() == 0 })
+	testkit.Eventually(t, 5*time.Second, "handler returns after the client left", func() bool { return ws.running.Load() == 0 })
 
 	// The agent shutting down (the server's base context) ends the stream.
 	s2 := ws.open(t, "?service=db")
@@ -277,7 +278,7 @@ func TestWatchHeartbeatsAndEnds(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("stream still open 5s after shutdown")
 	}
-	waitFor(t, "handler returns after shutdown", func() bool { return ws.running.Load() == 0 })
+	testkit.Eventually(t, 5*time.Second, "handler returns after shutdown", func() bool { return ws.running.Load() == 0 })
 }
 
 func TestWatchBadRequests(t *testing.T) {
@@ -292,17 +293,5 @@ func TestWatchBadRequests(t *testing.T) {
 		if rec.Code < 400 || !strings.Contains(rec.Body.String(), tc.want) {
 			t.Errorf("%s: %d %q, want an error mentioning %q", tc.query, rec.Code, rec.Body, tc.want)
 		}
-	}
-}
-
-// waitFor polls cond every 5 ms until it holds, failing after 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 5s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -1,4 +1,4 @@
-// Package sim runs many real gossip nodes in one process over gossiptest's simulated
+// Package sim runs many real gossip nodes in one process over memnet's simulated
 // network and measures what operators judge rumor by: how fast a registration reaches
 // every node, how fast a crash is seen everywhere, how many bytes steady-state gossip
 // costs, and whether packet loss causes false failures.
@@ -28,7 +28,7 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/gossip"
-	"github.com/rumor-sd/rumor/gossip/gossiptest"
+	"github.com/rumor-sd/rumor/internal/memnet"
 )
 
 // Config describes one scenario. Zero fields take the defaults in brackets.
@@ -98,7 +98,7 @@ type node struct {
 	cat  *catalog.Catalog
 	w    *catalog.Writer
 	g    *gossip.Gossip
-	tr   *gossiptest.Transport
+	tr   *memnet.Transport
 }
 
 type wallClock struct{}
@@ -119,7 +119,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	net := gossiptest.NewNetwork(gossiptest.Config{Seed: cfg.Seed, QueueLen: 4096})
+	net := memnet.NewNetwork(memnet.Config{Seed: cfg.Seed, QueueLen: 4096})
 	defer net.Close()
 	var nodes []*node
 	defer func() {
@@ -207,7 +207,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
-func startNode(net *gossiptest.Network, name string, seen *memberlist.Config) (*node, error) {
+func startNode(net *memnet.Network, name string, seen *memberlist.Config) (*node, error) {
 	cat, err := catalog.New(catalog.Config{Clock: wallClock{}})
 	if err != nil {
 		return nil, err
@@ -267,9 +267,9 @@ func measureSpread(ctx context.Context, nodes []*node, trials int, res *Result) 
 
 // countFalseFailures applies loss to every link for window and counts healthy nodes
 // that someone declared failed.
-func countFalseFailures(ctx context.Context, net *gossiptest.Network, nodes []*node, loss float64, window time.Duration) (int, error) {
-	net.SetDefaultLink(gossiptest.Link{Loss: loss})
-	defer net.SetDefaultLink(gossiptest.Link{})
+func countFalseFailures(ctx context.Context, net *memnet.Network, nodes []*node, loss float64, window time.Duration) (int, error) {
+	net.SetDefaultLink(memnet.Link{Loss: loss})
+	defer net.SetDefaultLink(memnet.Link{})
 	falsePairs := map[[2]string]bool{}
 	deadline := time.Now().Add(window)
 	for time.Now().Before(deadline) {

@@ -145,6 +145,9 @@ func (c *Core) SetMaintenance(serviceID string, enable bool, reason string) (Rea
 	if old == nil {
 		return Ready{}, fmt.Errorf("maintenance of service %q: %w", serviceID, catalog.ErrNotFound)
 	}
+	if !enable && old.Maintenance == nil {
+		return Ready{}, nil // not in maintenance: nothing to save or publish
+	}
 	what := "node"
 	if serviceID != "" {
 		what = "service"

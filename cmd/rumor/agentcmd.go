@@ -39,7 +39,6 @@ type agentFlags struct {
 	reapAfter                                                                        time.Duration
 	httpToken, httpTLSCert, httpTLSKey                                               string
 	httpTokenReads                                                                   bool
-	debugGossipDelay, debugGossipJitter                                              time.Duration // testing only
 	docker, dockerInternal                                                           bool
 	dockerHost                                                                       string
 
@@ -173,12 +172,6 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.BoolVar(&f.docker, "docker", false, "register the services of this host's Docker containers and follow them (SERVICE_* labels or env; see above)")
 	fl.StringVar(&f.dockerHost, "docker-host", "", "Docker or podman engine address: unix:///path.sock, tcp://host:port or a socket path (default: $DOCKER_HOST, else /var/run/docker.sock)")
 	fl.BoolVar(&f.dockerInternal, "docker-internal", false, "with --docker: register containers' own IP addresses and exposed ports instead of published host ports")
-	// Testing only, hence hidden: emulate a slow, jittery network (tests and benchmarks
-	// on kernels without tc netem).
-	fl.DurationVar(&f.debugGossipDelay, "debug-gossip-delay", 0, "FOR TESTING ONLY: delay every gossip packet and stream this agent sends")
-	fl.DurationVar(&f.debugGossipJitter, "debug-gossip-jitter", 0, "FOR TESTING ONLY: spread each delay uniformly over delay ± jitter (reorders packets)")
-	_ = fl.MarkHidden("debug-gossip-delay")
-	_ = fl.MarkHidden("debug-gossip-jitter")
 }
 
 // applyEnv sets every flag not given on the command line from its RUMOR_<FLAG>
@@ -280,10 +273,6 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 		return cfg, nil, usagef("--reap-after %s: must not be negative", f.reapAfter)
 	}
 	override(f, "reap-after", &cfg.ReapAfter, f.reapAfter)
-	if f.debugGossipDelay < 0 || f.debugGossipJitter < 0 {
-		return cfg, nil, usagef("--debug-gossip-delay %s / --debug-gossip-jitter %s: must not be negative", f.debugGossipDelay, f.debugGossipJitter)
-	}
-	cfg.DebugGossipDelay, cfg.DebugGossipJitter = f.debugGossipDelay, f.debugGossipJitter
 	override(f, "http-token", &cfg.HTTPToken, f.httpToken) // or $RUMOR_HTTP_TOKEN, through applyEnv
 	override(f, "http-token-reads", &cfg.HTTPTokenReads, f.httpTokenReads)
 	override(f, "http-tls-cert", &cfg.HTTPTLSCert, f.httpTLSCert)

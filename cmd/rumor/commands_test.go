@@ -9,6 +9,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent"
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // startPeer starts a dev agent named name with real gossip on loopback, joined to
@@ -17,30 +18,8 @@ func startPeer(t *testing.T, name string, join ...string) (*agent.Agent, map[str
 	t.Helper()
 	a, err := agent.New(agent.Config{NodeName: name, Dev: true, DataDir: t.TempDir(),
 		BindPort: 0, HTTPAddr: "127.0.0.1:0", Join: join})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := a.Shutdown(); err != nil {
-			t.Error(err)
-		}
-	})
+	a = testkit.Running(t, a, err)
 	return a, map[string]string{"RUMOR_HTTP_ADDR": a.HTTPAddr().String()}
-}
-
-// waitFor polls cond every few milliseconds until it holds or 20s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 // liveness is how a sees node.
@@ -194,7 +173,7 @@ func TestJoinLeaveForceLeave(t *testing.T) {
 	if r := rumor(t, env3, "register", "--name", "cache", "--port", "6379"); r.code != 0 {
 		t.Fatalf("register: %+v", r)
 	}
-	waitFor(t, "n1 to see 3 members and n3's service", func() bool {
+	testkit.Eventually(t, 20*time.Second, "n1 to see 3 members and n3's service", func() bool {
 		return len(a1.Members()) == 3 && len(a1.Catalog().ServiceInstances("cache", catalog.Filter{})) == 1
 	})
 
@@ -206,7 +185,7 @@ func TestJoinLeaveForceLeave(t *testing.T) {
 	if err := a3.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "n1 to see n3 failed", func() bool { return liveness(a1, "n3") == catalog.LivenessFailed })
+	testkit.Eventually(t, 20*time.Second, "n1 to see n3 failed", func() bool { return liveness(a1, "n3") == catalog.LivenessFailed })
 	if n := len(a1.Catalog().ServiceInstances("cache", catalog.Filter{})); n != 1 {
 		t.Fatalf("n3's service is gone before the force-leave (%d instances)", n)
 	}
@@ -215,7 +194,7 @@ func TestJoinLeaveForceLeave(t *testing.T) {
 		{"force-leave", []string{"force-leave", "n3"}, 0, []string{"Node n3 is now marked left"}, nil},
 	})
 	for _, a := range []*agent.Agent{a1, a2} {
-		waitFor(t, a.NodeName()+" to see n3 left and its service gone", func() bool {
+		testkit.Eventually(t, 20*time.Second, a.NodeName()+" to see n3 left and its service gone", func() bool {
 			return liveness(a, "n3") == catalog.LivenessLeft && len(a.Catalog().ServiceInstances("cache", catalog.Filter{})) == 0
 		})
 	}
@@ -230,7 +209,7 @@ func TestJoinLeaveForceLeave(t *testing.T) {
 	runCases(t, env2, []cliCase{
 		{"leave", []string{"leave"}, 0, []string{"left the pool and is shutting down"}, nil},
 	})
-	waitFor(t, "n1 to see n2 left", func() bool { return liveness(a1, "n2") == catalog.LivenessLeft })
+	testkit.Eventually(t, 20*time.Second, "n1 to see n2 left", func() bool { return liveness(a1, "n2") == catalog.LivenessLeft })
 	select {
 	case <-a2.LeaveRequested():
 	default:

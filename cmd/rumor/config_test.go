@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/rumor-sd/rumor/agent"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 func writeFile(t *testing.T, dir, name, content string) string {
@@ -198,7 +200,7 @@ func TestReloadAndSIGHUP(t *testing.T) {
 	writeFile(t, confDir, "web.json", `{"service": {"name": "web", "port": 80, "check": {"id": "web-ttl", "ttl": "1h"}}}`)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"agent", "--dev", "--node", "dev1", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
@@ -258,13 +260,12 @@ func TestReloadAndSIGHUP(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Contains(local(), "web ") {
-		if time.Now().After(deadline) {
-			t.Fatalf("SIGHUP did not reload:\n%s\n%s", local(), errb.String())
+	testkit.Poll(t, 10*time.Second, testkit.PollInterval, "SIGHUP to reload", func() error {
+		if s := local(); strings.Contains(s, "web ") {
+			return fmt.Errorf("services:\n%s\nlog:\n%s", s, errb.String())
 		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not synchronisation
-	}
+		return nil
+	})
 	if s := local(); !strings.Contains(s, "db") || !strings.Contains(s, "manual") {
 		t.Errorf("services after SIGHUP:\n%s", s)
 	}
@@ -281,24 +282,24 @@ func TestReloadAndSIGHUP(t *testing.T) {
 
 // waitForAgent waits for an in-process agent's "running" log line and returns its
 // HTTP address.
-func waitForAgent(t *testing.T, errb *syncBuffer, done <-chan int) string {
+func waitForAgent(t *testing.T, errb *testkit.Buffer, done <-chan int) string {
 	t.Helper()
 	re := regexp.MustCompile(`rumor agent running".*http=(127\.0\.0\.1:\d+)`)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if m := re.FindStringSubmatch(errb.String()); m != nil {
-			return m[1]
-		}
+	var addr string
+	testkit.Poll(t, 10*time.Second, testkit.PollInterval, "the agent to start", func() error {
 		select {
 		case code := <-done:
 			t.Fatalf("agent exited with %d:\n%s", code, errb.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent did not start:\n%s", errb.String())
+		m := re.FindStringSubmatch(errb.String())
+		if m == nil {
+			return fmt.Errorf("log so far:\n%s", errb.String())
 		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+		addr = m[1]
+		return nil
+	})
+	return addr
 }
 
 func checkStatusOf(t *testing.T, addr, id string) string {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/rumor-sd/rumor/agent"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 func TestKeyringCommand(t *testing.T) {
@@ -16,13 +17,7 @@ func TestKeyringCommand(t *testing.T) {
 	key2 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 16))
 	a, err := agent.New(agent.Config{NodeName: "node1", Dev: true, DataDir: t.TempDir(),
 		BindPort: 0, HTTPAddr: "127.0.0.1:0", EncryptKey: key1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Shutdown() })
+	a = testkit.Running(t, a, err)
 	env := map[string]string{"RUMOR_HTTP_ADDR": a.HTTPAddr().String()}
 
 	listJSON := func() keyringJSON {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent"
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // TestMain lets a test run this binary as the rumor command: with RUMOR_TEST_MAIN=1
@@ -31,7 +32,7 @@ func TestMain(m *testing.M) {
 // child is `rumor agent` running as a separate process, so real signals reach it.
 type child struct {
 	cmd      *exec.Cmd
-	stderr   *syncBuffer
+	stderr   *testkit.Buffer
 	done     chan struct{}
 	exitCode int
 	httpAddr string
@@ -42,7 +43,7 @@ var runningRe = regexp.MustCompile(`rumor agent running".*http=(\S+)`)
 // startChild runs the test binary as `rumor args...` and waits until its agent runs.
 func startChild(t *testing.T, bin string, env []string, cred *syscall.Credential, args ...string) *child {
 	t.Helper()
-	c := &child{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan struct{})}
+	c := &child{cmd: exec.Command(bin, args...), stderr: &testkit.Buffer{}, done: make(chan struct{})}
 	c.cmd.Env = append(append(os.Environ(), "RUMOR_TEST_MAIN=1"), env...)
 	c.cmd.Stdout = io.Discard
 	c.cmd.Stderr = c.stderr
@@ -67,7 +68,7 @@ func startChild(t *testing.T, bin string, env []string, cred *syscall.Credential
 		_ = c.cmd.Process.Kill()
 		<-c.done
 	})
-	waitFor(t, "the child agent to run", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the child agent to run", func() bool {
 		select {
 		case <-c.done:
 			t.Fatalf("the child exited with %d:\n%s", c.exitCode, c.stderr)
@@ -111,7 +112,7 @@ func startJoinedChild(t *testing.T, peer *agent.Agent) *child {
 	if r := rumor(t, map[string]string{"RUMOR_HTTP_ADDR": c.httpAddr}, "register", "--name", "web", "--port", "80"); r.code != 0 {
 		t.Fatalf("register on the child: %+v", r)
 	}
-	waitFor(t, "the peer to see the child's service", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the peer to see the child's service", func() bool {
 		return len(peer.Catalog().ServiceInstances("web", catalog.Filter{})) == 1
 	})
 	return c
@@ -131,7 +132,7 @@ func TestAgentSIGTERMLeavesGracefully(t *testing.T) {
 	}
 	// The goodbye reached the peer before the child exited; the peer applies it on
 	// its own goroutine, at once, not after a failure-detection timeout.
-	waitFor(t, "the peer to see the child left, its service gone", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the peer to see the child left, its service gone", func() bool {
 		return liveness(peer, "child") == catalog.LivenessLeft && len(peer.Catalog().ServiceInstances("web", catalog.Filter{})) == 0
 	})
 	for _, s := range []string{"leaving the pool", "left the pool; bye"} {
@@ -160,7 +161,7 @@ func TestAgentSecondSignalExitsAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.signal(t, syscall.SIGINT)
-	waitFor(t, "the child to start leaving", func() bool { return strings.Contains(c.stderr.String(), "leaving the pool") })
+	testkit.Eventually(t, 20*time.Second, "the child to start leaving", func() bool { return strings.Contains(c.stderr.String(), "leaving the pool") })
 	c.signal(t, syscall.SIGINT)
 	if code := c.wait(t); code != 1 {
 		t.Errorf("exit code %d after a second signal, want 1:\n%s", code, c.stderr)
@@ -178,21 +179,21 @@ func TestAgentExitsAfterRumorLeave(t *testing.T) {
 	peer, _ := startPeer(t, "peer")
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var errb syncBuffer
+	var errb testkit.Buffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"agent", "--dev", "--node", "leaver", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 			"--join", peer.GossipAddr().String()}, strings.NewReader(""), io.Discard, &errb, func(string) string { return "" })
 	}()
 	var addr string
-	waitFor(t, "the agent to run", func() bool {
+	testkit.Eventually(t, 20*time.Second, "the agent to run", func() bool {
 		if m := runningRe.FindStringSubmatch(errb.String()); m != nil {
 			addr = m[1]
 			return true
 		}
 		return false
 	})
-	waitFor(t, "the peer to see the agent", func() bool { return liveness(peer, "leaver") == catalog.LivenessAlive && len(peer.Members()) == 2 })
+	testkit.Eventually(t, 20*time.Second, "the peer to see the agent", func() bool { return liveness(peer, "leaver") == catalog.LivenessAlive && len(peer.Members()) == 2 })
 	if r := rumor(t, map[string]string{"RUMOR_HTTP_ADDR": addr}, "leave"); r.code != 0 {
 		t.Fatalf("rumor leave: %+v", r)
 	}
@@ -204,7 +205,7 @@ func TestAgentExitsAfterRumorLeave(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the agent did not exit after rumor leave:\n%s", errb.String())
 	}
-	waitFor(t, "the peer to see the agent left", func() bool { return liveness(peer, "leaver") == catalog.LivenessLeft })
+	testkit.Eventually(t, 20*time.Second, "the peer to see the agent left", func() bool { return liveness(peer, "leaver") == catalog.LivenessLeft })
 	if !strings.Contains(errb.String(), "left the pool at an API request") {
 		t.Errorf("no log of the API leave:\n%s", errb.String())
 	}

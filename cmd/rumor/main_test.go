@@ -1,38 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rumor-sd/rumor/agent"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for the agent's concurrent log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // result is one CLI run.
 type result struct {
@@ -49,7 +29,7 @@ func rumor(t *testing.T, env map[string]string, args ...string) result {
 // rumorIn is rumor with stdin.
 func rumorIn(t *testing.T, env map[string]string, stdin string, args ...string) result {
 	t.Helper()
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	code := run(t.Context(), args, strings.NewReader(stdin), &out, &errb, func(k string) string { return env[k] })
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
@@ -60,17 +40,7 @@ func startAgent(t *testing.T) (*agent.Agent, map[string]string) {
 	t.Helper()
 	a, err := agent.New(agent.Config{NodeName: "node1", Dev: true, DataDir: t.TempDir(),
 		BindPort: 0, HTTPAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := a.Shutdown(); err != nil {
-			t.Error(err)
-		}
-	})
+	a = testkit.Running(t, a, err)
 	return a, map[string]string{"RUMOR_HTTP_ADDR": a.HTTPAddr().String()}
 }
 
@@ -158,31 +128,14 @@ func TestHelpTeaches(t *testing.T) {
 func TestAgentCommand(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	var out, errb syncBuffer
+	var out, errb testkit.Buffer
 	done := make(chan int, 1)
 	dir := t.TempDir()
 	go func() {
 		done <- run(ctx, []string{"agent", "--dev", "--node", "dev1", "--bind", "127.0.0.1:0",
 			"--http-addr", "127.0.0.1:0", "--data-dir", dir, "--node-meta", "rack=r1"}, strings.NewReader(""), &out, &errb, func(string) string { return "" })
 	}()
-	re := regexp.MustCompile(`rumor agent running".*http=(127\.0\.0\.1:\d+)`)
-	var addr string
-	deadline := time.Now().Add(10 * time.Second)
-	for addr == "" {
-		if m := re.FindStringSubmatch(errb.String()); m != nil {
-			addr = m[1]
-			break
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("agent exited with %d:\n%s", code, errb.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent did not start:\n%s", errb.String())
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	addr := waitForAgent(t, &errb, done)
 	env := map[string]string{"RUMOR_HTTP_ADDR": addr}
 	if r := rumor(t, env, "register", "--name", "web", "--port", "80"); r.code != 0 {
 		t.Fatalf("register: %+v", r)
@@ -227,7 +180,6 @@ func TestAgentCommandErrors(t *testing.T) {
 		{"bad log level", []string{"agent", "--dev", "--log-level", "loud"}, 2, "--log-level"},
 		{"tls cert without key", []string{"agent", "--dev", "--http-tls-cert", "c.pem"}, 2, "--http-tls-cert and --http-tls-key go together"},
 		{"token reads without token", []string{"agent", "--dev", "--http-token-reads"}, 2, "--http-token-reads needs a token"},
-		{"negative debug delay", []string{"agent", "--dev", "--debug-gossip-delay", "-1ms"}, 2, "--debug-gossip-delay"},
 		{"join unreachable", []string{"agent", "--dev", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--join", "127.0.0.1:1"}, 1, "retry-join"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -254,25 +206,5 @@ func TestAgentFlagEnableScriptChecks(t *testing.T) {
 	agentCmd, _, err := cmd.Find([]string{"agent"})
 	if err != nil || agentCmd.Flags().Lookup("enable-script-checks") == nil {
 		t.Errorf("agent has no --enable-script-checks flag (%v)", err)
-	}
-}
-
-// TestAgentDebugGossipDelayFlags: the testing-only flags reach the config and stay out
-// of --help.
-func TestAgentDebugGossipDelayFlags(t *testing.T) {
-	c := &cli{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }}
-	cfg, _, err := agentConfig(c, &agentFlags{dev: true, debugGossipDelay: 30 * time.Millisecond, debugGossipJitter: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.DebugGossipDelay != 30*time.Millisecond || cfg.DebugGossipJitter != 20*time.Millisecond {
-		t.Errorf("config delay %s ± %s, want 30ms ± 20ms", cfg.DebugGossipDelay, cfg.DebugGossipJitter)
-	}
-	r := rumor(t, nil, "agent", "--help")
-	if !strings.Contains(r.stdout, "--reap-after") {
-		t.Fatalf("agent --help printed no flags:\n%s%s", r.stdout, r.stderr)
-	}
-	if strings.Contains(r.stdout, "debug-gossip") {
-		t.Errorf("agent --help shows the testing-only flags:\n%s", r.stdout)
 	}
 }

@@ -1,35 +1,16 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"encoding/pem"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rumor-sd/rumor/agent"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 func TestClientSendsToken(t *testing.T) {
 	a, err := agent.New(agent.Config{NodeName: "node1", Dev: true, BindPort: 0, HTTPAddr: "127.0.0.1:0", HTTPToken: "s3cret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := a.Shutdown(); err != nil {
-			t.Error(err)
-		}
-	})
+	a = testkit.Running(t, a, err)
 	env := map[string]string{"RUMOR_HTTP_ADDR": a.HTTPAddr().String()}
 	r := rumor(t, env, "register", "--name", "web")
 	if r.code != 1 || !strings.Contains(r.stderr, "Permission denied") {
@@ -65,48 +46,12 @@ func TestAgentTokenAndTLSFlags(t *testing.T) {
 	}
 }
 
-// selfSigned writes a self-signed certificate for 127.0.0.1 and its key into dir.
-func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for f, b := range map[string]*pem.Block{certFile: {Type: "CERTIFICATE", Bytes: der}, keyFile: {Type: "EC PRIVATE KEY", Bytes: kb}} {
-		if err := os.WriteFile(f, pem.EncodeToMemory(b), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
-}
-
 func TestClientHTTPS(t *testing.T) {
 	dir := t.TempDir()
-	certFile, keyFile := selfSigned(t, dir)
+	certFile, keyFile := testkit.SelfSigned(t).Write(t, dir)
 	a, err := agent.New(agent.Config{NodeName: "node1", Dev: true, BindPort: 0, HTTPAddr: "127.0.0.1:0",
 		HTTPTLSCert: certFile, HTTPTLSKey: keyFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := a.Shutdown(); err != nil {
-			t.Error(err)
-		}
-	})
+	a = testkit.Running(t, a, err)
 	env := map[string]string{"RUMOR_HTTP_ADDR": "https://" + a.HTTPAddr().String()}
 	if r := rumor(t, env, "members"); r.code == 0 {
 		t.Errorf("members against an untrusted certificate: exit 0, want a failure")

@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/agent"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // watcher is a `rumor watch` running in-process.
 type watcher struct {
-	out, err *syncBuffer
+	out, err *testkit.Buffer
 	cancel   context.CancelFunc
 	done     chan int
 }
@@ -20,7 +21,7 @@ type watcher struct {
 func startWatch(t *testing.T, env map[string]string, args ...string) *watcher {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	w := &watcher{out: &syncBuffer{}, err: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	w := &watcher{out: &testkit.Buffer{}, err: &testkit.Buffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {
 		w.done <- run(ctx, append([]string{"watch"}, args...), strings.NewReader(""), w.out, w.err, func(k string) string { return env[k] })
 	}()
@@ -32,7 +33,7 @@ func startWatch(t *testing.T, env map[string]string, args ...string) *watcher {
 func (w *watcher) waitLine(t *testing.T, parts ...string) string {
 	t.Helper()
 	var found string
-	waitFor(t, "a watch line with "+strings.Join(parts, " "), func() bool {
+	testkit.Eventually(t, 20*time.Second, "a watch line with "+strings.Join(parts, " "), func() bool {
 		for line := range strings.SplitSeq(w.out.String(), "\n") {
 			ok := true
 			for _, p := range parts {
@@ -149,13 +150,7 @@ func TestWatchNodes(t *testing.T) {
 func TestWatchReconnects(t *testing.T) {
 	start := func(httpAddr string) *agent.Agent {
 		a, err := agent.New(agent.Config{NodeName: "node1", Dev: true, BindPort: 0, HTTPAddr: httpAddr})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := a.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = a.Shutdown() })
+		a = testkit.Running(t, a, err)
 		return a
 	}
 	a := start("127.0.0.1:0")
@@ -168,7 +163,7 @@ func TestWatchReconnects(t *testing.T) {
 	if err := a.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the watch to notice", func() bool { return strings.Contains(w.err.String(), "lost the agent at "+env["RUMOR_HTTP_ADDR"]) })
+	testkit.Eventually(t, 20*time.Second, "the watch to notice", func() bool { return strings.Contains(w.err.String(), "lost the agent at "+env["RUMOR_HTTP_ADDR"]) })
 	start(env["RUMOR_HTTP_ADDR"]) // the same address: a restart, with fresh (in-memory) state
 	if r := rumor(t, env, "register", "--name", "late", "--port", "2"); r.code != 0 {
 		t.Fatalf("register: %+v", r)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/rumor-sd/rumor/gossip/gossiptest"
+	"github.com/rumor-sd/rumor/internal/memnet"
 	"github.com/rumor-sd/rumor/gossip/netem"
 )
 
@@ -18,7 +18,7 @@ import (
 // one-way delays, 60 ms, on the fake clock.
 func TestMemberlistOverNetem(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		network := gossiptest.NewNetwork(gossiptest.Config{Seed: 1})
+		network := memnet.NewNetwork(memnet.Config{Seed: 1})
 		defer network.Close()
 		start := func(name string) *memberlist.Memberlist {
 			inner := network.NewTransport(name)

@@ -59,6 +59,13 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// Wrapper returns cfg's Wrap as gossip.Config.WrapTransport takes it.
+func Wrapper(cfg Config) func(memberlist.NodeAwareTransport) (memberlist.NodeAwareTransport, error) {
+	return func(inner memberlist.NodeAwareTransport) (memberlist.NodeAwareTransport, error) {
+		return Wrap(inner, cfg)
+	}
+}
+
 // Transport is a memberlist.NodeAwareTransport that delays what it sends. Create one
 // with Wrap.
 type Transport struct {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rumor-sd/rumor/internal/testkit"
 	"github.com/rumor-sd/rumor/internal/testnet"
 )
 
@@ -105,19 +106,7 @@ const waitTimeout = 10 * time.Second
 // error if that does not happen within waitTimeout.
 func eventually(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, waitTimeout, err)
-		}
-		<-tick.C
-	}
+	testkit.Poll(t, waitTimeout, 50*time.Millisecond, what, cond)
 }
 
 // ping sends one echo request from one host to another and waits 1 s for the reply.

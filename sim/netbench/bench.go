@@ -27,7 +27,8 @@ type config struct {
 	SteadyWindow    time.Duration // window over which idle traffic is measured
 	LossWindow      time.Duration // how long loss is applied while counting false failures
 	LossPercent     int           // packet loss on every host during the loss window
-	Rumor           string        // the rumor binary the agents run
+	Rumor           string        // the rumor binary the agents run (`rumor agent` or a stand-in taking its flags)
+	AgentArgs       []string      // flags every agent gets beyond those of the benchmark
 	Progress        io.Writer     // one line per phase
 }
 
@@ -88,8 +89,8 @@ func (b *bench) start(dataRoot string) error {
 	for i, h := range hosts {
 		name := fmt.Sprintf("h%d", i+1)
 		dir := filepath.Join(dataRoot, name)
-		args := []string{"agent", "--node", name, "--bind", h.IP().String() + ":7946", "--data-dir", dir,
-			"--http-addr", agentHTTPAddr, "--log-level", "warn"}
+		args := append([]string{"agent", "--node", name, "--bind", h.IP().String() + ":7946", "--data-dir", dir,
+			"--http-addr", agentHTTPAddr, "--log-level", "warn"}, b.cfg.AgentArgs...)
 		if i > 0 {
 			seeds := []int{0, i / 2, i - 1}
 			slices.Sort(seeds)

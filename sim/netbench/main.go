@@ -12,6 +12,11 @@
 //
 //	sudo go run ./sim/netbench --nodes 10,25,50
 //	sudo go run ./sim/netbench --nodes 5 --trials 5 --steady-window 10s --loss-window 20s
+//	sudo go run ./sim/netbench --nodes 10 --delay 30ms --jitter 20ms
+//
+// With --delay or --jitter, which this kernel cannot add (no tc netem), the agents are
+// the test agent internal/netemagent, a stand-in for `rumor agent` whose gossip goes
+// through gossip/netem, so that the shipped rumor binary carries no test flags.
 //
 // Exit status: 0 measured, 1 failed (or cannot run here), 2 bad flags.
 package main
@@ -73,6 +78,8 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	lossWindow := fs.Duration("loss-window", 60*time.Second, "how long loss is applied while counting false failures")
 	loss := fs.Int("loss", 10, "packet loss on every host during the loss window, percent")
 	rumorBin := fs.String("rumor", "", "rumor binary the agents run (default: build ./cmd/rumor)")
+	delay := fs.Duration("delay", 0, "delay every agent adds to what its gossip sends (runs internal/netemagent)")
+	jitter := fs.Duration("jitter", 0, "spread each delay over delay ± jitter, so packets reorder (runs internal/netemagent)")
 	jsonOut := fs.Bool("json", false, "print JSON for scripts instead of a table")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: netbench [flags]
@@ -115,23 +122,32 @@ Flags:
 		return usageError{errors.New("--steady-window and --loss-window must be positive")}
 	case *loss < 0 || *loss > 100:
 		return usageError{fmt.Errorf("--loss %d: want 0 to 100", *loss)}
+	case *delay < 0 || *jitter < 0:
+		return usageError{fmt.Errorf("--delay %s / --jitter %s: must not be negative", *delay, *jitter)}
+	case (*delay > 0 || *jitter > 0) && *rumorBin != "":
+		return usageError{errors.New("--delay and --jitter run the test agent internal/netemagent: drop --rumor")}
 	}
 	if err := testnet.Available(); err != nil {
 		return fmt.Errorf("cannot run agents in network namespaces here (run as root with iproute2 and nftables): %w", err)
 	}
-	bin := *rumorBin
+	bin, pkg := *rumorBin, "github.com/rumor-sd/rumor/cmd/rumor"
+	var agentArgs []string
+	if *delay > 0 || *jitter > 0 {
+		pkg = "github.com/rumor-sd/rumor/internal/netemagent"
+		agentArgs = []string{"--delay", delay.String(), "--jitter", jitter.String()}
+	}
 	if bin == "" {
 		dir, err := os.MkdirTemp("", "rumor-netbench-bin-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		bin = filepath.Join(dir, "rumor")
-		fmt.Fprintln(stderr, "building rumor ...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/rumor-sd/rumor/cmd/rumor")
+		bin = filepath.Join(dir, "agent")
+		fmt.Fprintln(stderr, "building", pkg, "...")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
 		build.Stdout, build.Stderr = stderr, stderr
 		if err := build.Run(); err != nil {
-			return fmt.Errorf("build rumor (or pass --rumor): %w", err)
+			return fmt.Errorf("build %s (or pass --rumor): %w", pkg, err)
 		}
 	} else if abs, err := filepath.Abs(bin); err == nil {
 		bin = abs
@@ -139,7 +155,7 @@ Flags:
 	var results []result
 	for _, n := range ns {
 		res, err := run(ctx, config{Nodes: n, ServicesPerNode: *services, Registrations: *trials,
-			SteadyWindow: *steady, LossWindow: *lossWindow, LossPercent: *loss, Rumor: bin, Progress: stderr})
+			SteadyWindow: *steady, LossWindow: *lossWindow, LossPercent: *loss, Rumor: bin, AgentArgs: agentArgs, Progress: stderr})
 		if err != nil {
 			return fmt.Errorf("at %d agents: %w", n, err)
 		}

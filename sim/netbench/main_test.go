@@ -25,6 +25,8 @@ func TestFlagErrors(t *testing.T) {
 		{"zero window", []string{"--steady-window", "0s"}, "--steady-window"},
 		{"unknown flag", []string{"--bogus"}, "-bogus"},
 		{"stray argument", []string{"extra"}, "unexpected arguments"},
+		{"negative delay", []string{"--delay", "-1ms"}, "--delay -1ms"},
+		{"delay with a rumor binary", []string{"--jitter", "5ms", "--rumor", "/bin/true"}, "drop --rumor"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -1,4 +1,4 @@
-package gossiptest_test
+package memnet_test
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/rumor-sd/rumor/gossip/gossiptest"
+	"github.com/rumor-sd/rumor/internal/memnet"
 )
 
 // These tests run real memberlist clusters on the simulated network inside
@@ -25,13 +25,13 @@ import (
 // cluster is a set of memberlist nodes on one network.
 type cluster struct {
 	t     *testing.T
-	net   *gossiptest.Network
+	net   *memnet.Network
 	nodes []*node
 }
 
 type node struct {
 	name string
-	tr   *gossiptest.Transport
+	tr   *memnet.Transport
 	ml   *memberlist.Memberlist
 }
 
@@ -43,7 +43,7 @@ type node struct {
 // in flight, and time stops for them once the bubble's root goroutine exits.
 func newCluster(t *testing.T, n int) *cluster {
 	t.Helper()
-	c := &cluster{t: t, net: gossiptest.NewNetwork(gossiptest.Config{Seed: 1})}
+	c := &cluster{t: t, net: memnet.NewNetwork(memnet.Config{Seed: 1})}
 	t.Cleanup(func() {
 		for _, nd := range c.nodes {
 			if err := nd.ml.Shutdown(); err != nil {

@@ -1,4 +1,4 @@
-package gossiptest
+package memnet
 
 import (
 	"net"

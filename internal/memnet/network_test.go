@@ -1,4 +1,4 @@
-package gossiptest_test
+package memnet_test
 
 import (
 	"errors"
@@ -12,7 +12,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/rumor-sd/rumor/gossip/gossiptest"
+	"github.com/rumor-sd/rumor/internal/memnet"
 )
 
 // The unit tests run inside synctest bubbles even when they need no fake
@@ -20,11 +20,11 @@ import (
 // once instead of hanging until the test binary's timeout.
 
 // newNodes creates a network and one transport per name.
-func newNodes(t *testing.T, cfg gossiptest.Config, names ...string) (*gossiptest.Network, []*gossiptest.Transport) {
+func newNodes(t *testing.T, cfg memnet.Config, names ...string) (*memnet.Network, []*memnet.Transport) {
 	t.Helper()
-	n := gossiptest.NewNetwork(cfg)
+	n := memnet.NewNetwork(cfg)
 	t.Cleanup(n.Close)
-	trs := make([]*gossiptest.Transport, len(names))
+	trs := make([]*memnet.Transport, len(names))
 	for i, name := range names {
 		trs[i] = n.NewTransport(name)
 	}
@@ -32,7 +32,7 @@ func newNodes(t *testing.T, cfg gossiptest.Config, names ...string) (*gossiptest
 }
 
 // drain returns the packets waiting in tr's queue without blocking.
-func drain(tr *gossiptest.Transport) []*memberlist.Packet {
+func drain(tr *memnet.Transport) []*memberlist.Packet {
 	var ps []*memberlist.Packet
 	for {
 		select {
@@ -45,7 +45,7 @@ func drain(tr *gossiptest.Transport) []*memberlist.Packet {
 }
 
 // send writes count one-byte packets (0, 1, …) from src to dst.
-func send(t *testing.T, src, dst *gossiptest.Transport, count int) {
+func send(t *testing.T, src, dst *memnet.Transport, count int) {
 	t.Helper()
 	for i := range count {
 		if _, err := src.WriteTo([]byte{byte(i)}, dst.Addr()); err != nil {
@@ -57,7 +57,7 @@ func send(t *testing.T, src, dst *gossiptest.Transport, count int) {
 // TestAddresses runs outside a bubble: t.Run is not allowed inside one, and
 // nothing here sends or waits.
 func TestAddresses(t *testing.T) {
-	_, trs := newNodes(t, gossiptest.Config{}, "a", "b")
+	_, trs := newNodes(t, memnet.Config{}, "a", "b")
 	if got, want := trs[0].Addr(), "10.0.0.1:7946"; got != want {
 		t.Errorf("a.Addr() = %q, want %q", got, want)
 	}
@@ -95,7 +95,7 @@ func TestAddresses(t *testing.T) {
 
 func TestRestartReusesAddress(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := gossiptest.NewNetwork(gossiptest.Config{})
+		n := memnet.NewNetwork(memnet.Config{})
 		a := n.NewTransport("a")
 		func() {
 			defer func() {
@@ -136,7 +136,7 @@ func TestLoss(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				cfg := gossiptest.Config{Seed: 42, Link: gossiptest.Link{Loss: tc.loss}, QueueLen: count}
+				cfg := memnet.Config{Seed: 42, Link: memnet.Link{Loss: tc.loss}, QueueLen: count}
 				n, trs := newNodes(t, cfg, "a", "b")
 				a, b := trs[0], trs[1]
 				send(t, a, b, count)
@@ -166,7 +166,7 @@ func TestSeedReproducible(t *testing.T) {
 	run := func(seed uint64) []byte {
 		var got []byte
 		synctest.Test(t, func(t *testing.T) {
-			_, trs := newNodes(t, gossiptest.Config{Seed: seed, Link: gossiptest.Link{Loss: 0.5}}, "a", "b")
+			_, trs := newNodes(t, memnet.Config{Seed: seed, Link: memnet.Link{Loss: 0.5}}, "a", "b")
 			send(t, trs[0], trs[1], 200)
 			for _, p := range drain(trs[1]) {
 				got = append(got, p.Buf[0])
@@ -185,9 +185,9 @@ func TestSeedReproducible(t *testing.T) {
 
 func TestPerLinkLoss(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, trs := newNodes(t, gossiptest.Config{}, "a", "b")
+		n, trs := newNodes(t, memnet.Config{}, "a", "b")
 		a, b := trs[0], trs[1]
-		n.SetLink("a", b.Addr(), gossiptest.Link{Loss: 1}) // by name and by address
+		n.SetLink("a", b.Addr(), memnet.Link{Loss: 1}) // by name and by address
 		send(t, a, b, 3)
 		send(t, b, a, 3)
 		if got := len(drain(b)); got != 0 {
@@ -206,7 +206,7 @@ func TestPerLinkLoss(t *testing.T) {
 
 func TestPartition(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, trs := newNodes(t, gossiptest.Config{}, "a", "b", "c")
+		n, trs := newNodes(t, memnet.Config{}, "a", "b", "c")
 		a, b, c := trs[0], trs[1], trs[2]
 
 		n.Partition([]string{"a"}, []string{"b", c.Addr()})
@@ -222,7 +222,7 @@ func TestPartition(t *testing.T) {
 		if got := a.Stats().Dropped.Partition + c.Stats().Dropped.Partition; got != 2 {
 			t.Errorf("partition drops = %d, want 2", got)
 		}
-		if _, err := a.DialTimeout(b.Addr(), time.Second); !errors.Is(err, gossiptest.ErrUnreachable) {
+		if _, err := a.DialTimeout(b.Addr(), time.Second); !errors.Is(err, memnet.ErrUnreachable) {
 			t.Errorf("dial across the partition: err = %v, want ErrUnreachable", err)
 		}
 
@@ -236,7 +236,7 @@ func TestPartition(t *testing.T) {
 
 func TestCut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, trs := newNodes(t, gossiptest.Config{}, "a", "b")
+		n, trs := newNodes(t, memnet.Config{}, "a", "b")
 		a, b := trs[0], trs[1]
 		n.Cut("b")
 		send(t, a, b, 1)
@@ -263,7 +263,7 @@ func TestCut(t *testing.T) {
 
 func TestDownNode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, trs := newNodes(t, gossiptest.Config{}, "a", "b")
+		n, trs := newNodes(t, memnet.Config{}, "a", "b")
 		a, b := trs[0], trs[1]
 
 		n.SetDown("b", true)
@@ -310,7 +310,7 @@ func TestDownNode(t *testing.T) {
 func TestQueueFullDrops(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const queue = 4
-		_, trs := newNodes(t, gossiptest.Config{QueueLen: queue}, "a", "b")
+		_, trs := newNodes(t, memnet.Config{QueueLen: queue}, "a", "b")
 		a, b := trs[0], trs[1]
 		// Nobody reads b's queue. If WriteTo blocked, the bubble would
 		// deadlock and synctest would fail the test.
@@ -330,7 +330,7 @@ func TestQueueFullDrops(t *testing.T) {
 
 func TestDialFailsFast(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, trs := newNodes(t, gossiptest.Config{Backlog: 1}, "a", "b", "c")
+		n, trs := newNodes(t, memnet.Config{Backlog: 1}, "a", "b", "c")
 		a, b, c := trs[0], trs[1], trs[2]
 		n.SetDown("b", true)
 
@@ -339,8 +339,8 @@ func TestDialFailsFast(t *testing.T) {
 			addr string
 			want error
 		}{
-			{"down", b.Addr(), gossiptest.ErrUnreachable},
-			{"unknown", "10.9.9.9:7946", gossiptest.ErrUnreachable},
+			{"down", b.Addr(), memnet.ErrUnreachable},
+			{"unknown", "10.9.9.9:7946", memnet.ErrUnreachable},
 		}
 		for _, tc := range tests {
 			start := time.Now()
@@ -363,7 +363,7 @@ func TestDialFailsFast(t *testing.T) {
 			t.Fatalf("first dial to c: %v", err)
 		}
 		defer conn.Close()
-		if _, err := a.DialTimeout(c.Addr(), time.Second); !errors.Is(err, gossiptest.ErrRefused) {
+		if _, err := a.DialTimeout(c.Addr(), time.Second); !errors.Is(err, memnet.ErrRefused) {
 			t.Errorf("dial to a full backlog: err = %v, want ErrRefused", err)
 		}
 		if got := a.Stats(); got.Dials != 1 || got.DialsFailed != 3 {
@@ -373,7 +373,7 @@ func TestDialFailsFast(t *testing.T) {
 }
 
 // accept takes the stream waiting at tr.
-func accept(t *testing.T, tr *gossiptest.Transport) net.Conn {
+func accept(t *testing.T, tr *memnet.Transport) net.Conn {
 	t.Helper()
 	select {
 	case c := <-tr.StreamCh():
@@ -386,7 +386,7 @@ func accept(t *testing.T, tr *gossiptest.Transport) net.Conn {
 
 func TestStream(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, trs := newNodes(t, gossiptest.Config{}, "a", "b", "c")
+		n, trs := newNodes(t, memnet.Config{}, "a", "b", "c")
 		a, b := trs[0], trs[1]
 
 		ca, err := a.DialTimeout(b.Addr(), time.Second)
@@ -462,10 +462,10 @@ func TestStream(t *testing.T) {
 
 func TestLatencyOrdering(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, trs := newNodes(t, gossiptest.Config{}, "slow", "fast", "dst")
+		n, trs := newNodes(t, memnet.Config{}, "slow", "fast", "dst")
 		slow, fast, dst := trs[0], trs[1], trs[2]
-		n.SetLink("slow", "dst", gossiptest.Link{Latency: 50 * time.Millisecond})
-		n.SetLink("fast", "dst", gossiptest.Link{Latency: 10 * time.Millisecond})
+		n.SetLink("slow", "dst", memnet.Link{Latency: 50 * time.Millisecond})
+		n.SetLink("fast", "dst", memnet.Link{Latency: 10 * time.Millisecond})
 
 		start := time.Now()
 		send(t, slow, dst, 1)
@@ -493,7 +493,7 @@ func TestLatencyOrdering(t *testing.T) {
 func TestJitterReorders(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const count, lat, jitter = 100, 20 * time.Millisecond, 30 * time.Millisecond
-		cfg := gossiptest.Config{Seed: 1, Link: gossiptest.Link{Latency: lat, Jitter: jitter}}
+		cfg := memnet.Config{Seed: 1, Link: memnet.Link{Latency: lat, Jitter: jitter}}
 		_, trs := newNodes(t, cfg, "a", "b")
 		a, b := trs[0], trs[1]
 		start := time.Now()
@@ -519,7 +519,7 @@ func TestJitterReorders(t *testing.T) {
 
 func TestInFlightPacketToDownNode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, trs := newNodes(t, gossiptest.Config{Link: gossiptest.Link{Latency: time.Second}}, "a", "b")
+		n, trs := newNodes(t, memnet.Config{Link: memnet.Link{Latency: time.Second}}, "a", "b")
 		a, b := trs[0], trs[1]
 		send(t, a, b, 1)
 		n.SetDown("b", true) // while the packet is in flight
@@ -536,7 +536,7 @@ func TestInFlightPacketToDownNode(t *testing.T) {
 
 func TestConcurrentUse(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, trs := newNodes(t, gossiptest.Config{QueueLen: 8, Link: gossiptest.Link{Loss: 0.1, Jitter: time.Millisecond}},
+		n, trs := newNodes(t, memnet.Config{QueueLen: 8, Link: memnet.Link{Loss: 0.1, Jitter: time.Millisecond}},
 			"a", "b", "c", "d")
 		done := make(chan struct{})
 		for _, src := range trs {
@@ -570,7 +570,7 @@ func TestConcurrentUse(t *testing.T) {
 
 func TestShutdownStopsPacketsInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, trs := newNodes(t, gossiptest.Config{Link: gossiptest.Link{Latency: time.Second}}, "a", "b", "c")
+		n, trs := newNodes(t, memnet.Config{Link: memnet.Link{Latency: time.Second}}, "a", "b", "c")
 		a, b, c := trs[0], trs[1], trs[2]
 		send(t, a, b, 2)
 		send(t, b, c, 1) // leaves b before b shuts down: still arrives
@@ -597,15 +597,15 @@ func TestShutdownStopsPacketsInFlight(t *testing.T) {
 
 func TestBadArgumentsPanic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n, trs := newNodes(t, gossiptest.Config{}, "a", "b")
+		n, trs := newNodes(t, memnet.Config{}, "a", "b")
 		tests := []struct {
 			name string
 			f    func()
 		}{
 			{"unknown node", func() { n.Cut("nobody") }},
 			{"node in both groups", func() { n.Partition([]string{"a"}, []string{"b", "a"}) }},
-			{"loss above 1", func() { n.SetDefaultLink(gossiptest.Link{Loss: 1.5}) }},
-			{"negative latency", func() { n.SetLink("a", "b", gossiptest.Link{Latency: -1}) }},
+			{"loss above 1", func() { n.SetDefaultLink(memnet.Link{Loss: 1.5}) }},
+			{"negative latency", func() { n.SetLink("a", "b", memnet.Link{Latency: -1}) }},
 			{"empty name", func() { n.NewTransport("") }},
 		}
 		for _, tc := range tests {

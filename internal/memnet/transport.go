@@ -1,4 +1,4 @@
-package gossiptest
+package memnet
 
 import (
 	"fmt"
@@ -80,7 +80,7 @@ func (t *Transport) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error)
 		return t.ip, t.port, nil
 	}
 	if want := net.ParseIP(ip); want == nil || !want.Equal(t.ip) || port != t.port {
-		return nil, 0, fmt.Errorf("gossiptest: node %s has address %s, cannot advertise %s",
+		return nil, 0, fmt.Errorf("memnet: node %s has address %s, cannot advertise %s",
 			t.name, t.addr, net.JoinHostPort(ip, strconv.Itoa(port)))
 	}
 	return t.ip, t.port, nil

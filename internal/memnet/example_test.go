@@ -1,4 +1,4 @@
-package gossiptest_test
+package memnet_test
 
 import (
 	"fmt"
@@ -6,7 +6,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/rumor-sd/rumor/gossip/gossiptest"
+	"github.com/rumor-sd/rumor/internal/memnet"
 )
 
 // Wiring memberlist to the network: one transport per node, the node's name
@@ -14,7 +14,7 @@ import (
 // the joiner sees both members when it returns. Tests that need time to pass
 // (probes, suspicion) run the same code inside a testing/synctest bubble.
 func ExampleNetwork() {
-	network := gossiptest.NewNetwork(gossiptest.Config{Seed: 1})
+	network := memnet.NewNetwork(memnet.Config{Seed: 1})
 	defer network.Close()
 
 	start := func(name string) *memberlist.Memberlist {

@@ -1,4 +1,4 @@
-// Package gossiptest is an in-memory, lossy network for memberlist: a [Network]
+// Package memnet is an in-memory, lossy network for memberlist: a [Network]
 // hands out [Transport]s (one per simulated node) that implement
 // memberlist.NodeAwareTransport, and decides for every packet whether it is
 // lost, delayed, cut off by a partition or dropped because a node is down.
@@ -11,9 +11,10 @@
 // are in-memory pipes; a dial to a node that is down or cut off fails at once
 // rather than waiting out its timeout, which keeps tests short.
 //
-// The package is test support for rumor's gossip adapter and for sim. It opens
-// no sockets, starts no long-lived goroutines and must not be imported by
-// production code.
+// It is the network of the simulator (sim, `rumor sim`) and of the gossip
+// adapter's tests, so it is production code, not a test package: the shipped
+// binary links it for `rumor sim`. It opens no sockets, starts no long-lived
+// goroutines and imports nothing of this module.
 //
 // # Model
 //
@@ -56,4 +57,4 @@
 // when calls arrive in the same order; memberlist itself uses the global
 // math/rand and goroutine scheduling varies, so tests of a cluster should
 // assert bounds ("dead within 3 × the suspicion timeout"), not instants.
-package gossiptest
+package memnet

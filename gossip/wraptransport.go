@@ -6,17 +6,15 @@ import (
 	"strings"
 
 	"github.com/hashicorp/memberlist"
-
-	"github.com/rumor-sd/rumor/gossip/netem"
 )
 
-// wrapNetem sets mc.Transport to a netem wrapper around the transport memberlist would
-// use: mc.Transport if set, else a UDP/TCP NetTransport bound as memberlist would bind
-// it (binding here, so a port of 0 is resolved before memberlist advertises it).
-func wrapNetem(mc *memberlist.Config, cfg netem.Config) error {
+// wrapTransport sets mc.Transport to wrap(the transport memberlist would use):
+// mc.Transport if set, else a UDP/TCP NetTransport bound as memberlist would bind it
+// (binding here, so a port of 0 is resolved before memberlist advertises it).
+func wrapTransport(mc *memberlist.Config, wrap func(memberlist.NodeAwareTransport) (memberlist.NodeAwareTransport, error)) error {
 	inner, ok := mc.Transport.(memberlist.NodeAwareTransport)
 	if mc.Transport != nil && !ok {
-		return fmt.Errorf("gossip: debug delay: transport %T is not node-aware", mc.Transport)
+		return fmt.Errorf("gossip: wrap transport: %T is not node-aware", mc.Transport)
 	}
 	if mc.Transport == nil {
 		nt, err := bindNetTransport(mc)
@@ -25,10 +23,10 @@ func wrapNetem(mc *memberlist.Config, cfg netem.Config) error {
 		}
 		inner = nt
 	}
-	tr, err := netem.Wrap(inner, cfg)
+	tr, err := wrap(inner)
 	if err != nil {
 		_ = inner.Shutdown()
-		return fmt.Errorf("gossip: %w", err)
+		return fmt.Errorf("gossip: wrap transport: %w", err)
 	}
 	mc.Transport = tr
 	return nil

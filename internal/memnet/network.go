@@ -1,4 +1,4 @@
-package gossiptest
+package memnet
 
 import (
 	"errors"
@@ -35,10 +35,10 @@ const (
 var (
 	// ErrUnreachable means no live node can be reached at the address: it is
 	// down, cut off, on the other side of a partition, or was never created.
-	ErrUnreachable = errors.New("gossiptest: host unreachable")
+	ErrUnreachable = errors.New("memnet: host unreachable")
 
 	// ErrRefused means the node is reachable but its stream backlog is full.
-	ErrRefused = errors.New("gossiptest: connection refused")
+	ErrRefused = errors.New("memnet: connection refused")
 )
 
 // Link is how packets travel over one directed link, or over every link as the
@@ -138,10 +138,10 @@ func (p partition) separates(x, y string) bool {
 // outside [0, 1], negative latency or jitter) or a size is negative.
 func NewNetwork(cfg Config) *Network {
 	if err := cfg.Link.validate(); err != nil {
-		panic("gossiptest: NewNetwork: " + err.Error())
+		panic("memnet: NewNetwork: " + err.Error())
 	}
 	if cfg.QueueLen < 0 || cfg.Backlog < 0 || cfg.Port < 0 || cfg.Port > 65535 {
-		panic(fmt.Sprintf("gossiptest: NewNetwork: invalid QueueLen %d, Backlog %d or Port %d",
+		panic(fmt.Sprintf("memnet: NewNetwork: invalid QueueLen %d, Backlog %d or Port %d",
 			cfg.QueueLen, cfg.Backlog, cfg.Port))
 	}
 	n := &Network{
@@ -179,26 +179,26 @@ func cmpOr(v, def int) int {
 // is empty or belongs to a transport that is still open.
 func (n *Network) NewTransport(name string) *Transport {
 	if name == "" {
-		panic("gossiptest: NewTransport: empty name")
+		panic("memnet: NewTransport: empty name")
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var ip net.IP
 	if old, ok := n.byName[name]; ok {
 		if !old.closed {
-			panic(fmt.Sprintf("gossiptest: NewTransport: node %q already has an open transport", name))
+			panic(fmt.Sprintf("memnet: NewTransport: node %q already has an open transport", name))
 		}
 		ip = old.ip
 	} else {
 		if _, ok := n.byAddr[name]; ok {
-			panic(fmt.Sprintf("gossiptest: NewTransport: name %q is another node's address", name))
+			panic(fmt.Sprintf("memnet: NewTransport: name %q is another node's address", name))
 		}
 		// Addresses are counted through 10.0.0.0/8 from 10.0.0.1: private
 		// (RFC 1918), so memberlist does not warn about a public address
 		// without encryption, and room for 16 million nodes.
 		seq := len(n.byAddr) + 1
 		if seq >= 1<<24 {
-			panic("gossiptest: NewTransport: address space exhausted")
+			panic("memnet: NewTransport: address space exhausted")
 		}
 		ip = net.IPv4(10, byte(seq>>16), byte(seq>>8), byte(seq)).To4()
 	}
@@ -213,7 +213,7 @@ func (n *Network) NewTransport(name string) *Transport {
 // It panics if l is invalid.
 func (n *Network) SetDefaultLink(l Link) {
 	if err := l.validate(); err != nil {
-		panic("gossiptest: SetDefaultLink: " + err.Error())
+		panic("memnet: SetDefaultLink: " + err.Error())
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -225,7 +225,7 @@ func (n *Network) SetDefaultLink(l Link) {
 // asymmetric; call it twice for both directions. It panics if l is invalid.
 func (n *Network) SetLink(from, to string, l Link) {
 	if err := l.validate(); err != nil {
-		panic("gossiptest: SetLink: " + err.Error())
+		panic("memnet: SetLink: " + err.Error())
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -252,7 +252,7 @@ func (n *Network) Partition(groupA, groupB []string) {
 		for _, node := range groupB {
 			addr := n.resolveLocked(node)
 			if p.a[addr] {
-				panic(fmt.Sprintf("gossiptest: Partition: node %q is in both groups", node))
+				panic(fmt.Sprintf("memnet: Partition: node %q is in both groups", node))
 			}
 			p.b[addr] = true
 		}
@@ -342,7 +342,7 @@ func (n *Network) resolveLocked(node string) string {
 	if t, ok := n.byName[node]; ok {
 		return t.addr
 	}
-	panic(fmt.Sprintf("gossiptest: unknown node %q", node))
+	panic(fmt.Sprintf("memnet: unknown node %q", node))
 }
 
 // linkLocked returns the behaviour of the directed link from → to.
@@ -427,7 +427,7 @@ func (n *Network) send(src *Transport, b []byte, addr string) error {
 	if src.closed {
 		n.mu.Unlock()
 		src.stats.drop(DropDown)
-		return fmt.Errorf("gossiptest: write to %s: %w", addr, net.ErrClosed)
+		return fmt.Errorf("memnet: write to %s: %w", addr, net.ErrClosed)
 	}
 	dst := n.byAddr[addr]
 	if reason, ok := n.pathLocked(src, dst, false); !ok {
@@ -496,12 +496,12 @@ func (n *Network) dial(src *Transport, addr string) (net.Conn, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if src.closed {
-		return nil, fmt.Errorf("gossiptest: dial %s: %w", addr, net.ErrClosed)
+		return nil, fmt.Errorf("memnet: dial %s: %w", addr, net.ErrClosed)
 	}
 	dst := n.byAddr[addr]
 	if _, ok := n.pathLocked(src, dst, false); !ok {
 		src.stats.dialsFailed.Add(1)
-		return nil, fmt.Errorf("gossiptest: dial %s: %w", addr, ErrUnreachable)
+		return nil, fmt.Errorf("memnet: dial %s: %w", addr, ErrUnreachable)
 	}
 	s := newStream(src, dst)
 	select {
@@ -509,7 +509,7 @@ func (n *Network) dial(src *Transport, addr string) (net.Conn, error) {
 	default:
 		src.stats.dialsFailed.Add(1)
 		s.close()
-		return nil, fmt.Errorf("gossiptest: dial %s: %w", addr, ErrRefused)
+		return nil, fmt.Errorf("memnet: dial %s: %w", addr, ErrRefused)
 	}
 	n.streams[s] = struct{}{}
 	src.stats.dials.Add(1)

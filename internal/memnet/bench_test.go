@@ -1,10 +1,10 @@
-package gossiptest_test
+package memnet_test
 
 import (
 	"testing"
 	"time"
 
-	"github.com/rumor-sd/rumor/gossip/gossiptest"
+	"github.com/rumor-sd/rumor/internal/memnet"
 )
 
 // BenchmarkWriteTo measures the packet path the simulator pays for on every
@@ -12,14 +12,14 @@ import (
 func BenchmarkWriteTo(b *testing.B) {
 	for _, bc := range []struct {
 		name string
-		link gossiptest.Link
+		link memnet.Link
 	}{
-		{"instant", gossiptest.Link{}},
-		{"lossy", gossiptest.Link{Loss: 0.1}},
-		{"delayed", gossiptest.Link{Latency: time.Millisecond, Jitter: time.Millisecond}},
+		{"instant", memnet.Link{}},
+		{"lossy", memnet.Link{Loss: 0.1}},
+		{"delayed", memnet.Link{Latency: time.Millisecond, Jitter: time.Millisecond}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			n := gossiptest.NewNetwork(gossiptest.Config{Link: bc.link})
+			n := memnet.NewNetwork(memnet.Config{Link: bc.link})
 			defer n.Close()
 			src, dst := n.NewTransport("src"), n.NewTransport("dst")
 			done := make(chan struct{})
