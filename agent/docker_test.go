@@ -273,3 +273,42 @@ func TestDockerApplyRefusals(t *testing.T) {
 		t.Error("the watcher deregistered an API service")
 	}
 }
+
+// TestDockerIdleReconcile: periodic reconciles of an unchanged host, renewing every
+// check's TTL, publish nothing and write nothing to the state file.
+func TestDockerIdleReconcile(t *testing.T) {
+	e := dockertest.NewEngine(t)
+	for i := range 3 {
+		e.Run(webContainer(fmt.Sprintf("c%d", i), uint16(1000+i)))
+	}
+	var fc *fakeCluster
+	dir := t.TempDir()
+	cfg := dockerConfig(t, "n1", dir, e.Host(), &fc)
+	cfg.Docker.ReconcileInterval = 10 * time.Millisecond
+	a := startAgent(t, cfg)
+	testkit.Eventually(t, 10*time.Second, "registered, watcher check passing", func() bool {
+		c, _ := localCheck(a, docker.StatusCheckID)
+		return len(localIDs(a, "n1:c")) == 3 && c.Status == catalog.StatusPassing
+	})
+	lists := e.Requests("list")
+	testkit.Eventually(t, 10*time.Second, "a reconcile to start", func() bool { return e.Requests("list") > lists })
+	state := filepath.Join(dir, servicesFile)
+	before, err := os.Stat(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.mu.Lock()
+	published := len(fc.published)
+	fc.mu.Unlock()
+	lists = e.Requests("list")
+	testkit.Eventually(t, 10*time.Second, "five more reconciles", func() bool { return e.Requests("list") >= lists+5 })
+	fc.mu.Lock()
+	more := fc.published[published:]
+	fc.mu.Unlock()
+	if len(more) > 0 {
+		t.Errorf("idle reconciles published %d records, first %s", len(more), more[0].String())
+	}
+	if after, err := os.Stat(state); err != nil || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("idle reconciles rewrote %s (%v)", state, err)
+	}
+}

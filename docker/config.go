@@ -66,7 +66,8 @@ type Config struct {
 	// CheckTTL is the TTL of the checks the watcher keeps: each container's and its
 	// own. The watcher renews them at every reconcile; while the engine is
 	// unreachable for longer than this, they turn critical ("TTL expired"), since
-	// nothing is known of the containers then. Default 4 × ReconcileInterval.
+	// nothing is known of the containers then. Default 4 × ReconcileInterval, at
+	// least a minute.
 	CheckTTL time.Duration
 
 	// RetryMin and RetryMax bound the backoff between attempts to reach the engine:
@@ -108,7 +109,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.ReconcileInterval = DefaultReconcileInterval
 	}
 	if c.CheckTTL <= 0 {
-		c.CheckTTL = 4 * c.ReconcileInterval
+		c.CheckTTL = max(4*c.ReconcileInterval, time.Minute)
 	}
 	if c.CheckTTL <= c.ReconcileInterval {
 		errs = append(errs, fmt.Errorf("CheckTTL %s must be longer than ReconcileInterval %s, which renews it", c.CheckTTL, c.ReconcileInterval))
