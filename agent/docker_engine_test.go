@@ -224,14 +224,7 @@ func testDockerHealthcheck(t *testing.T, cli *client.Client, image string) {
 // are reconciled when it comes back: nothing stale, nothing missing.
 func testDockerAgentRestart(t *testing.T, cli *client.Client, image string) {
 	dir := t.TempDir()
-	a1, err := New(realDocker(t, "d1", dir, time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a1.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a1.Shutdown() })
+	a1 := startAgent(t, realDocker(t, "d1", dir, time.Minute)) // shut down halfway; Shutdown is idempotent
 	spec := func(n string) dockertest.Spec {
 		return dockertest.Spec{Name: n, Image: image, Publish: []string{"8080/tcp"}, Env: []string{"SERVICE_NAME=restart"}}
 	}

@@ -105,13 +105,7 @@ func TestDockerRestartNoFlaps(t *testing.T) {
 		e.Run(webContainer(fmt.Sprintf("c%03d", i), uint16(20000+i)))
 	}
 	dir := t.TempDir()
-	a1, err := New(dockerConfig(t, "n1", dir, e.Host(), nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a1.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	a1 := startAgent(t, dockerConfig(t, "n1", dir, e.Host(), nil)) // shut down halfway; Shutdown is idempotent
 	testkit.Eventually(t, 10*time.Second, "200 registered, the watcher's check passing", func() bool {
 		c, _ := localCheck(a1, docker.StatusCheckID)
 		return len(localIDs(a1, "n1:c")) == 200 && c.Status == catalog.StatusPassing
@@ -149,13 +143,7 @@ func TestDockerRestartReconciles(t *testing.T) {
 	b := e.Run(webContainer("b", 1002))
 	c := e.Run(webContainer("c", 1003))
 	dir := t.TempDir()
-	a1, err := New(dockerConfig(t, "n1", dir, e.Host(), nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a1.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	a1 := startAgent(t, dockerConfig(t, "n1", dir, e.Host(), nil)) // shut down halfway; Shutdown is idempotent
 	testkit.Eventually(t, 10*time.Second, "a, b, c registered", func() bool { return len(localIDs(a1, "n1:")) == 3 })
 	if err := a1.Shutdown(); err != nil {
 		t.Fatal(err)
@@ -175,13 +163,7 @@ func TestDockerOff(t *testing.T) {
 	e := dockertest.NewEngine(t)
 	e.Run(webContainer("a", 1001))
 	dir := t.TempDir()
-	a1, err := New(dockerConfig(t, "n1", dir, e.Host(), nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a1.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	a1 := startAgent(t, dockerConfig(t, "n1", dir, e.Host(), nil)) // shut down halfway; Shutdown is idempotent
 	if err := a1.RegisterService(t.Context(), web("mine", 80)); err != nil {
 		t.Fatal(err)
 	}

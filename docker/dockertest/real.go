@@ -115,7 +115,7 @@ func BuildImage(t testing.TB, cli *client.Client) string {
 	_, self, _, _ := runtime.Caller(0)
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("dockertest: the go command builds the test server: %v", err)
 	}
 	build := exec.Command(goBin, "build", "-trimpath", "-o", filepath.Join(dir, "server"), "./testserver")
 	build.Dir = filepath.Dir(self)
