@@ -45,7 +45,9 @@ func (c *Core) ApplyOwned(src Source, put []definition.Service, del []string) (r
 		if refused == nil {
 			refused = map[string]error{}
 		}
-		refused[id] = err
+		if refused[id] == nil { // the first reason stands
+			refused[id] = err
+		}
 	}
 	next := map[string]*Service{}
 	var changes []change
@@ -94,7 +96,7 @@ func (c *Core) ApplyOwned(src Source, put []definition.Service, del []string) (r
 		case old == nil:
 			refuse(id, fmt.Errorf("deregister service %q: %w", id, catalog.ErrNotFound))
 		case old.Source != src:
-			refuse(id, fmt.Errorf("deregister service %q: it is registered by the %s, not the %s", id, old.registeredBy(), src))
+			refuse(id, fmt.Errorf("deregister service %q: it is registered by the %s", id, old.registeredBy()))
 		default:
 			next[id] = &Service{} // claimed: a second del of the same ID is a no-op
 			changes = append(changes, change{id, nil})
