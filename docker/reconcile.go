@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -239,7 +240,12 @@ func (w *Watcher) report(s spec) {
 func (w *Watcher) apply(ctx context.Context, p plan, renew bool) error {
 	if len(p.put) > 0 {
 		if err := w.cfg.Registry.Register(ctx, p.put); err != nil {
-			w.log.Warn("some container services were not registered", "error", err)
+			// Retried at every reconcile: said once, until the reason changes.
+			level := slog.LevelDebug
+			if err.Error() != w.refused {
+				level, w.refused = slog.LevelWarn, err.Error()
+			}
+			w.log.Log(ctx, level, "some container services were not registered", "error", err)
 		} else {
 			w.log.Debug("registered container services", "count", len(p.put))
 		}

@@ -108,8 +108,10 @@ func (b *builder) build(c *container.InspectResponse) spec {
 		s.problems = append(s.problems, fmt.Errorf("container %s: label %s=%q: want always, on-success or never; using always", s.name, LabelDeregister, p))
 	}
 	raw := settings(cfg.Labels, cfg.Env)
-	ports, addr, probs := b.ports(c, &cfg)
-	s.problems = append(s.problems, probs...)
+	ports, addr, err := b.ports(c, &cfg)
+	if err != nil {
+		s.problems = append(s.problems, err)
+	}
 	for _, p := range ports {
 		svc, err := b.service(&s, &cfg, raw, p, addr, len(ports) > 1)
 		switch {
@@ -231,7 +233,7 @@ type endpoint struct {
 // ports lists the ports of c to register, sorted, and in internal mode the
 // container's address: published ports (or, on the host's network, the exposed
 // ones) by default; every exposed port with internal.
-func (b *builder) ports(c *container.InspectResponse, cfg *container.Config) ([]port, endpoint, []error) {
+func (b *builder) ports(c *container.InspectResponse, cfg *container.Config) ([]port, endpoint, error) {
 	var ns container.NetworkSettings
 	if c.NetworkSettings != nil {
 		ns = *c.NetworkSettings
@@ -242,7 +244,6 @@ func (b *builder) ports(c *container.InspectResponse, cfg *container.Config) ([]
 	}
 	var out []port
 	var ep endpoint
-	var problems []error
 	name := strings.TrimPrefix(c.Name, "/")
 	exposed := slices.Collect(maps.Keys(cfg.ExposedPorts))
 	for p := range ns.Ports {
@@ -259,7 +260,7 @@ func (b *builder) ports(c *container.InspectResponse, cfg *container.Config) ([]
 	case b.internal:
 		var err error
 		if ep, err = pickEndpoint(name, mode, cfg.Labels, ns.Networks); err != nil {
-			return nil, ep, []error{err}
+			return nil, ep, err
 		}
 		for _, p := range exposed {
 			out = append(out, port{port: p, addr: cmp.Or(ep.v4, ep.v6), num: p.Num()})
@@ -275,7 +276,7 @@ func (b *builder) ports(c *container.InspectResponse, cfg *container.Config) ([]
 	slices.SortFunc(out, func(x, y port) int {
 		return cmp.Or(cmp.Compare(x.port.Num(), y.port.Num()), cmp.Compare(x.port.Proto(), y.port.Proto()))
 	})
-	return out, ep, problems
+	return out, ep, nil
 }
 
 // hostBinding picks the host address and port of a published port: an IPv4 (or
@@ -356,12 +357,11 @@ func (b *builder) service(s *spec, cfg *container.Config, raw map[string]string,
 	}
 	udp := p.port.Proto() == network.UDP
 	svc := &definition.Service{
-		Name:    cmp.Or(set["name"], imageName(cfg.Image), s.name),
-		ID:      b.node + ":" + s.name + ":" + num,
-		Port:    int(p.num),
-		Tags:    splitTags(set["tags"]),
-		Meta:    map[string]string{},
-		Weights: catalog.DefaultWeights,
+		Name: cmp.Or(set["name"], imageName(cfg.Image), s.name),
+		ID:   b.node + ":" + s.name + ":" + num,
+		Port: int(p.num),
+		Tags: splitTags(set["tags"]),
+		Meta: map[string]string{},
 	}
 	if group && !own["name"] {
 		svc.Name += "-" + num
@@ -407,7 +407,6 @@ func (b *builder) service(s *spec, cfg *container.Config, raw map[string]string,
 	svc.Checks = append(svc.Checks, definition.Check{
 		ID:     ContainerCheckID(svc.ID),
 		Name:   "Docker container " + s.name,
-		Notes:  "The container's state and Docker HEALTHCHECK, as the Docker engine reports them.",
 		TTL:    b.ttl,
 		Status: s.status,
 	})

@@ -54,6 +54,7 @@ type Watcher struct {
 	fresh      time.Time         // when the last full reconcile began: events before it are replays
 	reported   map[string]string // by container ID: the problems last logged
 	lastErr    string            // the last connection error logged
+	refused    string            // the last refusal of registrations logged
 }
 
 // Stats is the watcher's state, for metrics.
