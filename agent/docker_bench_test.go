@@ -11,6 +11,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/docker"
 	"github.com/rumor-sd/rumor/docker/dockertest"
 )
 
@@ -266,7 +267,10 @@ func BenchmarkDockerRestart(b *testing.B) {
 		}
 		dir := b.TempDir()
 		a1, _ := benchAgent(b, e, dir)
-		if !waitFor(30*time.Second, func() bool { return len(localIDs(a1, "n1:c")) == 200 && a1.docker.Stats().Connected }) {
+		if !waitFor(30*time.Second, func() bool {
+			c, _ := localCheck(a1, docker.StatusCheckID)
+			return len(localIDs(a1, "n1:c")) == 200 && c.Status == catalog.StatusPassing
+		}) {
 			b.Fatal("the 200 containers were not registered")
 		}
 		if err := a1.Shutdown(); err != nil {
@@ -291,6 +295,7 @@ func BenchmarkDockerRestart(b *testing.B) {
 				flaps++
 			default:
 				others++
+				b.Logf("published after the restart: %s", r.String())
 			}
 		}
 		b.ReportMetric(float64(flaps), "service-flaps")
