@@ -19,6 +19,7 @@ import (
 	"github.com/rumor-sd/rumor/agent/localstate"
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
+	"github.com/rumor-sd/rumor/docker"
 	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
@@ -55,6 +56,7 @@ type Agent struct {
 	node    catalog.Node
 	local   *localstate.Core // services, checks, maintenance; nil before Start
 	health  *health.Manager  // runs the local checks; nil before Start
+	docker  *docker.Watcher  // registers containers' services; nil unless Config.Docker.Enabled
 	cl      cluster
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -112,6 +114,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := a.startConfigLocked(); err != nil {
+		return err
+	}
+	if err := a.setupDockerLocked(); err != nil {
 		return err
 	}
 	a.httpLn, err = net.Listen("tcp", a.cfg.HTTPAddr)
@@ -172,6 +177,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	// for a.mu, which abortLocked holds while closing the manager. Add never waits
 	// for a Sink call, so holding a.mu is safe here.
 	a.runChecks(a.health, localstate.Ready{Start: a.local.Runnable()})
+	a.startDocker() // last too: its calls wait for a.mu
 	a.log.Info("agent started", "node_id", a.nodeID, "generation", a.local.Generation(),
 		"gossip", a.cl.LocalAddr().String(), "http", a.httpLn.Addr().String(),
 		"services", a.local.Len(), "data_dir", a.cfg.DataDir)
@@ -268,6 +274,9 @@ func (a *Agent) abortLocked() {
 	if a.health != nil {
 		_ = a.health.Close() // no checks were added: Start adds them last
 	}
+	if a.docker != nil {
+		_ = a.docker.Close() // never started: Start starts it last
+	}
 	if a.cl != nil {
 		_ = a.cl.Shutdown()
 	}
@@ -312,6 +321,7 @@ func (a *Agent) Shutdown() error {
 		}
 		a.savePeers()
 		a.cancel() // ends blocking queries and the background loops
+		a.closeDocker()
 		var errs []error
 		if srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
