@@ -59,6 +59,7 @@ var thirdParty = map[string][]string{
 	"github.com/miekg/dns":             {"dnsserver", "mdns"},
 	"github.com/brutella/dnssd":        {"mdns"},
 	"github.com/moby/moby":             {"docker"},
+	"github.com/containerd/errdefs":    {"docker"}, // the moby client's error kinds (IsNotFound)
 	"github.com/spf13/cobra":           {"cmd/"},
 	"github.com/spf13/pflag":           {"cmd/"},
 	"github.com/prometheus/":           {"agent", "httpapi", "gossip", "dnsserver", "health", "cmd/"},

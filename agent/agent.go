@@ -20,6 +20,7 @@ import (
 	"github.com/rumor-sd/rumor/agent/localstate"
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
+	"github.com/rumor-sd/rumor/docker"
 	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
@@ -57,6 +58,7 @@ type Agent struct {
 	node    catalog.Node
 	local   *localstate.Core // services, checks, maintenance; nil before Start
 	health  *health.Manager  // runs the local checks; nil before Start
+	docker  *docker.Watcher  // registers containers' services; nil unless Config.Docker.Enabled
 	cl      cluster
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -119,6 +121,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err := a.startConfigLocked(); err != nil {
 		return err
 	}
+	if err := a.setupDockerLocked(); err != nil {
+		return err
+	}
 	a.httpLn, err = net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("agent: HTTP API on %s: %w (is another agent running? choose another address with --http-addr)", a.cfg.HTTPAddr, err)
@@ -174,9 +179,10 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	a.wg.Go(a.maintenance)
 	// Last, so that a failed Start never has checks running: their Sink calls wait
-	// for a.mu, which abortLocked holds while closing the manager.
-	// Add never waits for a Sink call, so holding a.mu is safe here.
+	// for a.mu, which abortLocked holds while closing the manager. Add never waits
+	// for a Sink call, so holding a.mu is safe here.
 	a.runChecks(a.health, localstate.Ready{Start: a.local.Runnable()})
+	a.startDocker() // last too: its calls wait for a.mu
 	a.log.Info("agent started", "node_id", a.nodeID, "generation", a.local.Generation(),
 		"gossip", a.cl.LocalAddr().String(), "http", a.httpLn.Addr().String(),
 		"services", a.local.Len(), "data_dir", a.cfg.DataDir)
@@ -285,6 +291,9 @@ func (a *Agent) abortLocked() {
 	if a.health != nil {
 		_ = a.health.Close() // no checks were added: Start adds them last
 	}
+	if a.docker != nil {
+		_ = a.docker.Close() // never started: Start starts it last
+	}
 	if a.cl != nil {
 		_ = a.cl.Shutdown()
 	}
@@ -332,6 +341,7 @@ func (a *Agent) Shutdown() error {
 		if web != nil {
 			_ = web.Close() // ends the UI's live streams, which srv.Shutdown would wait for
 		}
+		a.closeDocker()
 		var errs []error
 		if srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -139,6 +139,10 @@ type Config struct {
 	// files are dropped at Start.
 	ConfigServices func() ([]ConfigService, error)
 
+	// Docker configures the Docker watcher, which registers this host's containers
+	// (agent/docker.go). Default: off.
+	Docker DockerConfig
+
 	// GossipHook, if set, sees (and may adjust) the gossip config just before gossip
 	// starts. For tests and test tools: internal/netemagent wraps the transport to
 	// delay what the node sends. Default: none.

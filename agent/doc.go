@@ -50,6 +50,16 @@
 // touched by a reload, and the API cannot overwrite a config service. An invalid
 // configuration changes nothing and is reported with every problem.
 //
+// # Docker
+//
+// With Config.Docker.Enabled the agent runs a docker.Watcher (agent/docker.go), the
+// registrator: its registrations are local services of source localstate.SourceDocker,
+// changed in batches (Core.ApplyOwned, one save per batch), persisted and published
+// like any other, and its checks are ttl checks it renews through the health
+// manager. The agent registers the watcher's node check (_rumor_docker) at Start,
+// starts the watcher last (its calls take the locks) and closes it first at
+// Shutdown; with Docker off, Start drops what an earlier run's watcher registered.
+//
 // An Agent has no globals: many can run in one process (tests run three on
 // loopback), with ports from the Config (0 for a free one), an injected logger and
 // clock, and no os.Exit.
@@ -58,7 +68,7 @@
 //
 //	node-id        the node's UUID, written once and reused forever
 //	generation     the last generation used; each start takes max(last+1, Unix ms)
-//	services.json  local services with their source (api or config file), check
+//	services.json  local services with their source (api, config file or docker), check
 //	               definitions, check statuses and maintenance reasons
 //	peers.json     gossip addresses of the other members, rejoined after a restart
 //	lock           flock'ed while an agent uses the dir

@@ -28,10 +28,15 @@ func (a *Agent) Reload(_ context.Context) (ReloadResult, error) {
 	var r ReloadResult
 	defs, err := a.configServices()
 	if err == nil {
+		var refused error // the files' problems, one per line: not prefixed by change
 		err = a.change(func(c *localstate.Core) (rd localstate.Ready, err error) {
 			r, rd, err = c.ApplyConfig(defs)
+			refused = err
 			return rd, err
 		})
+		if refused != nil {
+			err = refused
+		}
 	}
 	switch {
 	case err == nil:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs rumor's whole test suite with the race detector, after installing what the tests
 # need on a fresh Debian machine: the network tools for the namespace testbed (iproute2,
-# nftables, iputils-ping), Debian's chromium for the web UI's browser tests and the
-# pinned Go modules. Extra arguments go to `go test`.
+# nftables, iputils-ping), a Docker engine (docker.io) for the Docker watcher's tests,
+# Debian's chromium for the web UI's browser tests, and the pinned Go modules. Extra
+# arguments go to `go test`.
 # Integration tests that build namespaces need root; in CI (CI=true) they fail rather
 # than skip when something is missing. Then the compatibility tests (scripts/compat.sh):
 # real Consul clients (consul/api, Prometheus, consul-template) against real agents;
@@ -24,6 +25,21 @@ if ((${#missing[@]})); then
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 	else
 		echo "warning: ${missing[*]} missing and not root: namespace tests will skip" >&2
+	fi
+fi
+
+# The Docker watcher's tests (agent's TestDockerEngine) need a Docker engine: install
+# and start one when there is none (in CI they fail rather than skip without it).
+if [ -z "${DOCKER_HOST:-}" ] && ! [ -S /var/run/docker.sock ] && [ "$(id -u)" -eq 0 ]; then
+	if ! command -v dockerd >/dev/null 2>&1; then
+		echo "installing docker.io..." >&2
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >/dev/null
+	fi
+	if ! [ -S /var/run/docker.sock ]; then
+		echo "starting dockerd (log: /var/log/rumor-dockerd.log)..." >&2
+		(dockerd >/var/log/rumor-dockerd.log 2>&1 &)
+		for _ in $(seq 1 60); do [ -S /var/run/docker.sock ] && break; sleep 1; done
 	fi
 fi
 

@@ -14,6 +14,11 @@
 // differs, so an unchanged definition re-read from a config file costs nothing on
 // the wire.
 //
+// Each service remembers its source: the API, a config file (ApplyConfig owns
+// those), or the Docker watcher (SourceDocker: Owned lists them, ApplyOwned adds,
+// replaces and removes them in one change). A registration never replaces a
+// service of another source.
+//
 // Definitions come in as the definition package's types and are stored normalized:
 // each entry holds the service record it publishes and its check definitions, with
 // the checks' last reported statuses. Persistence sits behind [Store], whose Save is

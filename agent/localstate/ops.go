@@ -71,6 +71,10 @@ func (c *Core) RegisterService(def definition.Service) (Ready, error) {
 		return Ready{}, fmt.Errorf("register service %q: %w", def.Name, &catalog.FieldError{Field: "service.id",
 			Reason: fmt.Sprintf("%q is defined in config file %s: edit the file and run `rumor reload`, or choose another ID", id, old.File)})
 	}
+	if old != nil && old.Source != SourceAPI && old.Source != "" {
+		return Ready{}, fmt.Errorf("register service %q: %w", def.Name, &catalog.FieldError{Field: "service.id",
+			Reason: fmt.Sprintf("%q is registered by the %s; choose another ID", id, old.registeredBy())})
+	}
 	if cid, other := c.takenBy(next, nil); other != nil {
 		return Ready{}, fmt.Errorf("register service %q: %w", def.Name, &catalog.FieldError{Field: "service.checks.id",
 			Reason: fmt.Sprintf("check ID %q is taken by %s: check IDs are unique per node", cid, other.owner())})
@@ -140,6 +144,9 @@ func (c *Core) SetMaintenance(serviceID string, enable bool, reason string) (Rea
 	old := c.entry(serviceID)
 	if old == nil {
 		return Ready{}, fmt.Errorf("maintenance of service %q: %w", serviceID, catalog.ErrNotFound)
+	}
+	if !enable && old.Maintenance == nil {
+		return Ready{}, nil // not in maintenance: nothing to save or publish
 	}
 	what := "node"
 	if serviceID != "" {

@@ -39,6 +39,8 @@ type agentFlags struct {
 	reapAfter                                                                        time.Duration
 	httpToken, httpTLSCert, httpTLSKey                                               string
 	httpTokenReads                                                                   bool
+	docker, dockerInternal                                                           bool
+	dockerHost                                                                       string
 
 	// fs is the parsed flag set, to tell a flag given (on the command line or by
 	// its RUMOR_* variable) from its default. Nil counts every flag as given.
@@ -92,6 +94,17 @@ Configuration comes from, highest precedence first:
 A flag's list (--join, --retry-join) replaces the files' list; --node-meta keys
 override the files' keys. 'rumor validate' checks files without starting.
 
+--docker registers the services of this host's Docker (or podman) containers
+and follows them, as Registrator did: each published port (with
+--docker-internal, each exposed port at the container's own address) becomes a
+service, named and checked by the container's SERVICE_* labels or environment
+variables (SERVICE_NAME, SERVICE_TAGS, SERVICE_CHECK_HTTP, ...), with a check
+that follows the container's state and Docker HEALTHCHECK. A stopped container's
+services go (label rumor.deregister=on-success|never keeps them). The engine is
+$DOCKER_HOST or /var/run/docker.sock unless --docker-host says otherwise; while
+it is unreachable the agent keeps serving, retries, and reports it in the
+node check _rumor_docker and the metric rumor_docker_connected.
+
 SIGHUP, 'rumor reload' or PUT /v1/agent/reload re-read the config files'
 services and apply only what changed: unchanged services keep their checks'
 state, services registered through the API are never touched, and an invalid
@@ -112,6 +125,10 @@ restart.`,
   rumor agent --config-dir /etc/rumor.d
   RUMOR_CONFIG_DIR=/etc/rumor.d RUMOR_LOG_LEVEL=debug rumor agent
   kill -HUP "$(pidof rumor)"    # or: rumor reload
+
+  # Register this host's containers (podman: --docker-host /run/podman/podman.sock).
+  rumor agent --docker
+  docker run -d -p 8080:80 -e SERVICE_NAME=web -e SERVICE_CHECK_HTTP=/ nginx
 
   # The HTTP API on every interface, over HTTPS, writes only with the token.
   RUMOR_HTTP_TOKEN=s3cret rumor agent --http-addr 0.0.0.0:8500 \
@@ -152,6 +169,9 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.DurationVar(&f.reapAfter, "reap-after", 0, "how long a failed node's services stay (critical) before they are dropped (default 72h)")
 	fl.BoolVar(&f.dev, "dev", false, "development mode: one node on loopback, in-memory state, fast failure detection, verbose logs")
 	fl.BoolVar(&f.enableScriptChecks, "enable-script-checks", false, "allow script checks (Args) in service registrations: they run any program as the agent's user")
+	fl.BoolVar(&f.docker, "docker", false, "register the services of this host's Docker containers and follow them (SERVICE_* labels or env; see above)")
+	fl.StringVar(&f.dockerHost, "docker-host", "", "Docker or podman engine address: unix:///path.sock, tcp://host:port or a socket path (default: $DOCKER_HOST, else /var/run/docker.sock)")
+	fl.BoolVar(&f.dockerInternal, "docker-internal", false, "with --docker: register containers' own IP addresses and exposed ports instead of published host ports")
 }
 
 // applyEnv sets every flag not given on the command line from its RUMOR_<FLAG>
@@ -243,6 +263,12 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	override(f, "retry-join", &cfg.RetryJoin, f.retryJoin)
 	override(f, "http-addr", &cfg.HTTPAddr, f.httpAddr)
 	override(f, "enable-script-checks", &cfg.EnableScriptChecks, f.enableScriptChecks)
+	override(f, "docker", &cfg.Docker.Enabled, f.docker)
+	override(f, "docker-host", &cfg.Docker.Host, f.dockerHost)
+	override(f, "docker-internal", &cfg.Docker.Internal, f.dockerInternal)
+	if (cfg.Docker.Host != "" || cfg.Docker.Internal) && !cfg.Docker.Enabled {
+		return cfg, nil, usagef("--docker-host and --docker-internal configure the Docker watcher: add --docker")
+	}
 	if f.reapAfter < 0 {
 		return cfg, nil, usagef("--reap-after %s: must not be negative", f.reapAfter)
 	}

@@ -181,6 +181,8 @@ func TestAgentCommandErrors(t *testing.T) {
 		{"tls cert without key", []string{"agent", "--dev", "--http-tls-cert", "c.pem"}, 2, "--http-tls-cert and --http-tls-key go together"},
 		{"token reads without token", []string{"agent", "--dev", "--http-token-reads"}, 2, "--http-token-reads needs a token"},
 		{"join unreachable", []string{"agent", "--dev", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--join", "127.0.0.1:1"}, 1, "retry-join"},
+		{"docker host without docker", []string{"agent", "--dev", "--docker-host", "/run/podman/podman.sock"}, 2, "add --docker"},
+		{"docker bad host", []string{"agent", "--dev", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--docker", "--docker-host", "ftp://engine"}, 1, `engine address "ftp://engine"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := rumor(t, nil, c.args...)

@@ -48,6 +48,14 @@ var targets = []target{
 	// cores about 75% busy, and its p99 is queueing (see the README).
 	{"BenchmarkHealthServicePassing/accept=gzip", "req/s", 20000, true, "≥ 20,000 req/s (100 of 10,000 instances, loopback, gzip client)"},
 	{"BenchmarkHealthServicePassing/accept=gzip", "p99-ms", 5, false, "< 5 ms p99 (gzip client, closed loop)"},
+	// The Docker watcher's, on the fake engine (always there); the real engine's
+	// BenchmarkDockerEngineLatency is reported beside them when a daemon runs.
+	{"BenchmarkDockerLatency", "start-p99-ms", 100, false, "start → registered locally p99 ≤ 100 ms"},
+	{"BenchmarkDockerLatency", "die-p99-ms", 100, false, "die → deregistered p99 ≤ 100 ms"},
+	{"BenchmarkDockerGap", "stale-at-2s", 1, false, "0 stale 2 s after the reconnect (10 s cut, 20 starts, 20 stops)"},
+	{"BenchmarkDockerGap", "missing-at-2s", 1, false, "0 missing 2 s after the reconnect"},
+	{"BenchmarkDockerBurst", "after-last-start-ms", 5000, false, "1,000 starts: all registered within 5 s of the last"},
+	{"BenchmarkDockerRestart", "service-flaps", 1, false, "agent restart, 200 containers: 0 deregister/register flaps"},
 }
 
 // line matches "BenchmarkName-2   N   v unit   v unit ...".
