@@ -31,7 +31,9 @@ var mayImport = map[string][]string{
 	"dnsserver":           {"catalog", "definition"},
 	"docker":              {"catalog", "definition"},
 	"proxy":               {"catalog", "definition"},
-	"agent":               {"catalog", "definition", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "internal/"},
+	"ui":                  {"catalog"},                     // the web UI: reads the catalog and the agent through interfaces it declares
+	"ui/uitest":           {"catalog", "internal/testkit"}, // a headless Chromium for the UI's browser tests
+	"agent":               {"catalog", "definition", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "ui", "internal/"},
 	"agent/localstate":    {"catalog", "definition"},                // the local-state core: no adapters
 	"config":              {"catalog", "definition", "agent"},       // config files → agent.Config and service definitions
 	"sim":                 {"catalog", "gossip", "internal/memnet"}, // real gossip nodes on a simulated network
@@ -70,6 +72,9 @@ var thirdParty = map[string][]string{
 	"golang.org/x/net":                 {"mdns", "internal/"},
 
 	"go.uber.org/goleak": {"internal/testkit"},
+
+	// Browser tests of the web UI drive a headless Chromium; never in the binary.
+	"github.com/chromedp/": {"ui/uitest"},
 
 	// go-bexpr's selector errors wrap this module's sentinels (httpapi's ?filter=).
 	"github.com/mitchellh/pointerstructure": {"httpapi"},

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,7 @@ import (
 	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
+	"github.com/rumor-sd/rumor/ui"
 )
 
 // ErrNotRunning is returned by calls that need a started agent.
@@ -60,7 +62,10 @@ type Agent struct {
 	cl      cluster
 	httpLn  net.Listener
 	httpSrv *http.Server
-	peers   []string // peers last saved to peers.json
+	ui      *ui.UI // the web UI; nil when disabled or before Start
+	// httpRequests counts the HTTP requests answered, for the UI's rate.
+	httpRequests atomic.Uint64
+	peers        []string // peers last saved to peers.json
 
 	// gossipLeft is set once gossip has left the pool (Leave or RequestLeave);
 	// leaveReq is closed, once, when an API client asked the agent to leave.
@@ -240,14 +245,23 @@ func (a *Agent) nodeRecord(gossipAddr netip.AddrPort) catalog.Node {
 // no server-wide write timeout: blocking queries last minutes, and httpapi sets a
 // deadline per request.
 func (a *Agent) serveHTTPLocked() error {
-	h, err := httpapi.New(httpapi.Config{Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Coordinates: apiAgent{a},
+	web, err := a.newUI()
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	var webHandler http.Handler // a nil *ui.UI would be a non-nil handler
+	if web != nil {
+		a.ui, webHandler = web, web
+		web.Start()
+	}
+	h, err := httpapi.New(httpapi.Config{UI: webHandler, Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Coordinates: apiAgent{a},
 		Membership: apiAgent{a}, Token: a.cfg.HTTPToken, TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "http"),
 		Metrics: a.reg, Registerer: a.reg, Keyring: apiKeyring{a}})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	a.httpSrv = &http.Server{
-		Handler:           h,
+		Handler:           countRequests(h, &a.httpRequests),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return a.ctx },
@@ -270,6 +284,9 @@ func (a *Agent) abortLocked() {
 		_ = a.httpSrv.Close()
 	} else if a.httpLn != nil {
 		_ = a.httpLn.Close()
+	}
+	if a.ui != nil {
+		_ = a.ui.Close()
 	}
 	if a.health != nil {
 		_ = a.health.Close() // no checks were added: Start adds them last
@@ -313,7 +330,7 @@ func (a *Agent) Shutdown() error {
 		a.mu.Lock()
 		wasRunning := a.started && !a.stopped
 		a.stopped = true
-		srv, cl, dir, hm := a.httpSrv, a.cl, a.dir, a.health
+		srv, cl, dir, hm, web := a.httpSrv, a.cl, a.dir, a.health, a.ui
 		a.mu.Unlock()
 		if !wasRunning {
 			a.cancel()
@@ -321,6 +338,9 @@ func (a *Agent) Shutdown() error {
 		}
 		a.savePeers()
 		a.cancel() // ends blocking queries and the background loops
+		if web != nil {
+			_ = web.Close() // ends the UI's live streams, which srv.Shutdown would wait for
+		}
 		a.closeDocker()
 		var errs []error
 		if srv != nil {

@@ -92,6 +92,9 @@ type Config struct {
 	// Default off.
 	HTTPTokenReads bool
 
+	// DisableUI turns off the web UI that the HTTP API serves at /ui/. Default: on.
+	DisableUI bool
+
 	// HTTPTLSCert and HTTPTLSKey are PEM files of a certificate and its key: with
 	// both, the HTTP API serves HTTPS (TLS 1.2 or later) only. Give both or neither.
 	// Default: plain HTTP.

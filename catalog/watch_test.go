@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strconv"
 	"sync"
 	"testing"
@@ -217,5 +218,27 @@ func TestForgetOrphansKeepsIndexesMonotonic(t *testing.T) {
 	}
 	if got, want := c.TopicIndex(catalog.ServiceTopic("svc4999")), c.Index(); got > want {
 		t.Fatalf("live topic index %d above global %d", got, want)
+	}
+}
+
+// NodeIndexes reports each node's topic index, moving exactly with NodeTopic.
+func TestNodeIndexes(t *testing.T) {
+	c, clk := catalogtest.New(t, catalog.Config{})
+	a, b := catalog.NewWriter("a", 1), catalog.NewWriter("b", 1)
+	if _, err := c.Apply(a.PutNode(catalogtest.Node("a", "10.0.0.1")), b.PutNode(catalogtest.Node("b", "10.0.0.2"))); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{"stale": 9}
+	c.NodeIndexes(got)
+	want := map[string]uint64{"a": c.TopicIndex(catalog.NodeTopic("a")), "b": c.TopicIndex(catalog.NodeTopic("b"))}
+	if !maps.Equal(got, want) {
+		t.Fatalf("NodeIndexes = %v, want %v", got, want)
+	}
+	before := got["a"]
+	clk.Advance(time.Second)
+	c.SetLiveness("b", catalog.LivenessFailed)
+	c.NodeIndexes(got)
+	if got["a"] != before || got["b"] <= want["b"] || got["b"] != c.TopicIndex(catalog.NodeTopic("b")) {
+		t.Fatalf("after b failed: %v (before %v)", got, want)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -140,6 +141,9 @@ type Config struct {
 	// Keyring answers /v1/operator/keyring. Optional: without it that path answers
 	// 501 like the other operator endpoints.
 	Keyring Keyring
+	// UI, if set, serves the web UI at /ui/ (and / redirects there). It applies the
+	// token rules itself, since a browser sends a cookie rather than a header.
+	UI http.Handler
 	// WatchHeartbeat is how often a quiet /v1/rumor/watch stream sends a comment so
 	// proxies keep it open. Default 15s.
 	WatchHeartbeat time.Duration
@@ -169,6 +173,7 @@ type Handler struct {
 	coords Coordinates // nil: ?near= keeps the order
 	keys   Keyring
 	mem    Membership
+	ui     http.Handler // nil: no web UI
 	log    *slog.Logger
 	mux    *http.ServeMux
 	root   http.Handler // mux, instrumented when there is a Registerer
@@ -189,7 +194,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.TokenReads && cfg.Token == "" {
 		return nil, errors.New("httpapi: TokenReads needs a Token (--http-token-reads needs --http-token)")
 	}
-	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, coords: cfg.Coordinates, keys: cfg.Keyring, mem: cfg.Membership,
+	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, coords: cfg.Coordinates, keys: cfg.Keyring, mem: cfg.Membership, ui: cfg.UI,
 		log: cfg.Logger, mux: http.NewServeMux(), tokenReads: cfg.TokenReads,
 		watchHeartbeat: cmp.Or(cfg.WatchHeartbeat, DefaultWatchHeartbeat)}
 	if cfg.Token != "" {
@@ -217,8 +222,15 @@ func New(cfg Config) (*Handler, error) {
 
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !h.authorized(w, r) {
+	if !h.isUI(r) && !h.authorized(w, r) {
 		return
 	}
 	h.root.ServeHTTP(w, r)
 }
+
+// isUI reports whether r is for the web UI, which checks the token itself.
+func (h *Handler) isUI(r *http.Request) bool {
+	return h.ui != nil && (r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, "/ui/"))
+}
+
+func (h *Handler) serveUI(w http.ResponseWriter, r *http.Request) { h.ui.ServeHTTP(w, r) }

@@ -22,7 +22,7 @@ type route struct {
 // routes is the API's one route table, by URL prefix. Patterns carry their method,
 // so other methods get 405 with an Allow header (see notFound).
 func (h *Handler) routes(metrics prometheus.Gatherer) []route {
-	chk, mem, keys := h.chk != nil, h.mem != nil, h.keys != nil
+	chk, mem, keys, ui := h.chk != nil, h.mem != nil, h.keys != nil, h.ui != nil
 	return []route{
 		{"GET /v1/agent/self", h.agentSelf, true},
 		{"PUT /v1/agent/reload", h.agentReload, true},
@@ -60,6 +60,9 @@ func (h *Handler) routes(metrics prometheus.Gatherer) []route {
 		{"GET /v1/rumor/members", h.rumorMembers, true},
 		{"GET /v1/rumor/watch", h.watch, true},
 		{"GET /metrics", h.metricsHandler(metrics), metrics != nil},
+		{"/ui/", h.serveUI, ui}, // the web UI, which applies the token rules itself (Config.UI)
+		{"GET /ui", h.serveUI, ui},
+		{"GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/ui/", http.StatusFound) }, ui},
 		{"/", h.notFound, true},
 	}
 }

@@ -2,7 +2,8 @@
 # Runs rumor's whole test suite with the race detector, after installing what the tests
 # need on a fresh Debian machine: the network tools for the namespace testbed (iproute2,
 # nftables, iputils-ping), a Docker engine (docker.io) for the Docker watcher's tests,
-# and the pinned Go modules. Extra arguments go to `go test`.
+# Debian's chromium for the web UI's browser tests, and the pinned Go modules. Extra
+# arguments go to `go test`.
 # Integration tests that build namespaces need root; in CI (CI=true) they fail rather
 # than skip when something is missing. Then the compatibility tests (scripts/compat.sh):
 # real Consul clients (consul/api, Prometheus, consul-template) against real agents;
@@ -13,7 +14,8 @@ cd "$(dirname "$0")/.."
 export GOTOOLCHAIN=local
 
 missing=()
-for pair in ip:iproute2 nft:nftables ping:iputils-ping; do
+# chromium: the web UI's browser tests (ui/uitest).
+for pair in ip:iproute2 nft:nftables ping:iputils-ping chromium:chromium; do
 	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if ((${#missing[@]})); then

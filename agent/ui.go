@@ -1,0 +1,77 @@
+package agent
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/rumor-sd/rumor/agent/localstate"
+	"github.com/rumor-sd/rumor/ui"
+)
+
+// The web UI (package ui) is served by the HTTP API at /ui/ unless Config.DisableUI.
+// It reads the catalog directly and this node through uiAgent.
+
+// newUI returns the agent's web UI, not yet started; nil when disabled.
+func (a *Agent) newUI() (*ui.UI, error) {
+	if a.cfg.DisableUI {
+		return nil, nil
+	}
+	return ui.New(ui.Config{Catalog: a.cat, Agent: uiAgent{a, a.cfg.Clock.Now()}, Token: a.cfg.HTTPToken,
+		TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "ui"), Now: a.cfg.Clock.Now})
+}
+
+// uiAgent adapts an Agent to ui.Agent.
+type uiAgent struct {
+	a       *Agent
+	started time.Time
+}
+
+var _ ui.Agent = uiAgent{}
+
+func (x uiAgent) Self() ui.Self {
+	s := apiAgent{x.a}.Self()
+	return ui.Self{Name: s.Node.Name, ID: s.Node.ID, Datacenter: s.Node.Datacenter, Address: s.Node.Address,
+		GossipAddr: s.GossipAddr.String(), Version: s.Version, Started: x.started}
+}
+
+func (x uiAgent) Members() []ui.Member {
+	ms := x.a.Members()
+	out := make([]ui.Member, len(ms))
+	for i, m := range ms {
+		out[i] = ui.Member{Name: m.Name, Addr: m.Addr.String(), State: m.State, Since: m.Since, RTT: m.RTT}
+	}
+	return out
+}
+
+func (x uiAgent) Counters() ui.Counters {
+	return ui.Counters{HTTPRequests: x.a.httpRequests.Load()}
+}
+
+func (x uiAgent) LocalSources() map[string]string {
+	x.a.mu.Lock()
+	defer x.a.mu.Unlock()
+	out := map[string]string{}
+	if x.a.local == nil {
+		return out
+	}
+	for id, src := range x.a.local.Sources() {
+		switch src {
+		case localstate.SourceConfig:
+			out[id] = ui.SourceFile
+		case localstate.SourceAPI:
+			out[id] = ui.SourceAPI
+		default:
+			out[id] = string(src)
+		}
+	}
+	return out
+}
+
+// countRequests counts every HTTP request the agent answers, for the UI's rate.
+func countRequests(next http.Handler, n *atomic.Uint64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n.Add(1)
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,215 @@
+package ui
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"html/template"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// Catalog is what the UI reads of the catalog. *catalog.Catalog implements it. Calls
+// run concurrently and never block beyond the catalog's lock.
+type Catalog interface {
+	// NodeIndexes fills dst with the topic index of every node, after clearing it.
+	NodeIndexes(dst map[string]uint64)
+	// NodeServices returns a node and its services; catalog.ErrNotFound if gone.
+	NodeServices(node string) (catalog.NodeEntry, []catalog.Service, error)
+	// NodeChecks returns every check of a node, serfHealth included.
+	NodeChecks(node string) []catalog.CheckEntry
+	// ServiceInstances returns the instances of a service with their checks.
+	ServiceInstances(name string, f catalog.Filter) []catalog.Instance
+	// Watch returns a topic's index and a channel closed when it next moves.
+	Watch(t catalog.Topic) (uint64, <-chan struct{})
+}
+
+var _ Catalog = (*catalog.Catalog)(nil)
+
+// Agent is this node as the UI shows it. Calls run concurrently and do not block.
+type Agent interface {
+	// Self describes this node.
+	Self() Self
+	// Members returns every node of the gossip pool as this node sees it.
+	Members() []Member
+	// Counters returns the agent's running totals, for the rates on its page.
+	Counters() Counters
+	// LocalSources says who registered each service of this node, by service ID:
+	// "file" (a config file) or "api".
+	LocalSources() map[string]string
+}
+
+// Self describes the local node.
+type Self struct {
+	Name       string
+	ID         string
+	Datacenter string
+	Address    string // advertised address
+	GossipAddr string // host:port peers reach
+	Version    string // rumor's version
+	Started    time.Time
+}
+
+// Member is one node of the gossip pool as this agent sees it.
+type Member struct {
+	Name  string
+	Addr  string // gossip address, host:port
+	State catalog.Liveness
+	Since time.Time     // when State last changed, as seen here; zero if unknown
+	RTT   time.Duration // estimated from this agent's coordinate; 0 if unknown
+}
+
+// Counters are running totals that only grow; the UI samples them into rates.
+type Counters struct {
+	// HTTPRequests counts HTTP requests the agent answered (API and UI).
+	HTTPRequests uint64
+}
+
+// Config configures a UI.
+type Config struct {
+	// Catalog is read for every view. Required.
+	Catalog Catalog
+	// Agent describes this node. Required.
+	Agent Agent
+	// Token, when set with TokenReads, is required on every page, as on the API's
+	// reads: in X-Consul-Token, "Authorization: Bearer" or the cookie that the login
+	// form sets. Without TokenReads the UI, which only reads, is open.
+	Token string
+	// TokenReads requires Token for the UI as for the API's reads. It needs Token.
+	TokenReads bool
+	// Logger receives errors. Default: discard.
+	Logger *slog.Logger
+	// Now tells the time, for "since" columns and rates. Default time.Now.
+	Now func() time.Time
+	// Coalesce is the shortest time between two updates of the UI's view of the
+	// catalog, and so of a live page: changes within it are shown together.
+	// Default 250ms (at most four updates a second).
+	Coalesce time.Duration
+	// SampleEvery is how often rates and round-trip times are sampled for the
+	// sparklines. Default 2s; round-trip times every fifth sample.
+	SampleEvery time.Duration
+	// Heartbeat is how often a quiet live stream sends a comment so proxies keep it
+	// open. Default 15s.
+	Heartbeat time.Duration
+}
+
+// Defaults of Config.
+const (
+	DefaultCoalesce    = 250 * time.Millisecond
+	DefaultSampleEvery = 2 * time.Second
+	DefaultHeartbeat   = 15 * time.Second
+)
+
+// UI serves the web UI. Create it with New, run its background work with Start, stop
+// it with Close.
+type UI struct {
+	cfg   Config
+	log   *slog.Logger
+	model *model
+	samp  *sampler
+	live  *liveCache
+	mux   *http.ServeMux
+	tmpls map[string]*template.Template // by page
+
+	ctx    context.Context // ends with Close: live streams and the loops stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	start  sync.Once
+}
+
+// New returns a UI for cfg; it reads nothing until Start.
+func New(cfg Config) (*UI, error) {
+	if cfg.Catalog == nil || cfg.Agent == nil {
+		return nil, errors.New("ui: config needs a Catalog and an Agent")
+	}
+	if cfg.TokenReads && cfg.Token == "" {
+		return nil, errors.New("ui: TokenReads needs a Token")
+	}
+	if cfg.Coalesce < 0 || cfg.SampleEvery < 0 || cfg.Heartbeat < 0 {
+		return nil, errors.New("ui: negative Coalesce, SampleEvery or Heartbeat")
+	}
+	cfg.Coalesce = cmp.Or(cfg.Coalesce, DefaultCoalesce)
+	cfg.SampleEvery = cmp.Or(cfg.SampleEvery, DefaultSampleEvery)
+	cfg.Heartbeat = cmp.Or(cfg.Heartbeat, DefaultHeartbeat)
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	u := &UI{cfg: cfg, log: log, ctx: ctx, cancel: cancel, mux: http.NewServeMux(),
+		model: newModel(cfg.Catalog, cfg.Agent, cfg.Now), samp: newSampler(cfg.Now), live: newLiveCache()}
+	if err := u.routes(); err != nil {
+		cancel()
+		return nil, err
+	}
+	return u, nil
+}
+
+// Start begins following the catalog (the view every page reads, updated at most
+// every Coalesce) and sampling rates. It returns at once; a second call does nothing.
+func (u *UI) Start() {
+	u.start.Do(func() {
+		u.wg.Go(u.follow)
+		u.wg.Go(u.sample)
+	})
+}
+
+// Close stops the background work and ends every live stream, and waits for the
+// goroutines it started. It is idempotent.
+func (u *UI) Close() error {
+	u.cancel()
+	u.start.Do(func() {}) // a Start after Close starts nothing
+	u.wg.Wait()
+	return nil
+}
+
+// follow refreshes the model whenever the catalog moves, at most once per Coalesce.
+func (u *UI) follow() {
+	var last time.Time
+	for {
+		_, ch := u.cfg.Catalog.Watch(catalog.TopicAll)
+		if wait := u.cfg.Coalesce - time.Since(last); wait > 0 && !last.IsZero() {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-u.ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		last = time.Now()
+		u.model.refresh()
+		select {
+		case <-ch:
+		case <-u.ctx.Done():
+			return
+		}
+	}
+}
+
+// sample records rates and round-trip times every SampleEvery.
+func (u *UI) sample() {
+	t := time.NewTicker(u.cfg.SampleEvery)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		u.samp.take(u.cfg.Agent, u.cfg.Catalog, n%5 == 0)
+		select {
+		case <-t.C:
+		case <-u.ctx.Done():
+			return
+		}
+	}
+}
+
+// ServeHTTP serves the UI's paths, /ui/ and below.
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mux.ServeHTTP(w, r)
+}

@@ -1,0 +1,452 @@
+package ui
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// perPage is how many rows a page shows; the rest is behind "next".
+const perPage = 50
+
+// pager is a page's place in a long list.
+type pager struct {
+	Total, From, To  int // rows in all; the 1-based range shown
+	Page, Pages      int
+	PrevURL, NextURL string // "" at either end
+}
+
+// paginate picks the page ?page= asks for among total rows.
+func paginate(r *http.Request, total int) pager {
+	p := pager{Total: total, Pages: max(1, (total+perPage-1)/perPage)}
+	p.Page, _ = strconv.Atoi(r.URL.Query().Get("page"))
+	p.Page = min(max(p.Page, 1), p.Pages)
+	p.From = min((p.Page-1)*perPage+1, total)
+	p.To = min(p.Page*perPage, total)
+	link := func(n int) string {
+		q := r.URL.Query()
+		q.Set("page", strconv.Itoa(n))
+		return r.URL.Path + "?" + q.Encode()
+	}
+	if p.Page > 1 {
+		p.PrevURL = link(p.Page - 1)
+	}
+	if p.Page < p.Pages {
+		p.NextURL = link(p.Page + 1)
+	}
+	return p
+}
+
+// slice returns the rows of the pager's page.
+func pageOf[T any](rows []T, p pager) []T {
+	if p.Total == 0 {
+		return nil
+	}
+	return rows[p.From-1 : p.To]
+}
+
+func (u *UI) self() Self { return u.cfg.Agent.Self() }
+
+// ---- Failing now ----
+
+type failingData struct {
+	Loaded   bool
+	Down     []nodeRow // nodes not alive
+	Checks   []failRow // this page of them
+	Critical int
+	Warning  int
+	Nodes    int
+	Services int
+	Pager    pager
+}
+
+type failRow struct {
+	Node string
+	failView
+}
+
+func (u *UI) failingView(r *http.Request, now time.Time) (any, int) {
+	m := u.model
+	m.mu.RLock()
+	d := failingData{Loaded: m.loaded, Nodes: len(m.nodes), Services: len(m.services)}
+	var rows []failRow
+	for _, name := range slices.Sorted(maps.Keys(m.trouble)) {
+		nv := m.nodes[name]
+		if nv.Liveness != catalog.LivenessAlive {
+			d.Down = append(d.Down, u.nodeRow(nv, now))
+		}
+		for _, f := range nv.Failing {
+			rows = append(rows, failRow{Node: name, failView: f})
+		}
+	}
+	m.mu.RUnlock()
+	for i := range rows {
+		switch rows[i].Status {
+		case catalog.StatusCritical:
+			d.Critical++
+		case catalog.StatusWarning:
+			d.Warning++
+		}
+	}
+	// Worst first, then the newest failure first: what just broke is at the top.
+	slices.SortStableFunc(rows, func(a, b failRow) int {
+		if c := cmp.Compare(b.Status, a.Status); c != 0 {
+			return c
+		}
+		return b.Since.Compare(a.Since)
+	})
+	d.Pager = paginate(r, len(rows))
+	d.Checks = pageOf(rows, d.Pager)
+	return d, http.StatusOK
+}
+
+// ---- Services ----
+
+type servicesFilter struct {
+	Q, Tag, Meta, Health, Source, Node string
+}
+
+type servicesData struct {
+	Filter   servicesFilter
+	Sources  []string // every source seen, for the filter's choices
+	Rows     []serviceRow
+	Pager    pager
+	All      int // services in the catalog
+	Problems []string
+}
+
+type serviceRow struct {
+	Name                                    string
+	Instances                               int
+	Passing, Warning, Critical, Maintenance int
+	Tags                                    []string // the first few, sorted
+	MoreTags                                int
+	Sources                                 []string
+}
+
+// healthFilters are the choices of the services page's health filter.
+var healthFilters = []string{"critical", "warning", "maintenance", "passing"}
+
+func (u *UI) servicesView(r *http.Request, _ time.Time) (any, int) {
+	q := r.URL.Query()
+	f := servicesFilter{Q: strings.TrimSpace(q.Get("q")), Tag: strings.TrimSpace(q.Get("tag")),
+		Meta: strings.TrimSpace(q.Get("meta")), Health: q.Get("health"), Source: q.Get("source"),
+		Node: strings.TrimSpace(q.Get("node"))}
+	d := servicesData{Filter: f}
+	var metaKey, metaPair string
+	if f.Meta != "" {
+		k, v, hasValue := strings.Cut(strings.Replace(f.Meta, ":", "=", 1), "=")
+		if hasValue {
+			metaPair = k + "=" + v
+		} else {
+			metaKey = k + "="
+		}
+	}
+	var health catalog.Status
+	if f.Health != "" {
+		st, err := catalog.ParseStatus(f.Health)
+		if err != nil {
+			d.Problems = append(d.Problems, "health must be one of "+strings.Join(healthFilters, ", ")+"; "+strconv.Quote(f.Health)+" is not")
+		}
+		health = st
+	}
+	m := u.model
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	d.All = len(m.services)
+	var onNode map[string]bool
+	if f.Node != "" {
+		onNode = map[string]bool{}
+		if nv := m.nodes[f.Node]; nv != nil {
+			for _, in := range nv.Instances {
+				onNode[in.Service] = true
+			}
+		} else {
+			d.Problems = append(d.Problems, "no node named "+strconv.Quote(f.Node)+" in the catalog")
+		}
+	}
+	sources := map[string]bool{}
+	var rows []*svcSummary
+	for _, name := range m.svcNames {
+		s := m.services[name]
+		for src := range s.sources {
+			sources[src] = true
+		}
+		switch { // 500 services: a scan costs less than a page's rendering
+		case f.Q != "" && !strings.Contains(strings.ToLower(name), strings.ToLower(f.Q)),
+			f.Tag != "" && s.tags[f.Tag] == 0,
+			metaPair != "" && s.meta[metaPair] == 0,
+			metaKey != "" && !hasKeyPrefix(s.meta, metaKey),
+			f.Source != "" && s.sources[f.Source] == 0,
+			onNode != nil && !onNode[name],
+			health == catalog.StatusPassing && s.Count[catalog.StatusPassing] != s.Instances,
+			health > catalog.StatusPassing && s.Count[health] == 0:
+			continue
+		}
+		rows = append(rows, s)
+	}
+	d.Sources = slices.Sorted(maps.Keys(sources))
+	d.Pager = paginate(r, len(rows))
+	for _, s := range pageOf(rows, d.Pager) {
+		row := serviceRow{Name: s.Name, Instances: s.Instances, Passing: s.Count[catalog.StatusPassing],
+			Warning: s.Count[catalog.StatusWarning], Critical: s.Count[catalog.StatusCritical],
+			Maintenance: s.Count[catalog.StatusMaintenance], Sources: slices.Sorted(maps.Keys(s.sources))}
+		tags := slices.Sorted(maps.Keys(s.tags))
+		const shown = 6
+		if len(tags) > shown {
+			row.MoreTags, tags = len(tags)-shown, tags[:shown]
+		}
+		row.Tags = tags
+		d.Rows = append(d.Rows, row)
+	}
+	return d, http.StatusOK
+}
+
+func hasKeyPrefix(m map[string]int, prefix string) bool {
+	for k := range m {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// ---- One service ----
+
+type serviceData struct {
+	Name     string
+	Found    bool
+	Health   string
+	Counts   [catalog.StatusMaintenance + 1]int
+	Total    int
+	Rows     []instanceRow
+	Pager    pager
+	Curl     string
+	Problems []string
+}
+
+type instanceRow struct {
+	Node     string
+	Liveness catalog.Liveness
+	ID       string
+	Address  string
+	Port     int
+	Status   catalog.Status
+	Weights  catalog.Weights
+	Tags     []string
+	Meta     []string // "k=v", sorted
+	Source   string
+	Checks   []catalog.Check
+}
+
+func (u *UI) serviceView(r *http.Request, _ time.Time) (any, int) {
+	name := r.PathValue("name")
+	d := serviceData{Name: name, Health: r.URL.Query().Get("health")}
+	insts := u.cfg.Catalog.ServiceInstances(name, catalog.Filter{})
+	if len(insts) == 0 {
+		return d, http.StatusNotFound
+	}
+	d.Found, d.Total = true, len(insts)
+	var health catalog.Status
+	if d.Health != "" {
+		st, err := catalog.ParseStatus(d.Health)
+		if err != nil {
+			d.Problems = append(d.Problems, "health must be one of "+strings.Join(healthFilters, ", "))
+		}
+		health = st
+	}
+	for i := range insts {
+		d.Counts[insts[i].Status]++
+	}
+	insts = slices.DeleteFunc(insts, func(in catalog.Instance) bool { return health != 0 && in.Status != health })
+	// The worst first: a failing instance is what one opens the page for.
+	slices.SortStableFunc(insts, func(a, b catalog.Instance) int { return cmp.Compare(b.Status, a.Status) })
+	d.Pager = paginate(r, len(insts))
+	self := u.self().Name
+	var local map[string]string
+	for _, in := range pageOf(insts, d.Pager) {
+		if in.Node.Node.Name == self && local == nil {
+			local = u.cfg.Agent.LocalSources()
+		}
+		addr := cmp.Or(in.Service.Address, in.Node.Node.Address)
+		meta := make([]string, 0, len(in.Service.Meta))
+		for k, v := range in.Service.Meta {
+			meta = append(meta, k+"="+v)
+		}
+		slices.Sort(meta)
+		d.Rows = append(d.Rows, instanceRow{Node: in.Node.Node.Name, Liveness: in.Node.Liveness, ID: in.Service.ID,
+			Address: addr, Port: in.Service.Port, Status: in.Status, Weights: in.Service.Weights,
+			Tags: in.Service.Tags, Meta: meta, Source: sourceOf(in.Node.Node.Name, &in.Service, local),
+			Checks: in.Checks})
+	}
+	d.Curl = fmt.Sprintf("curl -s 'http://%s/v1/health/service/%s?passing'", r.Host, url.PathEscape(name))
+	return d, http.StatusOK
+}
+
+// ---- Nodes ----
+
+type nodesData struct {
+	Q, State string
+	Counts   [catalog.LivenessLeft + 1]int
+	Rows     []nodeRow
+	Pager    pager
+	States   [catalog.LivenessLeft + 1][]float64 // members per state, sampled
+	Timeline []Event
+	Problems []string
+}
+
+type nodeRow struct {
+	Name     string
+	Address  string
+	Liveness catalog.Liveness
+	Since    time.Time
+	Approx   bool // Since is when this agent first saw the node
+	Why      string
+	RTT      float64 // ms; NaN if unknown
+	Services int
+	Failing  int
+	Meta     []string
+}
+
+// nodeRow describes a node for the lists; the model's lock is held.
+func (u *UI) nodeRow(nv *nodeView, _ time.Time) nodeRow {
+	row := nodeRow{Name: nv.Name, Address: nv.Address, Liveness: nv.Liveness, Since: nv.Since, Why: nv.Why,
+		Services: len(nv.Instances), Failing: len(nv.Failing), RTT: u.rttOf(nv.Name)}
+	if row.Since.IsZero() {
+		row.Since, row.Approx = nv.Seen, true
+	}
+	for _, k := range slices.Sorted(maps.Keys(nv.Meta)) {
+		row.Meta = append(row.Meta, k+"="+nv.Meta[k])
+	}
+	return row
+}
+
+// rttOf returns the last sampled round trip to a node, in ms; NaN if unknown.
+func (u *UI) rttOf(name string) float64 {
+	u.samp.mu.RLock()
+	defer u.samp.mu.RUnlock()
+	return u.samp.rtt[name].last()
+}
+
+func (u *UI) nodesView(r *http.Request, now time.Time) (any, int) {
+	q := r.URL.Query()
+	d := nodesData{Q: strings.TrimSpace(q.Get("q")), State: q.Get("state")}
+	state := catalog.Liveness(255)
+	if d.State != "" {
+		for l := catalog.LivenessAlive; l <= catalog.LivenessLeft; l++ {
+			if l.String() == d.State {
+				state = l
+			}
+		}
+		if state == 255 {
+			d.Problems = append(d.Problems, "state must be alive, suspect, failed or left")
+		}
+	}
+	m := u.model
+	m.mu.RLock()
+	d.Counts = m.byState
+	match := m.names // unfiltered: no need to visit every node
+	if d.State != "" || d.Q != "" {
+		match = nil
+		for _, name := range m.names {
+			nv := m.nodes[name]
+			if (d.State == "" || nv.Liveness == state) && (d.Q == "" || strings.Contains(strings.ToLower(name), strings.ToLower(d.Q))) {
+				match = append(match, name)
+			}
+		}
+	}
+	d.Pager = paginate(r, len(match))
+	for _, name := range pageOf(match, d.Pager) {
+		d.Rows = append(d.Rows, u.nodeRow(m.nodes[name], now))
+	}
+	d.Timeline = m.recentEvents(30, func(e *Event) bool { return e.Service == "" && e.Kind != "check" })
+	m.mu.RUnlock()
+	u.samp.mu.RLock()
+	for st := range d.States {
+		d.States[st] = u.samp.states[st].values()
+	}
+	u.samp.mu.RUnlock()
+	return d, http.StatusOK
+}
+
+// ---- One node ----
+
+type nodeData struct {
+	Name      string
+	Found     bool
+	Row       nodeRow
+	ID        string
+	RTT       []float64
+	Instances []nodeInstance
+	Checks    []catalog.CheckEntry
+	Events    []Event
+}
+
+type nodeInstance struct {
+	Service, ID, Source string
+	Status              catalog.Status
+	Tags                []string
+}
+
+func (u *UI) nodeView(r *http.Request, now time.Time) (any, int) {
+	name := r.PathValue("name")
+	d := nodeData{Name: name}
+	m := u.model
+	m.mu.RLock()
+	nv := m.nodes[name]
+	if nv != nil {
+		d.Found, d.Row, d.ID = true, u.nodeRow(nv, now), nv.ID
+		for _, in := range nv.Instances {
+			d.Instances = append(d.Instances, nodeInstance{Service: in.Service, ID: in.ID, Source: in.attrs.Source,
+				Status: in.Status, Tags: in.attrs.Tags})
+		}
+	}
+	d.Events = m.recentEvents(50, func(e *Event) bool { return e.Node == name })
+	m.mu.RUnlock()
+	if !d.Found {
+		return d, http.StatusNotFound
+	}
+	d.Checks = u.cfg.Catalog.NodeChecks(name)
+	u.samp.mu.RLock()
+	d.RTT = u.samp.rtt[name].values()
+	u.samp.mu.RUnlock()
+	return d, http.StatusOK
+}
+
+// ---- This agent ----
+
+type agentData struct {
+	Self        Self
+	Uptime      time.Time
+	HTTPRate    []float64
+	ChangeRate  []float64
+	Nodes       int
+	Services    int
+	Instances   int
+	Down        int
+	Failing     int
+	Events      []Event
+	SampleEvery time.Duration
+}
+
+func (u *UI) agentView(_ *http.Request, _ time.Time) (any, int) {
+	d := agentData{Self: u.self(), SampleEvery: u.cfg.SampleEvery}
+	m := u.model
+	m.mu.RLock()
+	d.Nodes, d.Services, d.Instances, d.Failing = len(m.nodes), len(m.services), m.instances, m.failing
+	d.Down = len(m.nodes) - m.byState[catalog.LivenessAlive]
+	d.Events = m.recentEvents(100, nil)
+	m.mu.RUnlock()
+	u.samp.mu.RLock()
+	d.HTTPRate, d.ChangeRate = u.samp.http.values(), u.samp.changes.values()
+	u.samp.mu.RUnlock()
+	return d, http.StatusOK
+}
