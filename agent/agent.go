@@ -57,6 +57,7 @@ type Agent struct {
 	nodeID  string
 	node    catalog.Node
 	local   *localstate.Core // services, checks, maintenance; nil before Start
+	state   *stateLog        // where local saves its changes; nil in memory
 	health  *health.Manager  // runs the local checks; nil before Start
 	docker  *docker.Watcher  // registers containers' services; nil unless Config.Docker.Enabled
 	cl      cluster
@@ -192,7 +193,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 // loadIdentityLocked reads (or creates) the node ID, picks the generation and loads
 // the local state, from the data dir or, in memory, afresh.
 func (a *Agent) loadIdentityLocked() error {
-	cfg := localstate.Config{Policy: a.policy()}
+	cfg := localstate.Config{Policy: a.policy(), Limits: a.cfg.Limits}
+	var saved *savedState
 	if a.cfg.DataDir == "" {
 		a.nodeID = newUUID()
 		cfg.Writer = catalog.NewWriter(a.cfg.NodeName, uint64(a.cfg.Clock.Now().UnixMilli()))
@@ -210,14 +212,17 @@ func (a *Agent) loadIdentityLocked() error {
 			return err
 		}
 		cfg.Writer = catalog.NewWriter(a.cfg.NodeName, gen)
-		if cfg.State, err = dir.loadState(); err != nil {
+		if saved, err = dir.openState(a.log, a.reg); err != nil {
 			return err
 		}
-		cfg.Store = stateStore{dir}
+		cfg.State, cfg.Store, a.state = saved.st, saved.log, saved.log
 	}
-	local, err := localstate.New(cfg)
-	if err != nil { // only a loaded state can be refused
-		return fmt.Errorf("agent: local state %s: %w", a.dir.file(servicesFile), err)
+	local, err := localstate.New(cfg) // only a loaded state can be refused
+	if saved != nil {
+		err = a.dir.settleState(saved, err)
+	}
+	if err != nil {
+		return err
 	}
 	a.local = local
 	return nil
@@ -299,6 +304,9 @@ func (a *Agent) abortLocked() {
 	}
 	// Goroutines started so far never take a.mu, so waiting under it is safe.
 	a.wg.Wait()
+	if a.state != nil {
+		_ = a.state.close()
+	}
 	if a.dir != nil {
 		_ = a.dir.close()
 	}
@@ -330,7 +338,7 @@ func (a *Agent) Shutdown() error {
 		a.mu.Lock()
 		wasRunning := a.started && !a.stopped
 		a.stopped = true
-		srv, cl, dir, hm, web := a.httpSrv, a.cl, a.dir, a.health, a.ui
+		srv, cl, dir, hm, web, st := a.httpSrv, a.cl, a.dir, a.health, a.ui, a.state
 		a.mu.Unlock()
 		if !wasRunning {
 			a.cancel()
@@ -361,6 +369,11 @@ func (a *Agent) Shutdown() error {
 			}
 		}
 		a.wg.Wait()
+		if st != nil { // after the manager: its last status changes are saved
+			if err := st.close(); err != nil {
+				errs = append(errs, fmt.Errorf("agent: close the local state: %w", err))
+			}
+		}
 		if dir != nil {
 			if err := dir.close(); err != nil {
 				errs = append(errs, fmt.Errorf("agent: unlock data dir: %w", err))
@@ -389,28 +402,41 @@ func (a *Agent) policy() definition.Policy {
 }
 
 // change makes one change to the local state, the only way anything changes it: f
-// runs on the core with both locks held, its records are applied and published before
-// a.mu is released, and its checks are started and stopped after (the health manager
-// may not be called with a.mu held) but before regMu is, so changes reach the manager
-// in order. Errors from the core are wrapped as the agent's.
+// runs on the core with both locks held (the core appends the change to the log), its
+// records are applied and published before a.mu is released, and its checks are
+// started and stopped after (the health manager may not be called with a.mu held) but
+// before regMu is, so changes reach the manager in order. It returns once the change
+// is durable, waiting for the log's fsync without the locks, so that the changes made
+// meanwhile share it (group commit). Errors from the core are wrapped as the agent's.
 func (a *Agent) change(f func(*localstate.Core) (localstate.Ready, error)) error {
 	a.regMu.Lock()
-	defer a.regMu.Unlock()
 	a.mu.Lock()
 	if !a.started || a.stopped || a.local == nil {
 		a.mu.Unlock()
+		a.regMu.Unlock()
 		return ErrNotRunning
 	}
 	rd, err := f(a.local)
 	if err == nil {
 		a.applyLocked(rd.Records)
 	}
-	hm := a.health
+	hm, st := a.health, a.state
+	var seq uint64
+	if st != nil {
+		seq = st.last()
+	}
 	a.mu.Unlock()
 	if err != nil {
+		a.regMu.Unlock()
 		return fmt.Errorf("agent: %w", err)
 	}
 	a.runChecks(hm, rd)
+	a.regMu.Unlock()
+	if st != nil {
+		if err := st.flush(seq); err != nil {
+			return fmt.Errorf("agent: the change is made but may not survive a power failure: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -413,13 +413,13 @@ func TestStateSurvivesPartialWrite(t *testing.T) {
 	if err := a.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	// A crash in the middle of the next write leaves a truncated temp file beside the
-	// intact state file.
-	good, err := os.ReadFile(filepath.Join(dir, servicesFile))
+	// A crash in the middle of a compaction leaves a truncated temp file beside the
+	// intact log.
+	good, err := os.ReadFile(filepath.Join(dir, stateLogFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmp := filepath.Join(dir, servicesFile+tmpSuffix+"123")
+	tmp := filepath.Join(dir, stateLogFile+tmpSuffix+"123")
 	if err := os.WriteFile(tmp, good[:len(good)/2], 0o600); err != nil {
 		t.Fatal(err)
 	}

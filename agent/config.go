@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rumor-sd/rumor/agent/localstate"
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/gossip"
 )
@@ -36,7 +37,7 @@ type Config struct {
 	NodeMeta map[string]string
 
 	// DataDir holds the node's identity (node-id, generation), its registered services
-	// (services.json) and known peers (peers.json). Default: /var/lib/rumor when run as
+	// (services.log) and known peers (peers.json). Default: /var/lib/rumor when run as
 	// root, else $XDG_STATE_HOME/rumor or ~/.local/state/rumor. With Dev, an empty
 	// DataDir means in-memory: nothing is read or written, and a restart forgets all.
 	DataDir string
@@ -128,6 +129,13 @@ type Config struct {
 	// such a registration is refused.
 	EnableScriptChecks bool
 
+	// Limits bound the services and checks registered on this node, from every
+	// source (HTTP API, config files): at most MaxServices services (default
+	// 10,000), MaxChecks checks (20,000) and MaxChecksPerService checks in one service
+	// (100). A registration past one is refused (HTTP 400, a config file's error),
+	// naming the limit. Zero fields mean their default.
+	Limits Limits
+
 	// Version is rumor's version, reported by /v1/agent/self. Default "dev".
 	Version string
 
@@ -151,6 +159,9 @@ type Config struct {
 	// newCluster replaces gossip in unit tests; nil means gossip.New.
 	newCluster func(clusterConfig) (cluster, error)
 }
+
+// Limits bound the services and checks of a node (Config.Limits).
+type Limits = localstate.Limits
 
 // Defaults for Config fields.
 const (
@@ -291,6 +302,9 @@ func (c *Config) validate() error {
 		bad("HTTP TLS: give both a certificate (--http-tls-cert) and its key (--http-tls-key), or neither")
 	}
 	if _, err := c.keys(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Limits.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	for _, a := range slices.Concat(c.Join, c.RetryJoin) {

@@ -20,7 +20,9 @@ import (
 const (
 	nodeIDFile     = "node-id"       // the node's UUID, written once
 	generationFile = "generation"    // the last generation used, decimal
-	servicesFile   = "services.json" // local state: services registered here
+	stateLogFile   = "services.log"  // local state: services registered here, an append-only log
+	servicesFile   = "services.json" // the local state before the log, migrated at start
+	migratedSuffix = ".migrated"     // services.json once migrated
 	peersFile      = "peers.json"    // gossip addresses of known peers
 	lockFile       = "lock"          // held while an agent uses the dir
 	tmpSuffix      = ".tmp-"         // temp files of atomic writes: <name>.tmp-<random>

@@ -12,8 +12,11 @@
 // to publish, the checks to start and stop). The agent only carries that out: every
 // change goes through Agent.change, which calls the core with the locks held, applies
 // the records to the catalog and hands them to gossip, then starts and stops checks
-// on the health manager. The core saves each change to the data dir (stateStore,
-// services.json) before anything is published.
+// on the health manager. The core saves each change to the data dir's log
+// (stateLog, services.log) before anything is published, and the change is
+// acknowledged once the log is fsynced (see Data dir). The core also holds the
+// node's limits (Config.Limits: services, checks, checks per service), so every
+// source of registrations is bounded the same way.
 //
 // # Health checks
 //
@@ -68,14 +71,32 @@
 //
 //	node-id        the node's UUID, written once and reused forever
 //	generation     the last generation used; each start takes max(last+1, Unix ms)
-//	services.json  local services with their source (api, config file or docker), check
-//	               definitions, check statuses and maintenance reasons
+//	services.log   the local state: services with their source (api, config file
+//	               or docker), check definitions, check statuses and maintenance reasons,
+//	               as an append-only log of changes (statelog_format.go)
+//	services.json.migrated
+//	               services.json of a rumor before the log, kept once migrated
 //	peers.json     gossip addresses of the other members, rejoined after a restart
 //	lock           flock'ed while an agent uses the dir
 //
-// Every file is replaced atomically (temp file, fsync, rename, fsync of the dir), so a
-// kill -9 at any moment leaves the old or the new content; temp files a crash left are
-// removed at start.
+// The local state's cost per change does not grow with the number of services: a
+// change appends one line holding the entries it touched (a service with its checks,
+// or the node's own checks), written with one write(2) under the agent's lock, so a
+// kill -9 loses nothing written. A registration (or any change through the API or a
+// reload) is acknowledged only once the log is fsynced, outside the locks, and the
+// changes that come meanwhile share that fsync (group commit). A check's status,
+// runtime state that the check re-establishes, is not waited for: it is fsynced by
+// the next such fsync or by the maintenance loop within MaintenanceInterval (1s), so
+// only a power failure can lose the last second of statuses, never a kill. Once the
+// log holds twice as many superseded bytes as live ones, it is compacted in the
+// background (a new log of the live entries, fsynced and renamed over the old one
+// with what was appended meanwhile). At start a torn last line (a write a crash cut short) is cut
+// off; anything else that does not read is refused with the file and byte offset. A
+// services.json from before the log is migrated at the first start.
+//
+// The other files are replaced atomically (temp file, fsync, rename, fsync of the
+// dir), so a kill -9 at any moment leaves the old or the new content; temp files a
+// crash left (of these writes or of a compaction) are removed at start.
 //
 // # Concurrency
 //
@@ -93,10 +114,16 @@
 //
 // The local-state core has its own table tests (package localstate). Unit tests here
 // replace gossip with a fake cluster (the cluster interface) and check
-// persistence, identity, generations, crash-safety of the state file, supersede and
-// that Shutdown leaves no goroutine behind; reload diffs (add, change, remove,
-// unchanged records not republished, invalid config keeps the state); a kill -9 of a
-// child process rewriting the state file at random moments; check tests drive dev agents through
+// persistence, identity, generations, supersede and that Shutdown leaves no
+// goroutine behind; reload diffs (add, change, remove, unchanged records not
+// republished, invalid config keeps the state); the local state's log (round trip,
+// compaction with appends during it, group commit, torn tails, damage refused, a
+// failed write repaired, the migration of a services.json written by the rumor
+// before the log) and the limits over HTTP and in config files; kill -9 of a child
+// process changing the local state at random moments (every acknowledged change
+// survives, compactions included) and of one replacing a file atomically (old or new
+// content, never a mix); BenchmarkLocalState and BenchmarkLocalStateCost measure
+// changes at 10,000 services; check tests drive dev agents through
 // their HTTP API on loopback (TTL heartbeats and expiry, an HTTP check against an
 // httptest server, script checks, maintenance, bad input, restart); a cluster test
 // runs three real agents on loopback; a goroutine-leak test (goleak) stops two real

@@ -19,7 +19,7 @@ import (
 
 // The Docker watcher (package docker) registers the services of this host's
 // containers. Its registrations are local services like any other, with their own
-// source (localstate.SourceDocker): persisted in services.json, published by gossip,
+// source (localstate.SourceDocker): persisted in the local state (services.log), published by gossip,
 // checked by the health manager; so an agent restart with the same containers
 // running republishes nothing but the restart's own generation. The watcher owns
 // them: nothing else replaces them, and with the watcher off the next start drops

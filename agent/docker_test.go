@@ -68,9 +68,9 @@ func TestDockerSource(t *testing.T) {
 	}
 	e.Run(webContainer("web-1", 32768))
 	testkit.Eventually(t, 10*time.Second, "web-1 registered", func() bool { return slices.Equal(localIDs(a, "n1:web"), []string{"n1:web-1:8080"}) })
-	b, err := os.ReadFile(filepath.Join(dir, servicesFile))
-	if err != nil || !strings.Contains(string(b), `"Source": "docker"`) {
-		t.Fatalf("services.json does not hold a docker source: %v\n%s", err, b)
+	b, err := os.ReadFile(filepath.Join(dir, stateLogFile))
+	if err != nil || !strings.Contains(string(b), `"Source":"docker"`) {
+		t.Fatalf("%s does not hold a docker source: %v\n%s", stateLogFile, err, b)
 	}
 	err = a.RegisterService(t.Context(), web("n1:web-1:8080", 1))
 	if !errors.Is(err, catalog.ErrInvalid) || !strings.Contains(err.Error(), "registered by the docker watcher") {
@@ -274,7 +274,7 @@ func TestDockerIdleReconcile(t *testing.T) {
 	})
 	lists := e.Requests("list")
 	testkit.Eventually(t, 10*time.Second, "a reconcile to start", func() bool { return e.Requests("list") > lists })
-	state := filepath.Join(dir, servicesFile)
+	state := filepath.Join(dir, stateLogFile)
 	before, err := os.Stat(state)
 	if err != nil {
 		t.Fatal(err)

@@ -52,13 +52,29 @@ func (a *Agent) maintenance() {
 }
 
 // maintain expires catalog entries, takes over from an older incarnation of this node
-// if one shows up with a newer generation, and saves the known peers.
+// if one shows up with a newer generation, saves the known peers and flushes the
+// local state's log.
 func (a *Agent) maintain() {
 	if reaped := a.cat.Expire(); len(reaped) > 0 {
 		a.log.Info("reaped failed nodes", "nodes", reaped)
 	}
 	a.supersede()
 	a.savePeers()
+	a.flushState()
+}
+
+// flushState makes the check statuses saved since the last flush durable: changes
+// wait for their own fsync, statuses do not (see stateLog).
+func (a *Agent) flushState() {
+	a.mu.Lock()
+	st := a.state
+	a.mu.Unlock()
+	if st == nil {
+		return
+	}
+	if err := st.flush(st.last()); err != nil {
+		a.log.Error("flush the local state", "error", err)
+	}
 }
 
 // supersede checks whether the catalog holds this node's records at a newer

@@ -16,6 +16,8 @@ import (
 //	rumor_memberlist_* memberlist's own go-metrics, routed to this registry (gossip)
 //	rumor_health_*    check runs by type and status, probe durations (health)
 //	rumor_http_*      request durations by route pattern and code (httpapi)
+//	rumor_local_state_* the local state's log: records and bytes appended, fsyncs and
+//	                  their durations, compactions, its size (statelog.go)
 //	go_*, process_*   the Go runtime and the process
 //
 // A DNS server, when there is one, gets the same registry as its Registerer and adds

@@ -152,10 +152,15 @@ func TestMetricsOfARunningAgent(t *testing.T) {
 		{"rumor_catalog_instances", nil, 1},
 		{"rumor_health_check_runs_total", []string{"type=ttl", "status=passing"}, 1},
 		{"rumor_http_request_duration_seconds", []string{"route=PUT /v1/agent/service/register", "code=200"}, 1},
+		{"rumor_local_state_records_total", nil, 2}, // the registration and the status change
 	} {
 		if got := value(mfs, c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
+	}
+
+	if got := value(mfs, "rumor_local_state_fsyncs_total"); got < 1 {
+		t.Errorf("rumor_local_state_fsyncs_total = %v: the registration was answered unsynced", got)
 	}
 
 	// A second node joins: members and gossip traffic move.

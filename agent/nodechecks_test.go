@@ -3,10 +3,11 @@ package agent
 import (
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/netip"
-	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,12 +93,16 @@ func TestNodeCheckRegister(t *testing.T) {
 	if err := a.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "services.json"))
+	r, err := replayLog(filepath.Join(dir, stateLogFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(b), "disk") || strings.Contains(string(b), "web-ttl") {
-		t.Errorf("services.json still holds deregistered checks:\n%s", b)
+	for _, e := range append(slices.Collect(maps.Values(r.st.Services)), r.st.Node) {
+		for _, d := range e.Checks {
+			if d.ID == "disk" || d.ID == "web-ttl" {
+				t.Errorf("the saved state still holds deregistered check %q", d.ID)
+			}
+		}
 	}
 }
 

@@ -284,7 +284,7 @@ func TestConfigServicesAcrossRestart(t *testing.T) {
 	if err := a.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	if s := readState(t, dir); !strings.Contains(s, `"Source": "config"`) || !strings.Contains(s, `"File": "web.json"`) {
+	if s := readState(t, dir); !strings.Contains(s, `"Source":"config"`) || !strings.Contains(s, `"File":"web.json"`) {
 		t.Errorf("state file does not record the source:\n%s", s)
 	}
 
@@ -346,7 +346,7 @@ func TestReloadNotRunning(t *testing.T) {
 
 func readState(t *testing.T, dir string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, servicesFile))
+	b, err := os.ReadFile(filepath.Join(dir, stateLogFile))
 	if err != nil {
 		t.Fatal(err)
 	}

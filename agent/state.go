@@ -1,17 +1,19 @@
 package agent
 
 import (
-	"encoding/json"
 	"fmt"
-	"maps"
-	"slices"
+	"log/slog"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rumor-sd/rumor/agent/localstate"
 	"github.com/rumor-sd/rumor/definition"
 )
 
-// The local state (localstate.Core) is persisted in the data dir's services.json,
-// rewritten whole and atomically after every change: stateStore is the core's Store.
+// The local state (localstate.Core) is persisted in the data dir's services.log, an
+// append-only log (stateLog). Before it, rumor rewrote services.json whole after
+// every change; openState migrates such a file once.
 
 // stateVersion is the schema version of services.json; a newer file is refused rather
 // than half understood.
@@ -29,45 +31,88 @@ type stateFile struct {
 	NodeCheckStatus map[string]localstate.CheckState `json:",omitempty"`
 }
 
-// stateStore saves the local state to services.json.
-type stateStore struct{ d *dataDir }
+// savedState is the local state a start finds, and the log to save it to from now on.
+type savedState struct {
+	st    *localstate.State
+	log   *stateLog
+	from  string // the file it was read from: services.log, or services.json migrated now
+	fresh bool   // the log was created by this start
+}
 
-var _ localstate.Store = stateStore{}
-
-// Save implements localstate.Store: it writes the whole file, whatever changed.
-func (s stateStore) Save(st *localstate.State, _ []string) error {
-	b, err := encodeState(st)
-	if err != nil {
-		return fmt.Errorf("encode local state: %w", err)
+// openState returns the saved local state and the log to save it to from now on.
+// Without services.log it creates one, from services.json if there is one; once the
+// core has taken the state, settleState renames services.json to
+// services.json.migrated, so that no later start reads it again. A crash in between
+// leaves both, and the log wins.
+func (d *dataDir) openState(logger *slog.Logger, reg prometheus.Registerer) (*savedState, error) {
+	p := d.file(stateLogFile)
+	m := newStateMetrics(reg)
+	s := &savedState{from: p}
+	r, err := replayLog(p)
+	if isNotExist(err) {
+		var st *localstate.State
+		if st, err = d.loadState(); err != nil {
+			return nil, err
+		}
+		if st == nil {
+			st = &localstate.State{Services: map[string]*localstate.Service{}, Node: &localstate.Service{}}
+		} else {
+			s.from = d.file(servicesFile)
+			logger.Info("migrating the local state to the log", "from", s.from, "to", p, "services", len(st.Services))
+		}
+		var entries map[string][]byte
+		if entries, err = encodeEntries(st); err == nil {
+			err = writeFileAtomic(p, encodeSnapshot(entries))
+		}
+		if err != nil {
+			return nil, fmt.Errorf("agent: create the local state's log: %w", err)
+		}
+		s.fresh = true
+		r, err = replayLog(p)
 	}
-	if err := writeFileAtomic(s.d.file(servicesFile), b); err != nil {
-		return fmt.Errorf("save local state: %w", err)
+	if err != nil {
+		return nil, fmt.Errorf("agent: local state: %w", err)
+	}
+	if s.log, err = openStateLog(p, r, logger, m); err != nil {
+		return nil, fmt.Errorf("agent: local state: %w", err)
+	}
+	s.st = r.st
+	return s, nil
+}
+
+// settleState ends opening the state once the core has taken it, or refused it
+// (refused, which it returns naming the file). Taken, services.json is retired if
+// there is one; refused, a log this start created from it goes again, so that
+// services.json stays the state a fixed start reads.
+func (d *dataDir) settleState(s *savedState, refused error) error {
+	if refused != nil {
+		if s.fresh {
+			_ = os.Remove(d.file(stateLogFile)) // the caller closes the log
+		}
+		return fmt.Errorf("agent: local state %s: %w", s.from, refused)
+	}
+	return d.retireLegacy()
+}
+
+// retireLegacy renames services.json, once its content is in the log.
+func (d *dataDir) retireLegacy() error {
+	p := d.file(servicesFile)
+	err := os.Rename(p, p+migratedSuffix)
+	switch {
+	case isNotExist(err):
+		return nil
+	case err == nil:
+		err = syncDir(d.path)
+	}
+	if err != nil {
+		return fmt.Errorf("agent: retire %s after migrating it: %w", p, err)
 	}
 	return nil
 }
 
-// encodeState renders services.json.
-func encodeState(st *localstate.State) ([]byte, error) {
-	sf := stateFile{Version: stateVersion}
-	if n := st.Node; n != nil {
-		sf.NodeMaintenance, sf.NodeChecks, sf.NodeCheckStatus = n.Maintenance, n.Checks, n.Status
-	}
-	for _, id := range slices.Sorted(maps.Keys(st.Services)) {
-		sf.Services = append(sf.Services, st.Services[id])
-	}
-	if sf.Services == nil {
-		sf.Services = []*localstate.Service{}
-	}
-	b, err := json.MarshalIndent(sf, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
-}
-
-// loadState reads services.json, if any (nil if none). A file that does not parse is
-// an error: starting without it would deregister every service it holds. The core
-// validates what it holds.
+// loadState reads services.json (format version 1, before the log), if any (nil if
+// none). A file that does not parse is an error: starting without it would
+// deregister every service it holds. The core validates what it holds.
 func (d *dataDir) loadState() (*localstate.State, error) {
 	p := d.file(servicesFile)
 	var sf stateFile

@@ -51,6 +51,7 @@ func InvalidConfig(err error) error { return invalidConfig{err} }
 func (c *Core) ApplyConfig(defs []ConfigService) (ConfigResult, Ready, error) {
 	var errs []error
 	want := map[string]*Service{}
+	var order []string // wanted IDs in the files' order
 	for _, def := range defs {
 		s, err := prepare(def.Service, c.policy)
 		id := s.Service.ID
@@ -63,11 +64,33 @@ func (c *Core) ApplyConfig(defs []ConfigService) (ConfigResult, Ready, error) {
 			errs = append(errs, fmt.Errorf("%s: service %q is also defined in %s: service IDs are unique per node", def.File, id, prev.File))
 			continue
 		}
-		if old := c.st.Services[id]; old != nil && old.Source != SourceConfig {
+		old := c.st.Services[id]
+		if old != nil && old.Source != SourceConfig {
 			errs = append(errs, fmt.Errorf("%s: service %q: this ID is registered through the %s; deregister it (rumor deregister %s) or give the file's service another id", def.File, id, old.Source, id))
 			continue
 		}
+		if err := c.perService(id, s, old); err != nil {
+			errs = append(errs, fmt.Errorf("%s: service %q: %w", def.File, id, err))
+			continue
+		}
 		want[id] = s
+		order = append(order, id)
+	}
+	// The node's limits, counted in the files' order so that the error names the
+	// service (and file) that goes past one.
+	now := c.count()
+	then := now
+	for id, s := range c.st.Services {
+		if s.Source == SourceConfig {
+			then = then.add(id, s, -1)
+		}
+	}
+	for _, id := range order {
+		then = then.add(id, want[id], +1)
+		if err := c.over(now, then); err != nil {
+			errs = append(errs, fmt.Errorf("%s: service %q: %w", want[id].File, id, err))
+			break
+		}
 	}
 	// Check IDs are unique per node, among the wanted services and against every
 	// entry the files do not own.

@@ -33,8 +33,10 @@ type Config struct {
 	Policy definition.Policy
 	// State is the state to start from, as a Store saved it; New validates it as
 	// registrations are validated (script checks allowed: they were accepted when
-	// registered). Default: empty.
+	// registered) and refuses a check ID held twice. Default: empty.
 	State *State
+	// Limits bound the services and checks of this node. Default: see Limits.
+	Limits Limits
 }
 
 // Ready is what a change asks of its caller, in the manner of etcd raft's Ready: the
@@ -56,8 +58,13 @@ type Core struct {
 	w      *catalog.Writer
 	store  Store
 	policy definition.Policy
+	limits Limits
 	st     State
 	node   catalog.Node
+	// owners maps every check ID to the key of the entry holding it, so that
+	// finding a check and the uniqueness rule cost the same at 10 services as at
+	// 10,000 (setEntry keeps it).
+	owners map[string]string
 }
 
 // persisted is the policy a saved state is checked under: its checks were accepted
@@ -70,29 +77,55 @@ func New(cfg Config) (*Core, error) {
 	if cfg.Writer == nil {
 		return nil, errors.New("localstate: Config.Writer is required")
 	}
-	c := &Core{w: cfg.Writer, store: cfg.Store, policy: cfg.Policy,
-		st: State{Services: map[string]*Service{}, Node: &Service{}}}
-	if s := cfg.State; s != nil {
-		for _, id := range slices.Sorted(maps.Keys(s.Services)) {
-			ls := s.Services[id]
-			n, err := prepare(ls.Definition(), persisted)
-			if err != nil {
-				return nil, fmt.Errorf("service %q: %w", id, err)
+	limits, err := cfg.Limits.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	c := &Core{w: cfg.Writer, store: cfg.Store, policy: cfg.Policy, limits: limits,
+		st: State{Services: map[string]*Service{}, Node: &Service{}}, owners: map[string]string{}}
+	s := cfg.State
+	if s == nil {
+		return c, nil
+	}
+	if s.Node != nil {
+		node := s.Node.clone()
+		for i := range node.Checks {
+			if err := prepareNodeCheck(&node.Checks[i], persisted); err != nil {
+				return nil, fmt.Errorf("node check %q: %w", node.Checks[i].ID, err)
 			}
-			n.Source, n.File, n.Status, n.Maintenance = ls.Source, ls.File, ls.Status, ls.Maintenance
-			c.st.Services[n.Service.ID] = n
 		}
-		if s.Node != nil {
-			node := s.Node.clone()
-			for i := range node.Checks {
-				if err := prepareNodeCheck(&node.Checks[i], persisted); err != nil {
-					return nil, fmt.Errorf("node check %q: %w", node.Checks[i].ID, err)
-				}
-			}
-			c.st.Node = node
+		if err := c.restore("", node); err != nil {
+			return nil, err
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.Services)) {
+		ls := s.Services[id]
+		n, err := prepare(ls.Definition(), persisted)
+		if err != nil {
+			return nil, fmt.Errorf("service %q: %w", id, err)
+		}
+		n.Source, n.File, n.Status, n.Maintenance = ls.Source, ls.File, ls.Status, ls.Maintenance
+		if err := c.restore(n.Service.ID, n); err != nil {
+			return nil, err
 		}
 	}
 	return c, nil
+}
+
+// restore puts a saved entry in the state, refusing a check ID that another entry
+// (or the same one) already holds: the core never saves that, so it is damage, and
+// keeping either check would silently drop the other.
+func (c *Core) restore(key string, s *Service) error {
+	for i, d := range s.Checks {
+		if okey, taken := c.owners[d.ID]; taken {
+			return fmt.Errorf("check ID %q is held by both %s and %s: check IDs are unique per node", d.ID, c.entry(okey).owner(), s.owner())
+		}
+		if slices.ContainsFunc(s.Checks[:i], func(o definition.Check) bool { return o.ID == d.ID }) {
+			return fmt.Errorf("check ID %q appears twice in %s: check IDs are unique per node", d.ID, s.owner())
+		}
+	}
+	c.setEntry(key, s)
+	return nil
 }
 
 // prepare normalizes and validates a service definition under p, returning the
@@ -128,7 +161,21 @@ func (c *Core) entry(key string) *Service {
 	return c.st.Services[key]
 }
 
+// setEntry replaces the entry under key with s (nil: removes the service) and
+// keeps the check index.
 func (c *Core) setEntry(key string, s *Service) {
+	if old := c.entry(key); old != nil {
+		for _, d := range old.Checks {
+			if c.owners[d.ID] == key { // another entry may have taken it over already
+				delete(c.owners, d.ID)
+			}
+		}
+	}
+	if s != nil {
+		for _, d := range s.Checks {
+			c.owners[d.ID] = key
+		}
+	}
 	switch {
 	case key == "":
 		c.st.Node = s
@@ -146,9 +193,13 @@ type change struct {
 }
 
 // commit applies changes, saves them and returns what they mean: the records that
-// differ and the checks to start and stop. If saving fails the changes are undone,
-// unless keep says a change stands unsaved.
+// differ and the checks to start and stop. Changes that would take the node past its
+// Limits are refused first. If saving fails the changes are undone, unless keep says
+// a change stands unsaved.
 func (c *Core) commit(keep bool, changes ...change) (Ready, error) {
+	if err := c.fits(changes); err != nil {
+		return Ready{}, err
+	}
 	olds := make([]*Service, len(changes))
 	touched := make([]string, len(changes))
 	for i, ch := range changes {
@@ -237,10 +288,12 @@ func startAt(d definition.Check, st catalog.Status) definition.Check {
 // (and than those skip names) holds, and that entry; "" and nil when there is none.
 func (c *Core) takenBy(s *Service, skip func(*Service) bool) (string, *Service) {
 	for _, d := range s.Checks {
-		for _, other := range c.entries() {
-			if other.Service.ID != s.Service.ID && (skip == nil || !skip(other)) && other.check(d.ID) != nil {
-				return d.ID, other
-			}
+		key, taken := c.owners[d.ID]
+		if !taken || key == s.Service.ID {
+			continue
+		}
+		if other := c.entry(key); skip == nil || !skip(other) {
+			return d.ID, other
 		}
 	}
 	return "", nil
@@ -257,10 +310,9 @@ func (c *Core) entries() []*Service {
 
 // findCheck returns the entry holding the check with this ID and the entry's key.
 func (c *Core) findCheck(id string) (*Service, string) {
-	for _, s := range c.entries() {
-		if s.check(id) != nil {
-			return s, s.Service.ID
-		}
+	key, ok := c.owners[id]
+	if !ok {
+		return nil, ""
 	}
-	return nil, ""
+	return c.entry(key), key
 }

@@ -18,13 +18,18 @@
 // those), or the Docker watcher (SourceDocker: Owned lists them, ApplyOwned adds,
 // replaces and removes them in one change). A registration never replaces a
 // service of another source.
+// Every source of registrations (the HTTP API, config files, Docker) comes through
+// the same methods, so the same [Limits] bound them all: services per node, checks
+// per node and checks per service. A change past a limit is refused with a
+// [*LimitError] (a 400 for the HTTP API, a file's error for config files); a state
+// loaded past a limit stays as it is. Finding a check and the uniqueness rule use an
+// index of check IDs, so a change costs the same at 10 services as at 10,000.
 //
 // Definitions come in as the definition package's types and are stored normalized:
 // each entry holds the service record it publishes and its check definitions, with
 // the checks' last reported statuses. Persistence sits behind [Store], whose Save is
-// told which entries a change touched, so a store whose cost per change does not
-// grow with the number of services (an append-only log) can replace the agent's
-// whole-file one without touching the core.
+// told which entries a change touched, so that the agent's store (an append-only log)
+// writes only those: its cost per change does not grow with the number of services.
 //
 // # Concurrency
 //
@@ -36,5 +41,6 @@
 // change: records that differ and only those, checks started and stopped, status
 // carried over, IDs refused when taken, a failed save undoing the change (but not a
 // check's reported status), config diffs (added, changed, removed, unchanged, moved to
-// another file) and a saved state restored.
+// another file), a saved state restored (and refused when it holds a check ID twice),
+// and every limit reached through every method, config files naming the file.
 package localstate

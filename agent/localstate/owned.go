@@ -38,7 +38,9 @@ func (c *Core) Owned(src Source) []definition.Service {
 //
 // A registration that is invalid, whose ID another source holds, that is given
 // twice, or whose check IDs another entry holds is refused, and so is a
-// deregistration of a service src does not hold; the others go ahead. refused says
+// deregistration of a service src does not hold; so is a registration that would
+// take the node past its Limits (deregistrations count first, then the
+// registrations in order, as long as they fit); the others go ahead. refused says
 // why, by service ID. err is only a failed save, which undoes the whole change.
 func (c *Core) ApplyOwned(src Source, put []definition.Service, del []string) (refused map[string]error, rd Ready, err error) {
 	refuse := func(id string, err error) {
@@ -102,6 +104,7 @@ func (c *Core) ApplyOwned(src Source, put []definition.Service, del []string) (r
 			changes = append(changes, change{id, nil})
 		}
 	}
+	changes = c.fitting(changes, refuse)
 	if len(changes) == 0 {
 		return refused, Ready{}, nil
 	}
@@ -122,4 +125,30 @@ func (s *Service) registeredBy() string {
 		return "config file " + s.File
 	}
 	return string(s.Source) + " watcher"
+}
+
+// fitting returns the changes that fit the node's Limits together: all of them when
+// they do, else the deregistrations (which only free room) and then each
+// registration that still fits, in order; refuse is told of every other one.
+func (c *Core) fitting(changes []change, refuse func(id string, err error)) []change {
+	if c.fits(changes) == nil {
+		return changes
+	}
+	var kept []change
+	for _, ch := range changes {
+		if ch.next == nil {
+			kept = append(kept, ch)
+		}
+	}
+	for _, ch := range changes {
+		if ch.next == nil {
+			continue
+		}
+		if err := c.fits(append(kept[:len(kept):len(kept)], ch)); err != nil {
+			refuse(ch.key, err)
+			continue
+		}
+		kept = append(kept, ch)
+	}
+	return kept
 }

@@ -1,6 +1,7 @@
 package localstate
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -9,7 +10,7 @@ import (
 	"github.com/rumor-sd/rumor/definition"
 )
 
-func svc(id string, checks ...definition.Check) definition.Service {
+func ownedSvc(id string, checks ...definition.Check) definition.Service {
 	return definition.Service{ID: id, Name: "web", Port: 80, Checks: checks}
 }
 
@@ -18,13 +19,13 @@ func svc(id string, checks ...definition.Check) definition.Service {
 // by ID, while the rest goes ahead; replacements keep their checks' status.
 func TestApplyOwned(t *testing.T) {
 	c, store := newCore(t, nil, definition.Policy{})
-	if _, err := c.RegisterService(svc("api-svc", ttl("taken"))); err != nil {
+	if _, err := c.RegisterService(ownedSvc("api-svc", ttl("taken"))); err != nil {
 		t.Fatal(err)
 	}
 	saves := store.saves
 	refused, rd, err := c.ApplyOwned(SourceDocker, []definition.Service{
-		svc("a", ttl("a-check")), svc("b"), svc("api-svc"), {ID: "bad", Name: "has space"},
-		svc("b"), svc("clash", ttl("taken")),
+		ownedSvc("a", ttl("a-check")), ownedSvc("b"), ownedSvc("api-svc"), {ID: "bad", Name: "has space"},
+		ownedSvc("b"), ownedSvc("clash", ttl("taken")),
 	}, []string{"api-svc", "nothing"})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ func TestApplyOwned(t *testing.T) {
 	if _, err := c.SetCheckStatus("a-check", catalog.StatusPassing, ""); err != nil {
 		t.Fatal(err)
 	}
-	changed := svc("a", ttl("a-check"))
+	changed := ownedSvc("a", ttl("a-check"))
 	changed.Tags = []string{"v2"}
 	if _, rd, err = c.ApplyOwned(SourceDocker, []definition.Service{changed}, []string{"b"}); err != nil {
 		t.Fatal(err)
@@ -74,7 +75,33 @@ func TestApplyOwned(t *testing.T) {
 	}
 
 	// The API cannot take a watcher's ID.
-	if _, err := c.RegisterService(svc("a")); err == nil || !strings.Contains(err.Error(), "registered by the docker watcher") {
+	if _, err := c.RegisterService(ownedSvc("a")); err == nil || !strings.Contains(err.Error(), "registered by the docker watcher") {
 		t.Errorf("API registration over a docker service: %v", err)
+	}
+}
+
+// TestApplyOwnedWithinLimits: a batch past the node's limits registers what fits
+// (deregistrations first, then in order) and refuses the rest by ID with the limit,
+// like any other source; it is not a failed save.
+func TestApplyOwnedWithinLimits(t *testing.T) {
+	c := limited(t, nil, Limits{MaxServices: 2, MaxChecks: 10, MaxChecksPerService: 1})
+	if _, _, err := c.ApplyOwned(SourceDocker, []definition.Service{ownedSvc("d1")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	refused, _, err := c.ApplyOwned(SourceDocker,
+		[]definition.Service{ownedSvc("d2"), ownedSvc("d3"), ownedSvc("d4", ttl("c1"), ttl("c2"))}, []string{"d1"})
+	if err != nil {
+		t.Fatalf("ApplyOwned past a limit: err = %v, want refusals only", err)
+	}
+	var ids []string
+	for _, s := range c.Owned(SourceDocker) {
+		ids = append(ids, s.ID)
+	}
+	if got, want := strings.Join(ids, ","), "d2,d3"; got != want {
+		t.Errorf("owned after the batch = %s, want %s", got, want)
+	}
+	var le *LimitError
+	if len(refused) != 1 || !errors.As(refused["d4"], &le) {
+		t.Errorf("refused = %v, want d4 refused with a *LimitError", refused)
 	}
 }

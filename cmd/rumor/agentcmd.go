@@ -41,6 +41,7 @@ type agentFlags struct {
 	httpTokenReads                                                                   bool
 	docker, dockerInternal                                                           bool
 	dockerHost                                                                       string
+	limits                                                                           agent.Limits
 
 	// fs is the parsed flag set, to tell a flag given (on the command line or by
 	// its RUMOR_* variable) from its default. Nil counts every flag as given.
@@ -110,7 +111,14 @@ services and apply only what changed: unchanged services keep their checks'
 state, services registered through the API are never touched, and an invalid
 file is reported while the previous configuration stays in force. A reload
 also applies log_level (unless --log-level is given); other keys need a
-restart.`,
+restart.
+
+Every registration counts against the node's limits, whatever its source
+(HTTP API, CLI, config files): --max-services (default 10000), --max-checks
+(default 20000, services' and the node's own) and --max-checks-per-service
+(default 100). One past a limit is refused with HTTP 400 naming it (a config
+file: an invalid file, naming file and service); raise them for hosts that
+run more, such as Docker hosts with thousands of containers.`,
 		Example: `  # Try rumor in ten seconds: one node, in memory, verbose logs.
   rumor agent --dev
 
@@ -172,6 +180,9 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.BoolVar(&f.docker, "docker", false, "register the services of this host's Docker containers and follow them (SERVICE_* labels or env; see above)")
 	fl.StringVar(&f.dockerHost, "docker-host", "", "Docker or podman engine address: unix:///path.sock, tcp://host:port or a socket path (default: $DOCKER_HOST, else /var/run/docker.sock)")
 	fl.BoolVar(&f.dockerInternal, "docker-internal", false, "with --docker: register containers' own IP addresses and exposed ports instead of published host ports")
+	fl.IntVar(&f.limits.MaxServices, "max-services", 0, "most services registered on this node, from the API and config files together; one more is refused (HTTP 400) (default 10000)")
+	fl.IntVar(&f.limits.MaxChecks, "max-checks", 0, "most checks on this node, services' and the node's own (default 20000)")
+	fl.IntVar(&f.limits.MaxChecksPerService, "max-checks-per-service", 0, "most checks one service may have (default 100)")
 }
 
 // applyEnv sets every flag not given on the command line from its RUMOR_<FLAG>
@@ -277,6 +288,9 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	override(f, "http-token-reads", &cfg.HTTPTokenReads, f.httpTokenReads)
 	override(f, "http-tls-cert", &cfg.HTTPTLSCert, f.httpTLSCert)
 	override(f, "http-tls-key", &cfg.HTTPTLSKey, f.httpTLSKey)
+	override(f, "max-services", &cfg.Limits.MaxServices, f.limits.MaxServices)
+	override(f, "max-checks", &cfg.Limits.MaxChecks, f.limits.MaxChecks)
+	override(f, "max-checks-per-service", &cfg.Limits.MaxChecksPerService, f.limits.MaxChecksPerService)
 	if (cfg.HTTPTLSCert == "") != (cfg.HTTPTLSKey == "") {
 		return cfg, nil, usagef("--http-tls-cert and --http-tls-key go together (cert_file and key_file in a config file): give both or neither")
 	}

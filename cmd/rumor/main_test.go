@@ -159,9 +159,9 @@ func TestAgentCommand(t *testing.T) {
 		t.Errorf("no graceful leave in the log:\n%s", errb.String())
 	}
 	// The registration was persisted in the data dir.
-	b, err := os.ReadFile(filepath.Join(dir, "services.json"))
-	if err != nil || !strings.Contains(string(b), `"Name": "web"`) {
-		t.Errorf("services.json = %s (%v)", b, err)
+	b, err := os.ReadFile(filepath.Join(dir, "services.log"))
+	if err != nil || !strings.Contains(string(b), `"Name":"web"`) {
+		t.Errorf("services.log = %s (%v)", b, err)
 	}
 }
 

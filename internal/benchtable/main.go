@@ -56,6 +56,13 @@ var targets = []target{
 	{"BenchmarkDockerGap", "missing-at-2s", 1, false, "0 missing 2 s after the reconnect"},
 	{"BenchmarkDockerBurst", "after-last-start-ms", 5000, false, "1,000 starts: all registered within 5 s of the last"},
 	{"BenchmarkDockerRestart", "service-flaps", 1, false, "agent restart, 200 containers: 0 deregister/register flaps"},
+	// Issue 11: the local state at 10,000 services, closed loop with 16 clients as
+	// the HTTP target above; the fixed-rate rows (rate=1000, rate=5000, latency from
+	// when each change was due) are reported beside them without a target.
+	{"BenchmarkLocalState/services=10000/op=register/clients=16", "changes/s", 1000, true, "≥ 1,000 registrations/s (10,000 services)"},
+	{"BenchmarkLocalState/services=10000/op=register/clients=16", "p99-ms", 20.000001, false, "p99 ≤ 20 ms"},
+	{"BenchmarkLocalState/services=10000/op=status/clients=16", "changes/s", 5000, true, "≥ 5,000 status changes/s (10,000 services)"},
+	{"BenchmarkLocalState/services=10000/op=status/clients=16", "p99-ms", 20.000001, false, "p99 ≤ 20 ms"},
 }
 
 // line matches "BenchmarkName-2   N   v unit   v unit ...".
