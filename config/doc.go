@@ -19,6 +19,10 @@
 // lists where the schema wants one object (Consul's weak-slice hook) and reports
 // a block given twice.
 //
+// A file is bounded before it is parsed (MaxFileSize, MaxDepth): the HCL and JSON
+// parsers recurse once per level, and a deeply nested file would otherwise overflow
+// the stack, a fatal error that would kill a running agent on SIGHUP.
+//
 // Precedence (applied by the CLI): flags > RUMOR_* environment > files > defaults.
 // Among files, later files override earlier ones' values; lists append and maps
 // merge.

@@ -237,16 +237,20 @@ func (pf *parsedFile) keep(errs Errors) Errors {
 
 // parseFile reads and decodes one file; nil with errors when it is unusable.
 func parseFile(path string) (*parsedFile, Errors) {
-	b, err := os.ReadFile(path)
+	b, err := readBounded(path)
 	if err != nil {
-		return nil, Errors{{File: path, Reason: fmt.Sprintf("cannot read: %v", unwrapPath(err))}}
+		return nil, boundsError(path, err)
 	}
 	return parseContent(path, b, strings.HasSuffix(path, ".hcl"))
 }
 
 // parseContent decodes one file's content, JSON or (hclSyntax) HCL; path names it in
-// errors.
+// errors. Content over MaxFileSize or nested beyond MaxDepth is refused before it
+// is parsed.
 func parseContent(path string, b []byte, hclSyntax bool) (*parsedFile, Errors) {
+	if err := checkBounds(b, hclSyntax); err != nil {
+		return nil, boundsError(path, err)
+	}
 	var raw map[string]any
 	if hclSyntax {
 		if err := hcl.Decode(&raw, string(b)); err != nil {

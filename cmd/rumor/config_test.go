@@ -169,6 +169,8 @@ func TestValidateCommand(t *testing.T) {
 	bad := t.TempDir()
 	badFile := writeFile(t, bad, "web.json", `{"services": [{"name": "ok"}, {"name": "web", "checks": [{"tcp": "x:1", "interval": "10"}]}], "bogus": 1}`)
 	script := writeFile(t, t.TempDir(), "s.json", `{"service": {"name": "s", "check": {"args": ["true"], "interval": "5s"}}}`)
+	// 8 MB of nested blocks overflowed the stack, a fatal error (issue 11 item 7).
+	deep := writeFile(t, t.TempDir(), "deep.hcl", strings.Repeat("a {\n", 1_400_000)+strings.Repeat("}\n", 1_400_000))
 
 	runCases(t, nil, []cliCase{
 		{"valid dir", []string{"validate", good}, 0, []string{"Configuration is valid: 2 files, 3 services (db, cache-1, web)."}, nil},
@@ -177,6 +179,7 @@ func TestValidateCommand(t *testing.T) {
 			badFile + `: services[1].checks[0].interval: "10" is not a duration (use 10s)`}, []string{"2 problems found"}},
 		{"script checks off", []string{"validate", script}, 1, []string{"service.check.args: script checks are disabled"}, nil},
 		{"script checks on", []string{"validate", "--enable-script-checks", script}, 0, []string{"valid: 1 file, 1 service (s)"}, nil},
+		{"nested too deep", []string{"validate", deep}, 1, []string{deep + ": nested more than 64 levels deep"}, nil},
 		{"missing", []string{"validate", "/nonexistent.json"}, 1, []string{"/nonexistent.json: cannot read"}, nil},
 		{"no args", []string{"validate"}, 2, nil, []string{"requires at least 1 arg"}},
 	})
@@ -248,6 +251,18 @@ func TestReloadAndSIGHUP(t *testing.T) {
 	r = rumor(t, env, "reload", "--json")
 	if r.code != 1 {
 		t.Errorf("reload --json with a bad file: exit %d", r.code)
+	}
+	// A file nested too deep: refused by its name, the agent keeps running as it was.
+	if err := os.Remove(bad); err != nil {
+		t.Fatal(err)
+	}
+	bad = writeFile(t, confDir, "zz-deep.hcl", strings.Repeat("a {\n", 1_400_000)+strings.Repeat("}\n", 1_400_000))
+	r = rumor(t, env, "reload")
+	if r.code != 1 || !strings.Contains(r.stderr, bad+": nested more than 64 levels deep") {
+		t.Errorf("reload with a deep file: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	if s := local(); !strings.Contains(s, "db") || !strings.Contains(s, "web") || !strings.Contains(s, "manual") {
+		t.Errorf("services after a refused deep reload:\n%s", s)
 	}
 
 	// SIGHUP: the bad file fixed, web removed.
