@@ -129,6 +129,8 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("agent: HTTP API on %s: %w (is another agent running? choose another address with --http-addr)", a.cfg.HTTPAddr, err)
 	}
+	// The limit counts TCP connections, under TLS, so the server still sees *tls.Conn.
+	a.httpLn = newLimitListener(a.httpLn, a.cfg.HTTPMaxConns, a.reg, a.log.With("component", "http"))
 	if a.httpLn, err = a.cfg.httpTLS(a.httpLn); err != nil {
 		return err
 	}
@@ -266,9 +268,9 @@ func (a *Agent) serveHTTPLocked() error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	a.httpSrv = &http.Server{
-		Handler:           countRequests(h, &a.httpRequests),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		Handler:           boundBodies(countRequests(h, &a.httpRequests), a.cfg.HTTPBodyTimeout),
+		ReadHeaderTimeout: httpHeaderTimeout, // see httplimits.go for the server's bounds
+		IdleTimeout:       httpIdleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return a.ctx },
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
 	}

@@ -93,6 +93,15 @@ type Config struct {
 	// Default off.
 	HTTPTokenReads bool
 
+	// HTTPBodyTimeout bounds how long a client may take to send a request's body,
+	// from the end of its headers; the connection is closed after it. It does not
+	// bound how long a request lasts (blocking queries wait minutes). Default 30s.
+	HTTPBodyTimeout time.Duration
+
+	// HTTPMaxConns caps the HTTP connections open at once; more are closed at once
+	// (rumor_http_connections_refused_total). Default 512.
+	HTTPMaxConns int
+
 	// DisableUI turns off the web UI that the HTTP API serves at /ui/. Default: on.
 	DisableUI bool
 
@@ -238,6 +247,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.HTTPBodyTimeout <= 0 {
+		c.HTTPBodyTimeout = DefaultHTTPBodyTimeout
+	}
+	if c.HTTPMaxConns <= 0 {
+		c.HTTPMaxConns = DefaultHTTPMaxConns
 	}
 	if c.RetryJoinInterval <= 0 {
 		c.RetryJoinInterval = DefaultRetryJoinInterval

@@ -271,9 +271,8 @@ func (h *Handler) query(w http.ResponseWriter, r *http.Request, sample any) (q q
 // readBody reads a request body of at most MaxBodyBytes, answering 413 beyond it.
 // ok is false when it has already answered.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
-	// The server has no read timeout (it would cut blocking queries): bound the body
-	// read here. Test recorders do not support deadlines; that is fine.
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(writeSlack))
+	// The server bounds how long a body may take (the agent's boundBodies: a read
+	// deadline from the end of the headers); setting a later one here would undo it.
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	var tooBig *http.MaxBytesError
 	switch {
