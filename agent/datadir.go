@@ -214,6 +214,7 @@ func (d *dataDir) savePeers(peers []string) error {
 }
 
 // readJSON decodes path into v; a missing file leaves v as is and reports false.
+// Data after the JSON value is an error: the file was written whole, so it is damage.
 func readJSON(path string, v any) (bool, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -225,6 +226,9 @@ func readJSON(path string, v any) (bool, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := noTrailingData(b, dec); err != nil {
 		return false, fmt.Errorf("%s: %w", path, err)
 	}
 	return true, nil

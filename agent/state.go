@@ -132,6 +132,14 @@ func (d *dataDir) loadState() (*localstate.State, error) {
 		if s == nil {
 			return nil, fmt.Errorf("agent: local state %s: a service is null", p)
 		}
+		if s.Service.ID == "" {
+			// rumor saved IDs normalized; "" would be taken for the node's own entry.
+			return nil, fmt.Errorf("agent: local state %s: service %q has no ID (outside damage: restore the file from a backup)", p, s.Service.Name)
+		}
+		if _, dup := st.Services[s.Service.ID]; dup {
+			// rumor never wrote two; keeping either would silently drop the other.
+			return nil, fmt.Errorf("agent: local state %s: service ID %q appears twice (outside damage: restore the file from a backup, or remove one of them)", p, s.Service.ID)
+		}
 		st.Services[s.Service.ID] = s
 	}
 	return st, nil

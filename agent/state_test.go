@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"bytes"
 	"errors"
 	"fmt"
@@ -98,31 +99,64 @@ func TestMigrateServicesJSON(t *testing.T) {
 	}
 }
 
-// TestMigrationRefused: a services.json the core refuses (here a check ID held
-// twice) stops the start naming services.json, and stays the state: no log is left
-// to win over it once it is fixed.
+// TestMigrationRefused: a services.json that is damaged or that the core refuses (a
+// check ID held twice, trailing garbage, a service ID twice: issue 11 item 13)
+// stops the start naming services.json and the problem, and stays the state: no log
+// is left to win over it once it is fixed.
 func TestMigrationRefused(t *testing.T) {
 	v1, err := os.ReadFile(filepath.Join("testdata", "services-v1.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad := bytes.Replace(v1, []byte(`"ID": "mem"`), []byte(`"ID": "web-ttl"`), 1)
-	dir := t.TempDir()
-	legacy := filepath.Join(dir, servicesFile)
-	if err := os.WriteFile(legacy, bad, 0o600); err != nil {
-		t.Fatal(err)
+	// withService returns v1 with one more service: the first one as edit leaves it.
+	withService := func(edit func(svc map[string]any)) []byte {
+		var f map[string]any
+		if err := json.Unmarshal(v1, &f); err != nil {
+			t.Fatal(err)
+		}
+		services := f["Services"].([]any)
+		var dup map[string]any
+		b, _ := json.Marshal(services[0])
+		_ = json.Unmarshal(b, &dup)
+		edit(dup["Service"].(map[string]any))
+		f["Services"] = append(services, dup)
+		out, err := json.MarshalIndent(f, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
 	}
-	for range 2 {
-		err := startError(t, testConfig(t, "n1", dir, nil))
-		if want := `check ID "web-ttl" is held by both a node check and service "web"`; !strings.Contains(err.Error(), legacy) || !strings.Contains(err.Error(), want) {
-			t.Errorf("Start: %v, want %s named and %q", err, legacy, want)
-		}
-		if _, err := os.Stat(filepath.Join(dir, stateLogFile)); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("a refused migration left services.log: %v", err)
-		}
-		if b, _ := os.ReadFile(legacy); !bytes.Equal(b, bad) {
-			t.Error("a refused services.json was changed or moved")
-		}
+	for _, c := range []struct {
+		name, want string
+		content    []byte
+	}{
+		{"check ID twice", `check ID "web-ttl" is held by both a node check and service "web"`,
+			bytes.Replace(v1, []byte(`"ID": "mem"`), []byte(`"ID": "web-ttl"`), 1)},
+		{"trailing garbage", `data after the JSON value`, append(bytes.Clone(v1), "\n{\"Version\":1}"...)},
+		{"trailing bracket", `data after the JSON value`, append(bytes.Clone(v1), ']')},
+		{"service ID twice", `service ID "db" appears twice`, withService(func(map[string]any) {})},
+		{"a service without an ID", `service "db" has no ID`,
+			withService(func(s map[string]any) { s["ID"] = "" })},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			legacy := filepath.Join(dir, servicesFile)
+			if err := os.WriteFile(legacy, c.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				err := startError(t, testConfig(t, "n1", dir, nil))
+				if !strings.Contains(err.Error(), legacy) || !strings.Contains(err.Error(), c.want) {
+					t.Errorf("Start: %v, want %s named and %q", err, legacy, c.want)
+				}
+				if _, err := os.Stat(filepath.Join(dir, stateLogFile)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("a refused migration left services.log: %v", err)
+				}
+				if b, _ := os.ReadFile(legacy); !bytes.Equal(b, c.content) {
+					t.Error("a refused services.json was changed or moved")
+				}
+			}
+		})
 	}
 }
 

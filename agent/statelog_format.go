@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 
 	"github.com/rumor-sd/rumor/agent/localstate"
 )
@@ -196,6 +197,9 @@ func replayLog(path string) (*replayed, error) {
 	for off := 0; off < len(b); {
 		n := bytes.IndexByte(b[off:], '\n')
 		if n < 0 {
+			if err := tornTail(b[off:]); err != nil {
+				return nil, damaged(off, err)
+			}
 			break // a write cut short by a crash: the torn tail
 		}
 		payload, err := unframe(b[off : off+n])
@@ -218,6 +222,24 @@ func replayLog(path string) (*replayed, error) {
 	return r, nil
 }
 
+// tornTail checks that bytes after the last newline can be what a crash leaves of
+// one record's write: its beginning (hex digits of the checksum, then a space and
+// JSON), or zeros where the file grew before the data reached the disk. Anything else
+// (text appended by hand, another file's content) is damage, not truncated silently.
+func tornTail(b []byte) error {
+	if b[0] == 0 {
+		return nil
+	}
+	for i, c := range b[:min(len(b), 9)] {
+		isHex := '0' <= c && c <= '9' || 'a' <= c && c <= 'f'
+		if i < 8 && !isHex || i == 8 && c != ' ' {
+			return fmt.Errorf("%d bytes after the last record that are not the start of one (%s): not a write cut short",
+				len(b), truncate(strconv.Quote(string(b[:min(len(b), 20)])), 40))
+		}
+	}
+	return nil
+}
+
 func readHeader(payload []byte) error {
 	var h logHeader
 	if err := strictJSON(payload, &h); err != nil || h.Format != logFormat {
@@ -235,12 +257,28 @@ func (r *replayed) apply(payload []byte) error {
 	if err := strictJSON(payload, &ch); err != nil {
 		return err
 	}
+	// One record names each key once: rumor never writes a key twice in one change
+	// (nor in a snapshot's chunk), so a repeat is damage, not a merge to guess at.
+	seen := make(map[string]bool, len(ch.Put)+len(ch.Del))
+	once := func(key string) error {
+		if seen[key] {
+			if key == "" {
+				return errors.New("the node's own entry appears twice in one record")
+			}
+			return fmt.Errorf("service ID %q appears twice in one record", key)
+		}
+		seen[key] = true
+		return nil
+	}
 	for _, raw := range ch.Put {
 		var e localstate.Service
 		if err := strictJSON(raw, &e); err != nil {
 			return err
 		}
 		key := e.Service.ID
+		if err := once(key); err != nil {
+			return err
+		}
 		if key == "" {
 			r.st.Node = &e
 		} else {
@@ -251,6 +289,9 @@ func (r *replayed) apply(payload []byte) error {
 	for _, id := range ch.Del {
 		if id == "" {
 			return errors.New("a deletion of the node's own entry")
+		}
+		if err := once(id); err != nil {
+			return err
 		}
 		delete(r.st.Services, id)
 		delete(r.entries, id)
@@ -266,8 +307,14 @@ func strictJSON(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return err
 	}
-	if dec.More() {
-		return errors.New("data after the record")
+	return noTrailingData(b, dec)
+}
+
+// noTrailingData refuses anything but white space in b after what dec decoded
+// (Decoder.More would let a stray ']' or '}' through).
+func noTrailingData(b []byte, dec *json.Decoder) error {
+	if rest := bytes.TrimSpace(b[dec.InputOffset():]); len(rest) > 0 {
+		return fmt.Errorf("data after the JSON value at byte %d: %s", dec.InputOffset(), truncate(strconv.Quote(string(rest[:min(len(rest), 20)])), 40))
 	}
 	return nil
 }

@@ -292,6 +292,15 @@ func TestStateLogDamageRefused(t *testing.T) {
 		{"a newer version", "format version 3", append(reframe(`{"Format":"rumor local state","Version":3}`), good[len(lines[0]):]...)},
 		{"not a log", "not a rumor local state log", append(reframe(`{"Version":1,"Services":[]}`), good[len(lines[0]):]...)},
 		{"empty", "no header", nil},
+		// issue 11 item 13: never merged silently.
+		{"data after a record's JSON", "data after the JSON value",
+			bytes.Join([][]byte{good[:third], reframe(`{"Put":[],"Del":[]}]`), good[third:]}, nil)},
+		{"a service twice in one record", `service ID "a" appears twice in one record`,
+			bytes.Join([][]byte{good[:third], reframe(`{"Put":[{"Service":{"ID":"a","Name":"a"}},{"Service":{"ID":"a","Name":"b"}}]}`), good[third:]}, nil)},
+		{"put and deleted in one record", `service ID "a" appears twice in one record`,
+			bytes.Join([][]byte{good[:third], reframe(`{"Put":[{"Service":{"ID":"a","Name":"a"}}],"Del":["a"]}`), good[third:]}, nil)},
+		{"the node's entry twice in one record", "the node's own entry appears twice",
+			bytes.Join([][]byte{good[:third], reframe(`{"Put":[{"Service":{}},{"Service":{}}]}`), good[third:]}, nil)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if err := os.WriteFile(path, c.content, 0o600); err != nil {
@@ -306,6 +315,29 @@ func TestStateLogDamageRefused(t *testing.T) {
 				t.Errorf("Start: %v\nwant the file, %q and %q", err, wantAt, c.want)
 			}
 			if after, _ := os.ReadFile(path); !bytes.Equal(after, c.content) {
+				t.Error("the refused log was changed")
+			}
+		})
+	}
+}
+
+// TestStateLogGarbageTail: bytes after the last record that cannot be the start of
+// a record's write (text appended to the file) are damage, refused naming the file
+// and offset, not cut off as a torn write (issue 11 item 13).
+func TestStateLogGarbageTail(t *testing.T) {
+	for _, tail := range []string{"garbage", `{"Put":[]}`, "0123abcd{"} {
+		t.Run(tail, func(t *testing.T) {
+			dir, path, good, _ := writtenLog(t)
+			content := append(bytes.Clone(good), tail...)
+			if err := os.WriteFile(path, content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := startError(t, testConfig(t, "n1", dir, nil))
+			if want := fmt.Sprintf("byte %d", len(good)); !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), want) ||
+				!strings.Contains(err.Error(), "not the start of one") {
+				t.Errorf("Start: %v\nwant the file, %q and the reason", err, want)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(after, content) {
 				t.Error("the refused log was changed")
 			}
 		})
