@@ -152,7 +152,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	a.health, err = health.New(health.Config{
 		Sink: checkSink{a}, Logger: a.cfg.Logger.With("node", a.cfg.NodeName),
-		EnableScriptChecks: a.cfg.EnableScriptChecks, OnDeregister: a.deregisterCritical,
+		EnableScriptChecks: a.configPolicy().EnableScriptChecks, OnDeregister: a.deregisterCritical,
 		Registerer: a.reg,
 	})
 	if err != nil {
@@ -195,7 +195,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 // loadIdentityLocked reads (or creates) the node ID, picks the generation and loads
 // the local state, from the data dir or, in memory, afresh.
 func (a *Agent) loadIdentityLocked() error {
-	cfg := localstate.Config{Policy: a.policy(), Limits: a.cfg.Limits}
+	cfg := localstate.Config{Policy: a.policy(), ConfigPolicy: a.configPolicy(), Limits: a.cfg.Limits}
 	var saved *savedState
 	if a.cfg.DataDir == "" {
 		a.nodeID = newUUID()
@@ -398,9 +398,22 @@ func (a *Agent) applyLocked(recs []catalog.Record) {
 	}
 }
 
-// policy is what this agent allows in registrations beyond their own rules.
+// policy is what this agent allows in registrations through the API (and the
+// Docker watcher) beyond their own rules: script checks need EnableScriptChecks and
+// a token that guards the API's writes.
 func (a *Agent) policy() definition.Policy {
-	return definition.Policy{EnableScriptChecks: a.cfg.EnableScriptChecks}
+	p := definition.Policy{EnableScriptChecks: a.cfg.EnableScriptChecks && a.cfg.HTTPToken != ""}
+	if a.cfg.EnableScriptChecks && a.cfg.HTTPToken == "" {
+		p.ScriptChecksRefused = definition.ErrScriptChecksNeedToken
+	}
+	return p
+}
+
+// configPolicy is policy for the services of config files, which only who can
+// write them can change: script checks with either flag. The health manager runs
+// script checks under the wider of the two, the core deciding which to run.
+func (a *Agent) configPolicy() definition.Policy {
+	return definition.Policy{EnableScriptChecks: a.cfg.EnableScriptChecks || a.cfg.EnableLocalScriptChecks}
 }
 
 // change makes one change to the local state, the only way anything changes it: f

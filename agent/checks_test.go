@@ -10,13 +10,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // api is a client of one agent's HTTP API.
 type api struct {
-	t    *testing.T
-	base string
+	t     *testing.T
+	base  string
+	token string // sent as X-Consul-Token when set
 }
 
 func newAPI(t *testing.T, a *Agent) *api {
@@ -30,6 +32,9 @@ func (c *api) do(method, path, body string) (int, string) {
 	req, err := http.NewRequestWithContext(c.t.Context(), method, c.base+path, strings.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
+	}
+	if c.token != "" {
+		req.Header.Set("X-Consul-Token", c.token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -165,22 +170,75 @@ func TestMaintenance(t *testing.T) {
 	}
 }
 
+// TestScriptChecks: a script check runs a program as the agent's user. From config
+// files it needs --enable-script-checks or --enable-local-script-checks; through the
+// HTTP API it needs --enable-script-checks and a write token (issue 11 item 14, as
+// Consul learned: an API without a token lets any local user run anything).
 func TestScriptChecks(t *testing.T) {
 	const reg = `{"Name": "s", "Check": {"CheckID": "s-script", "Args": ["sh", "-c", "exit 0"], "Interval": "1s"}}`
-	off := newAPI(t, startAgent(t, testConfig(t, "n1", "", nil)))
-	code, body := off.do("PUT", "/v1/agent/service/register", reg)
-	if code != http.StatusBadRequest || !strings.Contains(body, "--enable-script-checks") {
-		t.Errorf("script check without the flag = %d %q, want 400 naming --enable-script-checks", code, body)
+	fileService := ConfigService{File: "/etc/rumor.d/f.json", Service: definition.Service{Name: "f",
+		Checks: []definition.Check{{ID: "f-script", ScriptArgs: []string{"sh", "-c", "exit 0"}, Interval: time.Second}}}}
+	for _, tc := range []struct {
+		name         string
+		scripts      bool // --enable-script-checks
+		local        bool // --enable-local-script-checks
+		token        string
+		apiRefused   string // "" = the API's script check is taken
+		filesRefused bool   // the config file's script check refused: Start fails
+	}{
+		{name: "off", apiRefused: "--enable-script-checks to run them", filesRefused: true},
+		{name: "enabled without a token", scripts: true, apiRefused: "need a write token: start the agent with --http-token"},
+		{name: "local only", local: true, apiRefused: "--enable-script-checks to run them"},
+		{name: "local only with a token", local: true, token: "secret", apiRefused: "--enable-script-checks to run them"},
+		{name: "enabled with a token", scripts: true, token: "secret"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t, "n1", "", nil)
+			cfg.EnableScriptChecks, cfg.EnableLocalScriptChecks, cfg.HTTPToken = tc.scripts, tc.local, tc.token
+			cfg.ConfigServices = func() ([]ConfigService, error) { return []ConfigService{fileService}, nil }
+			a, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = a.Start(t.Context())
+			if tc.filesRefused {
+				if err == nil || !strings.Contains(err.Error(), "--enable-script-checks") {
+					t.Fatalf("Start with a config file's script check = %v, want refused naming --enable-script-checks", err)
+				}
+				cfg.ConfigServices = nil // then the API on its own
+				a = startAgent(t, cfg)
+			} else {
+				if err != nil {
+					t.Fatalf("Start: %v", err)
+				}
+				t.Cleanup(func() { _ = a.Shutdown() })
+			}
+			c := newAPI(t, a)
+			c.token = tc.token
+			if !tc.filesRefused {
+				testkit.Eventually(t, 10*time.Second, "the config file's script check passing", func() bool { return c.passing("f") == 1 })
+			}
+			code, body := c.do("PUT", "/v1/agent/service/register", reg)
+			if tc.apiRefused != "" {
+				if code != http.StatusBadRequest || !strings.Contains(body, tc.apiRefused) {
+					t.Errorf("API script check = %d %q, want 400 with %q", code, body, tc.apiRefused)
+				}
+				if _, ok := c.checks()["s-script"]; ok {
+					t.Error("a refused registration left its check")
+				}
+				// Nor as a node check.
+				code, body = c.do("PUT", "/v1/agent/check/register", `{"CheckID": "n-script", "Args": ["true"], "Interval": "1s"}`)
+				if code != http.StatusBadRequest || !strings.Contains(body, tc.apiRefused) {
+					t.Errorf("API node script check = %d %q, want 400 with %q", code, body, tc.apiRefused)
+				}
+				return
+			}
+			if code != http.StatusOK {
+				t.Fatalf("API script check = %d %q, want 200", code, body)
+			}
+			testkit.Eventually(t, 10*time.Second, "the API's script check passing", func() bool { return c.passing("s") == 1 })
+		})
 	}
-	if n := len(off.checks()); n != 0 {
-		t.Errorf("refused registration left %d checks", n)
-	}
-
-	cfg := testConfig(t, "n2", "", nil)
-	cfg.EnableScriptChecks = true
-	on := newAPI(t, startAgent(t, cfg))
-	on.must("PUT", "/v1/agent/service/register", reg)
-	testkit.Eventually(t, 10*time.Second, "script check passing", func() bool { return on.passing("s") == 1 })
 }
 
 func TestCheckBadInput(t *testing.T) {

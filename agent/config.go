@@ -134,9 +134,16 @@ type Config struct {
 	Clock catalog.Clock
 
 	// EnableScriptChecks lets service registrations define script checks, which run
-	// any program as the agent's user (Consul's --enable-script-checks). Default off:
-	// such a registration is refused.
+	// any program as the agent's user (Consul's --enable-script-checks): from config
+	// files, and through the HTTP API only when HTTPToken is set too, since anyone who
+	// can reach an API without a token could otherwise run anything as the agent.
+	// Default off: such a registration is refused.
 	EnableScriptChecks bool
+
+	// EnableLocalScriptChecks lets the services of config files define script checks,
+	// and nothing else (Consul's enable_local_script_checks): only who can write the
+	// agent's config files can make it run a program. Default off.
+	EnableLocalScriptChecks bool
 
 	// Limits bound the services and checks registered on this node, from every
 	// source (HTTP API, config files): at most MaxServices services (default

@@ -22,7 +22,8 @@
 //
 // A registration (a definition.Service, or a definition.Check on its own) is
 // normalized and validated by the definition package (script checks only with
-// Config.EnableScriptChecks); its checks are stored in the local state at their initial
+// Config.EnableScriptChecks and, through the API, Config.HTTPToken; from config files
+// with Config.EnableLocalScriptChecks too); its checks are stored in the local state at their initial
 // status, published, and added to a health.Manager. The local state is the Manager's
 // Sink: a status change (or a rate-limited output change) updates the check in the
 // local state, persists it and publishes the check record, so only changes are

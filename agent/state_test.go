@@ -1,8 +1,8 @@
 package agent
 
 import (
-	"encoding/json"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"

@@ -181,15 +181,18 @@ func TestScriptChecksOption(t *testing.T) {
 	dir := t.TempDir()
 	on := write(t, dir, "on.json", `{"enable_script_checks": true, "service": {"name": "s", "check": {"args": ["true"], "interval": "1s"}}}`)
 	off := write(t, dir, "off.json", `{"service": {"name": "s", "check": {"args": ["true"], "interval": "1s"}}}`)
+	local := write(t, dir, "local.json", `{"enable_local_script_checks": true, "service": {"name": "s", "check": {"args": ["true"], "interval": "1s"}}}`)
 	yes, no := true, false
 	for _, tc := range []struct {
-		file   string
-		opt    *bool
-		wantOK bool
+		file        string
+		opt, optLoc *bool
+		wantOK      bool
 	}{
-		{on, nil, true}, {on, &no, false}, {off, nil, false}, {off, &yes, true},
+		{on, nil, nil, true}, {on, &no, nil, false}, {off, nil, nil, false}, {off, &yes, nil, true},
+		// enable_local_script_checks allows the files' script checks too (issue 11 item 14).
+		{local, nil, nil, true}, {local, nil, &no, false}, {off, nil, &yes, true}, {on, &no, &yes, true},
 	} {
-		_, err := config.Load([]string{tc.file}, config.Options{EnableScriptChecks: tc.opt})
+		_, err := config.Load([]string{tc.file}, config.Options{EnableScriptChecks: tc.opt, EnableLocalScriptChecks: tc.optLoc})
 		if (err == nil) != tc.wantOK {
 			t.Errorf("%s with option %v: err = %v, want ok=%v", filepath.Base(tc.file), tc.opt, err, tc.wantOK)
 		}

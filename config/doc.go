@@ -5,7 +5,8 @@
 //
 // A file may hold agent keys (node_name, datacenter, data_dir, bind_addr,
 // advertise_addr, client_addr, addresses.http, ports.http, ports.serf_lan,
-// retry_join, start_join, encrypt, node_meta, enable_script_checks, log_level,
+// retry_join, start_join, encrypt, node_meta, enable_script_checks,
+// enable_local_script_checks, log_level,
 // reconnect_timeout, cert_file and key_file for HTTPS; rumor's own http_token and
 // http_token_reads) and services ("service": {...} or "services": [...], each
 // with "check" and/or "checks"), like a Consul config file. Keys match in

@@ -34,6 +34,9 @@ type Options struct {
 	// when services' script checks are validated (a command-line flag wins over
 	// files). Nil: the files decide; default off.
 	EnableScriptChecks *bool
+	// EnableLocalScriptChecks does the same for enable_local_script_checks. The
+	// files' script checks are allowed when either is on.
+	EnableLocalScriptChecks *bool
 }
 
 // Config is what a set of config files says.
@@ -70,13 +73,8 @@ func Load(paths []string, opts Options) (*Config, error) {
 		errs = append(errs, pf.keep(pf.settings(&c.Settings, &http))...)
 	}
 	c.Settings.HTTPAddr = http.addr()
-	scripts := false
-	if c.Settings.EnableScriptChecks != nil {
-		scripts = *c.Settings.EnableScriptChecks
-	}
-	if opts.EnableScriptChecks != nil {
-		scripts = *opts.EnableScriptChecks
-	}
+	scripts := flagOr(opts.EnableScriptChecks, c.Settings.EnableScriptChecks) ||
+		flagOr(opts.EnableLocalScriptChecks, c.Settings.EnableLocalScriptChecks)
 	services, serrs := collectServices(parsed, scripts)
 	c.Services = services
 	errs = append(errs, serrs...)
@@ -84,6 +82,17 @@ func Load(paths []string, opts Options) (*Config, error) {
 		return nil, errs
 	}
 	return c, nil
+}
+
+// flagOr is a setting: the flag's value if given, else the files', else off.
+func flagOr(flag, files *bool) bool {
+	switch {
+	case flag != nil:
+		return *flag
+	case files != nil:
+		return *files
+	}
+	return false
 }
 
 // collectServices converts and validates the services of parsed files, in order,

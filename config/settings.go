@@ -31,12 +31,14 @@ type Settings struct {
 	EncryptKey         *string
 	NodeMeta           map[string]string
 	EnableScriptChecks *bool
-	LogLevel           *slog.Level
-	ReapAfter          *time.Duration // reconnect_timeout
-	HTTPToken          *string        // http_token
-	HTTPTokenReads     *bool          // http_token_reads
-	HTTPTLSCert        *string        // cert_file
-	HTTPTLSKey         *string        // key_file
+	// EnableLocalScriptChecks is enable_local_script_checks.
+	EnableLocalScriptChecks *bool
+	LogLevel                *slog.Level
+	ReapAfter               *time.Duration // reconnect_timeout
+	HTTPToken               *string        // http_token
+	HTTPTokenReads          *bool          // http_token_reads
+	HTTPTLSCert             *string        // cert_file
+	HTTPTLSKey              *string        // key_file
 }
 
 // Apply sets the fields of cfg that the files gave.
@@ -74,6 +76,9 @@ func (s *Settings) Apply(cfg *agent.Config) {
 	}
 	if s.EnableScriptChecks != nil {
 		cfg.EnableScriptChecks = *s.EnableScriptChecks
+	}
+	if s.EnableLocalScriptChecks != nil {
+		cfg.EnableLocalScriptChecks = *s.EnableLocalScriptChecks
 	}
 	if s.ReapAfter != nil {
 		cfg.ReapAfter = *s.ReapAfter
@@ -205,6 +210,9 @@ func (pf *parsedFile) settings(s *Settings, h *httpParts) Errors {
 	}
 	if fc.EnableScriptChecks != nil {
 		s.EnableScriptChecks = fc.EnableScriptChecks
+	}
+	if fc.EnableLocalScriptChecks != nil {
+		s.EnableLocalScriptChecks = fc.EnableLocalScriptChecks
 	}
 	if fc.LogLevel != nil {
 		lvl, err := ParseLogLevel(*fc.LogLevel)

@@ -17,11 +17,19 @@ import (
 // enable them (Consul answers the same with 400).
 var ErrScriptChecksDisabled = errors.New("script checks are disabled: start the agent with --enable-script-checks to run them")
 
+// ErrScriptChecksNeedToken is why a script check registered through the HTTP API is
+// refused by an agent that enables script checks but has no write token: anyone who
+// can reach the API could make it run any program as its user.
+var ErrScriptChecksNeedToken = errors.New("script checks through the HTTP API need a write token: start the agent with --http-token as well as --enable-script-checks, or define the check in a config file with --enable-local-script-checks")
+
 // Policy is what the agent allows beyond a definition's own rules.
 type Policy struct {
 	// EnableScriptChecks allows script checks, which run any program as the agent's
 	// user (Consul's --enable-script-checks). Default off.
 	EnableScriptChecks bool
+	// ScriptChecksRefused is the reason given for a script check when
+	// EnableScriptChecks is off. Default ErrScriptChecksDisabled.
+	ScriptChecksRefused error
 }
 
 // Validate reports every problem with a normalized service and its checks, joined;
@@ -158,7 +166,11 @@ func (c *Check) problems(field string, p Policy) []error {
 		bad(".ttl", "%s must not be negative", c.TTL)
 	}
 	if c.Type() == TypeScript && !p.EnableScriptChecks {
-		bad(".args", "%s", ErrScriptChecksDisabled)
+		why := p.ScriptChecksRefused
+		if why == nil {
+			why = ErrScriptChecksDisabled
+		}
+		bad(".args", "%s", why)
 	}
 	return errs
 }

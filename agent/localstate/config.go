@@ -53,7 +53,7 @@ func (c *Core) ApplyConfig(defs []ConfigService) (ConfigResult, Ready, error) {
 	want := map[string]*Service{}
 	var order []string // wanted IDs in the files' order
 	for _, def := range defs {
-		s, err := prepare(def.Service, c.policy)
+		s, err := prepare(def.Service, c.configPolicy)
 		id := s.Service.ID
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: service %q: %w", def.File, id, err))

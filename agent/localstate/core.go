@@ -29,8 +29,13 @@ type Config struct {
 	Writer *catalog.Writer
 	// Store persists every change. Default: none, the state lives in memory.
 	Store Store
-	// Policy is what registrations may hold beyond their own rules (script checks).
+	// Policy is what registrations may hold beyond their own rules (script checks):
+	// those through the API, the Docker watcher and the node's own checks.
 	Policy definition.Policy
+	// ConfigPolicy is the same for the services of config files (ApplyConfig), which
+	// only who can write the agent's files can change (Consul's
+	// enable_local_script_checks). Default: no script checks.
+	ConfigPolicy definition.Policy
 	// State is the state to start from, as a Store saved it; New validates it as
 	// registrations are validated (script checks allowed: they were accepted when
 	// registered) and refuses a check ID held twice. Default: empty.
@@ -55,12 +60,13 @@ type Ready struct {
 // and the health checks, for the agent to carry out. It is not safe for concurrent
 // use: the agent serialises calls.
 type Core struct {
-	w      *catalog.Writer
-	store  Store
-	policy definition.Policy
-	limits Limits
-	st     State
-	node   catalog.Node
+	w            *catalog.Writer
+	store        Store
+	policy       definition.Policy
+	configPolicy definition.Policy // for SourceConfig services
+	limits       Limits
+	st           State
+	node         catalog.Node
 	// owners maps every check ID to the key of the entry holding it, so that
 	// finding a check and the uniqueness rule cost the same at 10 services as at
 	// 10,000 (setEntry keeps it).
@@ -81,7 +87,7 @@ func New(cfg Config) (*Core, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Core{w: cfg.Writer, store: cfg.Store, policy: cfg.Policy, limits: limits,
+	c := &Core{w: cfg.Writer, store: cfg.Store, policy: cfg.Policy, configPolicy: cfg.ConfigPolicy, limits: limits,
 		st: State{Services: map[string]*Service{}, Node: &Service{}}, owners: map[string]string{}}
 	s := cfg.State
 	if s == nil {
@@ -241,7 +247,7 @@ func (c *Core) diff(rd *Ready, key string, old, next *Service) {
 			r := next.checkRecord(d)
 			rd.Records = append(rd.Records, c.w.PutCheck(&r))
 		}
-		if changed && c.runnable(d) {
+		if changed && c.runnable(next, d) {
 			rd.Start = append(rd.Start, startAt(*d, next.status(d.ID).Status))
 		}
 	}
@@ -267,11 +273,15 @@ func (c *Core) diff(rd *Ready, key string, old, next *Service) {
 	}
 }
 
-// runnable reports whether the health manager runs d here: its kind is one rumor
-// runs, and script checks only when the policy allows them (a persisted one is kept,
-// unrun, after a restart without them).
-func (c *Core) runnable(d *definition.Check) bool {
-	return d.Runnable() && (d.Type() != definition.TypeScript || c.policy.EnableScriptChecks)
+// runnable reports whether the health manager runs d, a check of s, here: its kind
+// is one rumor runs, and script checks only when the policy of s's source allows
+// them (a persisted one is kept, unrun, after a restart without them).
+func (c *Core) runnable(s *Service, d *definition.Check) bool {
+	p := c.policy
+	if s.Source == SourceConfig {
+		p = c.configPolicy
+	}
+	return d.Runnable() && (d.Type() != definition.TypeScript || p.EnableScriptChecks)
 }
 
 // startAt is d as the health manager runs it: starting at status st (its initial

@@ -34,7 +34,7 @@ func (c *Core) Runnable() []definition.Check {
 	var out []definition.Check
 	for _, s := range c.entries() {
 		for i := range s.Checks {
-			if d := &s.Checks[i]; c.runnable(d) {
+			if d := &s.Checks[i]; c.runnable(s, d) {
 				out = append(out, startAt(*d, s.status(d.ID).Status))
 			}
 		}

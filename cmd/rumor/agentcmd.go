@@ -36,6 +36,7 @@ type agentFlags struct {
 	node, datacenter, bind, advertise, encrypt, dataDir, httpAddr, profile, logLevel string
 	join, retryJoin, nodeMeta, configFiles, configDirs                               []string
 	dev, enableScriptChecks                                                          bool
+	enableLocalScriptChecks                                                          bool
 	reapAfter                                                                        time.Duration
 	httpToken, httpTLSCert, httpTLSKey                                               string
 	httpTokenReads                                                                   bool
@@ -78,6 +79,13 @@ X-Consul-Token or "Authorization: Bearer" (CLI commands send $RUMOR_HTTP_TOKEN);
 --http-token-reads requires it on reads too; --http-tls-cert and --http-tls-key
 serve HTTPS instead of HTTP (point clients at https://host:port).
 
+Script checks (a check's "args") run any program as the agent's user, so they
+are off by default. --enable-local-script-checks allows them in config files
+only: whoever can write those can run programs anyway. --enable-script-checks
+allows them in config files and through the HTTP API, but the API takes them
+only when --http-token is set (and sent), since otherwise any local user could
+make the agent run anything.
+
 Configuration comes from, highest precedence first:
   1. flags;
   2. environment variables RUMOR_<FLAG> (the flag's name in capitals, '-' as
@@ -87,8 +95,8 @@ Configuration comes from, highest precedence first:
      of each --config-dir (repeatable) in name order. They use Consul's schema
      and key names (node_name, datacenter, data_dir, bind_addr, advertise_addr,
      client_addr, addresses.http, ports.http, ports.serf_lan, retry_join,
-     start_join, encrypt, node_meta, enable_script_checks, log_level,
-     reconnect_timeout, cert_file, key_file; and rumor's own http_token,
+     start_join, encrypt, node_meta, enable_script_checks,
+     enable_local_script_checks, log_level, reconnect_timeout, cert_file, key_file; and rumor's own http_token,
      http_token_reads) and may define services ("service" or "services", with
      "check"/"checks"); later files override earlier ones, lists append;
   4. defaults.
@@ -176,7 +184,8 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info; debug with --dev)")
 	fl.DurationVar(&f.reapAfter, "reap-after", 0, "how long a failed node's services stay (critical) before they are dropped (default 72h)")
 	fl.BoolVar(&f.dev, "dev", false, "development mode: one node on loopback, in-memory state, fast failure detection, verbose logs")
-	fl.BoolVar(&f.enableScriptChecks, "enable-script-checks", false, "allow script checks (Args) in service registrations: they run any program as the agent's user")
+	fl.BoolVar(&f.enableScriptChecks, "enable-script-checks", false, "allow script checks (Args), which run any program as the agent's user: from config files, and through the HTTP API only with --http-token too")
+	fl.BoolVar(&f.enableLocalScriptChecks, "enable-local-script-checks", false, "allow script checks (Args) from config files only, never through the HTTP API")
 	fl.BoolVar(&f.docker, "docker", false, "register the services of this host's Docker containers and follow them (SERVICE_* labels or env; see above)")
 	fl.StringVar(&f.dockerHost, "docker-host", "", "Docker or podman engine address: unix:///path.sock, tcp://host:port or a socket path (default: $DOCKER_HOST, else /var/run/docker.sock)")
 	fl.BoolVar(&f.dockerInternal, "docker-internal", false, "with --docker: register containers' own IP addresses and exposed ports instead of published host ports")
@@ -255,6 +264,9 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 		if f.fs != nil && f.fs.Changed("enable-script-checks") {
 			opts.EnableScriptChecks = &f.enableScriptChecks
 		}
+		if f.fs != nil && f.fs.Changed("enable-local-script-checks") {
+			opts.EnableLocalScriptChecks = &f.enableLocalScriptChecks
+		}
 		fc, err := config.Load(paths, opts)
 		if err != nil {
 			return cfg, nil, usageErr(fmt.Errorf("invalid configuration (check it with 'rumor validate'):\n%w", err))
@@ -274,6 +286,7 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	override(f, "retry-join", &cfg.RetryJoin, f.retryJoin)
 	override(f, "http-addr", &cfg.HTTPAddr, f.httpAddr)
 	override(f, "enable-script-checks", &cfg.EnableScriptChecks, f.enableScriptChecks)
+	override(f, "enable-local-script-checks", &cfg.EnableLocalScriptChecks, f.enableLocalScriptChecks)
 	override(f, "docker", &cfg.Docker.Enabled, f.docker)
 	override(f, "docker-host", &cfg.Docker.Host, f.dockerHost)
 	override(f, "docker-internal", &cfg.Docker.Internal, f.dockerInternal)

@@ -179,6 +179,7 @@ func TestValidateCommand(t *testing.T) {
 			badFile + `: services[1].checks[0].interval: "10" is not a duration (use 10s)`}, []string{"2 problems found"}},
 		{"script checks off", []string{"validate", script}, 1, []string{"service.check.args: script checks are disabled"}, nil},
 		{"script checks on", []string{"validate", "--enable-script-checks", script}, 0, []string{"valid: 1 file, 1 service (s)"}, nil},
+		{"local script checks on", []string{"validate", "--enable-local-script-checks", script}, 0, []string{"valid: 1 file, 1 service (s)"}, nil},
 		{"nested too deep", []string{"validate", deep}, 1, []string{deep + ": nested more than 64 levels deep"}, nil},
 		{"missing", []string{"validate", "/nonexistent.json"}, 1, []string{"/nonexistent.json: cannot read"}, nil},
 		{"no args", []string{"validate"}, 2, nil, []string{"requires at least 1 arg"}},

@@ -21,7 +21,7 @@ type validateJSON struct {
 }
 
 func newValidateCmd(c *cli) *cobra.Command {
-	var asJSON, scripts bool
+	var asJSON, scripts, localScripts bool
 	cmd := &cobra.Command{
 		Use:   "validate <file|dir>...",
 		Short: "Check config files without starting an agent",
@@ -31,7 +31,8 @@ order. Every problem is printed, one per line, as file: field: reason; the exit
 code is 1 if there is any, 0 (with a short summary) if the files are valid.
 
 Script checks are checked as allowed only if the files set enable_script_checks
-(or --enable-script-checks is given, as it would be to the agent).`,
+or enable_local_script_checks (or --enable-script-checks or
+--enable-local-script-checks is given, as it would be to the agent).`,
 		Example: `  rumor validate /etc/rumor.d
   rumor validate web.json db.hcl
   rumor validate --json /etc/rumor.d | jq '.errors[]'`,
@@ -40,6 +41,9 @@ Script checks are checked as allowed only if the files set enable_script_checks
 			var opts config.Options
 			if cmd.Flags().Changed("enable-script-checks") {
 				opts.EnableScriptChecks = &scripts
+			}
+			if cmd.Flags().Changed("enable-local-script-checks") {
+				opts.EnableLocalScriptChecks = &localScripts
 			}
 			fc, err := config.Load(paths, opts)
 			out := validateJSON{Valid: err == nil, Files: []string{}, Services: []string{}, Errors: []config.Error{}}
@@ -72,6 +76,7 @@ Script checks are checked as allowed only if the files set enable_script_checks
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts: {valid, files, services, errors: [{file, field, reason}]}")
 	cmd.Flags().BoolVar(&scripts, "enable-script-checks", false, "validate as an agent started with --enable-script-checks would")
+	cmd.Flags().BoolVar(&localScripts, "enable-local-script-checks", false, "validate as an agent started with --enable-local-script-checks would")
 	return cmd
 }
 

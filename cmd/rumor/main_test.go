@@ -204,9 +204,25 @@ func TestAgentFlagEnableScriptChecks(t *testing.T) {
 			t.Errorf("--enable-script-checks=%t: Config.EnableScriptChecks = %t", on, cfg.EnableScriptChecks)
 		}
 	}
+	for _, on := range []bool{false, true} {
+		cfg, _, err := agentConfig(c, &agentFlags{dev: true, enableLocalScriptChecks: on})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.EnableLocalScriptChecks != on || cfg.EnableScriptChecks {
+			t.Errorf("--enable-local-script-checks=%t: Config.EnableLocalScriptChecks = %t, EnableScriptChecks = %t", on, cfg.EnableLocalScriptChecks, cfg.EnableScriptChecks)
+		}
+	}
 	cmd := newRootCmd(c)
 	agentCmd, _, err := cmd.Find([]string{"agent"})
-	if err != nil || agentCmd.Flags().Lookup("enable-script-checks") == nil {
-		t.Errorf("agent has no --enable-script-checks flag (%v)", err)
+	if err != nil || agentCmd.Flags().Lookup("enable-script-checks") == nil || agentCmd.Flags().Lookup("enable-local-script-checks") == nil {
+		t.Errorf("agent lacks --enable-script-checks or --enable-local-script-checks (%v)", err)
+	}
+	// --help says what each allows, and that the API needs a token (issue 11 item 14).
+	r := rumor(t, nil, "agent", "--help")
+	for _, want := range []string{"--enable-local-script-checks", "config files only", "only when --http-token is set"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("agent --help lacks %q", want)
+		}
 	}
 }
