@@ -134,14 +134,21 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	if a.httpLn, err = a.cfg.httpTLS(a.httpLn); err != nil {
 		return err
 	}
-	keys, _ := a.cfg.keys() // checked by New
+	keys, err := a.keyringKeys()
+	if err != nil {
+		return err
+	}
+	var saveKeys func([][]byte) error
+	if a.dir != nil {
+		saveKeys = a.dir.saveKeyring
+	}
 	newCluster := a.cfg.newCluster
 	if newCluster == nil {
 		newCluster = newGossip
 	}
 	a.cl, err = newCluster(clusterConfig{
 		NodeName: a.cfg.NodeName, BindAddr: a.cfg.BindAddr, BindPort: a.cfg.BindPort,
-		AdvertiseAddr: a.cfg.AdvertiseAddr, Profile: a.cfg.GossipProfile, Keys: keys,
+		AdvertiseAddr: a.cfg.AdvertiseAddr, Profile: a.cfg.GossipProfile, Keys: keys, OnKeyringChange: saveKeys,
 		Store:      a.cat,
 		Logger:     a.cfg.Logger.With("component", "gossip"), // gossip adds the node itself
 		Registerer: a.reg,

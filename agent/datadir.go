@@ -25,7 +25,8 @@ const (
 	migratedSuffix = ".migrated"     // services.json once migrated
 	peersFile      = "peers.json"    // gossip addresses of known peers
 	lockFile       = "lock"          // held while an agent uses the dir
-	tmpSuffix      = ".tmp-"         // temp files of atomic writes: <name>.tmp-<random>
+	// keyringFile ("local.keyring", keyringfile.go) is the gossip keyring.
+	tmpSuffix = ".tmp-" // temp files of atomic writes: <name>.tmp-<random>
 )
 
 // dataDir is an agent's data directory, locked for its exclusive use.

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -48,12 +51,14 @@ func TestKeyringRotationOverHTTP(t *testing.T) {
 	key1 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
 	key2 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 32))
 	var agents []*Agent
+	var cfgs []Config
 	for i := range 3 {
 		cfg := Config{NodeName: fmt.Sprintf("k%d", i), DataDir: t.TempDir(), BindAddr: "127.0.0.1", BindPort: 0,
 			GossipProfile: "local", HTTPAddr: "127.0.0.1:0", EncryptKey: key1}
 		if i > 0 {
 			cfg.Join = []string{agents[0].GossipAddr().String()}
 		}
+		cfgs = append(cfgs, cfg)
 		agents = append(agents, startAgent(t, cfg))
 	}
 	for _, a := range agents {
@@ -114,6 +119,109 @@ func TestKeyringRotationOverHTTP(t *testing.T) {
 	}
 	if keys, _ := list(); !reflect.DeepEqual(keys, map[string]int{key2: 3}) {
 		t.Errorf("after refusals: keys %v", keys)
+	}
+
+	// Every node saved the rotated keyring; a node restarted with its old --encrypt
+	// uses it and rejoins (issue 11 item 15: the change was lost on restart, and the
+	// node, back on key1, could not join).
+	for _, c := range cfgs {
+		checkKeyringFile(t, c.DataDir, key2)
+	}
+	if err := agents[2].Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	agents[2] = startAgent(t, cfgs[2]) // Join fails, and so Start, unless it uses key2
+	spread("after-restart")
+	res, err := apiKeyring{agents[2]}.LocalKeys()
+	if err != nil || !reflect.DeepEqual(res.Keys, map[string]int{key2: 1}) || !reflect.DeepEqual(res.PrimaryKeys, map[string]int{key2: 1}) {
+		t.Errorf("after a restart: %+v %v, want only %s", res, err, key2)
+	}
+}
+
+// checkKeyringFile checks the data dir's keyring: keys, primary first, mode 0600.
+func checkKeyringFile(t *testing.T, dir string, want ...string) {
+	t.Helper()
+	p := filepath.Join(dir, keyringFile)
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("%s: mode %v, want 0600", p, st.Mode().Perm())
+	}
+	var got []string
+	if b, err := os.ReadFile(p); err != nil || json.Unmarshal(b, &got) != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("%s = %s (%v), want %q", p, b, err, want)
+	}
+}
+
+// TestKeyringFile: --encrypt seeds the keyring of a fresh data dir; a data dir's
+// keyring wins over --encrypt (with a warning) and keeps encryption on without it; a
+// damaged keyring stops the start, naming the file.
+func TestKeyringFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real gossip")
+	}
+	key1 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
+	key2 := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{2}, 16))
+	var logs testkit.Buffer
+	cfg := Config{NodeName: "k", DataDir: t.TempDir(), BindAddr: "127.0.0.1", BindPort: 0, GossipProfile: "local",
+		HTTPAddr: "127.0.0.1:0", EncryptKey: key1, Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	primary := func(a *Agent) string {
+		t.Helper()
+		res, err := apiKeyring{a}.LocalKeys()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := range res.PrimaryKeys {
+			return k
+		}
+		return ""
+	}
+	a := startAgent(t, cfg)
+	checkKeyringFile(t, cfg.DataDir, key1)
+	if err := a.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	p := filepath.Join(cfg.DataDir, keyringFile)
+	if err := os.WriteFile(p, []byte(`["`+key2+`","`+key1+`"]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a = startAgent(t, cfg)
+	if got := primary(a); got != key2 {
+		t.Errorf("with a keyring and --encrypt: primary %s, want the keyring's %s", got, key2)
+	}
+	if err := a.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.EncryptKey = ""
+	a = startAgent(t, cfg)
+	if got := primary(a); got != key2 {
+		t.Errorf("with a keyring, no --encrypt: primary %s, want %s", got, key2)
+	}
+	if err := a.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(`["`+key2+`"]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.EncryptKey = key1
+	a = startAgent(t, cfg)
+	if !strings.Contains(logs.String(), "does not hold the --encrypt key") {
+		t.Errorf("no warning that the keyring overrides --encrypt:\n%s", logs.String())
+	}
+	if err := a.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, bad := range []string{`["not base64"]`, `[]`, `["` + key1 + `"] trailing`} {
+		if err := os.WriteFile(p, []byte(bad), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := startError(t, cfg); !strings.Contains(err.Error(), p) {
+			t.Errorf("keyring %s: Start = %v, want an error naming %s", bad, err, p)
+		}
 	}
 }
 

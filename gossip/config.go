@@ -36,6 +36,12 @@ type Config struct {
 	// Empty means no encryption.
 	Keys [][]byte
 
+	// OnKeyringChange, if set, is called after each change of this node's keyring
+	// (install, use, remove: asked here or by a pool-wide rotation) with every key,
+	// primary first, so the caller can persist it. Calls are serialized, in the order
+	// of the changes. Its error fails the operation (the change stays in memory).
+	OnKeyringChange func(keys [][]byte) error
+
 	// Transport replaces memberlist's UDP/TCP transport (tests and the simulator use
 	// internal/memnet's in-memory network). When set, BindAddr/BindPort must match it.
 	Transport memberlist.NodeAwareTransport

@@ -54,10 +54,18 @@ func (g *Gossip) keyOp(op string, key []byte, f func() error) error {
 		return fmt.Errorf("gossip: %s key: %d bytes, want 16, 24 or 32", op, l)
 	}
 	g.keyq.opMu.Lock()
-	err := f()
-	g.keyq.opMu.Unlock()
-	if err != nil {
+	defer g.keyq.opMu.Unlock()
+	if err := f(); err != nil {
 		return fmt.Errorf("gossip: %s key: %w", op, err)
+	}
+	if g.cfg.OnKeyringChange != nil {
+		var all [][]byte // memberlist's slice is rewritten in place: hand out copies
+		for _, k := range g.keyring.GetKeys() {
+			all = append(all, bytes.Clone(k))
+		}
+		if err := g.cfg.OnKeyringChange(all); err != nil {
+			return fmt.Errorf("gossip: %s key: applied, but not saved: %w", op, err)
+		}
 	}
 	return nil
 }

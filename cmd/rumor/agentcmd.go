@@ -172,7 +172,7 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.StringVar(&f.advertise, "advertise", "", "IP address peers reach this node at (default: the bind IP, or a private IP of this host)")
 	fl.StringArrayVar(&f.join, "join", nil, "peer to join at start; the agent exits if none answers (repeatable)")
 	fl.StringArrayVar(&f.retryJoin, "retry-join", nil, "peer to join in the background, retried until one answers (repeatable)")
-	fl.StringVar(&f.encrypt, "encrypt", "", "gossip encryption key, base64 (see 'rumor keygen')")
+	fl.StringVar(&f.encrypt, "encrypt", "", "gossip encryption key, base64 (see 'rumor keygen'); seeds the keyring of a fresh data dir: later the saved keyring (local.keyring, changed by 'rumor keyring') is used")
 	fl.StringVar(&f.dataDir, "data-dir", "", "directory for the node ID, services and known peers (default /var/lib/rumor as root, else $XDG_STATE_HOME/rumor or ~/.local/state/rumor; in memory with --dev)")
 	fl.StringVar(&f.httpAddr, "http-addr", "", "HTTP API listen address, host:port (default: $RUMOR_HTTP_ADDR, else 127.0.0.1:8500)")
 	fl.StringVar(&f.httpToken, "http-token", "", "token HTTP API writes require, in X-Consul-Token or Authorization: Bearer (default: $RUMOR_HTTP_TOKEN, else none)")

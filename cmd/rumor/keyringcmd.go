@@ -51,7 +51,9 @@ Rotate a key in three steps, each run once from any agent:
 Keys are base64, 16, 24 or 32 bytes, as 'rumor keygen' prints. The primary key
 (the one in use) cannot be removed. Agents that did not answer in time are named;
 the operation is then incomplete (exit 1): run it again once they are back.
-Agents started later need the new key in --encrypt.
+Each agent saves its keyring in its data dir (local.keyring, mode 0600), so a
+restarted agent keeps the rotated keys whatever its --encrypt says. New agents
+(a fresh data dir) need the new key in --encrypt.
 
 Without a flag, --list is assumed. With --list, --local-only shows this agent's
 keys alone.`,
