@@ -76,10 +76,22 @@ func hostPort(addr string, port uint16) string {
 	return addr + ":" + strconv.Itoa(int(port))
 }
 
-// localService is the part of Consul's AgentService the CLI reads.
+// agentService is the part of Consul's AgentService (GET /v1/agent/services) the
+// CLI reads, in the API's field names.
+type agentService struct {
+	ID      string
+	Service string // the name
+	Address string
+	Port    int
+	Tags    []string
+	Meta    map[string]string
+}
+
+// localService is one line of `rumor services --local --json`. It is a type of its
+// own: decoding the API's "Service" into a field tagged "name" left it empty.
 type localService struct {
 	ID      string            `json:"id"`
-	Service string            `json:"name"`
+	Name    string            `json:"name"`
 	Address string            `json:"address,omitempty"`
 	Port    int               `json:"port"`
 	Tags    []string          `json:"tags"`
@@ -110,7 +122,7 @@ whose every check passes.`,
 				return usagef("--passing applies to the catalog listing, not to --local")
 			}
 			if local {
-				var svcs map[string]localService
+				var svcs map[string]agentService
 				if err := cl.do(cmd.Context(), http.MethodGet, "/v1/agent/services", nil, &svcs); err != nil {
 					return describe(err)
 				}
@@ -121,7 +133,7 @@ whose every check passes.`,
 						s.Tags = []string{}
 					}
 					if hasAll(s.Tags, tags) {
-						out = append(out, s)
+						out = append(out, localService{ID: s.ID, Name: s.Service, Address: s.Address, Port: s.Port, Tags: s.Tags, Meta: s.Meta})
 					}
 				}
 				if f.json {
@@ -129,7 +141,7 @@ whose every check passes.`,
 				}
 				rows := make([][]string, 0, len(out))
 				for _, s := range out {
-					rows = append(rows, []string{s.ID, s.Service, s.Address, strconv.Itoa(s.Port), strings.Join(s.Tags, ",")})
+					rows = append(rows, []string{s.ID, s.Name, s.Address, strconv.Itoa(s.Port), strings.Join(s.Tags, ",")})
 				}
 				return table(c.stdout, []string{"ID", "SERVICE", "ADDRESS", "PORT", "TAGS"}, rows)
 			}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,25 @@ func TestJSONOutput(t *testing.T) {
 	var local []localService
 	if err := json.Unmarshal([]byte(r.stdout), &local); err != nil || len(local) != 1 || local[0].ID != "web" || local[0].Port != 80 {
 		t.Errorf("services --local --json = %q (%v)", r.stdout, err)
+	}
+}
+
+// TestServicesLocalName: `services --local` shows each service's name, in the
+// SERVICE column and as "name" in JSON, which were empty (issue 11 item 16).
+func TestServicesLocalName(t *testing.T) {
+	_, env := startAgent(t)
+	if r := rumor(t, env, "register", "--name", "web", "--id", "web-1", "--port", "80"); r.code != 0 {
+		t.Fatalf("register: %+v", r)
+	}
+	r := rumor(t, env, "services", "--local", "--json")
+	var local []map[string]any
+	if err := json.Unmarshal([]byte(r.stdout), &local); err != nil || len(local) != 1 || local[0]["name"] != "web" || local[0]["id"] != "web-1" {
+		t.Errorf("services --local --json = %q (%v), want name web, id web-1", r.stdout, err)
+	}
+	r = rumor(t, env, "services", "--local")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 || !slices.Equal(strings.Fields(lines[1])[:2], []string{"web-1", "web"}) {
+		t.Errorf("services --local:\n%s\nwant a row web-1 web …", r.stdout)
 	}
 }
 
