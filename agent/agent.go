@@ -169,7 +169,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.local.SetNode(a.node)
 	a.applyLocked(a.local.All())
 	if len(a.cfg.Join) > 0 {
-		n, err := a.cl.Join(ctx, a.cfg.Join)
+		n, err := a.cl.Join(ctx, withGossipPort(a.cfg.Join))
 		if err != nil {
 			return fmt.Errorf("agent: join %s: %w (check the addresses and that agents run there, or use retry-join to keep trying in the background)", strings.Join(a.cfg.Join, ", "), err)
 		}

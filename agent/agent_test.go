@@ -37,6 +37,7 @@ type fakeCluster struct {
 	members   []gossip.Member
 	joinFails int // Join fails this many times, then succeeds
 	joins     int
+	joined    []string // the addresses of the last Join
 	left      bool
 	shut      bool
 
@@ -47,6 +48,7 @@ func (f *fakeCluster) Join(ctx context.Context, addrs []string) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.joins++
+	f.joined = addrs
 	if f.joins <= f.joinFails {
 		return 0, fmt.Errorf("no answer from %v", addrs)
 	}

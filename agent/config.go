@@ -55,8 +55,9 @@ type Config struct {
 	// chosen by memberlist.
 	AdvertiseAddr string
 
-	// Join lists peers ("ip", "ip:port" or "host:port") joined once at Start; Start
-	// fails if none answers. Default: none.
+	// Join lists peers ("ip", "ip:port", "host" or "host:port"; the port defaults to
+	// DefaultBindPort, 7946) joined once at Start; Start fails if none answers.
+	// Default: none.
 	Join []string
 
 	// RetryJoin lists peers joined in the background, retried with exponential backoff

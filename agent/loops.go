@@ -15,7 +15,7 @@ import (
 func (a *Agent) retryJoin(cl cluster, addrs []string, what string) {
 	delay := a.cfg.RetryJoinInterval
 	for attempt := 1; ; attempt++ {
-		n, err := cl.Join(a.ctx, addrs)
+		n, err := cl.Join(a.ctx, withGossipPort(addrs))
 		if err == nil {
 			a.log.Info("joined the pool", "via", what, "reached", n, "attempts", attempt)
 			return

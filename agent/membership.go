@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
@@ -25,7 +29,7 @@ func (a *Agent) Join(ctx context.Context, addrs []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := cl.Join(ctx, addrs)
+	n, err := cl.Join(ctx, withGossipPort(addrs))
 	if err != nil {
 		return 0, fmt.Errorf("agent: %w", err) // gossip's error names the addresses
 	}
@@ -99,4 +103,25 @@ func (a *Agent) runningCluster() (cluster, error) {
 		return nil, fmt.Errorf("agent: %w: it has left the pool and is shutting down", ErrNotRunning)
 	}
 	return a.cl, nil
+}
+
+// withGossipPort gives each address without a port the well-known gossip port,
+// DefaultBindPort, as `rumor join --help` and the config's docs promise ("ip" means
+// ip:7946). memberlist would use this agent's own port, which differs from the
+// peer's whenever this agent was moved off 7946 (a second agent on one host).
+func withGossipPort(addrs []string) []string {
+	out := make([]string, len(addrs))
+	for i, addr := range addrs {
+		out[i] = addr
+		if _, _, err := net.SplitHostPort(addr); err == nil {
+			continue // has a port
+		}
+		host := strings.TrimSuffix(strings.TrimPrefix(addr, "["), "]")
+		if ip, err := netip.ParseAddr(host); err == nil {
+			out[i] = net.JoinHostPort(ip.String(), strconv.Itoa(DefaultBindPort))
+		} else if host != "" && !strings.Contains(host, ":") {
+			out[i] = net.JoinHostPort(host, strconv.Itoa(DefaultBindPort)) // a host name
+		}
+	}
+	return out
 }

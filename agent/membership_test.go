@@ -151,3 +151,41 @@ func TestNoGoroutineLeak(t *testing.T) {
 		t.Fatal("blocking query still open after Shutdown")
 	}
 }
+
+// TestJoinDefaultPort: an address without a port means the well-known gossip port,
+// 7946, as `rumor join --help` says, wherever it comes from (the API, --join,
+// --retry-join); memberlist would have used this agent's own port (issue 11 item 18).
+func TestJoinDefaultPort(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"10.0.0.5", "10.0.0.5:7946"},
+		{"10.0.0.5:8000", "10.0.0.5:8000"},
+		{"::1", "[::1]:7946"},
+		{"[fe80::1]", "[fe80::1]:7946"},
+		{"[::1]:8000", "[::1]:8000"},
+		{"peer.example", "peer.example:7946"},
+		{"peer.example:8000", "peer.example:8000"},
+	} {
+		if got := withGossipPort([]string{tc.in}); got[0] != tc.want {
+			t.Errorf("withGossipPort(%q) = %q, want %q", tc.in, got[0], tc.want)
+		}
+	}
+
+	var fc *fakeCluster
+	cfg := testConfig(t, "n1", "", &fc)
+	cfg.Join = []string{"10.0.0.7"}
+	a := startAgent(t, cfg)
+	fc.mu.Lock()
+	got := fc.joined
+	fc.mu.Unlock()
+	if len(got) != 1 || got[0] != "10.0.0.7:7946" {
+		t.Errorf("--join 10.0.0.7 joined %q, want 10.0.0.7:7946", got)
+	}
+	c := newAPI(t, a)
+	c.must("PUT", "/v1/agent/join/10.0.0.5", "")
+	fc.mu.Lock()
+	got = fc.joined
+	fc.mu.Unlock()
+	if len(got) != 1 || got[0] != "10.0.0.5:7946" {
+		t.Errorf("PUT /v1/agent/join/10.0.0.5 joined %q, want 10.0.0.5:7946", got)
+	}
+}

@@ -71,7 +71,8 @@ and rejoins the peers it knew.
 
 Join a pool with --join (tried once at start: the agent exits if no address
 answers) or --retry-join (retried in the background until one answers). Both
-take "ip", "ip:port" or "host:port" and may be repeated.
+take "ip", "ip:port", "host" or "host:port" (the port is 7946 if not given) and
+may be repeated.
 
 The HTTP API listens on loopback by default. To expose it further, protect it:
 --http-token (or $RUMOR_HTTP_TOKEN) makes every write need the token, sent as

@@ -11,7 +11,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -57,6 +59,10 @@ func newClient(f *clientFlags) *client {
 		base = "http://" + base
 	}
 	c := &client{addr: f.httpAddr, base: base, token: f.token, hc: &http.Client{Timeout: requestTimeout}}
+	if err := checkHTTPAddr(base); err != nil {
+		c.err = usagef("--http-addr %q: %v", f.httpAddr, err)
+		return c
+	}
 	if f.caCert != "" {
 		pem, err := os.ReadFile(f.caCert)
 		pool := x509.NewCertPool()
@@ -114,12 +120,7 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, out a
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var ne net.Error
-		msg := fmt.Sprintf("no agent at %s: is `rumor agent` running? (point --http-addr or RUMOR_HTTP_ADDR at it)", c.addr)
-		if errors.As(err, &ne) && ne.Timeout() {
-			msg = fmt.Sprintf("the agent at %s did not answer within %s", c.addr, requestTimeout)
-		}
-		return exitError{code: exitNoAgent, err: errors.New(msg)}
+		return c.connError(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -127,7 +128,7 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, out a
 		return fmt.Errorf("read the answer of %s: %w", c.addr, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return &apiError{status: resp.StatusCode, msg: strings.TrimSpace(string(b))}
+		return c.answerError(resp.StatusCode, b)
 	}
 	if out == nil {
 		return nil
@@ -136,6 +137,71 @@ func (c *client) do(ctx context.Context, method, path string, body []byte, out a
 		return fmt.Errorf("the answer from %s is not what rumor expects (is it a rumor or Consul agent?): %w", c.addr, err)
 	}
 	return nil
+}
+
+// checkHTTPAddr checks --http-addr once made a URL (scheme://host:port): a bad
+// address is the user's mistake (exit 2), not an agent that is not there.
+func checkHTTPAddr(base string) error {
+	u, err := url.Parse(base)
+	if err != nil {
+		return err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("scheme %q: want http:// or https://", u.Scheme)
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("port %q: want 1–65535", p)
+		}
+	}
+	if u.Hostname() == "" {
+		return errors.New("no host: want host:port such as 127.0.0.1:8500")
+	}
+	return nil
+}
+
+// connError explains a request that got no answer: a TLS problem says what failed
+// and how to fix it (exit 1: an agent is there); anything else is no agent (exit 3).
+func (c *client) connError(err error) error {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		verify    *tls.CertificateVerificationError
+		record    tls.RecordHeaderError
+		alert     tls.AlertError
+		ne        net.Error
+	)
+	const caHint = "set RUMOR_HTTP_CACERT to the PEM file of the CA that signed the agent's certificate (--http-tls-cert)"
+	failed := func(format string, args ...any) error {
+		return exitError{code: exitFailed, err: fmt.Errorf(format, args...)}
+	}
+	// net/http replaces the tls.RecordHeaderError of an HTTP answer by this text.
+	plainHTTP := errors.As(err, &record) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
+	switch {
+	case errors.As(err, &unknownCA):
+		return failed("TLS: the agent at %s has a certificate signed by an authority this client does not trust: %s", c.addr, caHint)
+	case errors.As(err, &hostname):
+		return failed("TLS: the agent's certificate is not valid for %s (%v): address the agent by a name or IP its certificate holds", c.addr, hostname)
+	case errors.As(err, &invalid), errors.As(err, &verify):
+		return failed("TLS: the agent at %s has a certificate this client cannot verify (%v): %s", c.addr, err, caHint)
+	case plainHTTP:
+		return failed("TLS: the agent at %s serves plain HTTP, not HTTPS: use http:// in --http-addr (RUMOR_HTTP_ADDR)", c.addr)
+	case errors.As(err, &alert):
+		return failed("TLS: the agent at %s refused the handshake (%v)", c.addr, alert)
+	case errors.As(err, &ne) && ne.Timeout():
+		return exitError{code: exitNoAgent, err: fmt.Errorf("the agent at %s did not answer within %s", c.addr, requestTimeout)}
+	}
+	return exitError{code: exitNoAgent, err: fmt.Errorf("no agent at %s: is `rumor agent` running? (point --http-addr or RUMOR_HTTP_ADDR at it)", c.addr)}
+}
+
+// answerError is an error answer; a plain HTTP request to an HTTPS agent (which
+// Go's server answers with a 400 saying so) says how to fix it.
+func (c *client) answerError(status int, body []byte) error {
+	if status == http.StatusBadRequest && bytes.Contains(body, []byte("Client sent an HTTP request to an HTTPS server")) {
+		return exitError{code: exitFailed, err: fmt.Errorf("TLS: the agent at %s serves HTTPS: use https:// in --http-addr (RUMOR_HTTP_ADDR), and RUMOR_HTTP_CACERT if its certificate is not signed by a CA this system trusts", c.addr)}
+	}
+	return &apiError{status: status, msg: strings.TrimSpace(string(body))}
 }
 
 // printJSON prints v indented.

@@ -76,6 +76,10 @@ func TestClientCommands(t *testing.T) {
 		{"bad flag", []string{"services", "--bogus"}, 2, nil, []string{"unknown flag: --bogus"}},
 		{"bad args", []string{"deregister"}, 2, nil, []string{"accepts 1 arg"}},
 		{"no agent", []string{"members", "--http-addr", "127.0.0.1:1"}, 3, nil, []string{"no agent at 127.0.0.1:1: is `rumor agent` running?"}},
+		// A bad --http-addr is a usage error, not "no agent" (issue 11 item 18).
+		{"port out of range", []string{"members", "--http-addr", "127.0.0.1:99999"}, 2, nil, []string{`--http-addr "127.0.0.1:99999": port "99999": want 1–65535`}},
+		{"port not a number", []string{"services", "--http-addr", "127.0.0.1:http"}, 2, nil, []string{`--http-addr "127.0.0.1:http"`}},
+		{"bad scheme", []string{"members", "--http-addr", "ftp://127.0.0.1:8500"}, 2, nil, []string{`scheme "ftp": want http:// or https://`}},
 		{"version", []string{"version"}, 0, []string{"rumor dev"}, nil},
 		{"keygen", []string{"keygen"}, 0, []string{"="}, nil},
 	})

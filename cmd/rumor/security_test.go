@@ -53,8 +53,23 @@ func TestClientHTTPS(t *testing.T) {
 		HTTPTLSCert: certFile, HTTPTLSKey: keyFile})
 	a = testkit.Running(t, a, err)
 	env := map[string]string{"RUMOR_HTTP_ADDR": "https://" + a.HTTPAddr().String()}
-	if r := rumor(t, env, "members"); r.code == 0 {
-		t.Errorf("members against an untrusted certificate: exit 0, want a failure")
+	// TLS failures say what failed and how to fix it, not "no agent" (issue 11 item 17).
+	if r := rumor(t, env, "members"); r.code != 1 || !strings.Contains(r.stderr, "TLS: ") ||
+		!strings.Contains(r.stderr, "does not trust") || !strings.Contains(r.stderr, "RUMOR_HTTP_CACERT") {
+		t.Errorf("members against an untrusted certificate: exit %d, stderr %q; want 1, a TLS error naming RUMOR_HTTP_CACERT", r.code, r.stderr)
+	}
+	if r := rumor(t, map[string]string{"RUMOR_HTTP_ADDR": a.HTTPAddr().String()}, "members"); r.code != 1 ||
+		!strings.Contains(r.stderr, "serves HTTPS: use https://") {
+		t.Errorf("members over http:// against an HTTPS agent: exit %d, stderr %q; want 1 and use https://", r.code, r.stderr)
+	}
+	r := rumor(t, map[string]string{"RUMOR_HTTP_ADDR": a.HTTPAddr().String()}, "watch", "services")
+	if r.code != 1 || !strings.Contains(r.stderr, "serves HTTPS") {
+		t.Errorf("watch over http:// against an HTTPS agent: exit %d, stderr %q", r.code, r.stderr)
+	}
+	_, plainEnv := startAgent(t)
+	plainEnv["RUMOR_HTTP_ADDR"] = "https://" + plainEnv["RUMOR_HTTP_ADDR"]
+	if r := rumor(t, plainEnv, "members"); r.code != 1 || !strings.Contains(r.stderr, "serves plain HTTP, not HTTPS: use http://") {
+		t.Errorf("members over https:// against a plain agent: exit %d, stderr %q; want 1 and use http://", r.code, r.stderr)
 	}
 	env["RUMOR_HTTP_CACERT"] = certFile
 	if r := rumor(t, env, "members"); r.code != 0 || !strings.Contains(r.stdout, "node1") {

@@ -103,7 +103,7 @@ exits 3 if no agent answers at the start.`,
 // runWatch follows t until ctx ends (exit 0), printing changes.
 func runWatch(ctx context.Context, c *cli, f *clientFlags, t watchTarget) error {
 	cl := newClient(f)
-	blocking := &client{addr: cl.addr, base: cl.base, token: cl.token, hc: &http.Client{Transport: cl.hc.Transport}}
+	blocking := &client{addr: cl.addr, base: cl.base, token: cl.token, err: cl.err, hc: &http.Client{Transport: cl.hc.Transport}}
 	var (
 		index     uint64
 		prev      map[string]watchItem
@@ -284,6 +284,9 @@ func (c *client) getIndexed(ctx context.Context, path string, index uint64, wait
 	if strings.Contains(path, "?") {
 		sep = "&"
 	}
+	if c.err != nil {
+		return nil, 0, c.err
+	}
 	target := c.base + path + sep + url.Values{"index": {strconv.FormatUint(index, 10)}, "wait": {wait.String()}}.Encode()
 	// The agent adds up to wait/16 of jitter; allow that and a margin.
 	ctx, cancel := context.WithTimeout(ctx, wait+wait/16+requestTimeout)
@@ -297,7 +300,7 @@ func (c *client) getIndexed(ctx context.Context, path string, index uint64, wait
 		if ctx.Err() != nil {
 			return nil, 0, ctx.Err()
 		}
-		return nil, 0, exitError{code: exitNoAgent, err: fmt.Errorf("no agent at %s: is `rumor agent` running? (point --http-addr or RUMOR_HTTP_ADDR at it)", c.addr)}
+		return nil, 0, c.connError(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
@@ -306,7 +309,7 @@ func (c *client) getIndexed(ctx context.Context, path string, index uint64, wait
 		return nil, 0, exitError{code: exitNoAgent, err: fmt.Errorf("read the answer of %s: %w", c.addr, err)}
 	}
 	if resp.StatusCode/100 != 2 {
-		return nil, 0, describe(&apiError{status: resp.StatusCode, msg: strings.TrimSpace(string(b))})
+		return nil, 0, describe(c.answerError(resp.StatusCode, b))
 	}
 	idx, err := strconv.ParseUint(resp.Header.Get("X-Consul-Index"), 10, 64)
 	if err != nil {
