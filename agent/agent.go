@@ -148,11 +148,13 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	a.cl, err = newCluster(clusterConfig{
 		NodeName: a.cfg.NodeName, BindAddr: a.cfg.BindAddr, BindPort: a.cfg.BindPort,
-		AdvertiseAddr: a.cfg.AdvertiseAddr, Profile: a.cfg.GossipProfile, Keys: keys, OnKeyringChange: saveKeys,
+		AdvertiseAddr: a.cfg.AdvertiseAddr, Profile: a.cfg.GossipProfile, Keys: keys,
 		Store:      a.cat,
 		Logger:     a.cfg.Logger.With("component", "gossip"), // gossip adds the node itself
 		Registerer: a.reg,
 		Hook:       a.cfg.GossipHook,
+		// The keyring is saved in the data dir at every change (keyringfile.go).
+		OnKeyringChange: saveKeys,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: start gossip on %s:%d: %w", a.cfg.BindAddr, a.cfg.BindPort, err)

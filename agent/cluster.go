@@ -42,29 +42,30 @@ type clusterConfig struct {
 	AdvertiseAddr string
 	Profile       string
 	Keys          [][]byte
+	Store         gossip.Store
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer // the agent's registry
+	Hook          func(*gossip.Config)  // Config.GossipHook
+
 	// OnKeyringChange persists the keyring (gossip.Config.OnKeyringChange); nil
 	// without a data dir.
 	OnKeyringChange func([][]byte) error
-	Store           gossip.Store
-	Logger          *slog.Logger
-	Registerer      prometheus.Registerer // the agent's registry
-	Hook            func(*gossip.Config)  // Config.GossipHook
 }
 
 // newGossip starts real gossip.
 func newGossip(cc clusterConfig) (cluster, error) {
 	gc := gossip.Config{
-		NodeName:        cc.NodeName,
-		BindAddr:        cc.BindAddr,
-		BindPort:        cc.BindPort,
-		AdvertiseAddr:   cc.AdvertiseAddr,
-		Profile:         cc.Profile,
-		Keys:            cc.Keys,
-		OnKeyringChange: cc.OnKeyringChange,
-		Store:           cc.Store,
-		Logger:          cc.Logger,
-		Registerer:      cc.Registerer,
+		NodeName:      cc.NodeName,
+		BindAddr:      cc.BindAddr,
+		BindPort:      cc.BindPort,
+		AdvertiseAddr: cc.AdvertiseAddr,
+		Profile:       cc.Profile,
+		Keys:          cc.Keys,
+		Store:         cc.Store,
+		Logger:        cc.Logger,
+		Registerer:    cc.Registerer,
 	}
+	gc.OnKeyringChange = cc.OnKeyringChange
 	if cc.Hook != nil {
 		cc.Hook(&gc)
 	}
