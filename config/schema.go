@@ -30,15 +30,16 @@ type fileConfig struct {
 	Encrypt            *string
 	NodeMeta           map[string]string
 	EnableScriptChecks *bool
+	LogLevel           *string
+	ReconnectTimeout   *time.Duration // alias reap_after: how long failed nodes' services stay
+	HTTPToken          *string        // rumor's own: the token HTTP API writes require
+	HTTPTokenReads     *bool          // rumor's own: reads require it too
+	CertFile           *string        // Consul's (legacy, top-level) HTTPS certificate
+	KeyFile            *string        // and its key
+
 	// EnableLocalScriptChecks (Consul's enable_local_script_checks): script checks
 	// from config files only.
 	EnableLocalScriptChecks *bool
-	LogLevel                *string
-	ReconnectTimeout        *time.Duration // alias reap_after: how long failed nodes' services stay
-	HTTPToken               *string        // rumor's own: the token HTTP API writes require
-	HTTPTokenReads          *bool          // rumor's own: reads require it too
-	CertFile                *string        // Consul's (legacy, top-level) HTTPS certificate
-	KeyFile                 *string        // and its key
 
 	Service  *definition.Service
 	Services []definition.Service

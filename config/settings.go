@@ -31,14 +31,15 @@ type Settings struct {
 	EncryptKey         *string
 	NodeMeta           map[string]string
 	EnableScriptChecks *bool
+	LogLevel           *slog.Level
+	ReapAfter          *time.Duration // reconnect_timeout
+	HTTPToken          *string        // http_token
+	HTTPTokenReads     *bool          // http_token_reads
+	HTTPTLSCert        *string        // cert_file
+	HTTPTLSKey         *string        // key_file
+
 	// EnableLocalScriptChecks is enable_local_script_checks.
 	EnableLocalScriptChecks *bool
-	LogLevel                *slog.Level
-	ReapAfter               *time.Duration // reconnect_timeout
-	HTTPToken               *string        // http_token
-	HTTPTokenReads          *bool          // http_token_reads
-	HTTPTLSCert             *string        // cert_file
-	HTTPTLSKey              *string        // key_file
 }
 
 // Apply sets the fields of cfg that the files gave.

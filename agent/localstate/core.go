@@ -60,17 +60,18 @@ type Ready struct {
 // and the health checks, for the agent to carry out. It is not safe for concurrent
 // use: the agent serialises calls.
 type Core struct {
-	w            *catalog.Writer
-	store        Store
-	policy       definition.Policy
-	configPolicy definition.Policy // for SourceConfig services
-	limits       Limits
-	st           State
-	node         catalog.Node
+	w      *catalog.Writer
+	store  Store
+	policy definition.Policy
+	limits Limits
+	st     State
+	node   catalog.Node
 	// owners maps every check ID to the key of the entry holding it, so that
 	// finding a check and the uniqueness rule cost the same at 10 services as at
 	// 10,000 (setEntry keeps it).
 	owners map[string]string
+
+	configPolicy definition.Policy // policy for SourceConfig services
 }
 
 // persisted is the policy a saved state is checked under: its checks were accepted
