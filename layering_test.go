@@ -36,7 +36,12 @@ var mayImport = map[string][]string{
 	"agent":               {"catalog", "definition", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "ui", "internal/"},
 	"agent/localstate":    {"catalog", "definition"},                // the local-state core: no adapters
 	"config":              {"catalog", "definition", "agent"},       // config files → agent.Config and service definitions
-	"sim":                 {"catalog", "gossip", "internal/memnet"}, // real gossip nodes on a simulated network
+	"sim":                 {"catalog", "gossip", "internal/memnet", "sim/scenario"}, // real gossip nodes on a simulated network
+	// The simulator's tiers share sim/scenario (scripts and reports); the model and
+	// the plots are standard library only.
+	"sim/scenario": nil,
+	"sim/model":    {"sim/scenario"},
+	"sim/plot":     {"sim/scenario"},
 	"sim/netbench":        {"sim", "internal/"},                     // runs agent processes; shares sim's table
 	"cmd/":                {""},                                     // the CLI may use anything
 	"internal/":           {"catalog"},

@@ -1,0 +1,552 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/gossip"
+	"github.com/rumor-sd/rumor/internal/memnet"
+	"github.com/rumor-sd/rumor/sim/scenario"
+)
+
+// RealOptions tunes RunReal. The zero value is the LAN defaults.
+type RealOptions struct {
+	// Progress receives one line per phase; nil discards.
+	Progress io.Writer
+	// MemberlistHook, if set, adjusts every node's memberlist config (what-if runs).
+	MemberlistHook func(*memberlist.Config)
+	// ConvergeTimeout bounds the wait for the initial cluster to agree, in the
+	// run's own time. Default 10 minutes.
+	ConvergeTimeout time.Duration
+}
+
+// RunReal runs sc with real gossip nodes (package gossip over memberlist, each with
+// its own catalog) over memnet's simulated network, and measures it.
+//
+// It reads time from the time package only, so inside a testing/synctest bubble the
+// whole scenario runs in virtual time (seconds of protocol in milliseconds), and
+// outside one it runs in real time. It stops every node before returning; inside a
+// bubble the caller should let bubble time pass afterwards, since memberlist's
+// Shutdown does not wait for probes in flight.
+func RunReal(ctx context.Context, sc scenario.Scenario, opt RealOptions) (scenario.Report, error) {
+	wallStart := time.Now()
+	if opt.Progress == nil {
+		opt.Progress = io.Discard
+	}
+	if opt.ConvergeTimeout <= 0 {
+		opt.ConvergeTimeout = 10 * time.Minute
+	}
+	r := &realRun{
+		sc:  sc,
+		opt: opt,
+		rng: rand.New(rand.NewPCG(sc.Seed, 0x5eed)),
+		net: memnet.NewNetwork(memnet.Config{Seed: sc.Seed, QueueLen: 4096,
+			Link: memnet.Link{Loss: sc.Link.Loss, Latency: sc.Link.Latency, Jitter: sc.Link.Jitter}}),
+		tr: newTracker(),
+	}
+	defer r.close()
+	rep, err := r.run(ctx)
+	rep.Wall = time.Since(wallStart)
+	return rep, err
+}
+
+type realRun struct {
+	sc    scenario.Scenario
+	opt   RealOptions
+	rng   *rand.Rand
+	net   *memnet.Network
+	tr    *tracker
+	nodes []*simNode // every node ever started, in start order
+	seq   int        // next node number
+	regs  int        // services registered by events
+	link  memnet.Link
+}
+
+// simNode is one simulated agent: a catalog behind a recording store, and gossip.
+type simNode struct {
+	name  string
+	cat   *catalog.Catalog
+	store *recStore
+	w     *catalog.Writer
+	g     *gossip.Gossip
+	tr    *memnet.Transport
+	dead  bool
+	since time.Time // started
+}
+
+func (r *realRun) logf(format string, args ...any) {
+	fmt.Fprintf(r.opt.Progress, "[%s n=%d] "+format+"\n", append([]any{r.sc.Name, r.sc.Nodes}, args...)...)
+}
+
+func (r *realRun) close() {
+	for _, n := range r.nodes {
+		if n.g != nil {
+			_ = n.g.Shutdown()
+		}
+	}
+	r.net.Close()
+}
+
+func (r *realRun) live() []*simNode {
+	var out []*simNode
+	for _, n := range r.nodes {
+		if !n.dead {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (r *realRun) run(ctx context.Context) (scenario.Report, error) {
+	sc := r.sc
+	rep := scenario.Report{Scenario: sc.Name, Tier: "real", Nodes: sc.Nodes, Seed: sc.Seed}
+	runtime.GC()
+	var ms0 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+
+	r.logf("starting %d nodes", sc.Nodes)
+	for range sc.Nodes {
+		if _, err := r.startNode(ctx); err != nil {
+			return rep, err
+		}
+	}
+	for _, n := range r.nodes {
+		for j := range sc.Services {
+			if err := n.publish(n.w.PutService(service(fmt.Sprintf("svc-%d", j), 0))); err != nil {
+				return rep, err
+			}
+		}
+	}
+	start := time.Now()
+	if err := waitFor(ctx, r.opt.ConvergeTimeout, r.converged); err != nil {
+		return rep, fmt.Errorf("sim: initial convergence of %d nodes: %w", sc.Nodes, err)
+	}
+	rep.Converge = time.Since(start)
+	r.logf("all catalogs equal after %s", rep.Converge.Round(time.Millisecond))
+	runtime.GC()
+	var ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms1)
+	rep.MemPerNode = float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc)) / float64(sc.Nodes)
+
+	t0 := time.Now()
+	r.tr.setStart(t0)
+	stats0 := r.net.Stats()
+	var nodeSecs float64 // live node-seconds, for per-node rates
+	last := t0
+	var change *scenario.Event
+	var changeDebt float64
+	events := slices.Clone(sc.Events)
+	const step = 100 * time.Millisecond
+	for {
+		now := time.Since(t0)
+		for len(events) > 0 && events[0].At <= now {
+			e := events[0]
+			events = events[1:]
+			if e.Kind == scenario.Change {
+				change = &e
+				continue
+			}
+			if err := r.apply(ctx, e); err != nil {
+				return rep, fmt.Errorf("sim: line %d (%s at %s): %w", e.Line, e.Kind, e.At, err)
+			}
+		}
+		if now >= sc.Duration {
+			break
+		}
+		next := sc.Duration
+		if len(events) > 0 {
+			next = events[0].At
+		}
+		if change != nil {
+			next = min(next, now+step)
+		}
+		if err := sleep(ctx, next-now); err != nil {
+			return rep, err
+		}
+		el := time.Since(last)
+		last = time.Now()
+		live := r.live()
+		nodeSecs += el.Seconds() * float64(len(live))
+		if change != nil && change.Period > 0 {
+			changeDebt += el.Seconds() * float64(len(live)*change.Count) / change.Period.Seconds()
+			for ; changeDebt >= 1; changeDebt-- {
+				n := live[r.rng.IntN(len(live))]
+				j := r.rng.IntN(max(1, min(change.Count, max(sc.Services, 1))))
+				if err := n.publish(n.w.PutService(service(fmt.Sprintf("svc-%d", j), r.rng.IntN(1000)))); err != nil {
+					return rep, err
+				}
+			}
+		}
+	}
+	stats1 := r.net.Stats()
+	sent := float64(stats1.BytesSent-stats0.BytesSent) + float64(stats1.StreamBytesSent-stats0.StreamBytesSent)
+	if nodeSecs > 0 {
+		rep.BytesPerNodeSec = sent / nodeSecs
+	}
+	rep.NodeHours = nodeSecs / 3600
+	r.tr.report(&rep, r.nodes)
+	live := r.live()
+	for _, o := range live {
+		for _, n := range live {
+			if st, _ := o.cat.Liveness(n.name); st != catalog.LivenessAlive {
+				rep.Split++
+			}
+		}
+	}
+	r.logf("done")
+	return rep, nil
+}
+
+// apply runs one scripted event.
+func (r *realRun) apply(ctx context.Context, e scenario.Event) error {
+	live := r.live()
+	switch e.Kind {
+	case scenario.Register:
+		for range e.Count {
+			n := live[r.rng.IntN(len(live))]
+			id := fmt.Sprintf("reg-%d", r.regs)
+			r.regs++
+			r.tr.registered(id, time.Now())
+			if err := n.publish(n.w.PutService(service(id, 0))); err != nil {
+				return err
+			}
+		}
+		r.logf("t=%s registered %d services", e.At, e.Count)
+	case scenario.Kill, scenario.Churn:
+		k := min(e.N(len(live)), len(live)-1)
+		for _, i := range r.rng.Perm(len(live))[:k] {
+			r.kill(live[i])
+		}
+		r.logf("t=%s crashed %d nodes", e.At, k)
+		if e.Kind == scenario.Churn {
+			for range k {
+				if _, err := r.startNode(ctx); err != nil {
+					return err
+				}
+			}
+			r.logf("t=%s started %d nodes", e.At, k)
+		}
+	case scenario.Partition:
+		k := min(e.N(len(live)), len(live)-1)
+		var a, b []string
+		for i, n := range live {
+			if i < k {
+				a = append(a, n.name)
+			} else {
+				b = append(b, n.name)
+			}
+		}
+		r.net.Partition(a, b)
+		r.tr.partition(a, b, time.Now())
+		r.logf("t=%s partitioned %d | %d", e.At, len(a), len(b))
+	case scenario.Heal:
+		r.net.Heal()
+		r.tr.heal(time.Now())
+		r.logf("t=%s healed", e.At)
+	case scenario.SetLink:
+		r.link = memnet.Link{Loss: e.Link.Loss, Latency: e.Link.Latency, Jitter: e.Link.Jitter}
+		r.net.SetDefaultLink(r.link)
+		r.logf("t=%s link %+v", e.At, e.Link)
+	case scenario.Slow:
+		k := min(e.N(len(live)), len(live))
+		for _, i := range r.rng.Perm(len(live))[:k] {
+			s := live[i]
+			l := r.link
+			l.Latency += e.Delay
+			for _, o := range r.nodes {
+				if o != s {
+					r.net.SetLink(s.name, o.name, l)
+					r.net.SetLink(o.name, s.name, l)
+				}
+			}
+		}
+		r.logf("t=%s slowed %d nodes by %s", e.At, k, e.Delay)
+	default:
+		return fmt.Errorf("unknown event kind %q", e.Kind)
+	}
+	return nil
+}
+
+// kill crashes a node: its network goes down at once (peers get nothing more from
+// it), then its gossip stops, which sends nothing since the network is down.
+func (r *realRun) kill(n *simNode) {
+	n.dead = true
+	r.tr.crashed(n.name, time.Now())
+	r.net.SetDown(n.name, true)
+	_ = n.g.Shutdown()
+}
+
+func (r *realRun) startNode(ctx context.Context) (*simNode, error) {
+	name := fmt.Sprintf("n%05d", r.seq)
+	r.seq++
+	cat, err := catalog.New(catalog.Config{Clock: wallClock{}})
+	if err != nil {
+		return nil, err
+	}
+	tr := r.net.NewTransport(name)
+	store := &recStore{Catalog: cat, self: name, tr: r.tr}
+	g, err := gossip.New(gossip.Config{NodeName: name, BindAddr: tr.IP(), BindPort: tr.Port(), Transport: tr,
+		Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MemberlistHook: r.opt.MemberlistHook})
+	if err != nil {
+		return nil, fmt.Errorf("sim: start %s: %w", name, err)
+	}
+	n := &simNode{name: name, cat: cat, store: store, g: g, tr: tr, since: time.Now(),
+		w: catalog.NewWriter(name, uint64(time.Now().UnixMilli())+1)}
+	id := fmt.Sprintf("00000000-0000-4000-8000-%012d", r.seq)
+	if err := n.publish(n.w.PutNode(&catalog.Node{ID: id, Name: name, Address: tr.IP(), Datacenter: "dc1"})); err != nil {
+		_ = g.Shutdown()
+		return nil, err
+	}
+	live := r.live()
+	r.nodes = append(r.nodes, n)
+	if len(live) > 0 {
+		// Join a few live nodes, as operators list a few seeds.
+		var seeds []string
+		for _, i := range r.rng.Perm(len(live))[:min(3, len(live))] {
+			seeds = append(seeds, live[i].tr.Addr())
+		}
+		if _, err := g.Join(ctx, seeds); err != nil {
+			return nil, fmt.Errorf("sim: %s join: %w", name, err)
+		}
+	}
+	return n, nil
+}
+
+func (n *simNode) publish(recs ...catalog.Record) error {
+	if _, err := n.store.Apply(recs...); err != nil {
+		return fmt.Errorf("sim: %s apply: %w", n.name, err)
+	}
+	n.g.Publish(recs)
+	return nil
+}
+
+func service(id string, port int) *catalog.Service {
+	return &catalog.Service{ID: id, Name: id, Port: 8000 + port, Tags: []string{"v1"}, Weights: catalog.DefaultWeights}
+}
+
+func (r *realRun) converged() bool {
+	live := r.live()
+	s0 := live[0].cat.Summary()
+	for _, n := range live[1:] {
+		if n.cat.Summary() != s0 {
+			return false
+		}
+	}
+	return true
+}
+
+// recStore is a node's catalog as gossip sees it, telling the tracker when a
+// scripted registration arrives and when a node is declared failed.
+type recStore struct {
+	*catalog.Catalog
+	self string
+	tr   *tracker
+}
+
+func (s *recStore) Apply(recs ...catalog.Record) ([]catalog.Record, error) {
+	changed, err := s.Catalog.Apply(recs...)
+	for _, c := range changed {
+		if c.Service != nil && strings.HasPrefix(c.Key.ID, "reg-") {
+			s.tr.arrived(c.Key.ID, s.self, time.Now())
+		}
+	}
+	return changed, err
+}
+
+func (s *recStore) SetLiveness(node string, l catalog.Liveness) {
+	s.Catalog.SetLiveness(node, l)
+	if l == catalog.LivenessFailed {
+		s.tr.failed(s.self, node, time.Now())
+	}
+}
+
+var _ gossip.Store = (*recStore)(nil)
+
+// tracker records what happened when, from every node's callbacks.
+type tracker struct {
+	mu       sync.Mutex
+	start    time.Time
+	regOrder []string
+	regAt    map[string]time.Time
+	arrivals map[string]map[string]time.Time // service → node → first arrival
+	crashAt  map[string]time.Time
+	crashes  []string
+	fails    []failure
+	parts    []partSpan
+}
+
+type failure struct {
+	observer, node string
+	at             time.Time
+}
+
+type partSpan struct {
+	side       map[string]bool // the first group; everyone else is the other side
+	start, end time.Time       // end zero: not healed
+}
+
+func newTracker() *tracker {
+	return &tracker{regAt: map[string]time.Time{}, arrivals: map[string]map[string]time.Time{}, crashAt: map[string]time.Time{}}
+}
+
+func (t *tracker) setStart(at time.Time) { t.mu.Lock(); t.start = at; t.mu.Unlock() }
+
+func (t *tracker) registered(id string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.regOrder = append(t.regOrder, id)
+	t.regAt[id] = at
+	t.arrivals[id] = map[string]time.Time{}
+}
+
+func (t *tracker) arrived(id, node string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m, ok := t.arrivals[id]; ok {
+		if _, seen := m[node]; !seen {
+			m[node] = at
+		}
+	}
+}
+
+func (t *tracker) crashed(node string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.crashAt[node] = at
+	t.crashes = append(t.crashes, node)
+}
+
+func (t *tracker) failed(observer, node string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.start.IsZero() {
+		t.fails = append(t.fails, failure{observer, node, at})
+	}
+}
+
+func (t *tracker) partition(a, b []string, at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	side := map[string]bool{}
+	for _, n := range a {
+		side[n] = true
+	}
+	t.parts = append(t.parts, partSpan{side: side, start: at})
+}
+
+func (t *tracker) heal(at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := range t.parts {
+		if t.parts[i].end.IsZero() {
+			t.parts[i].end = at
+		}
+	}
+}
+
+// separated says whether a partition separated x and y at, or ended less than
+// grace before it (a failure declared just after a heal was raised during the split).
+func (t *tracker) separated(x, y string, at time.Time, grace time.Duration) bool {
+	for _, p := range t.parts {
+		if at.Before(p.start) || !p.end.IsZero() && at.After(p.end.Add(grace)) {
+			continue
+		}
+		if p.side[x] != p.side[y] {
+			return true
+		}
+	}
+	return false
+}
+
+// report fills the measurements of rep from what was recorded.
+func (t *tracker) report(rep *scenario.Report, nodes []*simNode) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	alive := map[string]*simNode{}
+	for _, n := range nodes {
+		if !n.dead {
+			alive[n.name] = n
+		}
+	}
+	for i, id := range t.regOrder {
+		at := t.regAt[id]
+		var ds []time.Duration
+		for name, a := range t.arrivals[id] {
+			if alive[name] != nil {
+				ds = append(ds, a.Sub(at))
+			}
+		}
+		slices.Sort(ds)
+		// Nodes that started after the registration count too: they must get it.
+		want := len(alive)
+		rep.Spreads = append(rep.Spreads, spread(ds, want))
+		if len(ds) < want {
+			rep.Unreached++
+		}
+		if i == 0 {
+			rep.Curve = ds
+		}
+	}
+	firstFail := map[[2]string]time.Time{}
+	for _, f := range t.fails {
+		k := [2]string{f.observer, f.node}
+		if c, ok := t.crashAt[f.node]; ok && !f.at.Before(c) {
+			if _, seen := firstFail[k]; !seen {
+				firstFail[k] = f.at
+			}
+			continue
+		}
+		if c, ok := t.crashAt[f.observer]; ok && !f.at.Before(c) {
+			continue // a dead node's view does not count
+		}
+		if t.separated(f.observer, f.node, f.at, 30*time.Second) {
+			continue
+		}
+		rep.FalseFailures++
+	}
+	for _, v := range t.crashes {
+		c := t.crashAt[v]
+		var worst time.Duration
+		ok := true
+		for name, n := range alive {
+			if n.since.After(c) {
+				continue // joined after the crash: it may never have known the node
+			}
+			f, seen := firstFail[[2]string{name, v}]
+			if !seen {
+				ok = false
+				break
+			}
+			worst = max(worst, f.Sub(c))
+		}
+		if ok {
+			rep.Detections = append(rep.Detections, worst)
+		} else {
+			rep.Undetected++
+		}
+	}
+}
+
+// spread turns sorted arrival offsets into the times to reach 50/99/100 % of want.
+func spread(ds []time.Duration, want int) scenario.Spread {
+	at := func(frac float64) time.Duration {
+		k := int(frac*float64(want) + 0.999999) // nodes needed, rounded up
+		k = max(1, k)
+		if k > len(ds) {
+			return 0
+		}
+		return max(ds[k-1], time.Nanosecond)
+	}
+	return scenario.Spread{T50: at(0.5), T99: at(0.99), T100: at(1)}
+}
