@@ -36,17 +36,21 @@ var mayImport = map[string][]string{
 	"agent":               {"catalog", "definition", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "ui", "internal/"},
 	"agent/localstate":    {"catalog", "definition"},                // the local-state core: no adapters
 	"config":              {"catalog", "definition", "agent"},       // config files → agent.Config and service definitions
-	"sim":                 {"catalog", "gossip", "internal/memnet", "sim/scenario"}, // real gossip nodes on a simulated network
-	// The simulator's tiers share sim/scenario (scripts and reports); the model and
-	// the plots are standard library only.
-	"sim/scenario": nil,
-	"sim/model":    {"sim/scenario"},
-	"sim/plot":     {"sim/scenario"},
+	"sim":                 {"catalog", "gossip", "internal/memnet"}, // real gossip nodes on a simulated network
 	"sim/netbench":        {"sim", "internal/"},                     // runs agent processes; shares sim's table
 	"cmd/":                {""},                                     // the CLI may use anything
 	"internal/":           {"catalog"},
 	"internal/netemagent": {"agent", "gossip"}, // a test binary: an agent whose gossip goes through gossip/netem
+
+	// The simulator's tiers share sim/scenario (scripts and reports, standard library
+	// only); the model and the plots use nothing else of this module.
+	"sim/scenario": nil,
+	"sim/model":    {"sim/scenario"},
+	"sim/plot":     {"sim/scenario"},
 }
+
+// The simulator's real tier (sim) reads scenarios and writes reports of sim/scenario.
+func init() { mayImport["sim"] = append(mayImport["sim"], "sim/scenario") }
 
 // testSupport reports whether a package of this module is test support, which the
 // shipped binary must not link: *test packages, gossip/netem (delays for tests on
