@@ -490,7 +490,7 @@ func (t *tracker) report(rep *scenario.Report, nodes []*simNode) {
 		slices.Sort(ds)
 		// Nodes that started after the registration count too: they must get it.
 		want := len(alive)
-		rep.Spreads = append(rep.Spreads, spread(ds, want))
+		rep.Spreads = append(rep.Spreads, scenario.SpreadOf(ds, want))
 		if len(ds) < want {
 			rep.Unreached++
 		}
@@ -536,17 +536,4 @@ func (t *tracker) report(rep *scenario.Report, nodes []*simNode) {
 			rep.Undetected++
 		}
 	}
-}
-
-// spread turns sorted arrival offsets into the times to reach 50/99/100 % of want.
-func spread(ds []time.Duration, want int) scenario.Spread {
-	at := func(frac float64) time.Duration {
-		k := int(frac*float64(want) + 0.999999) // nodes needed, rounded up
-		k = max(1, k)
-		if k > len(ds) {
-			return 0
-		}
-		return max(ds[k-1], time.Nanosecond)
-	}
-	return scenario.Spread{T50: at(0.5), T99: at(0.99), T100: at(1)}
 }

@@ -3,6 +3,7 @@ package scenario
 import (
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"text/tabwriter"
 	"time"
@@ -116,4 +117,17 @@ func kib(b float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f KiB", b/1024)
+}
+
+// SpreadOf turns one registration's sorted arrival offsets into the times until
+// 50 %, 99 % and 100 % of want nodes had it (both tiers compute it so).
+func SpreadOf(ds []time.Duration, want int) Spread {
+	at := func(frac float64) time.Duration {
+		k := max(1, int(math.Ceil(frac*float64(want)-1e-9)))
+		if k > len(ds) {
+			return 0
+		}
+		return max(ds[k-1], time.Nanosecond)
+	}
+	return Spread{T50: at(0.5), T99: at(0.99), T100: at(1)}
 }

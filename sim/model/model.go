@@ -1,0 +1,732 @@
+// Package model predicts what rumor's gossip does at sizes real code cannot reach in
+// one process (1,000–100,000 nodes): an event-driven simulation of the same protocol
+// with the same parameters — SWIM probes with Lifeguard's suspicion timeouts and
+// confirmations, memberlist's retransmit-limited piggyback queue (membership messages
+// first, then records, packet by packet), rumor's push-pull anti-entropy with
+// memberlist's interval scaling, and an optional eager path — run over the same
+// scenario scripts as tier 1 (package sim), producing the same report.
+//
+// What it simulates event by event: every gossip packet carrying a scripted
+// registration or a membership message about a crashed node, every push-pull
+// exchange, every probe of a crashed node. What it computes in closed form: probes
+// of live nodes (their bytes, and the chance that packet loss makes one fail and
+// end in a false failure), the traffic of a steady change rate ("change" events),
+// and memory per node. It does not model failure detection across a partition (the
+// two sides declaring each other failed), joins' own traffic, or CPU.
+//
+// It is deterministic: the same scenario, seed and parameters give the same report.
+// It does no I/O and starts no goroutines.
+package model
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/rumor-sd/rumor/sim/scenario"
+)
+
+const (
+	evGossip   = iota // a node's gossip tick
+	evDeliver         // a packet arrives
+	evPushPull        // a node's push-pull tick
+	evProbe           // someone probes a crashed node
+	evSuspect         // a prober's probe of a crashed node has failed
+	evTimer           // a suspicion timer may have expired
+	evScript          // a scripted event
+	evLearn           // a node learns a record by anti-entropy or the eager path
+)
+
+type event struct {
+	at   int64 // ns since the start of the run
+	seq  uint64
+	kind uint8
+	node int32
+	a, b int32
+}
+
+type eventHeap []event
+
+func (h eventHeap) less(i, j int) bool {
+	return h[i].at < h[j].at || h[i].at == h[j].at && h[i].seq < h[j].seq
+}
+
+func (h *eventHeap) push(e event) {
+	*h = append(*h, e)
+	s := *h
+	i := len(s) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s[i], s[p] = s[p], s[i]
+		i = p
+	}
+}
+
+func (h *eventHeap) pop() event {
+	s := *h
+	top := s[0]
+	last := len(s) - 1
+	s[0] = s[last]
+	s = s[:last]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(s) && s.less(l, m) {
+			m = l
+		}
+		if r < len(s) && s.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		s[i], s[m] = s[m], s[i]
+		i = m
+	}
+	*h = s
+	return top
+}
+
+// Rumor kinds.
+const (
+	rRecord = iota
+	rSuspect
+	rDead
+)
+
+type rumor struct {
+	kind    uint8
+	subject int32 // record index, or the crashed node
+	from    int32 // suspect: the suspecting node
+	size    int32
+}
+
+type qent struct {
+	rumor int32
+	tx    int32
+}
+
+type node struct {
+	alive    bool
+	side     int8  // partition side
+	started  int64 // when it joined
+	ticking  bool
+	phase    int64 // gossip tick offset
+	ticks    int64 // gossip ticks so far, for ping piggyback
+	queue    []qent
+	eagerFwd bool
+}
+
+// record is one scripted registration.
+type record struct {
+	rumor  int32
+	at     int64
+	origin int32
+	known  []int64 // per node: arrival time + 1 (0: unknown)
+}
+
+type susp struct {
+	start    int64
+	from     int32
+	conf     []int32
+	deadline int64
+}
+
+// victim is one crashed node.
+type victim struct {
+	index    int32 // in model.vics
+	node     int32
+	at       int64
+	deadAt   map[int32]int64 // observer → when it marked the node failed
+	susp     map[int32]*susp
+	suspects map[int32]int32 // suspecter → its suspect rumor
+	dead     int32           // the dead rumor (-1 until declared)
+	probing  bool
+}
+
+// Model is one run of a scenario.
+type model struct {
+	p      Params
+	sc     scenario.Scenario
+	rng    *rand.Rand
+	h      eventHeap
+	seq    uint64
+	now    int64
+	nodes  []node
+	live   int
+	link   scenario.Link
+	slow   map[int32]time.Duration
+	split  bool
+	rumors []rumor
+	recs   []*record
+	vics   []*victim
+	vicOf  map[int32]*victim
+	pkts   [][]int32
+	free   []int32
+
+	bytes      float64 // simulated bytes sent
+	nodeSecs   float64 // live node-seconds
+	lastT      int64
+	changeRate float64 // record changes per node per second from "change" events
+	falseExp   float64
+	events     []scenario.Event
+}
+
+// Run runs sc on the model with parameters p.
+func Run(sc scenario.Scenario, p Params) (scenario.Report, error) {
+	if sc.Nodes < 3 {
+		return scenario.Report{}, fmt.Errorf("model: %d nodes: need at least 3", sc.Nodes)
+	}
+	if p.GossipNodes < 1 || p.GossipInterval <= 0 || p.ProbeInterval <= 0 || p.PacketBytes < 100 {
+		return scenario.Report{}, fmt.Errorf("model: parameters %+v: need GossipNodes ≥ 1, positive intervals and PacketBytes ≥ 100", p)
+	}
+	m := &model{p: p, sc: sc, rng: rand.New(rand.NewPCG(sc.Seed, 0x30de1)), link: sc.Link,
+		slow: map[int32]time.Duration{}, vicOf: map[int32]*victim{}}
+	for range sc.Nodes {
+		m.addNode(0)
+	}
+	for i, e := range sc.Events {
+		m.schedule(event{at: int64(e.At), kind: evScript, a: int32(i)})
+	}
+	m.events = sc.Events
+	end := int64(sc.Duration)
+	for len(m.h) > 0 && m.h[0].at <= end {
+		e := m.h.pop()
+		m.advance(e.at)
+		m.handle(e)
+	}
+	m.advance(end)
+	return m.report(), nil
+}
+
+func (m *model) schedule(e event) {
+	m.seq++
+	e.seq = m.seq
+	m.h.push(e)
+}
+
+// advance moves the clock, accruing node-seconds and the closed-form traffic.
+func (m *model) advance(t int64) {
+	if t <= m.lastT {
+		m.now = max(m.now, t)
+		return
+	}
+	dt := float64(t-m.lastT) / 1e9
+	m.nodeSecs += dt * float64(m.live)
+	// Probes of live members: a ping and an ack per node per interval; with loss, the
+	// failed ones add indirect probes (IndirectChecks × 4 packets).
+	loss := m.link.Loss
+	pfail := 1 - (1-loss)*(1-loss)
+	probeBytes := float64(m.p.PingBytes+m.p.AckBytes) * (1 + pfail*float64(m.p.IndirectChecks)*2)
+	m.bytes += dt * float64(m.live) * probeBytes / m.p.ProbeInterval.Seconds()
+	// A steady change rate: each change is sent limit times by every node, but no
+	// node can send more than its packets hold.
+	if m.changeRate > 0 {
+		n := m.live
+		limit := retransmits(m.p.RetransmitMult*m.p.RecordRetransmitMult, n)
+		demand := m.changeRate * float64(n) * float64(limit*m.p.RecordBytes) // per node per second
+		capacity := float64(m.p.GossipNodes*m.p.PacketBytes) / m.p.GossipInterval.Seconds()
+		m.bytes += dt * float64(n) * min(demand, capacity)
+	}
+	// False failures: a probe of a live node fails if the ping or its ack is lost,
+	// every indirect probe fails and the TCP fallback fails; the suspicion becomes a
+	// failure only if the node never hears of it to refute it.
+	if loss > 0 {
+		indirect := 1 - math.Pow(1-loss, 4)
+		pf := pfail * math.Pow(indirect, float64(m.p.IndirectChecks)) * m.p.TCPFallbackFail
+		refuteMiss := math.Pow(loss, float64(retransmits(m.p.RetransmitMult, m.live)))
+		m.falseExp += dt * float64(m.live) / m.p.ProbeInterval.Seconds() * pf * refuteMiss
+	}
+	m.lastT = t
+	m.now = t
+}
+
+func (m *model) addNode(at int64) int32 {
+	i := int32(len(m.nodes))
+	m.nodes = append(m.nodes, node{alive: true, started: at, phase: m.rng.Int64N(int64(m.p.GossipInterval))})
+	m.live++
+	// Push-pull ticks start at a random offset.
+	every := int64(m.p.pushPullEvery(m.sc.Nodes))
+	m.schedule(event{at: at + m.rng.Int64N(every), kind: evPushPull, node: i})
+	// A joining node gets every record in its first exchange.
+	for _, r := range m.recs {
+		r.known = append(r.known, 0)
+		if at > 0 {
+			r.known[i] = at + 1
+		}
+	}
+	return i
+}
+
+func (m *model) handle(e event) {
+	switch e.kind {
+	case evScript:
+		m.script(m.events[e.a])
+	case evGossip:
+		m.gossip(e.node)
+	case evDeliver:
+		m.deliver(e.node, e.a, e.b)
+	case evLearn:
+		m.receive(e.node, e.a, e.b)
+	case evPushPull:
+		m.pushPull(e.node)
+	case evProbe:
+		m.probe(m.vics[e.a])
+	case evSuspect:
+		v := m.vics[e.a]
+		if _, dead := v.deadAt[e.node]; !dead && m.nodes[e.node].alive {
+			m.onSuspect(e.node, v, e.node)
+		}
+	case evTimer:
+		m.timer(e.node, m.vics[e.a])
+	}
+}
+
+func (m *model) liveNodes() []int32 {
+	var out []int32
+	for i := range m.nodes {
+		if m.nodes[i].alive {
+			out = append(out, int32(i))
+		}
+	}
+	return out
+}
+
+func (m *model) script(e scenario.Event) {
+	live := m.liveNodes()
+	switch e.Kind {
+	case scenario.Register:
+		for range e.Count {
+			m.register(live[m.rng.IntN(len(live))])
+		}
+	case scenario.Kill, scenario.Churn:
+		k := min(e.N(len(live)), len(live)-1)
+		m.rng.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+		for _, v := range live[:k] {
+			m.crash(v)
+		}
+		if e.Kind == scenario.Churn {
+			for range k {
+				m.addNode(m.now)
+			}
+		}
+	case scenario.Partition:
+		k := min(e.N(len(live)), len(live)-1)
+		for i, n := range live {
+			m.nodes[n].side = 0
+			if i < k {
+				m.nodes[n].side = 1
+			}
+		}
+		m.split = true
+	case scenario.Heal:
+		m.split = false
+		// rumor's reconnect loop retries failed members within about 2 s, and each
+		// reconnect is a push-pull across the old split.
+		for _, n := range live {
+			m.schedule(event{at: m.now + m.rng.Int64N(int64(2*time.Second)), kind: evPushPull, node: n, a: 1})
+		}
+	case scenario.SetLink:
+		m.link = e.Link
+	case scenario.Slow:
+		k := min(e.N(len(live)), len(live))
+		m.rng.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+		for _, n := range live[:k] {
+			m.slow[n] += e.Delay
+		}
+	case scenario.Change:
+		m.changeRate = float64(e.Count) / e.Period.Seconds()
+	}
+}
+
+// register publishes a new record at origin.
+func (m *model) register(origin int32) {
+	r := &record{rumor: int32(len(m.rumors)), at: m.now, origin: origin, known: make([]int64, len(m.nodes))}
+	m.rumors = append(m.rumors, rumor{kind: rRecord, subject: int32(len(m.recs)), size: int32(m.p.RecordBytes)})
+	m.recs = append(m.recs, r)
+	r.known[origin] = m.now + 1
+	m.enqueue(origin, r.rumor)
+	m.eager(origin, r.rumor, true)
+}
+
+// eager sends a new record straight to members, if the eager path is on.
+func (m *model) eager(from, rid int32, origin bool) {
+	n := m.live
+	var targets []int32
+	switch {
+	case m.p.EagerAllBelow > 0 && n <= m.p.EagerAllBelow && origin:
+		targets = m.liveNodes()
+	case m.p.EagerFanout > 0 && (origin || m.p.EagerForward && n > m.p.EagerAllBelow):
+		for range m.p.EagerFanout {
+			targets = append(targets, int32(m.rng.IntN(len(m.nodes))))
+		}
+	default:
+		return
+	}
+	for _, t := range targets {
+		if t == from {
+			continue
+		}
+		m.bytes += float64(m.p.RecordBytes + m.p.PacketOverhead)
+		if d, ok := m.path(from, t); ok {
+			m.schedule(event{at: m.now + int64(m.p.EagerDelay) + d, kind: evLearn, node: t, a: rid, b: 1})
+		}
+	}
+}
+
+// path decides a packet's fate: its delay, or false if it is lost.
+func (m *model) path(from, to int32) (int64, bool) {
+	if !m.nodes[to].alive || m.split && m.nodes[from].side != m.nodes[to].side {
+		return 0, false
+	}
+	if m.link.Loss > 0 && m.rng.Float64() < m.link.Loss {
+		return 0, false
+	}
+	d := int64(m.link.Latency + m.slow[from] + m.slow[to])
+	if m.link.Jitter > 0 {
+		d += m.rng.Int64N(int64(m.link.Jitter) + 1)
+	}
+	return d, true
+}
+
+func (m *model) enqueue(n int32, rid int32) {
+	nd := &m.nodes[n]
+	r := m.rumors[rid]
+	if r.kind != rRecord {
+		// Membership messages about one node replace each other (memberlist's queue
+		// invalidates by node name).
+		nd.queue = slices.DeleteFunc(nd.queue, func(q qent) bool {
+			o := m.rumors[q.rumor]
+			return o.kind != rRecord && o.subject == r.subject
+		})
+	}
+	nd.queue = append(nd.queue, qent{rumor: rid})
+	if !nd.ticking && nd.alive {
+		nd.ticking = true
+		// The next tick of this node's gossip timer.
+		gi := int64(m.p.GossipInterval)
+		next := m.now - (m.now-nd.phase)%gi + gi
+		if next <= m.now {
+			next += gi
+		}
+		m.schedule(event{at: next, kind: evGossip, node: n})
+	}
+}
+
+// gossip is one tick: GossipNodes packets (one more on a probe's ping every
+// ProbeInterval), each filled from the queue, fewest transmits first, membership first.
+func (m *model) gossip(n int32) {
+	nd := &m.nodes[n]
+	if !nd.alive || len(nd.queue) == 0 {
+		nd.ticking = false
+		nd.queue = nd.queue[:0]
+		return
+	}
+	nd.ticks++
+	targets := m.p.GossipNodes
+	if per := int64(m.p.ProbeInterval / m.p.GossipInterval); per > 0 && nd.ticks%per == 0 {
+		targets++ // the probe's ping carries broadcasts too
+	}
+	for range targets {
+		if len(nd.queue) == 0 {
+			break
+		}
+		t := m.pickTarget(n)
+		if t < 0 {
+			break
+		}
+		m.sendPacket(n, t)
+	}
+	if len(nd.queue) == 0 {
+		nd.ticking = false
+		return
+	}
+	m.schedule(event{at: m.now + int64(m.p.GossipInterval), kind: evGossip, node: n})
+}
+
+// pickTarget picks a random member other than n that n does not know to be dead.
+func (m *model) pickTarget(n int32) int32 {
+	for range 8 {
+		t := int32(m.rng.IntN(len(m.nodes)))
+		if t == n {
+			continue
+		}
+		if v := m.vicOf[t]; v != nil {
+			if _, dead := v.deadAt[n]; dead {
+				continue
+			}
+		}
+		return t
+	}
+	return -1
+}
+
+func (m *model) sendPacket(from, to int32) {
+	nd := &m.nodes[from]
+	limMember := int32(retransmits(m.p.RetransmitMult, m.live))
+	limRecord := int32(retransmits(m.p.RetransmitMult*m.p.RecordRetransmitMult, m.live))
+	slices.SortStableFunc(nd.queue, func(a, b qent) int {
+		ka, kb := m.rumors[a.rumor].kind == rRecord, m.rumors[b.rumor].kind == rRecord
+		if ka != kb {
+			if ka {
+				return 1
+			}
+			return -1
+		}
+		if a.tx != b.tx {
+			return int(a.tx - b.tx)
+		}
+		return int(b.rumor - a.rumor) // newer first
+	})
+	budget := m.p.PacketBytes - m.p.PacketOverhead
+	var pkt []int32
+	if k := len(m.free); k > 0 {
+		pkt = m.pkts[m.free[k-1]][:0]
+	}
+	keep := nd.queue[:0]
+	for _, q := range nd.queue {
+		r := m.rumors[q.rumor]
+		if int(r.size) <= budget {
+			budget -= int(r.size)
+			pkt = append(pkt, q.rumor)
+			q.tx++
+		}
+		lim := limRecord
+		if r.kind != rRecord {
+			lim = limMember
+		}
+		if q.tx < lim {
+			keep = append(keep, q)
+		}
+	}
+	nd.queue = keep
+	if len(pkt) == 0 {
+		return
+	}
+	m.bytes += float64(m.p.PacketBytes - m.p.PacketOverhead - budget + m.p.PacketOverhead)
+	d, ok := m.path(from, to)
+	var id int32
+	if k := len(m.free); k > 0 {
+		id = m.free[k-1]
+		m.free = m.free[:k-1]
+		m.pkts[id] = pkt
+	} else {
+		id = int32(len(m.pkts))
+		m.pkts = append(m.pkts, pkt)
+	}
+	if !ok {
+		m.free = append(m.free, id)
+		return
+	}
+	m.schedule(event{at: m.now + d, kind: evDeliver, node: to, a: id})
+}
+
+func (m *model) deliver(to int32, pkt int32, _ int32) {
+	for _, rid := range m.pkts[pkt] {
+		m.receive(to, rid, 0)
+	}
+	m.free = append(m.free, pkt)
+}
+
+// receive handles one message at a node. how: 0 gossip, 1 eager, 2 anti-entropy.
+func (m *model) receive(n int32, rid int32, how int32) {
+	if !m.nodes[n].alive {
+		return
+	}
+	r := m.rumors[rid]
+	switch r.kind {
+	case rRecord:
+		rec := m.recs[r.subject]
+		if rec.known[n] != 0 {
+			return
+		}
+		rec.known[n] = m.now + 1
+		if n != rec.origin {
+			m.enqueue(n, rid)
+			if how == 1 {
+				m.eager(n, rid, false)
+			}
+		}
+	case rSuspect:
+		v := m.vicOf[r.subject]
+		if _, dead := v.deadAt[n]; !dead {
+			m.onSuspect(n, v, r.from)
+		}
+	case rDead:
+		v := m.vicOf[r.subject]
+		if _, dead := v.deadAt[n]; !dead {
+			v.deadAt[n] = m.now
+			m.enqueue(n, rid)
+		}
+	}
+}
+
+// pushPull is a node's anti-entropy exchange with a random live member: each side
+// gets every record the other has.
+func (m *model) pushPull(n int32) {
+	nd := &m.nodes[n]
+	if !nd.alive {
+		return
+	}
+	m.schedule(event{at: m.now + int64(m.p.pushPullEvery(m.live)), kind: evPushPull, node: n})
+	t := m.pickTarget(n)
+	if t < 0 || !m.nodes[t].alive || m.split && m.nodes[t].side != nd.side {
+		return
+	}
+	state := float64(m.p.PushPullHeader + m.p.SummaryBytes + m.live*m.p.NodeStateBytes)
+	m.bytes += 2 * state
+	d := int64(2 * (m.link.Latency + m.slow[n] + m.slow[t]))
+	for _, r := range m.recs {
+		a, b := r.known[n] != 0, r.known[t] != 0
+		switch {
+		case a && !b:
+			m.bytes += float64(m.p.StreamRecordMul * m.p.RecordBytes)
+			m.schedule(event{at: m.now + d, kind: evLearn, node: t, a: r.rumor, b: 2})
+		case b && !a:
+			m.bytes += float64(m.p.StreamRecordMul * m.p.RecordBytes)
+			m.schedule(event{at: m.now + d, kind: evLearn, node: n, a: r.rumor, b: 2})
+		}
+	}
+}
+
+// crash stops a node; probes of it start.
+func (m *model) crash(n int32) {
+	m.nodes[n].alive = false
+	m.nodes[n].queue = nil
+	m.live--
+	v := &victim{index: int32(len(m.vics)), node: n, at: m.now, deadAt: map[int32]int64{}, susp: map[int32]*susp{},
+		suspects: map[int32]int32{}, dead: -1}
+	m.vics = append(m.vics, v)
+	m.vicOf[n] = v
+	m.nextProbe(int32(len(m.vics)-1), v)
+}
+
+// nextProbe schedules the next probe of a crashed node: each live member probes one
+// member per ProbeInterval in a shuffled round robin, so probes of one node arrive
+// at about live/(N−1) per interval.
+func (m *model) nextProbe(vi int32, v *victim) {
+	observers := m.live - len(v.deadAt)
+	if observers <= 0 {
+		return
+	}
+	rate := float64(observers) / float64(max(1, len(m.nodes)-1)) / m.p.ProbeInterval.Seconds()
+	wait := m.rng.ExpFloat64() / rate
+	m.schedule(event{at: m.now + int64(wait*1e9), kind: evProbe, a: vi})
+}
+
+func (m *model) probe(v *victim) {
+	vi := v.index
+	// The prober: a random live member that does not yet know the node is dead.
+	for range 16 {
+		o := int32(m.rng.IntN(len(m.nodes)))
+		if _, dead := v.deadAt[o]; dead || !m.nodes[o].alive || m.nodes[o].started > v.at {
+			continue
+		}
+		// Direct ping, indirect pings, then at the end of the interval: suspect.
+		m.schedule(event{at: m.now + int64(m.p.ProbeInterval), kind: evSuspect, node: o, a: vi})
+		m.bytes += float64(m.p.PingBytes * (1 + 2*m.p.IndirectChecks))
+		break
+	}
+	m.nextProbe(vi, v)
+}
+
+// onSuspect: node n hears (or decides, from == n) that v's node is suspect.
+func (m *model) onSuspect(n int32, v *victim, from int32) {
+	lo, hi := m.p.suspicionTimeouts(m.live + 1)
+	k := m.p.SuspicionMult - 2
+	if m.live+1-2 < k {
+		k = 0
+	}
+	s := v.susp[n]
+	vi := v.index
+	if s == nil {
+		s = &susp{start: m.now, from: from}
+		v.susp[n] = s
+	} else {
+		if from == s.from || slices.Contains(s.conf, from) || len(s.conf) >= k {
+			return
+		}
+		s.conf = append(s.conf, from)
+	}
+	s.deadline = s.start + int64(suspicionTimeout(lo, hi, len(s.conf), k))
+	m.schedule(event{at: max(s.deadline, m.now), kind: evTimer, node: n, a: vi})
+	// (Re)broadcast: the suspecter's message, or the one heard.
+	rid, ok := v.suspects[from]
+	if !ok {
+		rid = int32(len(m.rumors))
+		m.rumors = append(m.rumors, rumor{kind: rSuspect, subject: v.node, from: from, size: int32(m.p.MemberMsgBytes)})
+		v.suspects[from] = rid
+	}
+	m.enqueue(n, rid)
+}
+
+func (m *model) timer(n int32, v *victim) {
+	s := v.susp[n]
+	if _, dead := v.deadAt[n]; dead || s == nil || s.deadline > m.now || !m.nodes[n].alive {
+		return
+	}
+	v.deadAt[n] = m.now
+	if v.dead < 0 {
+		v.dead = int32(len(m.rumors))
+		m.rumors = append(m.rumors, rumor{kind: rDead, subject: v.node, from: n, size: int32(m.p.MemberMsgBytes)})
+	}
+	m.enqueue(n, v.dead)
+}
+
+func (m *model) report() scenario.Report {
+	rep := scenario.Report{Scenario: m.sc.Name, Tier: "model", Nodes: m.sc.Nodes, Seed: m.sc.Seed}
+	for i, r := range m.recs {
+		var ds []time.Duration
+		want := 0
+		for n := range m.nodes {
+			if !m.nodes[n].alive {
+				continue
+			}
+			want++
+			if r.known[n] != 0 {
+				ds = append(ds, time.Duration(r.known[n]-1-r.at))
+			}
+		}
+		slices.Sort(ds)
+		rep.Spreads = append(rep.Spreads, scenario.SpreadOf(ds, want))
+		if len(ds) < want {
+			rep.Unreached++
+		}
+		if i == 0 {
+			rep.Curve = ds
+		}
+	}
+	for _, v := range m.vics {
+		var worst int64
+		ok := true
+		for n := range m.nodes {
+			if !m.nodes[n].alive || m.nodes[n].started > v.at {
+				continue
+			}
+			d, seen := v.deadAt[int32(n)]
+			if !seen {
+				ok = false
+				break
+			}
+			worst = max(worst, d-v.at)
+		}
+		if ok {
+			rep.Detections = append(rep.Detections, time.Duration(worst))
+		} else {
+			rep.Undetected++
+		}
+	}
+	rep.NodeHours = m.nodeSecs / 3600
+	rep.FalseFailures = int(math.Round(m.falseExp))
+	if m.nodeSecs > 0 {
+		rep.BytesPerNodeSec = m.bytes / m.nodeSecs
+	}
+	services := float64(m.sc.Services + len(m.recs)/max(1, m.sc.Nodes))
+	rep.MemPerNode = float64(m.p.MemBase) + float64(m.live)*(float64(m.p.MemPerMember)+services*float64(m.p.MemPerRecord))
+	return rep
+}

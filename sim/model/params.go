@@ -1,0 +1,99 @@
+package model
+
+import (
+	"math"
+	"time"
+)
+
+// Params are the protocol's parameters and the sizes the model charges for each
+// message. DefaultParams is rumor's LAN profile; every field documents its default.
+type Params struct {
+	// SWIM failure detection (memberlist's LAN defaults).
+	ProbeInterval           time.Duration // 1s: each node probes one member per interval
+	IndirectChecks          int           // 3: members asked to probe indirectly when a direct ping fails
+	SuspicionMult           int           // 4: suspicion timeout = SuspicionMult × log10(N) × ProbeInterval
+	SuspicionMaxTimeoutMult int           // 6: Lifeguard's upper bound on that timeout, as a multiple
+	// TCPFallbackFail is the probability that the TCP fallback ping to a member that
+	// missed its UDP probes fails too (0: memnet's streams are lossless, as in tier 1).
+	TCPFallbackFail float64
+
+	// Dissemination (memberlist's gossip, rumor's record queue).
+	GossipInterval       time.Duration // 200ms: a node with something queued sends to GossipNodes members
+	GossipNodes          int           // 3
+	RetransmitMult       int           // 4: a membership message is sent RetransmitMult × ⌈log10(N+1)⌉ times
+	RecordRetransmitMult int           // 2: rumor sends records that many times more
+	PacketBytes          int           // 1400: a gossip packet's payload budget (memberlist's UDPBufferSize)
+
+	// Anti-entropy: rumor's push-pull (memberlist's 30 s divided by 3), scaled with N
+	// as memberlist scales it.
+	PushPullInterval time.Duration // 10s
+
+	// Eager path (gossip's fastpath, when it lands): a new record goes at once to
+	// every member when N ≤ EagerAllBelow, else to EagerFanout random members, who
+	// forward it once more if EagerForward; each hop takes EagerDelay. Zero: off.
+	EagerAllBelow int
+	EagerFanout   int
+	EagerForward  bool
+	EagerDelay    time.Duration
+
+	// Message sizes in bytes (payload, as memnet counts them), calibrated against tier 1.
+	RecordBytes     int // 150: one service record in a gossip packet
+	MemberMsgBytes  int // 60: a suspect, dead or alive message
+	PacketOverhead  int // 30: compound header and framing per packet
+	PingBytes       int // 70: a ping
+	AckBytes        int // 140: an ack, with rumor's network coordinate
+	NodeStateBytes  int // 70: one member in a push-pull exchange
+	SummaryBytes    int // 2100: rumor's catalog summary in a push-pull exchange
+	PushPullHeader  int // 60
+	StreamRecordMul int // 2: a record sent over TCP (anti-entropy) costs this many RecordBytes
+
+	// Memory an agent holds per member and per record it knows (bytes), and a fixed base.
+	MemPerMember int // 5000
+	MemPerRecord int // 900
+	MemBase      int // 60000
+}
+
+// DefaultParams returns rumor's LAN parameters, eager path off.
+func DefaultParams() Params {
+	return Params{
+		ProbeInterval: time.Second, IndirectChecks: 3, SuspicionMult: 4, SuspicionMaxTimeoutMult: 6,
+		GossipInterval: 200 * time.Millisecond, GossipNodes: 3, RetransmitMult: 4, RecordRetransmitMult: 2,
+		PacketBytes: 1400, PushPullInterval: 10 * time.Second,
+		RecordBytes: 150, MemberMsgBytes: 60, PacketOverhead: 30, PingBytes: 70, AckBytes: 140,
+		NodeStateBytes: 70, SummaryBytes: 2100, PushPullHeader: 60, StreamRecordMul: 2,
+		MemPerMember: 5000, MemPerRecord: 900, MemBase: 60000,
+	}
+}
+
+// retransmits is memberlist's retransmitLimit: mult × ⌈log10(n+1)⌉.
+func retransmits(mult, n int) int {
+	return mult * int(math.Ceil(math.Log10(float64(n+1))))
+}
+
+// pushPullEvery is memberlist's pushPullScale: the interval grows with ⌈log2(N) − log2(32)⌉
+// above 32 members.
+func (p *Params) pushPullEvery(n int) time.Duration {
+	if n <= 32 {
+		return p.PushPullInterval
+	}
+	mult := math.Ceil(math.Log2(float64(n))-math.Log2(32)) + 1
+	return time.Duration(mult) * p.PushPullInterval
+}
+
+// suspicionTimeouts are memberlist's min and max suspicion timeouts at n members.
+func (p *Params) suspicionTimeouts(n int) (lo, hi time.Duration) {
+	scale := math.Max(1, math.Log10(math.Max(1, float64(n))))
+	lo = time.Duration(float64(p.SuspicionMult) * scale * float64(p.ProbeInterval))
+	return lo, lo * time.Duration(p.SuspicionMaxTimeoutMult)
+}
+
+// suspicionTimeout is Lifeguard's timeout after c independent confirmations, of k
+// expected: it falls from hi towards lo logarithmically (memberlist's suspicion.go).
+func suspicionTimeout(lo, hi time.Duration, c, k int) time.Duration {
+	if k < 1 {
+		return lo
+	}
+	frac := math.Log(float64(c)+1) / math.Log(float64(k)+1)
+	t := time.Duration(float64(hi) - frac*float64(hi-lo))
+	return max(t, lo)
+}
