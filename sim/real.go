@@ -288,6 +288,12 @@ func (r *realRun) kill(n *simNode) {
 }
 
 func (r *realRun) startNode(ctx context.Context) (*simNode, error) {
+	// Hosts start at different moments, so their gossip and probe timers (which
+	// memberlist aligns to its start) are out of phase; without this, in a synctest
+	// bubble every node would start at the same instant and gossip in lockstep.
+	if err := sleep(ctx, time.Duration(r.rng.Int64N(int64(200*time.Millisecond)))); err != nil {
+		return nil, err
+	}
 	name := fmt.Sprintf("n%05d", r.seq)
 	r.seq++
 	cat, err := catalog.New(catalog.Config{Clock: wallClock{}})

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/rumor-sd/rumor/sim/model"
 	"github.com/rumor-sd/rumor/sim/scenario"
 )
 
@@ -23,7 +27,7 @@ import (
 // prints the report table; -sim.json FILE also writes the reports as JSON (what
 // cmd/rumor-sim reads to print the model's error next to its predictions).
 var (
-	flagScenario = flag.String("sim.scenario", "", "tier-1 scenario file(s) to run (glob); default: every testdata/*.txt at -sim.nodes")
+	flagScenario = flag.String("sim.scenario", "", "tier-1 scenario file(s) to run (glob); default: five of testdata/*.txt at 20 nodes")
 	flagNodes    = flag.Int("sim.nodes", 0, "override the scenario's node count (default: 20 for the checked-in scenarios, the file's own with -sim.scenario)")
 	flagSeed     = flag.Uint64("sim.seed", 0, "override the scenario's seed")
 	flagJSON     = flag.String("sim.json", "", "write the tier-1 reports as JSON to this file")
@@ -54,13 +58,20 @@ func runBubble(t *testing.T, sc scenario.Scenario) scenario.Report {
 func loadScenarios(t *testing.T) []scenario.Scenario {
 	t.Helper()
 	pattern, nodes := *flagScenario, *flagNodes
+	var files []string
+	var err error
 	if pattern == "" {
-		pattern = "testdata/*.txt"
+		// By default, the scenarios the issue's tests name, at 20 nodes: a cluster
+		// converges, crashes are detected, a partition heals, churn and loss are survived.
+		for _, name := range []string{"convergence", "failure", "partition", "churn", "lossy-10"} {
+			files = append(files, "testdata/"+name+".txt")
+		}
 		if nodes == 0 {
 			nodes = 20
 		}
+	} else {
+		files, err = filepath.Glob(pattern)
 	}
-	files, err := filepath.Glob(pattern)
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no scenario matches %q (%v)", pattern, err)
 	}
@@ -136,4 +147,54 @@ func hasEvent(sc scenario.Scenario, k scenario.Kind) bool {
 		}
 	}
 	return false
+}
+
+var flagValidate = flag.String("sim.validate", "", "sizes at which TestModelValidation compares the model with tier 1, comma-separated (default 100; 30 under -race)")
+
+// validationBound is the largest relative error of the model's timing predictions
+// (registration to 50/99/100 % of nodes, median detection) against tier 1.
+const validationBound = 0.20
+
+// TestModelValidation runs the convergence and failure scenarios in both tiers at
+// the same sizes and seeds, and fails if any timing prediction of the model is off
+// by more than validationBound. Bytes per node are printed, not bounded.
+//
+//	go test ./sim -run TestModelValidation -sim.validate 100,500 -v
+func TestModelValidation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("tier-1 runs at 100 nodes take minutes")
+	}
+	sizes := *flagValidate
+	if sizes == "" {
+		sizes = validateSize
+	}
+	for _, f := range []string{"testdata/convergence.txt", "testdata/failure.txt"} {
+		sc, err := scenario.Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range strings.Split(sizes, ",") {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 3 {
+				t.Fatalf("-sim.validate %q: want sizes ≥ 3", sizes)
+			}
+			sc.Nodes = n
+			t.Run(fmt.Sprintf("%s/N=%d", sc.Name, n), func(t *testing.T) {
+				real := runBubble(t, sc)
+				m, err := model.Run(sc, model.DefaultParams())
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := model.Compare(m, real)
+				var b strings.Builder
+				_ = scenario.WriteTable(&b, []scenario.Report{real, m})
+				t.Logf("%s\nmodel error: %s", b.String(), e)
+				if w := e.Worst(); math.IsNaN(w) {
+					t.Errorf("nothing to compare: %s", e)
+				} else if w > validationBound {
+					t.Errorf("model off by %.0f%% (bound %.0f%%): %s", 100*w, 100*validationBound, e)
+				}
+			})
+		}
+	}
 }

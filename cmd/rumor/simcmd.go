@@ -18,6 +18,9 @@ func newSimCmd(c *cli) *cobra.Command {
 		lossWindow   time.Duration
 		steadyWindow time.Duration
 		trials       int
+
+		scenarioFile, scenarioNodes, scenarioPlots, scenarioSet string
+		scenarioReal                                            bool
 	)
 	cmd := &cobra.Command{
 		Use:   "sim",
@@ -35,9 +38,15 @@ LAN defaults, 10 services per node) and measure, for each N:
 It runs in real time: about two minutes per size with the default windows.`,
 		Example: `  rumor sim                         # N = 10, 25, 50
   rumor sim --nodes 10 --loss-window 10s --steady-window 5s   # a quick look
-  rumor sim --json > gossip-bench.json`,
+  rumor sim --json > gossip-bench.json
+  rumor sim --scenario sim/testdata/failure.txt --scenario-nodes 1000,10000,100000
+  rumor sim --scenario sim/testdata/convergence.txt --scenario-nodes 20 --real`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if scenarioFile != "" {
+				return runScenario(cmd.Context(), c, scenarioOpts{file: scenarioFile, sizes: scenarioNodes,
+					real: scenarioReal, plots: scenarioPlots, set: scenarioSet, json: jsonOut})
+			}
 			var ns []int
 			for _, s := range strings.Split(sizes, ",") {
 				n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -67,5 +76,11 @@ It runs in real time: about two minutes per size with the default windows.`,
 	fl.DurationVar(&steadyWindow, "steady-window", 20*time.Second, "how long idle bandwidth is measured")
 	fl.DurationVar(&lossWindow, "loss-window", 60*time.Second, "how long 10% loss is applied while counting false failures")
 	fl.BoolVar(&jsonOut, "json", false, "print JSON for scripts instead of a table")
+	// Scenario runs (issue 14): the model at any size, or real nodes in real time.
+	fl.StringVar(&scenarioFile, "scenario", "", "run this scenario script with the model (see sim/testdata/*.txt) instead of the benchmark")
+	fl.StringVar(&scenarioNodes, "scenario-nodes", "", "with --scenario: cluster sizes, comma-separated (default: the script's)")
+	fl.BoolVar(&scenarioReal, "real", false, "with --scenario: run real gossip nodes in real time instead of the model (small N: it takes the scenario's duration)")
+	fl.StringVar(&scenarioPlots, "plots", "", "with --scenario: write SVG plots into this directory")
+	fl.StringVar(&scenarioSet, "set", "", "with --scenario: model parameters, comma-separated Name=value (e.g. EagerAllBelow=64,EagerFanout=4)")
 	return cmd
 }

@@ -179,6 +179,12 @@ type model struct {
 
 // Run runs sc on the model with parameters p.
 func Run(sc scenario.Scenario, p Params) (scenario.Report, error) {
+	return RunProgress(sc, p, nil)
+}
+
+// RunProgress is Run that calls progress (if not nil) with the share of the
+// scenario's time simulated so far, at most about a hundred times.
+func RunProgress(sc scenario.Scenario, p Params, progress func(done float64)) (scenario.Report, error) {
 	if sc.Nodes < 3 {
 		return scenario.Report{}, fmt.Errorf("model: %d nodes: need at least 3", sc.Nodes)
 	}
@@ -195,10 +201,18 @@ func Run(sc scenario.Scenario, p Params) (scenario.Report, error) {
 	}
 	m.events = sc.Events
 	end := int64(sc.Duration)
+	step, nextReport := end/100+1, int64(0)
 	for len(m.h) > 0 && m.h[0].at <= end {
 		e := m.h.pop()
 		m.advance(e.at)
 		m.handle(e)
+		if progress != nil && e.at >= nextReport {
+			progress(float64(e.at) / float64(end))
+			nextReport = e.at + step
+		}
+	}
+	if progress != nil {
+		progress(1)
 	}
 	m.advance(end)
 	return m.report(), nil

@@ -1,0 +1,6 @@
+//go:build !race
+
+package sim
+
+// validateSize is the default size of TestModelValidation.
+const validateSize = "100"
