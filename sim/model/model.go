@@ -424,7 +424,7 @@ func (m *model) enqueue(n int32, rid int32) {
 		nd.ticking = true
 		// The next tick of this node's gossip timer.
 		gi := int64(m.p.GossipInterval)
-		next := m.now - (m.now-nd.phase)%gi + gi
+		next := m.now - ((m.now-nd.phase)%gi+gi)%gi + gi
 		if next <= m.now {
 			next += gi
 		}
@@ -592,7 +592,9 @@ func (m *model) pushPull(n int32) {
 	if t < 0 || !m.nodes[t].alive || m.split && m.nodes[t].side != nd.side {
 		return
 	}
-	state := float64(m.p.PushPullHeader + m.p.SummaryBytes + m.live*m.p.NodeStateBytes)
+	records := float64(m.live * (1 + m.sc.Services))
+	state := float64(m.p.PushPullHeader+m.p.SummaryBytes+m.live*m.p.NodeStateBytes) +
+		m.p.PushPullRecordBytes*records*float64(m.live)
 	m.bytes += 2 * state
 	d := int64(2 * (m.link.Latency + m.slow[n] + m.slow[t]))
 	for _, r := range m.recs {

@@ -37,8 +37,8 @@ type Params struct {
 	EagerDelay    time.Duration
 
 	// Message sizes in bytes (payload, as memnet counts them), calibrated against tier 1.
-	RecordBytes     int // 150: one service record in a gossip packet
-	MemberMsgBytes  int // 60: a suspect, dead or alive message
+	RecordBytes     int // 48: one service record in a gossip packet (gossip's encoding: 45 bytes, plus framing)
+	MemberMsgBytes  int // 50: a suspect, dead or alive message
 	PacketOverhead  int // 30: compound header and framing per packet
 	PingBytes       int // 70: a ping
 	AckBytes        int // 140: an ack, with rumor's network coordinate
@@ -46,6 +46,11 @@ type Params struct {
 	SummaryBytes    int // 2100: rumor's catalog summary in a push-pull exchange
 	PushPullHeader  int // 60
 	StreamRecordMul int // 2: a record sent over TCP (anti-entropy) costs this many RecordBytes
+	// PushPullRecordBytes charges each push-pull side this many bytes per record per
+	// member (0: the design, summaries only). Tier 1 measures steady-state push-pull
+	// traffic that grows with records × members (about 0.5 at N=100, 0.34 at N=50),
+	// which the design does not explain; set it to see what that would cost at scale.
+	PushPullRecordBytes float64
 
 	// Memory an agent holds per member and per record it knows (bytes), and a fixed base.
 	MemPerMember int // 5000
@@ -59,7 +64,7 @@ func DefaultParams() Params {
 		ProbeInterval: time.Second, IndirectChecks: 3, SuspicionMult: 4, SuspicionMaxTimeoutMult: 6,
 		GossipInterval: 200 * time.Millisecond, GossipNodes: 3, RetransmitMult: 4, RecordRetransmitMult: 2,
 		PacketBytes: 1400, PushPullInterval: 10 * time.Second,
-		RecordBytes: 150, MemberMsgBytes: 60, PacketOverhead: 30, PingBytes: 70, AckBytes: 140,
+		RecordBytes: 48, MemberMsgBytes: 50, PacketOverhead: 30, PingBytes: 70, AckBytes: 140,
 		NodeStateBytes: 70, SummaryBytes: 2100, PushPullHeader: 60, StreamRecordMul: 2,
 		MemPerMember: 5000, MemPerRecord: 900, MemBase: 60000,
 	}

@@ -23,11 +23,12 @@ type Errors struct {
 	Bytes    float64 // bytes per second per node
 }
 
-// Worst is the largest absolute error of the timing measurements (spread and
-// detection), which the validation bound applies to; NaN if there is none.
+// Worst is the largest absolute error of the medians the validation bound applies
+// to — time to reach half the nodes, and crash detection by all — or NaN if there is
+// none. The tails (99 %, 100 %) and bytes are reported, not bounded: see README.
 func (e Errors) Worst() float64 {
 	w := math.NaN()
-	for _, v := range []float64{e.Reg50, e.Reg99, e.Reg100, e.Detect} {
+	for _, v := range []float64{e.Reg50, e.Detect} {
 		if !math.IsNaN(v) && (math.IsNaN(w) || math.Abs(v) > w) {
 			w = math.Abs(v)
 		}
