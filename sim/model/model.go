@@ -594,7 +594,7 @@ func (m *model) pushPull(n int32) {
 	}
 	records := float64(m.live * (1 + m.sc.Services))
 	state := float64(m.p.PushPullHeader+m.p.SummaryBytes+m.live*m.p.NodeStateBytes) +
-		m.p.PushPullRecordBytes*records*float64(m.live)
+		m.p.PushPullRecordBytes*records
 	m.bytes += 2 * state
 	d := int64(2 * (m.link.Latency + m.slow[n] + m.slow[t]))
 	for _, r := range m.recs {

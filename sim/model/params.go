@@ -46,10 +46,11 @@ type Params struct {
 	SummaryBytes    int // 2100: rumor's catalog summary in a push-pull exchange
 	PushPullHeader  int // 60
 	StreamRecordMul int // 2: a record sent over TCP (anti-entropy) costs this many RecordBytes
-	// PushPullRecordBytes charges each push-pull side this many bytes per record per
-	// member (0: the design, summaries only). Tier 1 measures steady-state push-pull
-	// traffic that grows with records × members (about 0.5 at N=100, 0.34 at N=50),
-	// which the design does not explain; set it to see what that would cost at scale.
+	// PushPullRecordBytes charges each push-pull side this many bytes per record in the
+	// catalog (0: the design, where a steady cluster swaps summaries only). Tier 1
+	// measures steady-state push-pull traffic of about 17, 51 and 76 bytes per record
+	// per side at N = 50, 100 and 200 (10 services per node), as if most of the catalog
+	// were re-sent in each exchange; set about 80 to see what that costs at scale.
 	PushPullRecordBytes float64
 
 	// Memory an agent holds per member and per record it knows (bytes), and a fixed base.
