@@ -742,7 +742,7 @@ func (m *model) report() scenario.Report {
 	if m.nodeSecs > 0 {
 		rep.BytesPerNodeSec = m.bytes / m.nodeSecs
 	}
-	services := float64(m.sc.Services + len(m.recs)/max(1, m.sc.Nodes))
-	rep.MemPerNode = float64(m.p.MemBase) + float64(m.live)*(float64(m.p.MemPerMember)+services*float64(m.p.MemPerRecord))
+	perMember := 1 + float64(m.sc.Services) + float64(len(m.recs))/float64(max(1, m.sc.Nodes)) // node record + services
+	rep.MemPerNode = float64(m.p.MemBase) + float64(m.live)*(float64(m.p.MemPerMember)+perMember*float64(m.p.MemPerRecord))
 	return rep
 }

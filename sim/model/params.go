@@ -53,10 +53,11 @@ type Params struct {
 	// were re-sent in each exchange; set about 80 to see what that costs at scale.
 	PushPullRecordBytes float64
 
-	// Memory an agent holds per member and per record it knows (bytes), and a fixed base.
-	MemPerMember int // 5000
-	MemPerRecord int // 900
-	MemBase      int // 60000
+	// Memory an agent holds per member and per catalog record it knows (bytes), and a
+	// fixed base: fitted to tier 1's heap per node at N = 20–200 with 2 and 10 services.
+	MemPerMember int // 500
+	MemPerRecord int // 700
+	MemBase      int // 350000
 }
 
 // DefaultParams returns rumor's LAN parameters, eager path off.
@@ -67,7 +68,7 @@ func DefaultParams() Params {
 		PacketBytes: 1400, PushPullInterval: 10 * time.Second,
 		RecordBytes: 48, MemberMsgBytes: 50, PacketOverhead: 30, PingBytes: 70, AckBytes: 140,
 		NodeStateBytes: 70, SummaryBytes: 2100, PushPullHeader: 60, StreamRecordMul: 2,
-		MemPerMember: 5000, MemPerRecord: 900, MemBase: 60000,
+		MemPerMember: 500, MemPerRecord: 700, MemBase: 350000,
 	}
 }
 
