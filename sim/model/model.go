@@ -112,14 +112,13 @@ type qent struct {
 }
 
 type node struct {
-	alive    bool
-	side     int8  // partition side
-	started  int64 // when it joined
-	ticking  bool
-	phase    int64 // gossip tick offset
-	ticks    int64 // gossip ticks so far, for ping piggyback
-	queue    []qent
-	eagerFwd bool
+	alive   bool
+	side    int8  // partition side
+	started int64 // when it joined
+	ticking bool
+	phase   int64 // gossip tick offset
+	ticks   int64 // gossip ticks so far, for ping piggyback
+	queue   []qent
 }
 
 // record is one scripted registration.
@@ -146,7 +145,6 @@ type victim struct {
 	susp     map[int32]*susp
 	suspects map[int32]int32 // suspecter → its suspect rumor
 	dead     int32           // the dead rumor (-1 until declared)
-	probing  bool
 }
 
 // Model is one run of a scenario.
