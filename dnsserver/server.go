@@ -1,0 +1,331 @@
+package dnsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// Server is a DNS server answering from a Catalog. Create it with New, start it with
+// Start, stop it with Close.
+type Server struct {
+	cfg     Config
+	serial  uint32
+	soas    map[string]dns.RR // by zone
+	metrics *metrics
+
+	cache  sync.Map // lower-case name → *entry
+	cached atomic.Int64
+
+	udp  []*net.UDPConn
+	tcp  net.Listener
+	tcpS *dns.Server
+	addr netip.AddrPort
+
+	q        queue
+	forwards chan struct{} // semaphore of forwarded queries
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New checks cfg and returns a server, not yet listening.
+func New(cfg Config) (*Server, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: c, serial: uint32(time.Now().Unix()), forwards: make(chan struct{}, c.MaxForwards)}
+	s.soas = map[string]dns.RR{c.Domain: s.soa(c.Domain)}
+	if c.AltDomain != "" {
+		s.soas[c.AltDomain] = s.soa(c.AltDomain)
+	}
+	if s.metrics, err = newMetrics(c.Registerer); err != nil {
+		return nil, err
+	}
+	s.q.init(c.MaxQueue)
+	return s, nil
+}
+
+// reusePort sets SO_REUSEPORT, so several sockets share the port and the kernel
+// spreads packets among them.
+func reusePort(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) })
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// Start listens on Config.Addr, UDP and TCP, and serves until Close.
+func (s *Server) Start(ctx context.Context) error {
+	lc := net.ListenConfig{Control: reusePort}
+	pc, err := lc.ListenPacket(ctx, "udp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("dnsserver: listen udp %s: %w", s.cfg.Addr, err)
+	}
+	first := pc.(*net.UDPConn)
+	s.udp = append(s.udp, first)
+	s.addr = first.LocalAddr().(*net.UDPAddr).AddrPort()
+	bound := s.addr.String()
+	for i := 1; i < s.cfg.UDPReaders; i++ {
+		pc, err := lc.ListenPacket(ctx, "udp", bound)
+		if err != nil {
+			s.closeSockets()
+			return fmt.Errorf("dnsserver: listen udp %s (socket %d): %w", bound, i+1, err)
+		}
+		s.udp = append(s.udp, pc.(*net.UDPConn))
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", bound)
+	if err != nil {
+		s.closeSockets()
+		return fmt.Errorf("dnsserver: listen tcp %s: %w", bound, err)
+	}
+	s.tcp = &limitListener{Listener: ln, sem: make(chan struct{}, s.cfg.MaxTCPConns), refused: s.metrics.tcpRefused}
+	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, c := range s.udp {
+		s.wg.Go(func() { s.readUDP(c) })
+	}
+	for range s.cfg.Workers {
+		s.wg.Go(s.work)
+	}
+	started := make(chan struct{})
+	s.tcpS = &dns.Server{Listener: s.tcp, Net: "tcp", Handler: dns.HandlerFunc(s.serveTCP),
+		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, IdleTimeout: func() time.Duration { return 8 * time.Second },
+		NotifyStartedFunc: func() { close(started) }}
+	s.wg.Go(func() {
+		if err := s.tcpS.ActivateAndServe(); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Error("dns tcp server stopped", "err", err)
+		}
+	})
+	s.wg.Go(func() { s.watch(ctx) })
+	<-started
+	s.cfg.Logger.Info("dns server listening", "addr", bound, "domain", s.cfg.Domain, "udp_sockets", len(s.udp))
+	return nil
+}
+
+// Addr returns the address the server listens on (UDP and TCP); invalid before Start.
+func (s *Server) Addr() netip.AddrPort { return s.addr }
+
+// Close stops serving and waits for every goroutine Start started. It is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.cancel == nil {
+			return
+		}
+		s.cancel()
+		s.closeSockets()
+		if s.tcpS != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.tcpS.ShutdownContext(ctx); err != nil {
+				s.closeErr = fmt.Errorf("dnsserver: stop tcp: %w", err)
+			}
+			cancel()
+		}
+		s.q.close()
+		s.wg.Wait()
+	})
+	return s.closeErr
+}
+
+func (s *Server) closeSockets() {
+	for _, c := range s.udp {
+		_ = c.Close()
+	}
+}
+
+// watch drops cached entries whenever the catalog changes.
+func (s *Server) watch(ctx context.Context) {
+	for {
+		_, ch := s.cfg.Catalog.Watch(catalog.TopicAll)
+		s.invalidate()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// A packet is one UDP query waiting for a worker.
+type packet struct {
+	buf  *[]byte
+	n    int
+	from netip.AddrPort
+	conn *net.UDPConn
+	at   time.Time
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, dns.MaxMsgSize); return &b }}
+
+// readUDP reads one socket's packets onto the queue until the socket closes.
+func (s *Server) readUDP(c *net.UDPConn) {
+	for {
+		bp := bufPool.Get().(*[]byte)
+		n, from, err := c.ReadFromUDPAddrPort(*bp)
+		if err != nil {
+			bufPool.Put(bp)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.cfg.Logger.Debug("dns udp read", "err", err)
+			continue
+		}
+		if old, dropped := s.q.push(packet{buf: bp, n: n, from: from, conn: c, at: time.Now()}); dropped {
+			bufPool.Put(old.buf)
+			s.metrics.shed.WithLabelValues("queue_full").Inc()
+		}
+	}
+}
+
+// work answers queued UDP queries, newest first, until the queue closes.
+func (s *Server) work() {
+	out := make([]byte, 0, dns.MaxMsgSize)
+	for {
+		p, ok := s.q.pop()
+		if !ok {
+			return
+		}
+		if time.Since(p.at) > s.cfg.MaxQueueDelay {
+			bufPool.Put(p.buf)
+			s.metrics.shed.WithLabelValues("too_old").Inc()
+			continue
+		}
+		out = s.serveUDP(p, out)
+		bufPool.Put(p.buf)
+	}
+}
+
+// serveUDP answers one packet; out is a reusable buffer.
+func (s *Server) serveUDP(p packet, out []byte) []byte {
+	req := new(dns.Msg)
+	data := (*p.buf)[:p.n]
+	if err := req.Unpack(data); err != nil {
+		m := formErr(data)
+		if m == nil {
+			s.metrics.observe(0, -1, p.at)
+			return out
+		}
+		if b, err := m.PackBuffer(out[:cap(out)]); err == nil {
+			_, _ = p.conn.WriteToUDPAddrPort(b, p.from)
+		}
+		s.metrics.observe(0, dns.RcodeFormatError, p.at)
+		return out
+	}
+	m, act := s.handle(req, false)
+	switch act {
+	case actDrop:
+		s.metrics.observe(0, -1, p.at)
+		return out
+	case actForward:
+		s.forward(req, m, func(r *dns.Msg) {
+			b, err := r.Pack()
+			if err == nil {
+				_, _ = p.conn.WriteToUDPAddrPort(b, p.from)
+			}
+			s.metrics.observe(req.Question[0].Qtype, r.Rcode, p.at)
+		})
+		return out
+	}
+	b, err := m.PackBuffer(out[:cap(out)])
+	if err != nil {
+		s.cfg.Logger.Warn("dns pack", "err", err)
+		return out
+	}
+	if _, err := p.conn.WriteToUDPAddrPort(b, p.from); err != nil {
+		s.cfg.Logger.Debug("dns udp write", "err", err)
+	}
+	s.metrics.observe(qtypeOf(req), m.Rcode, p.at)
+	return b[:0]
+}
+
+// serveTCP answers one query of a TCP connection.
+func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
+	at := time.Now()
+	m, act := s.handle(req, true)
+	switch act {
+	case actDrop:
+		s.metrics.observe(0, -1, at)
+		return
+	case actForward:
+		done := make(chan struct{})
+		s.forward(req, m, func(r *dns.Msg) {
+			_ = w.WriteMsg(r)
+			s.metrics.observe(qtypeOf(req), r.Rcode, at)
+			close(done)
+		})
+		<-done
+		return
+	}
+	if err := w.WriteMsg(m); err != nil {
+		s.cfg.Logger.Debug("dns tcp write", "err", err)
+	}
+	s.metrics.observe(qtypeOf(req), m.Rcode, at)
+}
+
+func qtypeOf(m *dns.Msg) uint16 {
+	if len(m.Question) == 0 {
+		return 0
+	}
+	return m.Question[0].Qtype
+}
+
+// formErr returns the FORMERR answer (RFC 1035 §4.1.1) to a packet that does not
+// parse, or nil when not even its header is there, or it is a response: those are
+// dropped.
+func formErr(data []byte) *dns.Msg {
+	if len(data) < 12 || data[2]&0x80 != 0 {
+		return nil
+	}
+	m := &dns.Msg{MsgHdr: dns.MsgHdr{Id: uint16(data[0])<<8 | uint16(data[1]), Response: true,
+		Opcode: int(data[2]>>3) & 0xf, Rcode: dns.RcodeFormatError}}
+	return m
+}
+
+// limitListener closes TCP connections past a bound at once.
+type limitListener struct {
+	net.Listener
+	sem     chan struct{}
+	refused interface{ Inc() }
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.sem <- struct{}{}:
+			return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+		default:
+			_ = c.Close()
+			l.refused.Inc()
+		}
+	}
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}
