@@ -19,6 +19,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent/localstate"
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/dnsserver"
 	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/docker"
 	"github.com/rumor-sd/rumor/gossip"
@@ -64,6 +65,9 @@ type Agent struct {
 	httpLn  net.Listener
 	httpSrv *http.Server
 	ui      *ui.UI // the web UI; nil when disabled or before Start
+	// dns is the DNS server (dns.go); nil when off. dnsStarted is set once it listens.
+	dns        *dnsserver.Server
+	dnsStarted bool
 	// httpRequests counts the HTTP requests answered, for the UI's rate.
 	httpRequests atomic.Uint64
 	peers        []string // peers last saved to peers.json
@@ -90,10 +94,15 @@ func New(cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Agent{
+	a := &Agent{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: newRegistry(cat),
 		ctx: ctx, cancel: cancel, leaveReq: make(chan struct{}),
-	}, nil
+	}
+	if a.dns, err = a.newDNS(); err != nil {
+		cancel()
+		return nil, err
+	}
+	return a, nil
 }
 
 // Start brings the agent up: it locks the data dir and loads the node's identity and
@@ -178,6 +187,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		a.log.Info("joined the pool", "reached", n, "of", len(a.cfg.Join))
 	}
 	if err := a.serveHTTPLocked(); err != nil {
+		return err
+	}
+	if err := a.startDNSLocked(ctx); err != nil {
 		return err
 	}
 	retry, what := a.cfg.RetryJoin, "retry-join"
@@ -304,6 +316,9 @@ func (a *Agent) abortLocked() {
 	if a.ui != nil {
 		_ = a.ui.Close()
 	}
+	if a.dns != nil && a.dnsStarted {
+		_ = a.dns.Close()
+	}
 	if a.health != nil {
 		_ = a.health.Close() // no checks were added: Start adds them last
 	}
@@ -362,6 +377,9 @@ func (a *Agent) Shutdown() error {
 		}
 		a.closeDocker()
 		var errs []error
+		if err := a.closeDNS(); err != nil {
+			errs = append(errs, err)
+		}
 		if srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := srv.Shutdown(ctx); err != nil {

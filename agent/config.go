@@ -168,6 +168,10 @@ type Config struct {
 	// (agent/docker.go). Default: off.
 	Docker DockerConfig
 
+	// DNS configures the DNS server (agent/dns.go), which answers from this agent's
+	// catalog. Default: off (DNS.Addr ""); `rumor agent` sets 127.0.0.1:8600.
+	DNS DNSConfig
+
 	// GossipHook, if set, sees (and may adjust) the gossip config just before gossip
 	// starts. For tests and test tools: internal/netemagent wraps the transport to
 	// delay what the node sends. Default: none.

@@ -41,6 +41,12 @@ type fileConfig struct {
 	// from config files only.
 	EnableLocalScriptChecks *bool
 
+	// The DNS server's keys (dns.go).
+	Domain    *string
+	AltDomain *string
+	Recursors []string
+	DNSConfig *dnsFileConfig
+
 	Service  *definition.Service
 	Services []definition.Service
 }
@@ -48,12 +54,14 @@ type fileConfig struct {
 // addressesConfig is Consul's "addresses" block: per-interface listen addresses.
 type addressesConfig struct {
 	HTTP *string
+	DNS  *string
 }
 
 // portsConfig is Consul's "ports" block.
 type portsConfig struct {
 	HTTP    *int
 	SerfLAN *int // the gossip port
+	DNS     *int // the DNS port; -1 turns DNS off
 }
 
 // aliases are the other spellings of the agent keys, by struct type: normalised key

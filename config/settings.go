@@ -40,6 +40,9 @@ type Settings struct {
 
 	// EnableLocalScriptChecks is enable_local_script_checks.
 	EnableLocalScriptChecks *bool
+
+	// DNS are the DNS server's keys (dns.go); nil when no file gave any.
+	DNS *DNSSettings `json:",omitempty"`
 }
 
 // Apply sets the fields of cfg that the files gave.
@@ -50,6 +53,9 @@ func (s *Settings) Apply(cfg *agent.Config) {
 		}
 	}
 	set(&cfg.NodeName, s.NodeName)
+	if s.DNS != nil {
+		s.DNS.Apply(cfg)
+	}
 	set(&cfg.Datacenter, s.Datacenter)
 	set(&cfg.DataDir, s.DataDir)
 	set(&cfg.BindAddr, s.BindAddr)

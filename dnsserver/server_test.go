@@ -235,4 +235,3 @@ func TestNames(t *testing.T) {
 		})
 	}
 }
-
