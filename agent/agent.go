@@ -19,8 +19,8 @@ import (
 
 	"github.com/rumor-sd/rumor/agent/localstate"
 	"github.com/rumor-sd/rumor/catalog"
-	"github.com/rumor-sd/rumor/dnsserver"
 	"github.com/rumor-sd/rumor/definition"
+	"github.com/rumor-sd/rumor/dnsserver"
 	"github.com/rumor-sd/rumor/docker"
 	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/health"

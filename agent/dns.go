@@ -69,3 +69,11 @@ func (a *Agent) DNSAddr() netip.AddrPort {
 	}
 	return a.dns.Addr()
 }
+
+// DefaultDNSAddr is where `rumor agent` serves DNS unless told otherwise (Consul's
+// port 8600, on loopback).
+const DefaultDNSAddr = dnsserver.DefaultAddr
+
+// DNSLookup asks a DNS server and returns the answer as dig prints it (for `rumor dns
+// query`; see dnsserver.Lookup).
+var DNSLookup = dnsserver.Lookup

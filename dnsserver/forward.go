@@ -24,7 +24,7 @@ func (s *Server) forward(req, m *dns.Msg, reply func(*dns.Msg)) {
 	s.wg.Go(func() {
 		defer func() { <-s.forwards }()
 		if r := s.exchange(req); r != nil {
-			r.Id = req.Id
+			r.Id, r.RecursionAvailable = req.Id, true
 			reply(r)
 			return
 		}

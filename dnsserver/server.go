@@ -8,11 +8,9 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/sys/unix"
 
 	"github.com/rumor-sd/rumor/catalog"
 )
@@ -60,17 +58,6 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// reusePort sets SO_REUSEPORT, so several sockets share the port and the kernel
-// spreads packets among them.
-func reusePort(_, _ string, rc syscall.RawConn) error {
-	var serr error
-	err := rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) })
-	if err != nil {
-		return err
-	}
-	return serr
-}
-
 // Start listens on Config.Addr, UDP and TCP, and serves until Close.
 func (s *Server) Start(ctx context.Context) error {
 	lc := net.ListenConfig{Control: reusePort}
@@ -82,7 +69,11 @@ func (s *Server) Start(ctx context.Context) error {
 	s.udp = append(s.udp, first)
 	s.addr = first.LocalAddr().(*net.UDPAddr).AddrPort()
 	bound := s.addr.String()
-	for i := 1; i < s.cfg.UDPReaders; i++ {
+	readers := s.cfg.UDPReaders
+	if !reusePortWorks {
+		readers = 1
+	}
+	for i := 1; i < readers; i++ {
 		pc, err := lc.ListenPacket(ctx, "udp", bound)
 		if err != nil {
 			s.closeSockets()

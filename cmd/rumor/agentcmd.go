@@ -43,6 +43,7 @@ type agentFlags struct {
 	docker, dockerInternal                                                           bool
 	dockerHost                                                                       string
 	limits                                                                           agent.Limits
+	dns                                                                              dnsFlags // --dns-* (dnscmd.go)
 
 	// fs is the parsed flag set, to tell a flag given (on the command line or by
 	// its RUMOR_* variable) from its default. Nil counts every flag as given.
@@ -193,6 +194,7 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.IntVar(&f.limits.MaxServices, "max-services", 0, "most services registered on this node, from the API and config files together; one more is refused (HTTP 400) (default 10000)")
 	fl.IntVar(&f.limits.MaxChecks, "max-checks", 0, "most checks on this node, services' and the node's own (default 20000)")
 	fl.IntVar(&f.limits.MaxChecksPerService, "max-checks-per-service", 0, "most checks one service may have (default 100)")
+	addDNSFlags(fl, &f.dns)
 }
 
 // applyEnv sets every flag not given on the command line from its RUMOR_<FLAG>
@@ -244,6 +246,7 @@ func (f *agentFlags) configPaths() []string {
 // take effect at the next start.
 func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	cfg := agent.DefaultConfig()
+	cfg.DNS.Addr = agent.DefaultDNSAddr // the CLI serves DNS by default (the Go API does not)
 	defaultLevel := slog.LevelInfo
 	if f.dev {
 		defaultLevel = slog.LevelDebug
@@ -305,6 +308,9 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	override(f, "max-services", &cfg.Limits.MaxServices, f.limits.MaxServices)
 	override(f, "max-checks", &cfg.Limits.MaxChecks, f.limits.MaxChecks)
 	override(f, "max-checks-per-service", &cfg.Limits.MaxChecksPerService, f.limits.MaxChecksPerService)
+	if err := applyDNSFlags(f, &cfg); err != nil {
+		return cfg, nil, err
+	}
 	if (cfg.HTTPTLSCert == "") != (cfg.HTTPTLSKey == "") {
 		return cfg, nil, usagef("--http-tls-cert and --http-tls-key go together (cert_file and key_file in a config file): give both or neither")
 	}
@@ -433,6 +439,9 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 	httpAddr := a.HTTPAddr().String()
 	log.Info("rumor agent running", "version", version, "node", a.NodeName(),
 		"http", httpAddr, "gossip", a.GossipAddr().String(), "dev", cfg.Dev)
+	if d := a.DNSAddr(); d.IsValid() {
+		log.Info("DNS interface listening", "dns", d.String(), "domain", cfg.DNS.Domain)
+	}
 	if cfg.Dev {
 		scheme, hint := "http", ""
 		if cfg.HTTPTLSCert != "" {

@@ -50,6 +50,7 @@ answered.`,
 	root.AddCommand(newAgentCmd(c), newMembersCmd(c), newServicesCmd(c), newRegisterCmd(c),
 		newDeregisterCmd(c), newKeygenCmd(c), newSimCmd(c), newVersionCmd(c))
 	root.AddCommand(newKeyringCmd(c))
+	root.AddCommand(newDNSCmd(c))
 	root.AddCommand(newServiceCmd(c), newCheckCmd(c), newMaintCmd(c), newJoinCmd(c), newLeaveCmd(c),
 		newForceLeaveCmd(c), newWatchCmd(c), newInfoCmd(c))
 	root.SetOut(c.stdout) // before teachCompletion: cobra's completion commands keep the writer
