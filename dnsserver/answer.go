@@ -17,30 +17,60 @@ const (
 	actForward        // forward to the recursors
 )
 
+// A reply is an answer and what pack needs to fit it to its transport.
+type reply struct {
+	m      *dns.Msg
+	size   int     // the most bytes the transport takes
+	bounds []bound // the sections' lengths before and after each unit added
+}
+
+// bound is the lengths of the answer and additional sections at a unit boundary.
+type bound struct{ na, ne int }
+
+// pack packs r into buf, leaving out whole units from the end (and setting TC) until
+// it fits r.size (RFC 2181 §9). A unit is an instance's records: a cut never leaves an
+// SRV without its target's address.
+func (s *Server) pack(r *reply, buf []byte) ([]byte, error) {
+	wire, err := r.m.PackBuffer(buf)
+	for (err != nil || len(wire) > r.size) && len(r.bounds) > 1 {
+		r.bounds = r.bounds[:len(r.bounds)-1]
+		b := r.bounds[len(r.bounds)-1]
+		r.m.Answer, r.m.Extra = r.m.Answer[:b.na], r.m.Extra[:b.ne]
+		r.m.Truncated = true
+		wire, err = r.m.PackBuffer(buf)
+	}
+	if err == nil && len(wire) > r.size { // not even one unit fits: an empty answer with TC
+		r.m.Answer, r.m.Ns, r.m.Truncated = nil, nil, true
+		r.m.Extra = slices.DeleteFunc(r.m.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype != dns.TypeOPT })
+		wire, err = r.m.PackBuffer(buf)
+	}
+	return wire, err
+}
+
 // handle answers one query. tcp answers may be 64 KiB; UDP ones fit 512 bytes, or the
-// client's EDNS0 size up to MaxUDPSize. It never blocks.
-func (s *Server) handle(req *dns.Msg, tcp bool) (*dns.Msg, int) {
+// client's EDNS0 size up to MaxUDPSize (pack fits them). It never blocks.
+func (s *Server) handle(req *dns.Msg, tcp bool) (*reply, int) {
 	if req.Response {
 		return nil, actDrop
 	}
+	size := 512
 	m := new(dns.Msg)
 	m.SetReply(req)
 	m.Compress = true
 	m.RecursionAvailable = len(s.cfg.Recursors) > 0
 	if req.Opcode != dns.OpcodeQuery {
 		m.Rcode = dns.RcodeNotImplemented
-		return m, actAnswer
+		return &reply{m: m, size: size}, actAnswer
 	}
 	if len(req.Question) != 1 {
 		m.Rcode = dns.RcodeFormatError
-		return m, actAnswer
+		return &reply{m: m, size: size}, actAnswer
 	}
-	size := 512
 	if opt := req.IsEdns0(); opt != nil {
 		if opt.Version() != 0 {
 			m.SetEdns0(uint16(s.cfg.MaxUDPSize), false)
 			m.Rcode = dns.RcodeBadVers
-			return m, actAnswer
+			return &reply{m: m, size: size}, actAnswer
 		}
 		size = min(max(int(opt.UDPSize()), 512), s.cfg.MaxUDPSize)
 		m.SetEdns0(uint16(s.cfg.MaxUDPSize), false)
@@ -51,7 +81,7 @@ func (s *Server) handle(req *dns.Msg, tcp bool) (*dns.Msg, int) {
 	q := req.Question[0]
 	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
 		m.Rcode = dns.RcodeRefused
-		return m, actAnswer
+		return &reply{m: m, size: size}, actAnswer
 	}
 	qn := strings.ToLower(q.Name)
 	n := s.parseName(qn)
@@ -59,10 +89,10 @@ func (s *Server) handle(req *dns.Msg, tcp bool) (*dns.Msg, int) {
 	switch n.kind {
 	case kindOutside:
 		if len(s.cfg.Recursors) > 0 && req.RecursionDesired {
-			return m, actForward
+			return &reply{m: m, size: size}, actForward
 		}
 		m.Rcode = dns.RcodeRefused
-		return m, actAnswer
+		return &reply{m: m, size: size}, actAnswer
 	case kindUnknown:
 	case kindAddr:
 		e = s.buildAddr(qn, n)
@@ -71,14 +101,14 @@ func (s *Server) handle(req *dns.Msg, tcp bool) (*dns.Msg, int) {
 	}
 	if e == nil || !e.exists {
 		if n.kind == kindReverse && len(s.cfg.Recursors) > 0 && req.RecursionDesired {
-			return m, actForward
+			return &reply{m: m, size: size}, actForward
 		}
 		m.Authoritative = n.zone != ""
 		m.Rcode = dns.RcodeNameError
 		if n.zone != "" {
 			m.Ns = []dns.RR{s.soas[n.zone]}
 		}
-		return m, actAnswer
+		return &reply{m: m, size: size}, actAnswer
 	}
 	m.Authoritative = true
 	units := e.types[q.Qtype]
@@ -86,19 +116,21 @@ func (s *Server) handle(req *dns.Msg, tcp bool) (*dns.Msg, int) {
 		if n.zone != "" {
 			m.Ns = []dns.RR{s.soas[n.zone]}
 		}
-		return m, actAnswer
+		return &reply{m: m, size: size}, actAnswer
 	}
-	s.fill(m, e, units, size, tcp)
-	return m, actAnswer
+	r := &reply{m: m, size: size}
+	s.fill(r, e, units)
+	return r, actAnswer
 }
 
 // idxPool recycles the permutations fill draws.
 var idxPool = sync.Pool{New: func() any { s := make([]int, 0, 64); return &s }}
 
-// fill adds units to m in the entry's order (random or weighted for services) until
-// ARecordLimit or the size limit; a unit that does not fit is left out whole and sets
-// TC (RFC 2181 §9).
-func (s *Server) fill(m *dns.Msg, e *entry, units []unit, size int, tcp bool) {
+// fill adds units to r.m in the entry's order (random or weighted for services) up to
+// ARecordLimit, and no more than could fit r.size uncompressed twice over: pack
+// trims the rest.
+func (s *Server) fill(r *reply, e *entry, units []unit) {
+	m := r.m
 	k := len(units)
 	if e.shuffle && s.cfg.ARecordLimit > 0 {
 		k = min(k, s.cfg.ARecordLimit)
@@ -117,20 +149,21 @@ func (s *Server) fill(m *dns.Msg, e *entry, units []unit, size int, tcp bool) {
 			idx[i], idx[j] = idx[j], idx[i]
 		}
 	}
+	r.bounds = append(r.bounds[:0], bound{len(m.Answer), len(m.Extra)})
+	est := 0
 	for _, i := range idx[:k] {
 		u := &units[i]
-		na, ne := len(m.Answer), len(m.Extra)
+		if est += u.size; est > 2*r.size && len(r.bounds) > 1 {
+			m.Truncated = true
+			break
+		}
 		m.Answer = append(m.Answer, u.ans...)
 		for _, rr := range u.extra {
 			if !slices.Contains(m.Extra, rr) { // two instances on one node share a target
 				m.Extra = append(m.Extra, rr)
 			}
 		}
-		if !tcp && m.Len() > size {
-			m.Answer, m.Extra = m.Answer[:na], m.Extra[:ne]
-			m.Truncated = true
-			break
-		}
+		r.bounds = append(r.bounds, bound{len(m.Answer), len(m.Extra)})
 	}
 	*ip = idx
 	idxPool.Put(ip)

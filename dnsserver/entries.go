@@ -29,11 +29,18 @@ type unit struct {
 	ans   []dns.RR
 	extra []dns.RR
 	w     int // load-balancing weight, when the entry is weighted
+	size  int // the records' uncompressed wire length
 }
 
 func (e *entry) add(t uint16, u unit) {
 	if e.types == nil {
 		e.types = map[uint16][]unit{}
+	}
+	for _, rr := range u.ans {
+		u.size += dns.Len(rr)
+	}
+	for _, rr := range u.extra {
+		u.size += dns.Len(rr)
 	}
 	e.types[t] = append(e.types[t], u)
 }

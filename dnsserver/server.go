@@ -96,7 +96,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	started := make(chan struct{})
 	s.tcpS = &dns.Server{Listener: s.tcp, Net: "tcp", Handler: dns.HandlerFunc(s.serveTCP),
-		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, IdleTimeout: func() time.Duration { return 8 * time.Second },
+		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxTCPQueries: -1, IdleTimeout: func() time.Duration { return 8 * time.Second },
 		NotifyStartedFunc: func() { close(started) }}
 	s.wg.Go(func() {
 		if err := s.tcpS.ActivateAndServe(); err != nil && ctx.Err() == nil {
@@ -217,13 +217,13 @@ func (s *Server) serveUDP(p packet, out []byte) []byte {
 		s.metrics.observe(0, dns.RcodeFormatError, p.at)
 		return out
 	}
-	m, act := s.handle(req, false)
+	r, act := s.handle(req, false)
 	switch act {
 	case actDrop:
 		s.metrics.observe(0, -1, p.at)
 		return out
 	case actForward:
-		s.forward(req, m, func(r *dns.Msg) {
+		s.forward(req, r.m, func(r *dns.Msg) {
 			b, err := r.Pack()
 			if err == nil {
 				_, _ = p.conn.WriteToUDPAddrPort(b, p.from)
@@ -232,7 +232,7 @@ func (s *Server) serveUDP(p packet, out []byte) []byte {
 		})
 		return out
 	}
-	b, err := m.PackBuffer(out[:cap(out)])
+	b, err := s.pack(r, out[:cap(out)])
 	if err != nil {
 		s.cfg.Logger.Warn("dns pack", "err", err)
 		return out
@@ -240,21 +240,21 @@ func (s *Server) serveUDP(p packet, out []byte) []byte {
 	if _, err := p.conn.WriteToUDPAddrPort(b, p.from); err != nil {
 		s.cfg.Logger.Debug("dns udp write", "err", err)
 	}
-	s.metrics.observe(qtypeOf(req), m.Rcode, p.at)
+	s.metrics.observe(qtypeOf(req), r.m.Rcode, p.at)
 	return b[:0]
 }
 
 // serveTCP answers one query of a TCP connection.
 func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
 	at := time.Now()
-	m, act := s.handle(req, true)
+	rep, act := s.handle(req, true)
 	switch act {
 	case actDrop:
 		s.metrics.observe(0, -1, at)
 		return
 	case actForward:
 		done := make(chan struct{})
-		s.forward(req, m, func(r *dns.Msg) {
+		s.forward(req, rep.m, func(r *dns.Msg) {
 			_ = w.WriteMsg(r)
 			s.metrics.observe(qtypeOf(req), r.Rcode, at)
 			close(done)
@@ -262,10 +262,14 @@ func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
 		<-done
 		return
 	}
-	if err := w.WriteMsg(m); err != nil {
-		s.cfg.Logger.Debug("dns tcp write", "err", err)
+	wire, err := s.pack(rep, make([]byte, dns.MaxMsgSize))
+	if err == nil {
+		_, err = w.Write(wire)
 	}
-	s.metrics.observe(qtypeOf(req), m.Rcode, at)
+	if err != nil {
+		s.cfg.Logger.Debug("dns tcp answer", "err", err)
+	}
+	s.metrics.observe(qtypeOf(req), rep.m.Rcode, at)
 }
 
 func qtypeOf(m *dns.Msg) uint16 {
