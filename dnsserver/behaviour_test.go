@@ -1,7 +1,6 @@
 package dnsserver
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"strings"
@@ -348,12 +347,19 @@ func TestMetrics(t *testing.T) {
 	f.query("udp", "web.service.consul.", dns.TypeSRV, 0)
 	f.query("udp", "nope.service.consul.", dns.TypeSRV, 0)
 	f.query("tcp", "nope.service.consul.", dns.TypeSRV, 0)
-	if got := testutil.ToFloat64(f.srv.metrics.queries.WithLabelValues("SRV", "NOERROR")); got != 1 {
-		t.Errorf("SRV NOERROR: %v, want 1", got)
-	}
-	if got := testutil.ToFloat64(f.srv.metrics.queries.WithLabelValues("SRV", "NXDOMAIN")); got != 2 {
-		t.Errorf("SRV NXDOMAIN: %v, want 2", got)
-	}
+	testkit.Poll(t, 5*time.Second, time.Millisecond, "the NOERROR counted", func() error {
+		if got := testutil.ToFloat64(f.srv.metrics.queries.WithLabelValues("SRV", "NOERROR")); got != 1 {
+			return fmt.Errorf("SRV NOERROR: %v, want 1", got)
+		}
+		return nil
+	})
+	// Counted after the answer is written: the client may read it first.
+	testkit.Poll(t, 5*time.Second, time.Millisecond, "both NXDOMAIN counted", func() error {
+		if got := testutil.ToFloat64(f.srv.metrics.queries.WithLabelValues("SRV", "NXDOMAIN")); got != 2 {
+			return fmt.Errorf("SRV NXDOMAIN: %v, want 2", got)
+		}
+		return nil
+	})
 	n, err := testutil.GatherAndCount(reg, "rumor_dns_request_duration_seconds", "rumor_dns_shed_total")
 	if err != nil || n != 4 { // one histogram, three shed reasons
 		t.Errorf("series: %d, %v", n, err)
@@ -390,34 +396,58 @@ func TestConfigErrors(t *testing.T) {
 
 func TestQueue(t *testing.T) {
 	var q queue
-	q.init(3)
-	for i := range 5 {
+	q.init(5, 2)
+	for i := range 7 {
 		old, dropped := q.push(packet{n: i})
-		if dropped != (i >= 3) || (dropped && old.n != i-3) {
+		if dropped != (i >= 5) || (dropped && old.n != i-5) {
 			t.Errorf("push %d: dropped %v (%d)", i, dropped, old.n)
 		}
 	}
-	for _, want := range []int{4, 3, 2} { // newest first
-		if p, ok := q.pop(); !ok || p.n != want {
-			t.Errorf("pop: %d %v, want %d", p.n, ok, want)
+	// 2..6 wait: newest first while more than 2 wait, then oldest first.
+	for _, want := range []struct {
+		n       int
+		backlog bool
+	}{{6, true}, {5, true}, {4, true}, {2, false}, {3, false}} {
+		if p, backlog, ok := q.pop(); !ok || p.n != want.n || backlog != want.backlog {
+			t.Errorf("pop: %d backlog %v %v, want %d backlog %v", p.n, backlog, ok, want.n, want.backlog)
 		}
 	}
 	q.close()
-	if _, ok := q.pop(); ok {
+	if _, _, ok := q.pop(); ok {
 		t.Error("pop after close: ok")
 	}
 }
 
-// TestShedsStale: a query that waited past MaxQueueDelay is dropped and counted.
+// TestShedsStale: a query that waited past MaxQueueDelay behind a backlog is dropped
+// and counted; without a backlog a late query is still answered.
 func TestShedsStale(t *testing.T) {
-	f := newFixture(t, Config{})
-	f.srv.q.push(packet{buf: bufPool.Get().(*[]byte), n: 0, at: time.Now().Add(-time.Second)})
-	testkit.Poll(t, 5*time.Second, time.Millisecond, "the stale packet shed", func() error {
-		if n := testutil.ToFloat64(f.srv.metrics.shed.WithLabelValues("too_old")); n != 1 {
-			return fmt.Errorf("shed %v", n)
+	cat, _ := catalogtest.New(t, catalog.Config{})
+	srv, err := New(Config{Addr: "127.0.0.1:0", Catalog: cat, LIFOAbove: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 { // queued before the worker starts: two behind a backlog, one not
+		srv.q.push(packet{buf: bufPool.Get().(*[]byte), n: 0, at: time.Now().Add(-time.Second)})
+	}
+	done := make(chan struct{})
+	go func() { srv.work(); close(done) }()
+	testkit.Poll(t, 5*time.Second, time.Millisecond, "the queue to drain", func() error {
+		srv.q.mu.Lock()
+		n := srv.q.n
+		srv.q.mu.Unlock()
+		if n > 0 {
+			return fmt.Errorf("%d queued", n)
 		}
 		return nil
 	})
+	srv.q.close()
+	<-done
+	if n := testutil.ToFloat64(srv.metrics.shed.WithLabelValues("too_old")); n != 2 {
+		t.Errorf("shed %v, want 2", n)
+	}
+	if n := testutil.ToFloat64(srv.metrics.queries.WithLabelValues("", "dropped")); n != 1 {
+		t.Errorf("handled %v, want 1 (garbage, dropped after reading)", n)
+	}
 }
 
 func TestCloseIdempotent(t *testing.T) {
@@ -435,5 +465,4 @@ func TestCloseIdempotent(t *testing.T) {
 	if err := srv.Close(); err != nil { // never started
 		t.Fatal(err)
 	}
-	_ = context.Background
 }

@@ -108,9 +108,14 @@ type Config struct {
 	// oldest is dropped. Default 1024.
 	MaxQueue int
 
-	// MaxQueueDelay drops a UDP query that waited longer than this for a worker: its
-	// client has likely retried, and answering it would only delay newer ones.
-	// Default 5ms.
+	// LIFOAbove is the queue length past which workers answer the newest UDP query
+	// first (overload) rather than the oldest. Default 64.
+	LIFOAbove int
+
+	// MaxQueueDelay drops a UDP query that waited longer than this for a worker while
+	// more than LIFOAbove queries wait (overload): its client has likely retried, and
+	// answering it would only delay newer ones. Without a backlog a late query is
+	// still answered (it was delayed by scheduling, not by load). Default 5ms.
 	MaxQueueDelay time.Duration
 
 	// MaxTCPConns bounds open TCP connections; more are closed at once. Default 512.
@@ -139,6 +144,7 @@ const (
 	DefaultMaxForwards     = 256
 	DefaultMaxQueue        = 1024
 	DefaultMaxQueueDelay   = 5 * time.Millisecond
+	DefaultLIFOAbove       = 64
 	DefaultMaxTCPConns     = 512
 	DefaultMaxCacheEntries = 10000
 )
@@ -228,7 +234,7 @@ func (c Config) withDefaults() (Config, error) {
 		def  int
 		name string
 	}{{&c.MaxForwards, DefaultMaxForwards, "max forwards"}, {&c.UDPReaders, procs, "UDP readers"},
-		{&c.Workers, procs, "workers"}, {&c.MaxQueue, DefaultMaxQueue, "max queue"},
+		{&c.Workers, procs, "workers"}, {&c.MaxQueue, DefaultMaxQueue, "max queue"}, {&c.LIFOAbove, DefaultLIFOAbove, "LIFO threshold"},
 		{&c.MaxTCPConns, DefaultMaxTCPConns, "max TCP connections"},
 		{&c.MaxCacheEntries, DefaultMaxCacheEntries, "max cache entries"}} {
 		if err := pos(f.v, f.def, f.name); err != nil {

@@ -26,7 +26,7 @@ import (
 //
 //	go test -run '^$' -bench DNSPerf -benchtime 1x ./dnsserver/
 //
-// BenchmarkDNSPerf/udp saturates the server (dnsperf with 200 queries outstanding),
+// BenchmarkDNSPerf/udp saturates the server (dnsperf with 64 queries outstanding),
 // /tcp does the same over TCP (dnsperf keeps a connection per client), /udp-half
 // offers half the saturating UDP rate and reports the latency percentiles,
 // /udp-overload offers twice that rate for DNSPERF_OVERLOAD seconds (default 60)
@@ -59,7 +59,7 @@ func runDNSPerf(b *testing.B, addr string, secs int, rate float64, extra ...stri
 		// throttle what dnsperf offers.
 		args = append(args, "-Q", strconv.Itoa(int(rate)), "-q", "20000", "-t", "1")
 	} else {
-		args = append(args, "-q", "200")
+		args = append(args, "-q", "64", "-t", "1")
 	}
 	args = append(args, extra...)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(secs+30)*time.Second)

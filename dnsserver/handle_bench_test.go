@@ -2,7 +2,6 @@ package dnsserver
 
 import (
 	"net"
-	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -31,5 +30,4 @@ func BenchmarkServeUDP(b *testing.B) {
 		n := copy(buf, q)
 		out = srv.serveUDP(packet{buf: &buf, n: n, from: to, conn: conn}, out)
 	}
-	_ = netip.AddrPort{}
 }

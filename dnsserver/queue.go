@@ -2,20 +2,24 @@ package dnsserver
 
 import "sync"
 
-// queue is a bounded last-in-first-out queue of UDP packets: workers take the newest,
-// and a push onto a full queue drops the oldest. Under overload the packets answered
-// are the fresh ones, whose clients are still waiting, and the stale ones are shed.
+// queue is a bounded queue of UDP packets with adaptive LIFO: first in, first out while
+// it holds at most lifoAbove packets (no overload: every query is answered in order),
+// newest first beyond (overload: the queries answered are the fresh ones, whose
+// clients still wait, while the stale ones age out). A push onto a full queue drops
+// the oldest.
 type queue struct {
-	mu     sync.Mutex
-	cond   sync.Cond
-	ring   []packet // ring buffer: oldest at head, newest at head+n-1
-	head   int
-	n      int
-	closed bool
+	mu        sync.Mutex
+	cond      sync.Cond
+	ring      []packet // ring buffer: oldest at head, newest at head+n-1
+	head      int
+	n         int
+	lifoAbove int
+	closed    bool
 }
 
-func (q *queue) init(size int) {
+func (q *queue) init(size, lifoAbove int) {
 	q.ring = make([]packet, size)
+	q.lifoAbove = lifoAbove
 	q.cond.L = &q.mu
 }
 
@@ -35,21 +39,29 @@ func (q *queue) push(p packet) (old packet, dropped bool) {
 	return old, dropped
 }
 
-// pop takes the newest packet, waiting for one; false once the queue is closed.
-func (q *queue) pop() (packet, bool) {
+// pop takes a packet, waiting for one: the oldest, or the newest when more than
+// lifoAbove wait. backlog says whether more than lifoAbove waited. It returns false
+// once the queue is closed.
+func (q *queue) pop() (p packet, backlog, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for q.n == 0 && !q.closed {
 		q.cond.Wait()
 	}
 	if q.closed {
-		return packet{}, false
+		return packet{}, false, false
 	}
-	i := (q.head + q.n - 1) % len(q.ring)
-	p := q.ring[i]
+	backlog = q.n > q.lifoAbove
+	i := q.head
+	if backlog {
+		i = (q.head + q.n - 1) % len(q.ring)
+	} else {
+		q.head = (q.head + 1) % len(q.ring)
+	}
+	p = q.ring[i]
 	q.ring[i] = packet{}
 	q.n--
-	return p, true
+	return p, backlog, true
 }
 
 // close wakes every worker to return.

@@ -54,7 +54,7 @@ func New(cfg Config) (*Server, error) {
 	if s.metrics, err = newMetrics(c.Registerer); err != nil {
 		return nil, err
 	}
-	s.q.init(c.MaxQueue)
+	s.q.init(c.MaxQueue, c.LIFOAbove)
 	return s, nil
 }
 
@@ -187,11 +187,12 @@ func (s *Server) readUDP(c *net.UDPConn) {
 func (s *Server) work() {
 	out := make([]byte, 0, dns.MaxMsgSize)
 	for {
-		p, ok := s.q.pop()
+		p, backlog, ok := s.q.pop()
 		if !ok {
 			return
 		}
-		if time.Since(p.at) > s.cfg.MaxQueueDelay {
+		// Stale and behind a backlog: overload, not a scheduling hiccup.
+		if backlog && time.Since(p.at) > s.cfg.MaxQueueDelay {
 			bufPool.Put(p.buf)
 			s.metrics.shed.WithLabelValues("too_old").Inc()
 			continue

@@ -18,6 +18,10 @@ missing=()
 for pair in ip:iproute2 nft:nftables ping:iputils-ping chromium:chromium; do
 	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# dig (dnsutils): the DNS interface's tests (dnsserver, agent); dnsperf: its benchmark.
+for pair in dig:dnsutils dnsperf:dnsperf; do
+	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
 if ((${#missing[@]})); then
 	if [ "$(id -u)" -eq 0 ]; then
 		echo "installing ${missing[*]}..." >&2

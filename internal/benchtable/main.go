@@ -63,6 +63,11 @@ var targets = []target{
 	{"BenchmarkLocalState/services=10000/op=register/clients=16", "p99-ms", 20.000001, false, "p99 ≤ 20 ms"},
 	{"BenchmarkLocalState/services=10000/op=status/clients=16", "changes/s", 5000, true, "≥ 5,000 status changes/s (10,000 services)"},
 	{"BenchmarkLocalState/services=10000/op=status/clients=16", "p99-ms", 20.000001, false, "p99 ≤ 20 ms"},
+	// Issue 12: the DNS interface under dnsperf on loopback, SRV of 5 of 100 instances.
+	{"BenchmarkDNSPerf/udp", "queries/s", 33000, true, "≥ 33,000 queries/s UDP (CoreDNS's 2-vCPU figure)"},
+	{"BenchmarkDNSPerf/tcp", "pct-of-udp", 50, true, "TCP ≥ 50 % of UDP"},
+	{"BenchmarkDNSPerf/udp-half", "p99-ms", 1.000001, false, "p99 ≤ 1 ms at half the saturating rate"},
+	{"BenchmarkDNSPerf/udp-overload", "p99-ms", 5.000001, false, "p99 of answered ≤ 5 ms at 2× the saturating rate for 60 s"},
 }
 
 // line matches "BenchmarkName-2   N   v unit   v unit ...".
