@@ -14,7 +14,8 @@ import (
 // at 127.0.0.1:8600 (--dns-addr).
 
 // DNSConfig configures the agent's DNS server: dnsserver.Config, whose Catalog,
-// NodeName, Datacenter, Registerer and Logger the agent sets. An empty Addr turns the
+// NodeName, Datacenter, Registerer and Logger the agent sets (and Near, gossip's
+// network coordinates, with OrderNear). An empty Addr turns the
 // server off (the default).
 type DNSConfig = dnsserver.Config
 
@@ -26,6 +27,9 @@ func (a *Agent) newDNS() (*dnsserver.Server, error) {
 	c := a.cfg.DNS
 	c.Catalog, c.NodeName, c.Datacenter = a.cat, a.cfg.NodeName, a.cfg.Datacenter
 	c.Registerer, c.Logger = a.reg, a.cfg.Logger.With("node", a.cfg.NodeName, "component", "dns")
+	if c.OrderNear && c.Near == nil {
+		c.Near = apiAgent{a} // gossip's network coordinates, as the HTTP API's ?near=
+	}
 	s, err := dnsserver.New(c)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)

@@ -65,7 +65,7 @@ func TestDNSAcrossTwoAgents(t *testing.T) {
 	var agents []*Agent
 	for i := range 2 {
 		cfg := Config{NodeName: fmt.Sprintf("n%d", i+1), DataDir: t.TempDir(), BindAddr: "127.0.0.1",
-			GossipProfile: "local", HTTPAddr: "127.0.0.1:0", DNS: DNSConfig{Addr: "127.0.0.1:0", UDPReaders: 1, Workers: 1}}
+			GossipProfile: "local", HTTPAddr: "127.0.0.1:0", DNS: DNSConfig{Addr: "127.0.0.1:0", UDPReaders: 1, Workers: 1, OrderNear: i == 1}}
 		if i > 0 {
 			cfg.Join = []string{agents[0].GossipAddr().String()}
 		}

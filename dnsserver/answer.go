@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -140,7 +141,32 @@ func (s *Server) fill(r *reply, e *entry, units []unit) {
 	for i := range units {
 		idx = append(idx, i)
 	}
+	var rtts map[string]time.Duration
+	if e.shuffle {
+		if p := s.rtts.Load(); p != nil {
+			rtts = *p
+		}
+	}
 	switch {
+	case rtts != nil:
+		// Nearest first; ties and unknown nodes in random order.
+		rand.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+		slices.SortStableFunc(idx, func(a, b int) int {
+			ra, oka := rtts[units[a].node]
+			rb, okb := rtts[units[b].node]
+			switch {
+			case oka != okb:
+				if oka {
+					return -1
+				}
+				return 1
+			case ra < rb:
+				return -1
+			case ra > rb:
+				return 1
+			}
+			return 0
+		})
 	case e.weighted:
 		weightedOrder(idx, units)
 	case e.shuffle:

@@ -466,3 +466,37 @@ func TestCloseIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// fakeNear estimates the RTT to node n<i> as i ms.
+type fakeNear struct{}
+
+func (fakeNear) RTTsFrom(string) (map[string]time.Duration, bool) {
+	m := map[string]time.Duration{}
+	for i := range 100 {
+		if i != 7 { // n7 has no coordinate
+			m[fmt.Sprintf("n%d", i)] = time.Duration(100-i) * time.Millisecond
+		}
+	}
+	return m, true
+}
+
+// TestOrderNear: with OrderNear, instances come nearest first.
+func TestOrderNear(t *testing.T) {
+	f := newFixture(t, Config{OrderNear: true, Near: fakeNear{}, ARecordLimit: 3})
+	f.many(10)
+	want := []string{"n9.node.dc1.consul.", "n8.node.dc1.consul.", "n6.node.dc1.consul."}
+	testkit.Poll(t, 5*time.Second, time.Millisecond, "answers nearest first", func() error { // the estimates are read in the background
+		r := f.query("udp", "web.service.consul.", dns.TypeSRV, 0)
+		var got []string
+		for _, rr := range r.Answer {
+			got = append(got, rr.(*dns.SRV).Target)
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			return fmt.Errorf("order %v, want %v (nearest first, n7 unknown)", got, want)
+		}
+		return nil
+	})
+	if _, err := New(Config{Addr: ":0", Catalog: f.cat, OrderNear: true}); err == nil || !strings.Contains(err.Error(), "needs Near") {
+		t.Errorf("OrderNear without Near: %v", err)
+	}
+}

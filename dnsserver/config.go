@@ -29,6 +29,15 @@ type Catalog interface {
 
 var _ Catalog = (*catalog.Catalog)(nil)
 
+// Coordinates estimates round-trip times from network coordinates (the agent's
+// gossip). Calls may run concurrently; they must not block for long.
+type Coordinates interface {
+	// RTTsFrom returns the estimated round-trip time from the node named from to every
+	// node whose coordinate is known, by name; ok is false when from's own coordinate
+	// is unknown.
+	RTTsFrom(from string) (rtts map[string]time.Duration, ok bool)
+}
+
 // Config configures a Server. The zero value of every field means its default.
 // New never modifies the caller's Config.
 type Config struct {
@@ -59,6 +68,18 @@ type Config struct {
 	// instances are answered too. Critical and maintenance instances, and instances
 	// on nodes gossip marks failed or left, are never answered.
 	OnlyPassing bool
+
+	// OrderNear orders service answers nearest first (as the HTTP API's ?near=_agent),
+	// by Near's estimates of the round-trip time from NodeName, refreshed every
+	// NearRefresh; instances on nodes without a coordinate come last, at random.
+	// Default off: answers are shuffled (or weighted) per query.
+	OrderNear bool
+
+	// Near supplies the estimates for OrderNear. Required with OrderNear.
+	Near Coordinates
+
+	// NearRefresh is how often the estimates are read again. Default 1s.
+	NearRefresh time.Duration
 
 	// ServiceTTL gives the TTL of service answers by service name; a key ending in
 	// "*" matches names with that prefix (the longest match wins), "*" alone any.
@@ -253,6 +274,12 @@ func (c Config) withDefaults() (Config, error) {
 		case *d.v < 0:
 			return c, configErr("%s: negative (%s)", d.name, *d.v)
 		}
+	}
+	if c.OrderNear && c.Near == nil {
+		return c, configErr("OrderNear needs Near (network coordinates)")
+	}
+	if c.NearRefresh <= 0 {
+		c.NearRefresh = time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

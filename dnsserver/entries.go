@@ -28,8 +28,9 @@ type entry struct {
 type unit struct {
 	ans   []dns.RR
 	extra []dns.RR
-	w     int // load-balancing weight, when the entry is weighted
-	size  int // the records' uncompressed wire length
+	w     int    // load-balancing weight, when the entry is weighted
+	size  int    // the records' uncompressed wire length
+	node  string // the instance's node, for OrderNear
 }
 
 func (e *entry) add(t uint16, u unit) {
@@ -220,20 +221,21 @@ func (s *Server) buildService(qn string, n name) *entry {
 		tgt, extra := s.target(in, n.zone, ttl)
 		srv := &dns.SRV{Hdr: hdr(qn, dns.TypeSRV, ttl), Priority: 1, Weight: uint16(min(max(w, 0), 65535)),
 			Port: uint16(in.Service.Port), Target: tgt}
-		e.add(dns.TypeSRV, unit{ans: []dns.RR{srv}, extra: extra, w: w})
+		nd := in.Node.Node.Name
+		e.add(dns.TypeSRV, unit{ans: []dns.RR{srv}, extra: extra, w: w, node: nd})
 		var any []dns.RR
 		if a, err := netip.ParseAddr(addrOf(in)); err == nil {
 			rr, t := addrRR(qn, a, ttl)
-			e.add(t, unit{ans: []dns.RR{rr}, w: w})
+			e.add(t, unit{ans: []dns.RR{rr}, w: w, node: nd})
 			any = append(any, rr)
 		}
 		if len(in.Service.Meta) > 0 {
 			txt := &dns.TXT{Hdr: hdr(qn, dns.TypeTXT, ttl), Txt: txtStrings(in.Service.Meta)}
-			e.add(dns.TypeTXT, unit{ans: []dns.RR{txt}, w: w})
+			e.add(dns.TypeTXT, unit{ans: []dns.RR{txt}, w: w, node: nd})
 			any = append(any, txt)
 		}
 		if len(any) > 0 {
-			e.add(dns.TypeANY, unit{ans: any, w: w})
+			e.add(dns.TypeANY, unit{ans: any, w: w, node: nd})
 		}
 	}
 	if !e.exists {

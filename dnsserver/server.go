@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -25,6 +26,7 @@ type Server struct {
 
 	cache  sync.Map // lower-case name → *entry
 	cached atomic.Int64
+	rtts   atomic.Pointer[map[string]time.Duration] // OrderNear's estimates; nil when off or unknown
 
 	udp  []*net.UDPConn
 	tcp  net.Listener
@@ -60,31 +62,19 @@ func New(cfg Config) (*Server, error) {
 
 // Start listens on Config.Addr, UDP and TCP, and serves until Close.
 func (s *Server) Start(ctx context.Context) error {
-	lc := net.ListenConfig{Control: reusePort}
-	pc, err := lc.ListenPacket(ctx, "udp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("dnsserver: listen udp %s: %w", s.cfg.Addr, err)
-	}
-	first := pc.(*net.UDPConn)
-	s.udp = append(s.udp, first)
-	s.addr = first.LocalAddr().(*net.UDPAddr).AddrPort()
-	bound := s.addr.String()
-	readers := s.cfg.UDPReaders
-	if !reusePortWorks {
-		readers = 1
-	}
-	for i := 1; i < readers; i++ {
-		pc, err := lc.ListenPacket(ctx, "udp", bound)
-		if err != nil {
-			s.closeSockets()
-			return fmt.Errorf("dnsserver: listen udp %s (socket %d): %w", bound, i+1, err)
+	_, port, _ := net.SplitHostPort(s.cfg.Addr)
+	var ln net.Listener
+	var err error
+	// With port 0 the kernel picks a free UDP port, whose TCP twin may be taken:
+	// try again with another.
+	for attempt := 0; ; attempt++ {
+		ln, err = s.listen(ctx)
+		if err == nil || port != "0" || attempt == 20 || !errors.Is(err, syscall.EADDRINUSE) {
+			break
 		}
-		s.udp = append(s.udp, pc.(*net.UDPConn))
 	}
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", bound)
 	if err != nil {
-		s.closeSockets()
-		return fmt.Errorf("dnsserver: listen tcp %s: %w", bound, err)
+		return err
 	}
 	s.tcp = &limitListener{Listener: ln, sem: make(chan struct{}, s.cfg.MaxTCPConns), refused: s.metrics.tcpRefused}
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -104,9 +94,44 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	})
 	s.wg.Go(func() { s.watch(ctx) })
+	if s.cfg.OrderNear { // read in the loop, not here: Start's caller may hold locks Near takes
+		s.wg.Go(func() { s.nearLoop(ctx) })
+	}
 	<-started
-	s.cfg.Logger.Info("dns server listening", "addr", bound, "domain", s.cfg.Domain, "udp_sockets", len(s.udp))
+	s.cfg.Logger.Info("dns server listening", "addr", s.addr.String(), "domain", s.cfg.Domain, "udp_sockets", len(s.udp))
 	return nil
+}
+
+// listen opens the UDP sockets and the TCP listener on one port.
+func (s *Server) listen(ctx context.Context) (net.Listener, error) {
+	s.udp = nil
+	lc := net.ListenConfig{Control: reusePort}
+	pc, err := lc.ListenPacket(ctx, "udp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("dnsserver: listen udp %s: %w", s.cfg.Addr, err)
+	}
+	first := pc.(*net.UDPConn)
+	s.udp = append(s.udp, first)
+	s.addr = first.LocalAddr().(*net.UDPAddr).AddrPort()
+	bound := s.addr.String()
+	readers := s.cfg.UDPReaders
+	if !reusePortWorks {
+		readers = 1
+	}
+	for i := 1; i < readers; i++ {
+		pc, err := lc.ListenPacket(ctx, "udp", bound)
+		if err != nil {
+			s.closeSockets()
+			return nil, fmt.Errorf("dnsserver: listen udp %s (socket %d): %w", bound, i+1, err)
+		}
+		s.udp = append(s.udp, pc.(*net.UDPConn))
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", bound)
+	if err != nil {
+		s.closeSockets()
+		return nil, fmt.Errorf("dnsserver: listen tcp %s: %w", bound, err)
+	}
+	return ln, nil
 }
 
 // Addr returns the address the server listens on (UDP and TCP); invalid before Start.
@@ -146,6 +171,31 @@ func (s *Server) watch(ctx context.Context) {
 		s.invalidate()
 		select {
 		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// refreshNear reads the round-trip estimates OrderNear sorts by.
+func (s *Server) refreshNear() {
+	rtts, ok := s.cfg.Near.RTTsFrom(s.cfg.NodeName)
+	if !ok {
+		s.rtts.Store(nil)
+		return
+	}
+	s.rtts.Store(&rtts)
+}
+
+// nearLoop refreshes the estimates every NearRefresh until ctx ends.
+func (s *Server) nearLoop(ctx context.Context) {
+	s.refreshNear()
+	t := time.NewTicker(s.cfg.NearRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.refreshNear()
 		case <-ctx.Done():
 			return
 		}

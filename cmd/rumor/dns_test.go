@@ -25,14 +25,14 @@ func TestDNSFlags(t *testing.T) {
 	cfg, _, err = resolve(t, map[string]string{"RUMOR_DNS_ADDR": "127.0.0.1:0"}, "--dev", "--dns-domain", "rumor",
 		"--dns-alt-domain", "sd.example", "--dns-recursor", "1.1.1.1", "--dns-recursor", "9.9.9.9:53", "--dns-only-passing",
 		"--dns-node-ttl", "5s", "--dns-service-ttl", "web=30s", "--dns-service-ttl", "db*=1m", "--dns-negative-ttl", "0s",
-		"--dns-a-record-limit", "3", "--dns-max-udp-size", "4096")
+		"--dns-a-record-limit", "3", "--dns-max-udp-size", "4096", "--dns-near")
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := cfg.DNS
 	if d.Addr != "127.0.0.1:0" || d.Domain != "rumor" || d.AltDomain != "sd.example" || len(d.Recursors) != 2 || !d.OnlyPassing ||
 		d.NodeTTL != 5*time.Second || d.ServiceTTL["web"] != 30*time.Second || d.ServiceTTL["db*"] != time.Minute ||
-		d.NegativeTTL != -1 || d.ARecordLimit != 3 || d.MaxUDPSize != 4096 {
+		d.NegativeTTL != -1 || d.ARecordLimit != 3 || d.MaxUDPSize != 4096 || !d.OrderNear {
 		t.Errorf("DNS config: %+v", d)
 	}
 	// Config files, then flags over them.
