@@ -64,6 +64,13 @@ func (q *queue) pop() (p packet, backlog, ok bool) {
 	return p, backlog, true
 }
 
+// empty reports whether no packet waits.
+func (q *queue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n == 0
+}
+
 // close wakes every worker to return.
 func (q *queue) close() {
 	q.mu.Lock()

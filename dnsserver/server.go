@@ -213,11 +213,21 @@ type packet struct {
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, dns.MaxMsgSize); return &b }}
 
-// readUDP reads one socket's packets onto the queue until the socket closes.
+// inlineBelow is how old (since the kernel received it) a datagram may be for its
+// reader to answer it at once: older ones mean a queue is building in the socket, and
+// go to the workers' queue so the reader can drain the socket.
+const inlineBelow = time.Millisecond
+
+// readUDP reads one socket until it closes. While the workers' queue is empty and
+// datagrams are fresh, it answers them itself (no hand-off, no wake-up); otherwise it
+// queues them for the workers, newest first under overload.
 func (s *Server) readUDP(c *net.UDPConn) {
+	_ = c.SetReadBuffer(4 << 20) // room for bursts; capped by net.core.rmem_max
+	oob := make([]byte, oobSize)
+	out := make([]byte, 0, dns.MaxMsgSize)
 	for {
 		bp := bufPool.Get().(*[]byte)
-		n, from, err := c.ReadFromUDPAddrPort(*bp)
+		n, oobn, _, from, err := c.ReadMsgUDPAddrPort(*bp, oob)
 		if err != nil {
 			bufPool.Put(bp)
 			if errors.Is(err, net.ErrClosed) {
@@ -226,7 +236,14 @@ func (s *Server) readUDP(c *net.UDPConn) {
 			s.cfg.Logger.Debug("dns udp read", "err", err)
 			continue
 		}
-		if old, dropped := s.q.push(packet{buf: bp, n: n, from: from, conn: c, at: time.Now()}); dropped {
+		now := time.Now()
+		p := packet{buf: bp, n: n, from: from, conn: c, at: arrival(oob[:oobn], now)}
+		if now.Sub(p.at) < inlineBelow && s.q.empty() {
+			out = s.serveUDP(p, out)
+			bufPool.Put(bp)
+			continue
+		}
+		if old, dropped := s.q.push(p); dropped {
 			bufPool.Put(old.buf)
 			s.metrics.shed.WithLabelValues("queue_full").Inc()
 		}
@@ -313,10 +330,12 @@ func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
 		<-done
 		return
 	}
-	wire, err := s.pack(rep, make([]byte, dns.MaxMsgSize))
+	bp := bufPool.Get().(*[]byte)
+	wire, err := s.pack(rep, *bp)
 	if err == nil {
 		_, err = w.Write(wire)
 	}
+	bufPool.Put(bp)
 	if err != nil {
 		s.cfg.Logger.Debug("dns tcp answer", "err", err)
 	}
