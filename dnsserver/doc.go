@@ -12,12 +12,15 @@
 // weight) from a precomputed slice of records.
 //
 // UDP is served by its own loop rather than miekg/dns's Server, which starts one
-// goroutine per packet with no bound: one reader per SO_REUSEPORT socket pushes
-// packets onto a bounded last-in-first-out queue, and a fixed set of workers answers
-// the newest first. When the queue is full its oldest packet is dropped, and a packet
-// that waited longer than Config.MaxQueueDelay is dropped unanswered: under overload
-// the queries that are answered stay fast and the rest are shed (and counted in
-// rumor_dns_shed_total) instead of every query getting slow. TCP is served by
+// goroutine per packet with no bound: one reader per SO_REUSEPORT socket. While the
+// workers' queue is empty and a datagram is fresh (the kernel's receive timestamp,
+// SO_TIMESTAMPNS, says it waited under a millisecond in the socket), the reader
+// answers it itself. Otherwise it pushes it onto a bounded queue that a fixed set of
+// workers serve first in, first out while it is short and newest first beyond
+// Config.LIFOAbove (adaptive LIFO); a full queue drops its oldest packet, and a packet
+// older than Config.MaxQueueDelay behind such a backlog is dropped unanswered. Under
+// overload the queries that are answered stay fast and the rest are shed (and counted
+// in rumor_dns_shed_total) instead of every query getting slow. TCP is served by
 // miekg/dns's Server, one goroutine per connection, bounded by Config.MaxTCPConns.
 //
 // # Concurrency

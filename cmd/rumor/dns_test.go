@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -118,6 +117,6 @@ func TestDNSQuery(t *testing.T) {
 			t.Errorf("agent exited %d", code)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal(fmt.Sprintf("agent did not stop:\n%s", errb.String()))
+		t.Fatalf("agent did not stop:\n%s", errb.String())
 	}
 }
