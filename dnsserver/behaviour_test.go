@@ -500,3 +500,22 @@ func TestOrderNear(t *testing.T) {
 		t.Errorf("OrderNear without Near: %v", err)
 	}
 }
+
+// TestServiceNameCase: a service registered with capitals is found by any spelling,
+// and one registered later is found too (the name index follows TopicServices).
+func TestServiceNameCase(t *testing.T) {
+	f := newFixture(t, Config{})
+	f.node("n1", "10.0.0.1", nil)
+	if r := f.query("udp", "api.service.consul.", dns.TypeA, 0); r.Rcode != dns.RcodeNameError {
+		t.Fatalf("before: %s", dns.RcodeToString[r.Rcode])
+	}
+	f.service("n1", catalogtest.Service("API-1", "API", 80), catalog.StatusPassing)
+	for _, q := range []string{"api.service.consul.", "API.service.consul.", "_Api._tcp.service.consul."} {
+		if r := f.query("udp", q, dns.TypeA, 0); len(r.Answer) != 1 {
+			t.Errorf("%s: %v", q, r)
+		}
+	}
+	if r := f.query("udp", "api-1-n1._api._tcp.consul.", dns.TypeSRV, 0); len(r.Answer) != 1 {
+		t.Errorf("DNS-SD instance: %v", r)
+	}
+}

@@ -123,18 +123,37 @@ func weight(in *catalog.Instance) int {
 	return in.Service.Weights.Passing
 }
 
-// instances returns the named service's instances, matching the name without regard
-// to case (DNS names are case-insensitive, catalog names are not).
-func (s *Server) instances(svc string) []catalog.Instance {
-	if out := s.cfg.Catalog.ServiceInstances(svc, catalog.Filter{}); len(out) > 0 {
-		return out
-	}
-	for _, sum := range s.cfg.Catalog.Services(catalog.Filter{}) {
-		if sum.Name != svc && strings.EqualFold(sum.Name, svc) {
-			return s.cfg.Catalog.ServiceInstances(sum.Name, catalog.Filter{})
+// names maps lower-case service names to the catalog's spelling, as of a
+// TopicServices index.
+type names struct {
+	index   uint64
+	byLower map[string]string
+}
+
+// serviceName returns the catalog's name of a service asked in lower case: DNS names
+// are case-insensitive, catalog names are not. An unknown name costs one map lookup
+// (and a TopicServices read), so random names cannot make the server scan the catalog.
+func (s *Server) serviceName(lower string) (string, bool) {
+	idx := s.cfg.Catalog.TopicIndex(catalog.TopicServices)
+	ns := s.names.Load()
+	if ns == nil || ns.index != idx {
+		ns = &names{index: idx, byLower: map[string]string{}}
+		for _, sum := range s.cfg.Catalog.Services(catalog.Filter{}) {
+			ns.byLower[strings.ToLower(sum.Name)] = sum.Name
 		}
+		s.names.Store(ns)
 	}
-	return nil
+	n, ok := ns.byLower[lower]
+	return n, ok
+}
+
+// instances returns the instances of the service asked for in lower case.
+func (s *Server) instances(svc string) []catalog.Instance {
+	name, ok := s.serviceName(svc)
+	if !ok {
+		return nil
+	}
+	return s.cfg.Catalog.ServiceInstances(name, catalog.Filter{})
 }
 
 // node returns the named node, matching without regard to case.

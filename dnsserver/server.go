@@ -27,6 +27,7 @@ type Server struct {
 	cache  sync.Map // lower-case name → *entry
 	cached atomic.Int64
 	rtts   atomic.Pointer[map[string]time.Duration] // OrderNear's estimates; nil when off or unknown
+	names  atomic.Pointer[names]                    // service names by lower case
 
 	udp  []*net.UDPConn
 	tcp  net.Listener
