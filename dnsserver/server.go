@@ -239,9 +239,15 @@ func (s *Server) readUDP(c *net.UDPConn) {
 		}
 		now := time.Now()
 		p := packet{buf: bp, n: n, from: from, conn: c, at: arrival(oob[:oobn], now)}
-		if now.Sub(p.at) < inlineBelow && s.q.empty() {
+		age, idle := now.Sub(p.at), s.q.empty()
+		if age < inlineBelow && idle {
 			out = s.serveUDP(p, out)
 			bufPool.Put(bp)
+			continue
+		}
+		if age > s.cfg.MaxQueueDelay && !idle { // stale in the socket, and a backlog: shed at once
+			bufPool.Put(bp)
+			s.metrics.shed.WithLabelValues("too_old").Inc()
 			continue
 		}
 		if old, dropped := s.q.push(p); dropped {
