@@ -71,6 +71,13 @@ func (q *queue) empty() bool {
 	return q.n == 0
 }
 
+// backlogged reports whether more than lifoAbove packets wait (overload).
+func (q *queue) backlogged() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n > q.lifoAbove
+}
+
 // close wakes every worker to return.
 func (q *queue) close() {
 	q.mu.Lock()

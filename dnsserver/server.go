@@ -245,7 +245,7 @@ func (s *Server) readUDP(c *net.UDPConn) {
 			bufPool.Put(bp)
 			continue
 		}
-		if age > s.cfg.MaxQueueDelay && !idle { // stale in the socket, and a backlog: shed at once
+		if age > s.cfg.MaxQueueDelay && !idle && s.q.backlogged() { // stale in the socket, behind a backlog: shed at once
 			bufPool.Put(bp)
 			s.metrics.shed.WithLabelValues("too_old").Inc()
 			continue
