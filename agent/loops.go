@@ -77,31 +77,12 @@ func (a *Agent) flushState() {
 	}
 }
 
-// supersede checks whether the catalog holds this node's records at a newer
-// generation than ours: a previous incarnation whose generation was never persisted
-// here (data dir lost and the clock set back). Those records would win everywhere, so
-// the writer moves past them and republishes everything at the new generation.
-func (a *Agent) supersede() {
-	v := a.cat.OriginVersion(a.cfg.NodeName)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.local == nil || a.stopped {
-		return
-	}
-	old := a.local.Generation()
-	recs, ok := a.local.Supersede(v)
-	if !ok {
-		return
-	}
-	a.log.Warn("found records of an older incarnation of this node with a newer generation; superseding them",
-		"seen", v.String(), "old_generation", old, "new_generation", a.local.Generation())
-	if a.dir != nil {
-		if err := a.dir.saveGeneration(a.local.Generation()); err != nil {
-			a.log.Error("persist generation", "error", err)
-		}
-	}
-	a.applyLocked(recs)
-}
+// supersede is repairOwn's periodic backstop: the catalog hands copies of this
+// node's records from elsewhere to ownRecords (it never stores them), and a version
+// above what the local state issued (an older incarnation whose generation was never
+// persisted here, a forged record) is superseded at once by repairOwnLoop; this
+// catches a wake-up that raced the loop's start.
+func (a *Agent) supersede() { a.repairOwn() }
 
 // savePeers writes the gossip addresses of the other members to peers.json when they
 // changed, so a restart can rejoin them. Members that left are not kept; an empty

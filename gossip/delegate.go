@@ -62,7 +62,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	}
 	state := catalog.LivenessFailed
 	d.g.mu.Lock()
-	if _, ok := d.g.leaving[n.Name]; ok {
+	if d.g.leftGracefully(n.Name, time.Now()) {
 		state = catalog.LivenessLeft
 	}
 	d.g.mu.Unlock()
@@ -139,9 +139,16 @@ func (b *recordBroadcast) Finished() {}
 // deliver hands a message to the worker, dropping it (counted) if the worker is far
 // behind: never block memberlist's packet handler.
 func (g *Gossip) deliver(m inboxMsg) {
+	n := int64(len(m.data))
+	if g.inboxBytes.Add(n) > inboxMaxBytes {
+		g.inboxBytes.Add(-n)
+		g.metrics.dropped.WithLabelValues("inbox_full").Inc()
+		return
+	}
 	select {
 	case g.inbox <- m:
 	default:
+		g.inboxBytes.Add(-n)
 		g.metrics.dropped.WithLabelValues("inbox_full").Inc()
 	}
 }
