@@ -79,6 +79,10 @@ type Agent struct {
 
 	// own watches for versions of this node's records it did not issue (ownrecords.go).
 	own *ownRecords
+	// failed is closed, once, when the agent cannot go on (Failed, Err: ownrecords.go).
+	failed   chan struct{}
+	failOnce sync.Once
+	failErr  error
 }
 
 // New checks cfg and returns an agent that has not started: it holds an empty catalog
@@ -100,7 +104,7 @@ func New(cfg Config) (*Agent, error) {
 	return &Agent{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: reg,
 		ctx: ctx, cancel: cancel, leaveReq: make(chan struct{}),
-		own: own,
+		own: own, failed: make(chan struct{}),
 	}, nil
 }
 
@@ -163,6 +167,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		Hook:       a.cfg.GossipHook,
 		// The keyring is saved in the data dir at every change (keyringfile.go).
 		OnKeyringChange: saveKeys,
+		NodeID:          a.nodeID, // in the node meta: a name conflict fails the join
 	})
 	if err != nil {
 		return fmt.Errorf("agent: start gossip on %s:%d: %w", a.cfg.BindAddr, a.cfg.BindPort, err)

@@ -54,6 +54,9 @@ type clusterConfig struct {
 	// OnKeyringChange persists the keyring (gossip.Config.OnKeyringChange); nil
 	// without a data dir.
 	OnKeyringChange func([][]byte) error
+
+	// NodeID is the node's persistent ID (gossip.Config.NodeID: name conflicts).
+	NodeID string
 }
 
 // newGossip starts real gossip.
@@ -70,6 +73,7 @@ func newGossip(cc clusterConfig) (cluster, error) {
 		Registerer:    cc.Registerer,
 	}
 	gc.OnKeyringChange = cc.OnKeyringChange
+	gc.NodeID = cc.NodeID
 	if cc.Hook != nil {
 		cc.Hook(&gc)
 	}

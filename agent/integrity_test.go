@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
+	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/gossip/gossiptest"
 	"github.com/rumor-sd/rumor/internal/testkit"
 )
@@ -140,5 +142,27 @@ func TestGossipStartErrors(t *testing.T) {
 			t.Errorf("bind %s:%d: Start = %v, want %q", tc.bind, tc.port, err, tc.want)
 		}
 		_ = a.Shutdown()
+	}
+}
+
+// TestRetryJoinNameConflictFails (issue 11 item 10): an agent whose retry-join finds
+// its name taken by a live node fails (Failed, Err) rather than retrying forever.
+func TestRetryJoinNameConflictFails(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts real gossip")
+	}
+	peer := loopbackPool(t, 1)[0]
+	a := startAgent(t, Config{NodeName: "n1", DataDir: t.TempDir(), BindAddr: "127.0.0.1", GossipProfile: "local",
+		HTTPAddr: "127.0.0.1:0", RetryJoin: []string{peer.GossipAddr().String()}})
+	select {
+	case <-a.Failed():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the agent did not fail within 20s")
+	}
+	if err := a.Err(); !errors.Is(err, gossip.ErrNameConflict) {
+		t.Errorf("Err() = %v, want ErrNameConflict", err)
+	}
+	if a2 := peer.Members(); len(a2) != 1 {
+		t.Errorf("the pool's members: %+v", a2)
 	}
 }

@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/gossip"
 )
 
 // retryJoin joins addrs in the background until one answers, backing off
@@ -21,6 +24,10 @@ func (a *Agent) retryJoin(cl cluster, addrs []string, what string) {
 			return
 		}
 		if a.ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, gossip.ErrNameConflict) {
+			a.fail(fmt.Errorf("agent: %s: %w", what, err)) // retrying cannot help
 			return
 		}
 		wait := delay + time.Duration(rand.Int64N(int64(delay/4)+1))

@@ -107,3 +107,27 @@ func (a *Agent) repairOwn() {
 	}
 	a.applyLocked(recs)
 }
+
+// Failed is closed when the agent found, after Start, that it cannot go on: another
+// node holds its name (a retry-join refused with gossip.ErrNameConflict). Err says
+// why. The caller should shut the agent down and exit with a failure.
+func (a *Agent) Failed() <-chan struct{} { return a.failed }
+
+// Err returns why the agent failed (see Failed), or nil.
+func (a *Agent) Err() error {
+	select {
+	case <-a.failed:
+		return a.failErr
+	default:
+		return nil
+	}
+}
+
+// fail records a fatal error and closes Failed, once.
+func (a *Agent) fail(err error) {
+	a.failOnce.Do(func() {
+		a.failErr = err
+		a.log.Error("the agent cannot go on", "error", err)
+		close(a.failed)
+	})
+}

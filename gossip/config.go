@@ -17,6 +17,12 @@ type Config struct {
 	// NodeName is this node's unique name in the pool; it is also its catalog origin.
 	NodeName string
 
+	// NodeID is this node's persistent ID (the agent's data dir keeps it). It travels
+	// in memberlist's node meta, so that another agent using the same name is refused
+	// (ErrNameConflict) and the same node at a new address is not (identity.go).
+	// Empty: no identity check for this node's own name.
+	NodeID string
+
 	// BindAddr and BindPort are where gossip listens, UDP and TCP. Default
 	// "0.0.0.0":7946; port 0 picks a free port (tests).
 	BindAddr string

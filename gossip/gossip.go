@@ -100,10 +100,13 @@ type Gossip struct {
 	shutdownErr  error
 
 	// Integrity (see docs/ARCHITECTURE.md, "Integrity").
-	errLog       rateLog      // repeated drop and invalid-record lines, rate-limited
-	futureLogged atomic.Bool  // the first record refused for a future generation was logged
-	inboxBytes   atomic.Int64 // bytes of the messages in inbox (bounded by inboxMaxBytes)
-	parkedBytes  int          // bytes of the parked messages, under mu (bounded by parkMaxBytes)
+	errLog       rateLog                   // repeated drop and invalid-record lines, rate-limited
+	futureLogged atomic.Bool               // the first record refused for a future generation was logged
+	inboxBytes   atomic.Int64              // bytes of the messages in inbox (bounded by inboxMaxBytes)
+	parkedBytes  int                       // bytes of the parked messages, under mu (bounded by parkMaxBytes)
+	ids          map[string]string         // members' node IDs from their meta, under mu (identity.go)
+	nameConflict error                     // the last refusal of this node's own name, under mu (identity.go)
+	moved        map[string]netip.AddrPort // old addresses of nodes that moved, under mu (identity.go)
 }
 
 // memberState is what we remember of a node beyond memberlist's view.
@@ -158,6 +161,8 @@ func New(cfg Config) (*Gossip, error) {
 		keyq:           keyQueries{pending: map[uint64]*keyQuery{}, answered: map[string]time.Time{}},
 		unknown:        make(map[string]time.Time),
 		ready:          make(chan struct{}),
+		ids:            make(map[string]string),
+		moved:          make(map[string]netip.AddrPort),
 	}
 	mc, err := g.memberlistConfig()
 	if err != nil {
@@ -253,6 +258,9 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 	mc.Events = d
 	mc.Ping = d
 	mc.Conflict = d
+	mc.Alive = d // identity.go
+	mc.Merge = d
+	mc.DeadNodeReclaimTime = deadNodeReclaim
 	mc.LogOutput = newLogBridge(g.cfg.Logger, g.metrics)
 	mc.MetricLabels = g.mlLabels
 	if len(g.cfg.Keys) > 0 {
@@ -287,6 +295,9 @@ func (g *Gossip) Join(ctx context.Context, addrs []string) (int, error) {
 		n   int
 		err error
 	}
+	g.mu.Lock()
+	g.nameConflict = nil
+	g.mu.Unlock()
 	done := make(chan result, 1)
 	g.wg.Add(1)
 	go func() {
@@ -297,6 +308,12 @@ func (g *Gossip) Join(ctx context.Context, addrs []string) (int, error) {
 	select {
 	case r := <-done:
 		if r.n == 0 && r.err != nil {
+			g.mu.Lock()
+			conflict := g.nameConflict
+			g.mu.Unlock()
+			if conflict != nil {
+				return 0, fmt.Errorf("gossip: join %s: %w", strings.Join(addrs, ", "), conflict)
+			}
 			return 0, fmt.Errorf("gossip: join %s: %w", strings.Join(addrs, ", "), explainJoinError(r.err))
 		}
 		return r.n, nil

@@ -180,8 +180,10 @@ func TestForgedLeave(t *testing.T) {
 		victim := c.nodes[2]
 		_ = victim.g.Shutdown() // a crash: no goodbye
 		victim.dead = true
-		within(t, time.Minute, "the crash seen", func() bool { return liveness(c.nodes[0], "n02") != catalog.LivenessAlive &&
-			liveness(c.nodes[0], "n02") != catalog.LivenessSuspect })
+		within(t, time.Minute, "the crash seen", func() bool {
+			return liveness(c.nodes[0], "n02") != catalog.LivenessAlive &&
+				liveness(c.nodes[0], "n02") != catalog.LivenessSuspect
+		})
 		if l := liveness(c.nodes[0], "n02"); l != catalog.LivenessFailed {
 			t.Errorf("n02 crashed after a forged leave: %s, want failed", l)
 		}

@@ -270,6 +270,9 @@ func (g *Gossip) onKeys(sender string, keys []catalog.OriginKeys, request bool) 
 func (g *Gossip) livenessLoop() {
 	g.every(g.cfg.LivenessPoll, func() {
 		for _, n := range g.ml.Members() {
+			if g.obsolete(n.Name, addrPort(n.Addr, n.Port)) {
+				continue // the old address of a node that moved (identity.go)
+			}
 			want := catalog.LivenessAlive
 			if n.State == memberlist.StateSuspect {
 				want = catalog.LivenessSuspect
