@@ -89,8 +89,8 @@ func TestForgedOwnRecordsRepaired(t *testing.T) {
 			Version: v, Service: catalogtest.Service("web", "web", 6666)})
 	}
 	for i, v := range []catalog.Version{
-		{Gen: math.MaxUint64, Counter: 1},                                 // item 1: the wrapping generation
-		{Gen: owner.Generation(), Counter: math.MaxUint64 - 1},            // item 2: the pinning counter
+		{Gen: math.MaxUint64, Counter: 1},                                // item 1: the wrapping generation
+		{Gen: owner.Generation(), Counter: math.MaxUint64 - 1},           // item 2: the pinning counter
 		{Gen: uint64(time.Now().Add(time.Hour).UnixMilli()), Counter: 1}, // plausible, but not n1's
 	} {
 		gen := owner.Generation()
