@@ -3,6 +3,7 @@ package gossip
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"math"
 	"net/netip"
@@ -334,8 +335,10 @@ func BenchmarkCraftedFlood(b *testing.B) {
 	}
 	defer func() { _ = g.Shutdown() }()
 	w := catalog.NewWriter("victim", math.MaxUint64-1)
-	junk := append([]byte{msgRecords}, binaryCount(1<<20)...)
-	junk = append(junk, bytes.Repeat([]byte{1}, 8<<10)...)
+	// As many records as 8 KiB could hold (8 bytes each at least), then junk: a decoder
+	// that trusted the count allocated 11 times the message before failing.
+	junk := append([]byte{msgRecords}, binaryCount(1024)...)
+	junk = append(junk, bytes.Repeat([]byte{0xee}, 8<<10)...)
 	msgs := [][]byte{
 		encodeRecords([]catalog.Record{w.PutService(catalogtest.Service("web", "web", 1))}), // future generation
 		junk, // a count far beyond the bytes
@@ -360,4 +363,35 @@ func binaryCount(n uint64) []byte {
 		n >>= 7
 	}
 	return append(b, byte(n))
+}
+
+// TestQueuesBoundedByBytes (issue 11 item 5): the inbox and the parked messages hold
+// at most their byte bounds, whatever the message count.
+func TestQueuesBoundedByBytes(t *testing.T) {
+	m, err := newMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Gossip{cfg: Config{NodeName: "self", Logger: slog.New(slog.DiscardHandler)}, metrics: m,
+		inbox: make(chan inboxMsg, inboxSize), members: map[string]*memberState{}}
+	big := make([]byte, 1<<20)
+	for range 100 {
+		g.deliver(inboxMsg{data: big})
+	}
+	if n, want := len(g.inbox), inboxMaxBytes/len(big); n != want {
+		t.Errorf("inbox holds %d MiB messages, want %d", n, want)
+	}
+	if got := g.inboxBytes.Load(); got > inboxMaxBytes {
+		t.Errorf("inbox holds %d bytes, over %d", got, inboxMaxBytes)
+	}
+	for i := range 100 {
+		g.parkIfUnknown(fmt.Sprintf("sender-%d", i), inboxMsg{data: append([]byte{msgState}, big...)})
+	}
+	if g.parkedBytes > parkMaxBytes {
+		t.Errorf("parked %d bytes, over %d", g.parkedBytes, parkMaxBytes)
+	}
+	g.expireParked(time.Now().Add(time.Hour))
+	if g.parkedBytes != 0 || len(g.parked) != 0 {
+		t.Errorf("after expiry: %d bytes in %d queues", g.parkedBytes, len(g.parked))
+	}
 }
