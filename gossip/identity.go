@@ -147,3 +147,11 @@ func (g *Gossip) obsolete(name string, addr netip.AddrPort) bool {
 	old, ok := g.moved[name]
 	return ok && old == addr
 }
+
+// isMoving reports whether name moved and memberlist has not yet taken its new address.
+func (g *Gossip) isMoving(name string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.moved[name]
+	return ok
+}

@@ -270,8 +270,10 @@ func (g *Gossip) onKeys(sender string, keys []catalog.OriginKeys, request bool) 
 func (g *Gossip) livenessLoop() {
 	g.every(g.cfg.LivenessPoll, func() {
 		for _, n := range g.ml.Members() {
-			if g.obsolete(n.Name, addrPort(n.Addr, n.Port)) {
-				continue // the old address of a node that moved (identity.go)
+			if g.isMoving(n.Name) {
+				// memberlist still speaks of its old address (identity.go). Not
+				// n.Addr: memberlist rewrites it in place when it takes the new one.
+				continue
 			}
 			want := catalog.LivenessAlive
 			if n.State == memberlist.StateSuspect {
