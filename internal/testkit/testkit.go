@@ -198,3 +198,14 @@ func (b *Buffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// mdnsGuardEnv is mdns.GuardEnv (internal/ packages may not import mdns; mdns's
+// tests check the two agree).
+const mdnsGuardEnv = "RUMOR_MDNS_GUARD"
+
+// GuardMDNS makes this test binary, and every process it starts, refuse to run mDNS
+// in the root network namespace (see mdns.GuardRootNamespace): call it first in
+// TestMain of every package whose tests run agents, so that no test multicasts on
+// the machine's real interfaces, even by accident. Agents inside test namespaces
+// (internal/testnet) are not affected.
+func GuardMDNS() { _ = os.Setenv(mdnsGuardEnv, "1") }
