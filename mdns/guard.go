@@ -7,36 +7,49 @@ import (
 	"runtime"
 )
 
-// GuardEnv is the environment variable GuardRootNamespace sets. While it is "1",
-// Start refuses to run in the root network namespace, in this process and in every
-// process it starts (agents that tests run as child processes inherit it).
+// GuardEnv is the environment variable GuardRootNamespace sets, to the network
+// namespace the test binary started in ("net:[4026531840]"). While it is set, Start
+// and Browse refuse to run in that namespace, in this process and in every process it
+// starts (agents that tests run as child processes inherit it), and run only in other
+// namespaces: the testbeds' hosts.
 const GuardEnv = "RUMOR_MDNS_GUARD"
 
-// ErrRootNamespace is returned by Start under GuardRootNamespace outside a test's
-// network namespace.
-var ErrRootNamespace = errors.New("mdns: refusing to multicast from the root network namespace in a test (" + GuardEnv + "=1): run the agent inside a test namespace, or with mDNS off")
+// ErrRootNamespace is returned by Start and Browse under the guard, in the namespace
+// the test binary started in.
+var ErrRootNamespace = errors.New("mdns: refusing to multicast from the machine's own network namespace in a test (" + GuardEnv + " is set): run the agent inside a test namespace, or with mDNS off")
 
-// GuardRootNamespace makes this process and its children refuse to start mDNS in the
-// root network namespace. Test binaries call it first thing in TestMain, so that no
-// test ever multicasts on the machine's real interfaces, even by accident.
+// GuardRootNamespace makes this process and its children refuse to start mDNS in
+// the network namespace it runs in now. Test binaries call it (or
+// testkit.GuardMDNS) first thing in TestMain, so that no test ever multicasts on the
+// machine's real interfaces, even by accident. It panics if the namespace cannot be
+// read: a guard that silently does nothing would be worse.
 func GuardRootNamespace() {
-	_ = os.Setenv(GuardEnv, "1")
+	ns, err := currentNetNS()
+	if err != nil {
+		panic(fmt.Sprintf("mdns: guard: %v", err))
+	}
+	_ = os.Setenv(GuardEnv, ns)
 }
 
-// checkGuard returns ErrRootNamespace when the guard is on and the calling thread is
-// in the root network namespace (the one of PID 1); an error when that cannot be told.
-func checkGuard() error {
-	if os.Getenv(GuardEnv) != "1" {
-		return nil
-	}
+// currentNetNS names the calling thread's network namespace.
+func currentNetNS() (string, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	self, err1 := os.Stat("/proc/thread-self/ns/net")
-	root, err2 := os.Stat("/proc/1/ns/net")
-	if err := errors.Join(err1, err2); err != nil {
-		return fmt.Errorf("mdns: %s=1 and the network namespace cannot be told: %w", GuardEnv, err)
+	return os.Readlink("/proc/thread-self/ns/net")
+}
+
+// checkGuard returns ErrRootNamespace when the guard is set and the calling thread is
+// in the guarded namespace, and an error when that cannot be told (fail closed).
+func checkGuard() error {
+	guarded := os.Getenv(GuardEnv)
+	if guarded == "" {
+		return nil
 	}
-	if os.SameFile(self, root) {
+	ns, err := currentNetNS()
+	if err != nil {
+		return fmt.Errorf("mdns: %s is set and the network namespace cannot be told: %w", GuardEnv, err)
+	}
+	if ns == guarded {
 		return ErrRootNamespace
 	}
 	return nil

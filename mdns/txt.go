@@ -92,13 +92,13 @@ func ParseText(txt []string) map[string]string {
 
 // Instance is one DNS-SD service instance as the querier sees it on one interface.
 type Instance struct {
-	Name  string            // instance label, e.g. "HP LaserJet (2)"
-	Type  string            // service type, e.g. "_ipp._tcp"
-	Iface string            // the interface it was seen on
-	Host  string            // SRV target, e.g. "printer.local."
-	Port  int               // SRV port
-	Addrs []netip.Addr      // the host's addresses on Iface (IPv6 link-local with zone)
-	Text  map[string]string // parsed TXT record
+	Name  string            `json:"name"`  // instance label, e.g. "HP LaserJet (2)"
+	Type  string            `json:"type"`  // service type, e.g. "_ipp._tcp"
+	Iface string            `json:"iface"` // the interface it was seen on
+	Host  string            `json:"host"`  // SRV target, e.g. "printer.local."
+	Port  int               `json:"port"`  // SRV port
+	Addrs []netip.Addr      `json:"addrs"` // the host's addresses on Iface (IPv6 link-local with zone)
+	Text  map[string]string `json:"txt"`   // parsed TXT record
 }
 
 // Equal reports whether two instances hold the same data.

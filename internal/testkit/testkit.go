@@ -208,4 +208,12 @@ const mdnsGuardEnv = "RUMOR_MDNS_GUARD"
 // TestMain of every package whose tests run agents, so that no test multicasts on
 // the machine's real interfaces, even by accident. Agents inside test namespaces
 // (internal/testnet) are not affected.
-func GuardMDNS() { _ = os.Setenv(mdnsGuardEnv, "1") }
+// It panics if the namespace cannot be read: a guard that silently does nothing
+// would be worse.
+func GuardMDNS() {
+	ns, err := os.Readlink("/proc/self/ns/net") // TestMain runs in the process's namespace
+	if err != nil {
+		panic("testkit: GuardMDNS: " + err.Error())
+	}
+	_ = os.Setenv(mdnsGuardEnv, ns)
+}
