@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/brutella/dnssd"
 	dnssdlog "github.com/brutella/dnssd/log"
@@ -31,9 +32,16 @@ type wanted struct {
 }
 
 type handle struct {
-	cfg dnssd.Config
-	h   dnssd.ServiceHandle
+	cfg   dnssd.Config
+	h     dnssd.ServiceHandle
+	added time.Time
 }
+
+// announceSpan is how long dnssd keeps announcing a new instance (two announcements a
+// second apart, RFC 6762 §8.3). Its announcing goroutine cannot be stopped, so a
+// goodbye sent sooner would be undone by the second announcement: removals of
+// instances younger than this wait for it.
+const announceSpan = 1100 * time.Millisecond
 
 func newAnnouncer(log *slog.Logger, m *metrics) *announcer {
 	quietLibrary.Do(func() { dnssdlog.Info.Disable(); dnssdlog.Debug.Disable() })
@@ -90,6 +98,14 @@ func (a *announcer) reconcile(ctx context.Context, resp dnssd.Responder, handles
 			}
 			continue
 		}
+		if d := time.Until(h.added.Add(announceSpan)); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
 		resp.Remove(h.h) // sends the goodbye (TTL 0)
 		delete(handles, k)
 	}
@@ -127,7 +143,7 @@ func (a *announcer) reconcile(ctx context.Context, resp dnssd.Responder, handles
 		if got := h.Service().Name; got != c.Name {
 			a.log.Info("mdns: instance renamed after a conflict", "instance", c.Name, "now", got, "type", c.Type)
 		}
-		handles[k] = &handle{cfg: c, h: h}
+		handles[k] = &handle{cfg: c, h: h, added: time.Now()}
 	}
 	a.metrics.announced.Set(float64(len(handles)))
 }
