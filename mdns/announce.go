@@ -23,7 +23,11 @@ var quietLibrary sync.Once
 type announcer struct {
 	log     *slog.Logger
 	metrics *metrics
-	want    chan wanted
+
+	mu     sync.Mutex
+	latest wanted
+	gen    uint64        // grows with every set
+	wake   chan struct{} // signalled (never blocking) by set
 }
 
 type wanted struct {
@@ -45,16 +49,26 @@ const announceSpan = 1100 * time.Millisecond
 
 func newAnnouncer(log *slog.Logger, m *metrics) *announcer {
 	quietLibrary.Do(func() { dnssdlog.Info.Disable(); dnssdlog.Debug.Disable() })
-	return &announcer{log: log, metrics: m, want: make(chan wanted, 1)}
+	return &announcer{log: log, metrics: m, wake: make(chan struct{}, 1)}
 }
 
 // set replaces the wanted instances; it never blocks (the newest set wins).
 func (a *announcer) set(w wanted) {
+	a.mu.Lock()
+	a.latest = w
+	a.gen++
+	a.mu.Unlock()
 	select {
-	case <-a.want:
+	case a.wake <- struct{}{}:
 	default:
 	}
-	a.want <- w
+}
+
+// current returns the newest wanted set and its generation.
+func (a *announcer) current() (wanted, uint64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.latest, a.gen
 }
 
 // run publishes until ctx ends, then says goodbye to everything and returns once the
@@ -73,22 +87,22 @@ func (a *announcer) run(ctx context.Context) {
 		_ = resp.Respond(rctx)
 	}()
 	handles := map[string]*handle{}
-	var cur wanted
 	for {
 		select {
 		case <-ctx.Done():
 			cancel() // goodbyes for everything still announced
 			<-done
 			return
-		case w := <-a.want:
-			cur = w
+		case <-a.wake:
 		}
-		a.reconcile(ctx, resp, handles, cur)
+		w, gen := a.current()
+		a.reconcile(ctx, resp, handles, w, gen)
 	}
 }
 
-// reconcile adds, updates and removes instances so that handles matches w.
-func (a *announcer) reconcile(ctx context.Context, resp dnssd.Responder, handles map[string]*handle, w wanted) {
+// reconcile adds, updates and removes instances so that handles matches w (of
+// generation gen); it returns early when a newer set arrives, which wakes run again.
+func (a *announcer) reconcile(ctx context.Context, resp dnssd.Responder, handles map[string]*handle, w wanted, gen uint64) {
 	for k, h := range handles {
 		c, ok := w.svcs[k]
 		if ok && c.Port == h.cfg.Port && c.Host == h.cfg.Host && slices.Equal(w.ifaces, h.cfg.Ifaces) {
@@ -122,11 +136,8 @@ func (a *announcer) reconcile(ctx context.Context, resp dnssd.Responder, handles
 			return
 		}
 		// A newer wanted set replaces this one between additions (each probes ~1 s).
-		select {
-		case nw := <-a.want:
-			a.set(nw)
+		if _, g := a.current(); g != gen {
 			return
-		default:
 		}
 		c := w.svcs[k]
 		c.Ifaces = w.ifaces

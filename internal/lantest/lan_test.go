@@ -92,7 +92,7 @@ func (l *lan) client(i int) *http.Client {
 	if c := l.clients[i]; c != nil {
 		return c
 	}
-	c := &http.Client{Transport: &http.Transport{DialContext: l.host(i).DialContext}, Timeout: 3 * time.Second}
+	c := &http.Client{Transport: &http.Transport{DialContext: l.host(i).DialContext}, Timeout: 15 * time.Second}
 	l.clients[i] = c
 	l.t.Cleanup(c.CloseIdleConnections)
 	return c
