@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -331,4 +332,64 @@ func avahiUnescape(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// TestTwoInterfacesOneLink: an agent with two interfaces on one bridge hears its own
+// announcements on the other interface; that echo is not a conflict, and it never
+// renames itself (RFC 6762 §9; issue 19 item 2).
+func TestTwoInterfacesOneLink(t *testing.T) {
+	l := newLAN(t, 2, avahiTools...)
+	var brNS string
+	for _, ns := range l.tb.Namespaces() {
+		if strings.HasSuffix(ns, "-br") {
+			brNS = ns
+		}
+	}
+	if brNS == "" {
+		t.Fatalf("no bridge namespace among %v", l.tb.Namespaces())
+	}
+	h := l.host(0)
+	second := l.tb.Subnet().Addr().Next().Next().Next().Next().Next().Next().Next().Next().Next().Next() // .10
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, args := range [][]string{
+		{"link", "add", "v99", "netns", brNS, "type", "veth", "peer", "name", "eth1", "netns", h.Name()},
+		{"-n", brNS, "link", "set", "v99", "master", "br0"}, {"-n", brNS, "link", "set", "v99", "up"},
+		{"-n", h.Name(), "addr", "add", second.String() + "/24", "dev", "eth1"}, {"-n", h.Name(), "link", "set", "eth1", "up"},
+	} {
+		if out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	av := l.avahi(1, "av2")
+	p := l.agent(0, "h1")
+	poll(t, 15*time.Second, "agent up", func() error { _, err := l.members(0); return err })
+	if _, err := l.do(0, "PUT", "/v1/agent/service/register", `{"ID": "web1", "Name": "web", "Port": 8080}`); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, 10*time.Second, "avahi-browse lists web1-h1", func() error {
+		lines, err := av.browse("_web._tcp")
+		if err != nil || len(lines) == 0 {
+			return fmt.Errorf("got %q, %v", lines, err)
+		}
+		return nil
+	})
+	// Long enough for a rename to happen (probing takes about a second).
+	settle := time.NewTimer(3 * time.Second)
+	<-settle.C
+	lines, err := av.browse("_web._tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range lines {
+		if f := strings.Split(line, ";"); len(f) > 3 && avahiUnescape(f[3]) != "web1-h1" {
+			t.Errorf("the agent renamed its own instance: %q", line)
+		}
+	}
+	if out := p.Output(); !strings.Contains(out, "ifaces=[eth0 eth1]") {
+		t.Errorf("the agent does not use both interfaces:\n%s", out)
+	}
+	if out := p.Output(); strings.Contains(out, "renamed") {
+		t.Errorf("the agent saw a conflict with itself:\n%s", out)
+	}
 }
