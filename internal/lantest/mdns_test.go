@@ -386,7 +386,7 @@ func TestTwoInterfacesOneLink(t *testing.T) {
 			t.Errorf("the agent renamed its own instance: %q", line)
 		}
 	}
-	if out := p.Output(); !strings.Contains(out, "ifaces=[eth0 eth1]") {
+	if out := p.Output(); !strings.Contains(out, `ifaces="[eth0 eth1]"`) {
 		t.Errorf("the agent does not use both interfaces:\n%s", out)
 	}
 	if out := p.Output(); strings.Contains(out, "renamed") {
