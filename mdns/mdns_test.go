@@ -249,3 +249,29 @@ func FuzzParseResponse(f *testing.F) {
 		}
 	})
 }
+
+// TestCacheIPv6LinkLocal: a link-local IPv6 address keeps the zone of the interface
+// it was seen on (issue 19 item 5), and imports never use it as the address.
+func TestCacheIPv6LinkLocal(t *testing.T) {
+	c := newCache()
+	now := time.Unix(0, 0)
+	for _, s := range []string{
+		`_http._tcp.local. 4500 IN PTR w._http._tcp.local.`,
+		`w._http._tcp.local. 120 IN SRV 0 0 80 h.local.`,
+		`w._http._tcp.local. 4500 IN TXT "x=1"`,
+		`h.local. 120 IN AAAA fe80::1`,
+	} {
+		c.add(rr(t, s), now)
+	}
+	insts, _ := c.instances("_http._tcp", "eth1")
+	if len(insts) != 1 || len(insts[0].Addrs) != 1 || insts[0].Addrs[0].String() != "fe80::1%eth1" {
+		t.Fatalf("got %+v", insts)
+	}
+	s, err := Imported(insts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Address != "" {
+		t.Errorf("imported address %q: a link-local address must not leave the link", s.Address)
+	}
+}

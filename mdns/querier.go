@@ -200,7 +200,7 @@ func (q *querier) loop(ctx context.Context) {
 		now := time.Now()
 		q.tick(now)
 		q.publish()
-		wait := q.nextEvent(now).Sub(time.Now())
+		wait := time.Until(q.nextEvent(now))
 		timer.Reset(max(wait, time.Millisecond))
 		select {
 		case <-ctx.Done():
