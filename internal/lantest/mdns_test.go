@@ -393,3 +393,38 @@ func TestTwoInterfacesOneLink(t *testing.T) {
 		t.Errorf("the agent saw a conflict with itself:\n%s", out)
 	}
 }
+
+// TestInterfacesComeAndGo: an interface that appears after the start is used, and
+// one that goes is dropped (issue 19 item 5).
+func TestInterfacesComeAndGo(t *testing.T) {
+	l := newLAN(t, 1)
+	p := l.agent(0, "h1")
+	poll(t, 15*time.Second, "agent up", func() error { _, err := l.members(0); return err })
+	h := l.host(0)
+	ip := func(args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if out, err := h.Command(ctx, "ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v: %s", args, err, out)
+		}
+	}
+	// A veth pair inside the host: eth1 is multicast-capable and up, its peer too.
+	ip("link", "add", "eth1", "type", "veth", "peer", "name", "eth1p")
+	ip("addr", "add", "192.168.77.1/24", "dev", "eth1")
+	ip("link", "set", "eth1p", "up")
+	ip("link", "set", "eth1", "up")
+	poll(t, 20*time.Second, "eth1 used", func() error {
+		if strings.Contains(p.Output(), `msg="mdns: using interface" node=h1 component=mdns iface=eth1`) {
+			return nil
+		}
+		return errors.New("not yet")
+	})
+	ip("link", "del", "eth1")
+	poll(t, 20*time.Second, "eth1 dropped", func() error {
+		if strings.Contains(p.Output(), `msg="mdns: interface dropped" node=h1 component=mdns iface=eth1`) {
+			return nil
+		}
+		return errors.New("not yet")
+	})
+}
