@@ -131,16 +131,8 @@ func BenchmarkSteadyTraffic(b *testing.B) {
 	for i := range agents {
 		l.agent(i, fmt.Sprintf("n%02d", i+1))
 	}
-	for i := range agents {
-		testkitPoll(b, 30*time.Second, 100*time.Millisecond, "agent up", func() error { _, err := l.members(i); return err })
-		for s := range perAgent {
-			if _, err := l.do(i, "PUT", "/v1/agent/service/register", fmt.Sprintf(`{"ID": "s%d", "Name": "svc%d", "Port": %d, "Tags": ["t"]}`, s, s, 8000+s)); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	// Announcing 10 services probes each for ~1 s: wait until the last one is
-	// announced everywhere (the listener sees every instance), then settle.
+	// The listener runs from before the first registration; announcing 10 services
+	// probes each for ~1 s: wait until it has seen every instance, then settle.
 	var mu sync.Mutex
 	type rec struct{ src, key string }
 	last := map[rec]time.Time{}
@@ -201,6 +193,14 @@ func BenchmarkSteadyTraffic(b *testing.B) {
 			mu.Unlock()
 		}
 	}()
+	for i := range agents {
+		testkitPoll(b, 30*time.Second, 100*time.Millisecond, "agent up", func() error { _, err := l.members(i); return err })
+		for s := range perAgent {
+			if _, err := l.do(i, "PUT", "/v1/agent/service/register", fmt.Sprintf(`{"ID": "s%d", "Name": "svc%d", "Port": %d, "Tags": ["t"]}`, s, s, 8000+s)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 	testkitPoll(b, 10*time.Minute, time.Second, "all 200 instances announced", func() error {
 		mu.Lock()
 		defer mu.Unlock()
