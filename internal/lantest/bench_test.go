@@ -140,7 +140,8 @@ func BenchmarkSteadyTraffic(b *testing.B) {
 	var minKey string
 	var burstGap time.Duration = time.Hour // while the 200 instances are announced
 	var burstKey string
-	var bytes, packets int
+	var bytes, packets, queries, responses int
+	questions := map[string]int{}
 	counting := false
 	seen := map[string]bool{}
 	lis := l.host(agents)
@@ -176,14 +177,27 @@ func BenchmarkSteadyTraffic(b *testing.B) {
 			if counting {
 				bytes += n + 42 // UDP, IPv4 and Ethernet headers
 				packets++
+				if m.Response {
+					responses++
+				} else {
+					queries++
+					for _, q := range m.Question {
+						questions[q.Name+" "+dns.TypeToString[q.Qtype]]++
+					}
+				}
 			}
 			if m.Response {
+				inPacket := map[rec]bool{}
 				for _, rr := range append(m.Answer, m.Extra...) {
 					if ptr, ok := rr.(*dns.PTR); ok && !strings.HasPrefix(ptr.Hdr.Name, "_rumor") {
 						seen[ptr.Ptr] = true
 					}
 					h := rr.Header()
 					k := rec{src.String(), strings.ToLower(h.Name) + " " + dns.TypeToString[h.Rrtype] + " " + strings.TrimPrefix(rr.String(), h.String())}
+					if inPacket[k] {
+						continue // the same record twice in one packet (answer and additional)
+					}
+					inPacket[k] = true
 					if t, ok := last[k]; ok && h.Ttl > 0 {
 						switch {
 						case counting && now.Sub(t) < minGap:
@@ -236,6 +250,7 @@ func BenchmarkSteadyTraffic(b *testing.B) {
 	b.ReportMetric(burstGap.Seconds(), "min-repeat-announcing-s")
 	b.Logf("steady state over %s: %d packets, %d bytes (%.0f B/s per host); shortest repeat of one record: %s %s (none in the window: %v)",
 		window, packets, bytes, perHost, minGap, minKey, minGap == time.Hour)
+	b.Logf("in the window: %d queries, %d responses; most asked: %v", queries, responses, topN(questions, 5))
 	b.Logf("while announcing: shortest repeat of one record by one host: %s (%s)", burstGap, burstKey)
 }
 
@@ -254,4 +269,18 @@ func testkitPoll(b testing.TB, within, every time.Duration, what string, cond fu
 		t := time.NewTimer(every)
 		<-t.C
 	}
+}
+
+// topN returns the n most frequent keys of m with their counts.
+func topN(m map[string]int, n int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int { return m[b] - m[a] })
+	var out []string
+	for _, k := range keys[:min(n, len(keys))] {
+		out = append(out, fmt.Sprintf("%s×%d", k, m[k]))
+	}
+	return out
 }
