@@ -60,6 +60,7 @@ type Agent struct {
 	state   *stateLog        // where local saves its changes; nil in memory
 	health  *health.Manager  // runs the local checks; nil before Start
 	docker  *docker.Watcher  // registers containers' services; nil unless Config.Docker.Enabled
+	mdns    *agentMDNS       // mDNS announce, import and zero-config join; nil when off
 	cl      cluster
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -209,6 +210,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	// for a Sink call, so holding a.mu is safe here.
 	a.runChecks(a.health, localstate.Ready{Start: a.local.Runnable()})
 	a.startDocker() // last too: its calls wait for a.mu
+	a.startMDNSLocked(keys)
 	a.log.Info("agent started", "node_id", a.nodeID, "generation", a.local.Generation(),
 		"gossip", a.cl.LocalAddr().String(), "http", a.httpLn.Addr().String(),
 		"services", a.local.Len(), "data_dir", a.cfg.DataDir)
@@ -348,6 +350,7 @@ func (a *Agent) Leave(ctx context.Context) error {
 	var err error
 	if running && cl != nil && !left {
 		a.savePeers() // the pool as last seen, for the next start
+		a.closeMDNS() // goodbyes on the LAN; imports withdrawn while gossip still runs
 		if err = cl.Leave(ctx); err != nil {
 			err = fmt.Errorf("agent: leave: %w", err)
 		}
@@ -375,6 +378,7 @@ func (a *Agent) Shutdown() error {
 			_ = web.Close() // ends the UI's live streams, which srv.Shutdown would wait for
 		}
 		a.closeDocker()
+		a.closeMDNS()
 		var errs []error
 		if srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -471,6 +475,7 @@ func (a *Agent) change(f func(*localstate.Core) (localstate.Ready, error)) error
 	}
 	a.runChecks(hm, rd)
 	a.regMu.Unlock()
+	a.announceLocal()
 	if st != nil {
 		if err := st.flush(seq); err != nil {
 			return fmt.Errorf("agent: the change is made but may not survive a power failure: %w", err)

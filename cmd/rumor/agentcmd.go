@@ -43,6 +43,7 @@ type agentFlags struct {
 	docker, dockerInternal                                                           bool
 	dockerHost                                                                       string
 	limits                                                                           agent.Limits
+	mdns                                                                             mdnsFlags // mdnscmd.go
 
 	// fs is the parsed flag set, to tell a flag given (on the command line or by
 	// its RUMOR_* variable) from its default. Nil counts every flag as given.
@@ -193,6 +194,7 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.IntVar(&f.limits.MaxServices, "max-services", 0, "most services registered on this node, from the API and config files together; one more is refused (HTTP 400) (default 10000)")
 	fl.IntVar(&f.limits.MaxChecks, "max-checks", 0, "most checks on this node, services' and the node's own (default 20000)")
 	fl.IntVar(&f.limits.MaxChecksPerService, "max-checks-per-service", 0, "most checks one service may have (default 100)")
+	addMDNSFlags(fl, &f.mdns)
 }
 
 // applyEnv sets every flag not given on the command line from its RUMOR_<FLAG>
@@ -293,6 +295,9 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	override(f, "docker-internal", &cfg.Docker.Internal, f.dockerInternal)
 	if (cfg.Docker.Host != "" || cfg.Docker.Internal) && !cfg.Docker.Enabled {
 		return cfg, nil, usagef("--docker-host and --docker-internal configure the Docker watcher: add --docker")
+	}
+	if err := f.mdns.apply(f, &cfg); err != nil {
+		return cfg, nil, err
 	}
 	if f.reapAfter < 0 {
 		return cfg, nil, usagef("--reap-after %s: must not be negative", f.reapAfter)
