@@ -172,6 +172,10 @@ type Config struct {
 	// catalog. Default: off (DNS.Addr ""); `rumor agent` sets 127.0.0.1:8600.
 	DNS DNSConfig
 
+	// MDNS configures mDNS/DNS-SD: announce, browse and import, zero-config join
+	// (agent/mdns.go). Default: off (the CLI turns it on).
+	MDNS MDNSConfig
+
 	// GossipHook, if set, sees (and may adjust) the gossip config just before gossip
 	// starts. For tests and test tools: internal/netemagent wraps the transport to
 	// delay what the node sends. Default: none.
@@ -228,6 +232,11 @@ func (c Config) withDefaults() (Config, error) {
 	c.NodeMeta = maps.Clone(c.NodeMeta)
 	c.Join = slices.Clone(c.Join)
 	c.RetryJoin = slices.Clone(c.RetryJoin)
+	c.MDNS.Ifaces, c.MDNS.IfacesExclude = slices.Clone(c.MDNS.Ifaces), slices.Clone(c.MDNS.IfacesExclude)
+	c.MDNS.Import = slices.Clone(c.MDNS.Import)
+	if err := c.MDNS.check(); err != nil {
+		return c, err
+	}
 	if c.NodeName == "" {
 		h, err := os.Hostname()
 		if err != nil {

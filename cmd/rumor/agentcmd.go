@@ -43,7 +43,8 @@ type agentFlags struct {
 	docker, dockerInternal                                                           bool
 	dockerHost                                                                       string
 	limits                                                                           agent.Limits
-	dns                                                                              dnsFlags // --dns-* (dnscmd.go)
+	dns                                                                              dnsFlags  // --dns-* (dnscmd.go)
+	mdns                                                                             mdnsFlags // mdnscmd.go
 
 	// fs is the parsed flag set, to tell a flag given (on the command line or by
 	// its RUMOR_* variable) from its default. Nil counts every flag as given.
@@ -195,6 +196,7 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.IntVar(&f.limits.MaxChecks, "max-checks", 0, "most checks on this node, services' and the node's own (default 20000)")
 	fl.IntVar(&f.limits.MaxChecksPerService, "max-checks-per-service", 0, "most checks one service may have (default 100)")
 	addDNSFlags(fl, &f.dns)
+	addMDNSFlags(fl, &f.mdns)
 }
 
 // applyEnv sets every flag not given on the command line from its RUMOR_<FLAG>
@@ -296,6 +298,9 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	override(f, "docker-internal", &cfg.Docker.Internal, f.dockerInternal)
 	if (cfg.Docker.Host != "" || cfg.Docker.Internal) && !cfg.Docker.Enabled {
 		return cfg, nil, usagef("--docker-host and --docker-internal configure the Docker watcher: add --docker")
+	}
+	if err := f.mdns.apply(f, &cfg); err != nil {
+		return cfg, nil, err
 	}
 	if f.reapAfter < 0 {
 		return cfg, nil, usagef("--reap-after %s: must not be negative", f.reapAfter)
@@ -457,6 +462,9 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 		log.Info("leaving the pool (interrupt again to exit at once)")
 	case <-a.LeaveRequested():
 		log.Info("left the pool at an API request (rumor leave); shutting down")
+	case <-a.Failed(): // another node holds this name (a retry-join refused)
+		_ = a.Shutdown()
+		return exitError{code: exitFailed, err: a.Err()}
 	}
 	return stopAgent(c, log, a)
 }
