@@ -117,13 +117,19 @@ func measurePropagation(ctx context.Context, clients []*client, trials int, byte
 		if err != nil {
 			return res, err
 		}
+		elapsed := time.Since(began)
+		// Idle traffic varies (push-pull every 10 s carries the member list), so the
+		// idle part is measured over a window as long as the trials', right after.
+		idleAfter, err := measureIdle(ctx, bytesSent, n, elapsed)
+		if err != nil {
+			return res, err
+		}
 		var sent float64
 		for i := range after {
 			sent += float64(after[i] - before[i])
 		}
-		elapsed := time.Since(began).Seconds()
 		res.IdleBytesPerNodePerSec = idle
-		res.BytesPerNodePerChange = max(0, sent/float64(n)-idle*elapsed) / float64(trials)
+		res.BytesPerNodePerChange = (sent/float64(n) - idleAfter*elapsed.Seconds()) / float64(trials)
 	}
 	res.Wake50, res.Wake99, res.WakeMax = sim.Percentile(wakes, 50), sim.Percentile(wakes, 99), slices.Max(wakes)
 	res.All50, res.All99 = sim.Percentile(alls, 50), sim.Percentile(alls, 99)
