@@ -156,6 +156,13 @@ func (b *bench) measure(ctx context.Context) (result, error) {
 	b.logf("every agent has all %d services after %s", n*b.cfg.ServicesPerNode, res.Converge.Round(time.Millisecond))
 
 	if b.cfg.Propagation {
+		// Without the eager path every node re-broadcasts each of the n×services
+		// records RetransmitMult×log(n) times, which at 50 agents takes about a minute
+		// of gossip to drain: idle is idle only after that.
+		b.logf("letting the initial registrations' retransmits drain for %s", propagationSettle)
+		if err := sleep(ctx, propagationSettle); err != nil {
+			return res, err
+		}
 		b.logf("measuring idle traffic for %s", b.cfg.SteadyWindow)
 		idle, err := measureIdle(ctx, b.tb.BytesSent, n, b.cfg.SteadyWindow)
 		if err != nil {

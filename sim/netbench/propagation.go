@@ -22,6 +22,10 @@ import (
 	"github.com/rumor-sd/rumor/sim"
 )
 
+// propagationSettle is how long --propagation waits after the initial convergence
+// before measuring idle traffic (see bench.measure).
+const propagationSettle = 90 * time.Second
+
 // propResult is one propagation run (--propagation): how fast a registration on one
 // agent wakes a blocking query on the others, and what it costs.
 type propResult struct {
