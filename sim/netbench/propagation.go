@@ -42,6 +42,43 @@ type propResult struct {
 	// IdleBytesPerNodePerSec and BytesPerNodePerChange are measured in namespaces
 	// only (bridge-port counters, whole frames); -1 where not measured.
 	IdleBytesPerNodePerSec, BytesPerNodePerChange float64
+	// EagerDelivered is the fraction of the eager-path messages the agents sent
+	// during the trials that their peers received (from their /metrics); -1 where
+	// not known (Consul, the eager path off).
+	EagerDelivered float64
+}
+
+// eagerCounts sums, over the agents, the eager-path messages sent and received as
+// their /metrics report them; ok is false if any agent does not report both.
+func eagerCounts(ctx context.Context, clients []*client) (sent, received float64, ok bool) {
+	ok = true
+	for _, c := range clients {
+		body, _, err := c.get(ctx, "/metrics")
+		if err != nil {
+			return 0, 0, false
+		}
+		var haveSent, haveRecv bool
+		for _, line := range strings.Split(string(body), "\n") {
+			name, val, found := strings.Cut(line, " ")
+			if !found {
+				continue
+			}
+			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err != nil {
+				continue
+			}
+			switch {
+			case strings.HasPrefix(name, "rumor_gossip_eager_messages_sent_total{"):
+				sent += v
+				haveSent = true
+			case name == `rumor_gossip_messages_received_total{type="eager"}`:
+				received += v
+				haveRecv = true
+			}
+		}
+		ok = ok && haveSent && haveRecv
+	}
+	return sent, received, ok
 }
 
 // measurePropagation registers one service per trial on a rotating agent and times,
@@ -61,6 +98,7 @@ func measurePropagation(ctx context.Context, clients []*client, trials int, byte
 			return res, err
 		}
 	}
+	sent0, recv0, _ := eagerCounts(ctx, clients)
 	began := time.Now()
 	for trial := range trials {
 		src := trial % n
@@ -134,6 +172,10 @@ func measurePropagation(ctx context.Context, clients []*client, trials int, byte
 		}
 		res.IdleBytesPerNodePerSec = idle
 		res.BytesPerNodePerChange = (sent/float64(n) - idleAfter*elapsed.Seconds()) / float64(trials)
+	}
+	res.EagerDelivered = -1
+	if sent1, recv1, ok := eagerCounts(ctx, clients); ok && sent1 > sent0 {
+		res.EagerDelivered = (recv1 - recv0) / (sent1 - sent0)
 	}
 	res.Wake50, res.Wake99, res.WakeMax = sim.Percentile(wakes, 50), sim.Percentile(wakes, 99), slices.Max(wakes)
 	res.All50, res.All99 = sim.Percentile(alls, 50), sim.Percentile(alls, 99)
@@ -471,7 +513,7 @@ func consulVersion(ctx context.Context, bin string) string {
 // writePropTable prints propagation results.
 func writePropTable(w io.Writer, rs []propResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "system\twhere\tagents\tdelay\tregistration → another agent's blocking query wakes: median / p99 / max\tvisible on all: median / p99\tidle B/s per agent\tbytes per agent per change")
+	fmt.Fprintln(tw, "system\twhere\tagents\tdelay\tregistration → another agent's blocking query wakes: median / p99 / max\tvisible on all: median / p99\tidle B/s per agent\tbytes per agent per change\teager messages delivered")
 	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) }
 	num := func(v float64) string {
 		if v < 0 {
@@ -484,8 +526,12 @@ func writePropTable(w io.Writer, rs []propResult) error {
 		if delay == "" {
 			delay = "–"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s / %s / %s ms\t%s / %s ms\t%s\t%s\n", r.System, r.Where, r.Nodes, delay,
-			ms(r.Wake50), ms(r.Wake99), ms(r.WakeMax), ms(r.All50), ms(r.All99), num(r.IdleBytesPerNodePerSec), num(r.BytesPerNodePerChange))
+		delivered := "–"
+		if r.EagerDelivered >= 0 {
+			delivered = strconv.FormatFloat(100*r.EagerDelivered, 'f', 1, 64) + "%"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s / %s / %s ms\t%s / %s ms\t%s\t%s\t%s\n", r.System, r.Where, r.Nodes, delay,
+			ms(r.Wake50), ms(r.Wake99), ms(r.WakeMax), ms(r.All50), ms(r.All99), num(r.IdleBytesPerNodePerSec), num(r.BytesPerNodePerChange), delivered)
 	}
 	return tw.Flush()
 }
