@@ -3,10 +3,12 @@ package ui_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
+	"github.com/rumor-sd/rumor/internal/testkit"
 	"github.com/rumor-sd/rumor/ui"
 )
 
@@ -56,5 +58,38 @@ func TestDigLine(t *testing.T) {
 	f := newFixture(t, 0, ui.Config{})
 	if _, err := ui.New(ui.Config{Catalog: f.cat, Agent: f.ag, DNSAddr: "8600"}); err == nil || !strings.Contains(err.Error(), "DNSAddr") {
 		t.Errorf("DNSAddr without a host: %v, want an error naming DNSAddr", err)
+	}
+}
+
+// rateRow returns the rate shown in the agent page's row named th, "" if none.
+func rateRow(doc *html.Node, th string) string {
+	for _, tr := range find(doc, func(n *html.Node) bool { return n.Data == "tr" }) {
+		cells := find(tr, func(n *html.Node) bool { return n.Data == "th" || n.Data == "td" })
+		if len(cells) >= 2 && text(cells[0]) == th {
+			return strings.TrimSpace(text(cells[1]))
+		}
+	}
+	return ""
+}
+
+// TestDNSRate: with Config.DNSAddr the agent's page shows the DNS query rate from
+// Counters.DNSQueries (a sparkline and the last rate); without it, no DNS row.
+func TestDNSRate(t *testing.T) {
+	f := newFixture(t, 1, ui.Config{DNSAddr: "127.0.0.1:8600"})
+	testkit.Eventually(t, 5*time.Second, "100 DNS queries a second on the agent's page", func() bool {
+		f.clk.Advance(time.Second)
+		f.ag.mu.Lock()
+		f.ag.dns += 100
+		f.ag.mu.Unlock()
+		_, doc := f.get(t, "/ui/agent")
+		return rateRow(doc, "DNS queries") == "100/s"
+	})
+	g := newFixture(t, 1, ui.Config{})
+	_, doc := g.get(t, "/ui/agent")
+	if rateRow(doc, "HTTP requests") == "" {
+		t.Fatalf("no HTTP requests row on the agent's page")
+	}
+	if got := rateRow(doc, "DNS queries"); got != "" {
+		t.Errorf("without DNSAddr the agent's page shows a DNS rate %q", got)
 	}
 }

@@ -71,6 +71,9 @@ type Member struct {
 type Counters struct {
 	// HTTPRequests counts HTTP requests the agent answered (API and UI).
 	HTTPRequests uint64
+	// DNSQueries counts DNS queries the agent answered; shown when Config.DNSAddr
+	// is set.
+	DNSQueries uint64
 }
 
 // Config configures a UI.

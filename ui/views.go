@@ -466,6 +466,7 @@ type agentData struct {
 	Uptime      time.Time
 	HTTPRate    []float64
 	ChangeRate  []float64
+	DNSRate     []float64 // nil when the agent serves no DNS
 	Nodes       int
 	Services    int
 	Instances   int
@@ -485,6 +486,9 @@ func (u *UI) agentView(_ *http.Request, _ time.Time) (any, int) {
 	m.mu.RUnlock()
 	u.samp.mu.RLock()
 	d.HTTPRate, d.ChangeRate = u.samp.http.values(), u.samp.changes.values()
+	if u.cfg.DNSAddr != "" {
+		d.DNSRate = u.samp.dns.values()
+	}
 	u.samp.mu.RUnlock()
 	return d, http.StatusOK
 }
