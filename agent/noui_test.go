@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -18,7 +17,10 @@ func TestNoUIOverlay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the agent")
 	}
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is not on PATH: %v", err)
+	}
 	wd, err := os.Getwd()
 	if err != nil {
 		t.Fatal(err)
