@@ -75,6 +75,13 @@ type Agent struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	// own watches for versions of this node's records it did not issue (ownrecords.go).
+	own *ownRecords
+	// failed is closed, once, when the agent cannot go on (Failed, Err: ownrecords.go).
+	failed   chan struct{}
+	failOnce sync.Once
+	failErr  error
 }
 
 // New checks cfg and returns an agent that has not started: it holds an empty catalog
@@ -84,14 +91,19 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := catalog.New(catalog.Config{Clock: cfg.Clock, ReapAfter: cfg.ReapAfter})
+	own := newOwnRecords() // integrity: copies of this node's records from elsewhere (ownrecords.go)
+	cat, err := catalog.New(catalog.Config{Clock: cfg.Clock, ReapAfter: cfg.ReapAfter,
+		Self: cfg.NodeName, OnOwnRecords: own.seen})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	reg := newRegistry(cat)
+	reg.MustRegister(own.repairs)
 	return &Agent{
-		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: newRegistry(cat),
+		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: reg,
 		ctx: ctx, cancel: cancel, leaveReq: make(chan struct{}),
+		own: own, failed: make(chan struct{}),
 	}, nil
 }
 
@@ -154,6 +166,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		Hook:       a.cfg.GossipHook,
 		// The keyring is saved in the data dir at every change (keyringfile.go).
 		OnKeyringChange: saveKeys,
+		NodeID:          a.nodeID, // in the node meta: a name conflict fails the join
 	})
 	if err != nil {
 		return fmt.Errorf("agent: start gossip on %s:%d: %w", a.cfg.BindAddr, a.cfg.BindPort, err)
@@ -189,6 +202,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		a.wg.Go(func() { a.retryJoin(cl, retry, what) })
 	}
 	a.wg.Go(a.maintenance)
+	a.wg.Go(a.repairOwnLoop)
 	// Last, so that a failed Start never has checks running: their Sink calls wait
 	// for a.mu, which abortLocked holds while closing the manager. Add never waits
 	// for a Sink call, so holding a.mu is safe here.
@@ -397,7 +411,8 @@ func (a *Agent) Shutdown() error {
 
 // applyLocked applies this node's new records to the catalog and broadcasts them.
 func (a *Agent) applyLocked(recs []catalog.Record) {
-	if _, err := a.cat.Apply(recs...); err != nil {
+	a.own.noteIssued(recs) // before Publish: an echo never looks foreign
+	if _, err := a.cat.ApplyOwn(recs...); err != nil {
 		// Registrations are validated before they get here: this is a bug.
 		a.log.Error("own records rejected by the catalog", "error", err)
 	}

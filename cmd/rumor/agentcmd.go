@@ -454,6 +454,9 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 		log.Info("leaving the pool (interrupt again to exit at once)")
 	case <-a.LeaveRequested():
 		log.Info("left the pool at an API request (rumor leave); shutting down")
+	case <-a.Failed(): // another node holds this name (a retry-join refused)
+		_ = a.Shutdown()
+		return exitError{code: exitFailed, err: a.Err()}
 	}
 	return stopAgent(c, log, a)
 }
