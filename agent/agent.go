@@ -24,7 +24,6 @@ import (
 	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
-	"github.com/rumor-sd/rumor/ui"
 )
 
 // ErrNotRunning is returned by calls that need a started agent.
@@ -64,7 +63,7 @@ type Agent struct {
 	cl      cluster
 	httpLn  net.Listener
 	httpSrv *http.Server
-	ui      *ui.UI // the web UI; nil when disabled or before Start
+	ui      webUI // the web UI; nil when disabled or before Start
 	// httpRequests counts the HTTP requests answered, for the UI's rate.
 	httpRequests atomic.Uint64
 	peers        []string // peers last saved to peers.json

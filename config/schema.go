@@ -41,6 +41,11 @@ type fileConfig struct {
 	// from config files only.
 	EnableLocalScriptChecks *bool
 
+	// UIConfig is Consul's ui_config block (only "enabled"); UI is its older
+	// top-level "ui" key. Both say whether the agent serves the web UI at /ui/.
+	UIConfig *uiConfig
+	UI       *bool
+
 	Service  *definition.Service
 	Services []definition.Service
 }
@@ -48,6 +53,12 @@ type fileConfig struct {
 // addressesConfig is Consul's "addresses" block: per-interface listen addresses.
 type addressesConfig struct {
 	HTTP *string
+}
+
+// uiConfig is Consul's "ui_config" block. Of its keys rumor takes "enabled": the UI
+// is built in, so dir and content_path have no meaning here.
+type uiConfig struct {
+	Enabled *bool
 }
 
 // portsConfig is Consul's "ports" block.
