@@ -25,7 +25,6 @@ import (
 	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
-	"github.com/rumor-sd/rumor/ui"
 )
 
 // ErrNotRunning is returned by calls that need a started agent.
@@ -65,7 +64,7 @@ type Agent struct {
 	cl      cluster
 	httpLn  net.Listener
 	httpSrv *http.Server
-	ui      *ui.UI // the web UI; nil when disabled or before Start
+	ui      webUI // the web UI; nil when disabled or before Start
 	// dns is the DNS server (dns.go); nil when off. dnsStarted is set once it listens.
 	dns        *dnsserver.Server
 	dnsStarted bool

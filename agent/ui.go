@@ -12,13 +12,32 @@ import (
 // The web UI (package ui) is served by the HTTP API at /ui/ unless Config.DisableUI.
 // It reads the catalog directly and this node through uiAgent.
 
+// This file is the agent's only reference to package ui, so that scripts/ui-size.sh
+// can measure what the UI adds to the binary by building with
+// agent/testdata/noui/ui.go in its place (go build -overlay): that file declares the
+// same names as this one (webUI, newUI, countRequests), and TestNoUIOverlay builds
+// the agent with it.
+
+// webUI is what the agent uses of its web UI (*ui.UI).
+type webUI interface {
+	http.Handler
+	Start()
+	Close() error
+}
+
+var _ webUI = (*ui.UI)(nil)
+
 // newUI returns the agent's web UI, not yet started; nil when disabled.
-func (a *Agent) newUI() (*ui.UI, error) {
+func (a *Agent) newUI() (webUI, error) {
 	if a.cfg.DisableUI {
 		return nil, nil
 	}
-	return ui.New(ui.Config{Catalog: a.cat, Agent: uiAgent{a, a.cfg.Clock.Now()}, Token: a.cfg.HTTPToken,
+	u, err := ui.New(ui.Config{Catalog: a.cat, Agent: uiAgent{a, a.cfg.Clock.Now()}, Token: a.cfg.HTTPToken,
 		TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "ui"), Now: a.cfg.Clock.Now})
+	if err != nil {
+		return nil, err // not a nil *ui.UI in a non-nil interface
+	}
+	return u, nil
 }
 
 // uiAgent adapts an Agent to ui.Agent.

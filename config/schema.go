@@ -41,6 +41,11 @@ type fileConfig struct {
 	// from config files only.
 	EnableLocalScriptChecks *bool
 
+	// UIConfig is Consul's ui_config block (only "enabled"); UI is its older
+	// top-level "ui" key. Both say whether the agent serves the web UI at /ui/.
+	UIConfig *uiConfig
+	UI       *bool
+
 	// The DNS server's keys (dns.go).
 	Domain    *string
 	AltDomain *string
@@ -55,6 +60,12 @@ type fileConfig struct {
 type addressesConfig struct {
 	HTTP *string
 	DNS  *string
+}
+
+// uiConfig is Consul's "ui_config" block. Of its keys rumor takes "enabled": the UI
+// is built in, so dir and content_path have no meaning here.
+type uiConfig struct {
+	Enabled *bool
 }
 
 // portsConfig is Consul's "ports" block.

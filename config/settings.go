@@ -41,6 +41,10 @@ type Settings struct {
 	// EnableLocalScriptChecks is enable_local_script_checks.
 	EnableLocalScriptChecks *bool
 
+	// UIEnabled is ui_config.enabled (or the older top-level ui): whether the agent
+	// serves the web UI at /ui/.
+	UIEnabled *bool
+
 	// DNS are the DNS server's keys (dns.go); nil when no file gave any.
 	DNS *DNSSettings `json:",omitempty"`
 }
@@ -89,6 +93,9 @@ func (s *Settings) Apply(cfg *agent.Config) {
 	}
 	if s.ReapAfter != nil {
 		cfg.ReapAfter = *s.ReapAfter
+	}
+	if s.UIEnabled != nil {
+		cfg.DisableUI = !*s.UIEnabled
 	}
 }
 
@@ -248,6 +255,13 @@ func (pf *parsedFile) settings(s *Settings, h *httpParts) Errors {
 	}
 	if fc.KeyFile != nil {
 		s.HTTPTLSKey = fc.KeyFile
+	}
+	// ui_config.enabled wins over the older ui key when a file gives both.
+	if fc.UI != nil {
+		s.UIEnabled = fc.UI
+	}
+	if fc.UIConfig != nil && fc.UIConfig.Enabled != nil {
+		s.UIEnabled = fc.UIConfig.Enabled
 	}
 	slices.SortStableFunc(errs, func(a, b *Error) int { return strings.Compare(a.Field, b.Field) })
 	return errs

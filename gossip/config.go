@@ -109,6 +109,10 @@ type Config struct {
 	// MemberlistHook, if set, sees (and may adjust) memberlist's config just before
 	// memberlist starts: tests shorten intervals, the simulator reads the timings.
 	MemberlistHook func(*memberlist.Config)
+
+	// Eager configures the eager path, which sends a local change to peers at once
+	// (eager.go). The zero value means its defaults; Eager.Disabled turns it off.
+	Eager EagerConfig
 }
 
 // Defaults for Config fields left zero.
@@ -177,6 +181,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.LivenessPoll <= 0 {
 		c.LivenessPoll = DefaultLivenessPoll
 	}
+	eager, err := c.Eager.withDefaults()
+	if err != nil {
+		return c, err
+	}
+	c.Eager = eager
 	if c.MaxGenerationSkew <= 0 {
 		c.MaxGenerationSkew = DefaultMaxGenerationSkew
 	}

@@ -99,6 +99,10 @@ type Gossip struct {
 	shutdownOnce sync.Once
 	shutdownErr  error
 
+	// The eager path (eager.go): nil when disabled. eagerIn is set by the worker
+	// while it applies an eager message, and read only on the worker.
+	eager   *eager
+	eagerIn *eagerIn
 	// Integrity (see docs/ARCHITECTURE.md, "Integrity").
 	errLog       rateLog                   // repeated drop and invalid-record lines, rate-limited
 	futureLogged atomic.Bool               // the first record refused for a future generation was logged
@@ -174,6 +178,13 @@ func New(cfg Config) (*Gossip, error) {
 		NumNodes:       func() int { return g.numMembers() },
 		RetransmitMult: recordRetransmitMult * mc.RetransmitMult,
 	}
+	if !cfg.Eager.Disabled {
+		if g.eager, err = newEager(g, cfg.Eager, cfg.Registerer); err != nil {
+			cancel()
+			unroute()
+			return nil, err
+		}
+	}
 	// The worker must run before memberlist can call us.
 	g.wg.Add(1)
 	go g.worker()
@@ -195,6 +206,10 @@ func New(cfg Config) (*Gossip, error) {
 	g.unknownGrace = g.cfg.UnknownOriginGrace
 	if g.unknownGrace <= 0 {
 		g.unknownGrace = unknownGraceMult * mc.PushPullInterval
+	}
+	if g.eager != nil {
+		g.wg.Add(1)
+		go g.eager.loop()
 	}
 	g.wg.Add(3)
 	go g.reconnectLoop()
@@ -338,17 +353,36 @@ func explainJoinError(err error) error {
 }
 
 // Publish broadcasts this node's own records, which the caller has already applied to
-// the Store. Records that fit a gossip packet ride on SWIM's messages; a larger one is
-// sent over TCP to a few random peers, who pass it on the same way.
+// the Store. They go at once on the eager path (eager.go), and also on the piggyback
+// path, the repair for what the eager path misses: records that fit a gossip packet
+// ride on SWIM's messages; a larger one is sent over TCP to a few random peers, who
+// pass it on the same way.
 func (g *Gossip) Publish(recs []catalog.Record) {
+	if g.eager != nil {
+		g.eager.publish(recs)
+	}
 	for i := range recs {
-		g.enqueue(&recs[i])
+		g.queueBroadcast(&recs[i])
 	}
 }
 
-// enqueue queues one record for the fast path, replacing a queued older version of
-// the same origin/key.
+// enqueue passes on a record new to this node; only applyRecords calls it, on the
+// worker. A record that came on the eager path is forwarded there if its sender asked
+// (and not piggybacked: the origin's piggyback and anti-entropy are the repair path);
+// any other is queued for the piggyback path.
 func (g *Gossip) enqueue(r *catalog.Record) {
+	if in := g.eagerIn; in != nil && g.eager != nil {
+		if in.forward {
+			g.eager.forward(r, in.sender)
+		}
+		return
+	}
+	g.queueBroadcast(r)
+}
+
+// queueBroadcast queues one record for the piggyback path, replacing a queued older
+// version of the same origin/key.
+func (g *Gossip) queueBroadcast(r *catalog.Record) {
 	msg := encodeRecords([]catalog.Record{*r})
 	if len(msg) > maxBroadcastSize {
 		g.sendLarge(msg)

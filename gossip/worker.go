@@ -104,6 +104,13 @@ func (g *Gossip) handle(m inboxMsg) {
 			return
 		}
 		g.onKeyResponse(id, a)
+	case msgEager:
+		sender, flags, recs, err := decodeEager(m.data)
+		if err != nil {
+			g.drop("malformed", err)
+			return
+		}
+		g.onEager(sender, flags, recs)
 	default:
 		g.drop("unknown_type", nil)
 	}
@@ -127,6 +134,8 @@ func msgName(typ byte) string {
 		return "keyquery"
 	case msgKeyResponse:
 		return "keyresponse"
+	case msgEager:
+		return "eager"
 	}
 	return "unknown"
 }

@@ -46,6 +46,8 @@ type agentFlags struct {
 	dns                                                                              dnsFlags  // --dns-* (dnscmd.go)
 	mdns                                                                             mdnsFlags // mdnscmd.go
 
+	ui bool // --ui: serve the web UI (ui_config.enabled)
+
 	// fs is the parsed flag set, to tell a flag given (on the command line or by
 	// its RUMOR_* variable) from its default. Nil counts every flag as given.
 	fs *pflag.FlagSet
@@ -100,7 +102,7 @@ Configuration comes from, highest precedence first:
      client_addr, addresses.http, ports.http, ports.serf_lan, retry_join,
      start_join, encrypt, node_meta, enable_script_checks,
      enable_local_script_checks, log_level, reconnect_timeout, cert_file, key_file; and rumor's own http_token,
-     http_token_reads) and may define services ("service" or "services", with
+     http_token_reads; ui_config.enabled) and may define services ("service" or "services", with
      "check"/"checks"); later files override earlier ones, lists append;
   4. defaults.
 A flag's list (--join, --retry-join) replaces the files' list; --node-meta keys
@@ -197,6 +199,7 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.IntVar(&f.limits.MaxChecksPerService, "max-checks-per-service", 0, "most checks one service may have (default 100)")
 	addDNSFlags(fl, &f.dns)
 	addMDNSFlags(fl, &f.mdns)
+	fl.BoolVar(&f.ui, "ui", true, "serve the web UI at /ui/ on the HTTP address; --ui=false turns it off (ui_config.enabled in a config file)")
 }
 
 // applyEnv sets every flag not given on the command line from its RUMOR_<FLAG>
@@ -315,6 +318,9 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	override(f, "max-checks-per-service", &cfg.Limits.MaxChecksPerService, f.limits.MaxChecksPerService)
 	if err := applyDNSFlags(f, &cfg); err != nil {
 		return cfg, nil, err
+	}
+	if f.given("ui") {
+		cfg.DisableUI = !f.ui
 	}
 	if (cfg.HTTPTLSCert == "") != (cfg.HTTPTLSKey == "") {
 		return cfg, nil, usagef("--http-tls-cert and --http-tls-key go together (cert_file and key_file in a config file): give both or neither")
