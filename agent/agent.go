@@ -24,6 +24,7 @@ import (
 	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
+	"github.com/rumor-sd/rumor/proxy"
 	"github.com/rumor-sd/rumor/ui"
 )
 
@@ -73,6 +74,9 @@ type Agent struct {
 	gossipLeft bool
 	leaveReq   chan struct{}
 	leaveOnce  sync.Once
+
+	// proxy is the local proxy (agent/proxy.go); nil before Start.
+	proxy *proxy.Proxy
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -170,6 +174,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.node = a.nodeRecord(a.cl.LocalAddr())
 	a.local.SetNode(a.node)
 	a.applyLocked(a.local.All())
+	if err := a.startProxyLocked(); err != nil {
+		return fmt.Errorf("agent: local proxy: %w", err)
+	}
 	if len(a.cfg.Join) > 0 {
 		n, err := a.cl.Join(ctx, withGossipPort(a.cfg.Join))
 		if err != nil {
@@ -272,7 +279,8 @@ func (a *Agent) serveHTTPLocked() error {
 	}
 	h, err := httpapi.New(httpapi.Config{UI: webHandler, Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Coordinates: apiAgent{a},
 		Membership: apiAgent{a}, Token: a.cfg.HTTPToken, TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "http"),
-		Metrics: a.reg, Registerer: a.reg, Keyring: apiKeyring{a}})
+		Metrics: a.reg, Registerer: a.reg, Keyring: apiKeyring{a},
+		Proxy: apiProxy{a}})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -309,6 +317,9 @@ func (a *Agent) abortLocked() {
 	}
 	if a.docker != nil {
 		_ = a.docker.Close() // never started: Start starts it last
+	}
+	if a.proxy != nil {
+		_ = a.proxy.Close()
 	}
 	if a.cl != nil {
 		_ = a.cl.Shutdown()
@@ -350,6 +361,7 @@ func (a *Agent) Shutdown() error {
 		wasRunning := a.started && !a.stopped
 		a.stopped = true
 		srv, cl, dir, hm, web, st := a.httpSrv, a.cl, a.dir, a.health, a.ui, a.state
+		px := a.proxy
 		a.mu.Unlock()
 		if !wasRunning {
 			a.cancel()
@@ -368,6 +380,9 @@ func (a *Agent) Shutdown() error {
 				_ = srv.Close()
 			}
 			cancel()
+		}
+		if px != nil {
+			_ = px.Close()
 		}
 		if hm != nil {
 			// Before gossip stops, so the last status changes are still published;
@@ -455,6 +470,9 @@ func (a *Agent) change(f func(*localstate.Core) (localstate.Ready, error)) error
 		return fmt.Errorf("agent: %w", err)
 	}
 	a.runChecks(hm, rd)
+	if rd.UpstreamsChanged {
+		a.syncUpstreams()
+	}
 	a.regMu.Unlock()
 	if st != nil {
 		if err := st.flush(seq); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent/localstate"
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/gossip"
 )
 
@@ -168,6 +169,10 @@ type Config struct {
 	// (agent/docker.go). Default: off.
 	Docker DockerConfig
 
+	// Proxy configures the local proxy (agent/proxy.go): its own upstreams and
+	// timings. The proxy always runs; without upstreams it listens nowhere.
+	Proxy ProxyConfig
+
 	// GossipHook, if set, sees (and may adjust) the gossip config just before gossip
 	// starts. For tests and test tools: internal/netemagent wraps the transport to
 	// delay what the node sends. Default: none.
@@ -224,6 +229,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.NodeMeta = maps.Clone(c.NodeMeta)
 	c.Join = slices.Clone(c.Join)
 	c.RetryJoin = slices.Clone(c.RetryJoin)
+	c.Proxy.Upstreams = slices.Clone(c.Proxy.Upstreams)
 	if c.NodeName == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -328,6 +334,9 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := definition.ValidateUpstreams("upstreams", c.Proxy.Upstreams); err != nil {
 		errs = append(errs, err)
 	}
 	for _, a := range slices.Concat(c.Join, c.RetryJoin) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent"
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // Settings are the agent keys given in config files; a nil pointer or an empty slice
@@ -40,6 +41,10 @@ type Settings struct {
 
 	// EnableLocalScriptChecks is enable_local_script_checks.
 	EnableLocalScriptChecks *bool
+
+	// Upstreams are the local proxy's own listeners ("upstreams"), appended across
+	// files.
+	Upstreams []definition.Upstream `json:",omitempty"`
 }
 
 // Apply sets the fields of cfg that the files gave.
@@ -84,6 +89,7 @@ func (s *Settings) Apply(cfg *agent.Config) {
 	if s.ReapAfter != nil {
 		cfg.ReapAfter = *s.ReapAfter
 	}
+	cfg.Proxy.Upstreams = append(slices.Clone(cfg.Proxy.Upstreams), s.Upstreams...)
 }
 
 // httpParts are the pieces of the HTTP address, merged across files.
@@ -242,6 +248,11 @@ func (pf *parsedFile) settings(s *Settings, h *httpParts) Errors {
 	}
 	if fc.KeyFile != nil {
 		s.HTTPTLSKey = fc.KeyFile
+	}
+	if err := definition.ValidateUpstreams("upstreams", fc.Upstreams); err != nil {
+		forEachFieldError(err, func(field, why string) { bad(field, "%s", why) })
+	} else {
+		s.Upstreams = append(s.Upstreams, fc.Upstreams...)
 	}
 	slices.SortStableFunc(errs, func(a, b *Error) int { return strings.Compare(a.Field, b.Field) })
 	return errs

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -13,66 +12,18 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
-// ErrInvalid is wrapped by errors about a malformed upstream.
-var ErrInvalid = errors.New("invalid upstream")
-
-// Upstream is one local listener forwarding to the instances of a service, like
-// Consul's upstream (without mTLS): {service, local_bind_address, local_bind_port,
-// tag, near}.
-type Upstream struct {
-	// Service is the name of the service to forward to. Required.
-	Service string `json:"Service"`
-	// Tag, when set, keeps only the instances carrying it.
-	Tag string `json:"Tag,omitempty"`
-	// Near, when "_agent", prefers the instances nearest to this agent by network
-	// coordinates on ties (the default too, when coordinates are known); "" leaves
-	// ties to chance.
-	Near string `json:"Near,omitempty"`
-	// LocalBindAddress is the IP address to listen on. Default 127.0.0.1.
-	LocalBindAddress string `json:"LocalBindAddress,omitempty"`
-	// LocalBindPort is the port to listen on, 1–65535 (0 only in tests: a free port).
-	LocalBindPort int `json:"LocalBindPort"`
-}
-
-// Addr is the listen address, "ip:port".
-func (u Upstream) Addr() string {
-	ip := u.LocalBindAddress
-	if ip == "" {
-		ip = "127.0.0.1"
-	}
-	return net.JoinHostPort(ip, strconv.Itoa(u.LocalBindPort))
-}
-
-// Validate reports what is wrong with u, naming the field.
-func (u Upstream) Validate() error {
-	var errs []error
-	if u.Service == "" {
-		errs = append(errs, fmt.Errorf("%w: service: required", ErrInvalid))
-	} else if err := (&catalog.Service{ID: u.Service, Name: u.Service, Weights: catalog.DefaultWeights}).Validate(); err != nil {
-		errs = append(errs, fmt.Errorf("%w: service %q: not a valid service name", ErrInvalid, u.Service))
-	}
-	if u.LocalBindAddress != "" {
-		if _, err := netip.ParseAddr(u.LocalBindAddress); err != nil {
-			errs = append(errs, fmt.Errorf("%w: local_bind_address %q: not an IP address", ErrInvalid, u.LocalBindAddress))
-		}
-	}
-	if u.LocalBindPort < 0 || u.LocalBindPort > 65535 {
-		errs = append(errs, fmt.Errorf("%w: local_bind_port %d: want 1-65535", ErrInvalid, u.LocalBindPort))
-	}
-	if u.Near != "" && u.Near != "_agent" {
-		errs = append(errs, fmt.Errorf("%w: near %q: only \"_agent\" is supported", ErrInvalid, u.Near))
-	}
-	return errors.Join(errs...)
-}
+// Upstream is one local listener: definition.Upstream.
+type Upstream = definition.Upstream
 
 // ParseUpstream reads the --upstream flag's form: "service=port",
 // "service=ip:port" or "service:tag=ip:port".
 func ParseUpstream(s string) (Upstream, error) {
 	name, addr, ok := strings.Cut(s, "=")
 	if !ok || name == "" || addr == "" {
-		return Upstream{}, fmt.Errorf("%w: %q: want service=[ip:]port or service:tag=[ip:]port", ErrInvalid, s)
+		return Upstream{}, fmt.Errorf("%w: upstream %q: want service=[ip:]port or service:tag=[ip:]port", catalog.ErrInvalid, s)
 	}
 	var u Upstream
 	u.Service, u.Tag, _ = strings.Cut(name, ":")
@@ -80,16 +31,16 @@ func ParseUpstream(s string) (Upstream, error) {
 	if strings.Contains(addr, ":") {
 		host, p, err := net.SplitHostPort(addr)
 		if err != nil {
-			return Upstream{}, fmt.Errorf("%w: %q: %v", ErrInvalid, s, err)
+			return Upstream{}, fmt.Errorf("%w: upstream %q: %v", catalog.ErrInvalid, s, err)
 		}
 		u.LocalBindAddress, port = host, p
 	}
 	n, err := strconv.Atoi(port)
 	if err != nil || n < 1 {
-		return Upstream{}, fmt.Errorf("%w: %q: port %q: want 1-65535", ErrInvalid, s, port)
+		return Upstream{}, fmt.Errorf("%w: upstream %q: port %q: want 1-65535", catalog.ErrInvalid, s, port)
 	}
 	u.LocalBindPort = n
-	if err := u.Validate(); err != nil {
+	if err := u.Validate("upstream"); err != nil {
 		return Upstream{}, fmt.Errorf("upstream %q: %w", s, err)
 	}
 	return u, nil
@@ -122,9 +73,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Reporter, if set, learns every connect result. Default: none.
 	Reporter Reporter
-	// RTT returns the estimated round-trip time to a node (network coordinates), to
-	// prefer the nearer of two otherwise equal instances. Default: none.
-	RTT func(node string) (time.Duration, bool)
+	// RTTs returns the estimated round-trip times from this agent to other nodes
+	// (network coordinates), by node name, to prefer the nearer of two otherwise
+	// equal instances. It is called once per rebuild. Default: none.
+	RTTs func() map[string]time.Duration
 	// Filter, if set, is asked at every rebuild whether an instance's address may be
 	// used (the agent's reachability and moves). Default: all may.
 	Filter func(ep *catalog.Endpoint) bool

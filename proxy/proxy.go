@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // Proxy runs the local listeners of a set of upstreams. Create it with New, give it
@@ -27,7 +28,7 @@ type Proxy struct {
 	wg     sync.WaitGroup
 
 	mu     sync.Mutex
-	ups    map[string]*upstream // by listen address as configured
+	ups    map[string]*upstream // by upstreamKey
 	closed bool
 }
 
@@ -51,15 +52,8 @@ func New(cfg Config) (*Proxy, error) {
 // one, or two on the same address, nothing changes. A listener that cannot be opened
 // is reported and the others still apply.
 func (p *Proxy) Set(ups []Upstream) error {
-	seen := make(map[string]bool, len(ups))
-	for _, u := range ups {
-		if err := u.Validate(); err != nil {
-			return fmt.Errorf("proxy: upstream %s: %w", u.Service, err)
-		}
-		if u.LocalBindPort != 0 && seen[u.Addr()] {
-			return fmt.Errorf("proxy: %w: two upstreams listen on %s", ErrInvalid, u.Addr())
-		}
-		seen[u.Addr()] = true
+	if err := definition.ValidateUpstreams("upstreams", ups); err != nil {
+		return fmt.Errorf("proxy: %w", err)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -68,7 +62,7 @@ func (p *Proxy) Set(ups []Upstream) error {
 	}
 	want := make(map[string]Upstream, len(ups))
 	for _, u := range ups {
-		want[u.Addr()] = u
+		want[upstreamKey(u)] = u
 	}
 	for addr, up := range p.ups {
 		if u, ok := want[addr]; !ok || u != up.def {
@@ -89,6 +83,15 @@ func (p *Proxy) Set(ups []Upstream) error {
 		p.ups[addr] = up
 	}
 	return errors.Join(errs...)
+}
+
+// upstreamKey names an upstream: its address, and its service for port 0 (tests),
+// where two upstreams get different ports.
+func upstreamKey(u Upstream) string {
+	if u.LocalBindPort == 0 {
+		return u.Addr() + " " + u.Service + ":" + u.Tag
+	}
+	return u.Addr()
 }
 
 // Close stops every listener, closes every connection and waits for every
@@ -238,6 +241,10 @@ func (up *upstream) rebuild() {
 	if up.ctx.Err() != nil {
 		return
 	}
+	var rtts map[string]time.Duration
+	if f := up.p.cfg.RTTs; f != nil {
+		rtts = f()
+	}
 	next := &set{live: make([]*backend, 0, len(eps))}
 	keep := make(map[string]*backend, len(eps))
 	for i := range eps {
@@ -262,10 +269,8 @@ func (up *upstream) rebuild() {
 			b = up.newBackend(key, ep.Node, addr, start)
 		}
 		b.weight.Store(int64(w))
-		if rtt := up.p.cfg.RTT; rtt != nil {
-			if d, ok := rtt(ep.Node); ok {
-				b.rtt.Store(int64(max(d, 1)))
-			}
+		if d, ok := rtts[ep.Node]; ok {
+			b.rtt.Store(int64(max(d, 1)))
 		}
 		keep[key] = b
 		next.live = append(next.live, b)

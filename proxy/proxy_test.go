@@ -329,11 +329,11 @@ func TestSetValidates(t *testing.T) {
 		{"no service", []proxy.Upstream{{LocalBindPort: 1}}, "service: required"},
 		{"bad address", []proxy.Upstream{{Service: "web", LocalBindAddress: "nope", LocalBindPort: 1}}, "local_bind_address"},
 		{"bad port", []proxy.Upstream{{Service: "web", LocalBindPort: 70000}}, "local_bind_port"},
-		{"same address", []proxy.Upstream{{Service: "web", LocalBindPort: 9}, {Service: "db", LocalBindPort: 9}}, "two upstreams"},
+		{"same address", []proxy.Upstream{{Service: "web", LocalBindPort: 9}, {Service: "db", LocalBindPort: 9}}, "already the address"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			err := p.Set(tt.ups)
-			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, proxy.ErrInvalid) {
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, catalog.ErrInvalid) {
 				t.Fatalf("Set: %v, want an ErrInvalid naming %q", err, tt.want)
 			}
 			if n := len(p.Upstreams()); n != 1 {

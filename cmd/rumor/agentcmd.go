@@ -22,6 +22,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent"
 	"github.com/rumor-sd/rumor/config"
+	"github.com/rumor-sd/rumor/proxy"
 )
 
 // On the first interrupt the agent says goodbye for at most leaveTimeout, and stops
@@ -43,6 +44,9 @@ type agentFlags struct {
 	docker, dockerInternal                                                           bool
 	dockerHost                                                                       string
 	limits                                                                           agent.Limits
+
+	// upstreams are --upstream's: the local proxy's own listeners.
+	upstreams []string
 
 	// fs is the parsed flag set, to tell a flag given (on the command line or by
 	// its RUMOR_* variable) from its default. Nil counts every flag as given.
@@ -193,6 +197,7 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.IntVar(&f.limits.MaxServices, "max-services", 0, "most services registered on this node, from the API and config files together; one more is refused (HTTP 400) (default 10000)")
 	fl.IntVar(&f.limits.MaxChecks, "max-checks", 0, "most checks on this node, services' and the node's own (default 20000)")
 	fl.IntVar(&f.limits.MaxChecksPerService, "max-checks-per-service", 0, "most checks one service may have (default 100)")
+	fl.StringArrayVar(&f.upstreams, "upstream", nil, "local proxy listener: service=[ip:]port or service:tag=[ip:]port forwards each connection to a healthy instance (repeatable; ip defaults to 127.0.0.1)")
 }
 
 // applyEnv sets every flag not given on the command line from its RUMOR_<FLAG>
@@ -305,6 +310,13 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	override(f, "max-services", &cfg.Limits.MaxServices, f.limits.MaxServices)
 	override(f, "max-checks", &cfg.Limits.MaxChecks, f.limits.MaxChecks)
 	override(f, "max-checks-per-service", &cfg.Limits.MaxChecksPerService, f.limits.MaxChecksPerService)
+	for _, s := range f.upstreams {
+		u, err := proxy.ParseUpstream(s)
+		if err != nil {
+			return cfg, nil, usagef("--upstream: %v", err)
+		}
+		cfg.Proxy.Upstreams = append(cfg.Proxy.Upstreams, u)
+	}
 	if (cfg.HTTPTLSCert == "") != (cfg.HTTPTLSKey == "") {
 		return cfg, nil, usagef("--http-tls-cert and --http-tls-key go together (cert_file and key_file in a config file): give both or neither")
 	}

@@ -56,6 +56,7 @@ answered.`,
 	root.SetErr(c.stderr)
 	teachCompletion(root)
 	root.AddCommand(newValidateCmd(c), newReloadCmd(c))
+	root.AddCommand(newUpstreamsCmd(c)) // the local proxy (issue 17)
 	return root
 }
 
