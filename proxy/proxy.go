@@ -392,7 +392,6 @@ func (up *upstream) failed(b *backend, err error) {
 }
 
 // pipe copies both ways until both sides are done, forwarding half-closes.
-// io.Copy between two *net.TCPConn splices on Linux.
 func (up *upstream) pipe(c, bc *net.TCPConn, b *backend) {
 	if !b.track(bc) {
 		_ = bc.Close()
@@ -404,7 +403,7 @@ func (up *upstream) pipe(c, bc *net.TCPConn, b *backend) {
 	var up1 int64
 	go func() { // owned by pipe, which waits on done
 		defer close(done)
-		n, err := io.Copy(bc, c)
+		n, err := copyAdaptive(bc, c)
 		up1 = n
 		if err != nil {
 			_ = c.Close()
@@ -413,7 +412,7 @@ func (up *upstream) pipe(c, bc *net.TCPConn, b *backend) {
 		}
 		_ = bc.CloseWrite()
 	}()
-	n, err := io.Copy(c, bc)
+	n, err := copyAdaptive(c, bc)
 	if err != nil {
 		_ = c.Close()
 		_ = bc.Close()
@@ -431,5 +430,44 @@ func (up *upstream) pipe(c, bc *net.TCPConn, b *backend) {
 func setKeepAlive(c *net.TCPConn, period time.Duration) {
 	if period > 0 {
 		_ = c.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: period, Interval: period, Count: 9})
+	}
+}
+
+// bufPool holds the copy buffers of copyAdaptive.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}
+
+const copyBuf = 16 << 10
+
+// copyAdaptive copies src to dst until EOF. Short exchanges (most connections) go
+// through a pooled buffer, one read and one write each; once a read fills the
+// buffer the stream is bulk, and the rest goes through io.Copy, which splices
+// between two *net.TCPConn on Linux (no copy through user space, but two splice
+// calls and a pipe per transfer, which costs more than it saves on small ones).
+func copyAdaptive(dst, src *net.TCPConn) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	buf := *bp
+	var total int64
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			w, werr := dst.Write(buf[:n])
+			total += int64(w)
+			if werr != nil {
+				bufPool.Put(bp)
+				return total, werr
+			}
+		}
+		if err != nil {
+			bufPool.Put(bp)
+			if errors.Is(err, io.EOF) {
+				return total, nil
+			}
+			return total, err
+		}
+		if n == len(buf) {
+			bufPool.Put(bp)
+			m, err := io.Copy(dst, src)
+			return total + m, err
+		}
 	}
 }
