@@ -25,6 +25,7 @@ import (
 	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
 	"github.com/rumor-sd/rumor/proxy"
+	"github.com/rumor-sd/rumor/reachability"
 	"github.com/rumor-sd/rumor/ui"
 )
 
@@ -77,6 +78,8 @@ type Agent struct {
 
 	// proxy is the local proxy (agent/proxy.go); nil before Start.
 	proxy *proxy.Proxy
+	// reach is what this host can reach (agent/reachability.go); nil before Start.
+	reach *reachability.Tracker
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -174,6 +177,9 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.node = a.nodeRecord(a.cl.LocalAddr())
 	a.local.SetNode(a.node)
 	a.applyLocked(a.local.All())
+	if err := a.startReachLocked(); err != nil {
+		return fmt.Errorf("agent: reachability: %w", err)
+	}
 	if err := a.startProxyLocked(); err != nil {
 		return fmt.Errorf("agent: local proxy: %w", err)
 	}
@@ -280,7 +286,7 @@ func (a *Agent) serveHTTPLocked() error {
 	h, err := httpapi.New(httpapi.Config{UI: webHandler, Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Coordinates: apiAgent{a},
 		Membership: apiAgent{a}, Token: a.cfg.HTTPToken, TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "http"),
 		Metrics: a.reg, Registerer: a.reg, Keyring: apiKeyring{a},
-		Proxy: apiProxy{a}})
+		Proxy: apiProxy{a}, Reachability: apiReach{a.reach}})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -320,6 +326,9 @@ func (a *Agent) abortLocked() {
 	}
 	if a.proxy != nil {
 		_ = a.proxy.Close()
+	}
+	if a.reach != nil {
+		_ = a.reach.Close()
 	}
 	if a.cl != nil {
 		_ = a.cl.Shutdown()
@@ -361,7 +370,7 @@ func (a *Agent) Shutdown() error {
 		wasRunning := a.started && !a.stopped
 		a.stopped = true
 		srv, cl, dir, hm, web, st := a.httpSrv, a.cl, a.dir, a.health, a.ui, a.state
-		px := a.proxy
+		px, reach := a.proxy, a.reach
 		a.mu.Unlock()
 		if !wasRunning {
 			a.cancel()
@@ -383,6 +392,9 @@ func (a *Agent) Shutdown() error {
 		}
 		if px != nil {
 			_ = px.Close()
+		}
+		if reach != nil {
+			_ = reach.Close()
 		}
 		if hm != nil {
 			// Before gossip stops, so the last status changes are still published;

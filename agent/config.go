@@ -173,6 +173,11 @@ type Config struct {
 	// timings. The proxy always runs; without upstreams it listens nowhere.
 	Proxy ProxyConfig
 
+	// ProbeReachability lets the agent probe (TCP connect, at most 10 a second) the
+	// instances consumers ask it about, to learn which it cannot reach from this host
+	// (--probe-reachability). Default off: only the local proxy's connects teach it.
+	ProbeReachability bool
+
 	// GossipHook, if set, sees (and may adjust) the gossip config just before gossip
 	// starts. For tests and test tools: internal/netemagent wraps the transport to
 	// delay what the node sends. Default: none.

@@ -42,7 +42,7 @@ func (a *Agent) startProxyLocked() error {
 	}
 	p, err := proxy.New(proxy.Config{
 		Catalog: a.cat, Logger: a.log.With("component", "proxy"), Registerer: a.reg,
-		RTTs: rtts, DrainTimeout: a.cfg.Proxy.DrainTimeout, SlowStart: a.cfg.Proxy.SlowStart,
+		RTTs: rtts, Reporter: a.reach, DrainTimeout: a.cfg.Proxy.DrainTimeout, SlowStart: a.cfg.Proxy.SlowStart,
 	})
 	if err != nil {
 		return err

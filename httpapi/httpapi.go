@@ -147,6 +147,10 @@ type Config struct {
 	// Proxy answers GET /v1/rumor/upstreams. Optional: without it that path
 	// answers 404.
 	Proxy Proxy
+	// Reachability orders health answers reachable first, serves ?reachable and
+	// GET /v1/rumor/reachability. Optional: without it ?reachable keeps everything
+	// and that path answers 404.
+	Reachability Reachability
 	// WatchHeartbeat is how often a quiet /v1/rumor/watch stream sends a comment so
 	// proxies keep it open. Default 15s.
 	WatchHeartbeat time.Duration
@@ -190,6 +194,8 @@ type Handler struct {
 
 	// proxy is the local proxy; nil: no /v1/rumor/upstreams.
 	proxy Proxy
+	// reach is what this agent can reach; nil: no reordering, no endpoint.
+	reach Reachability
 }
 
 // New returns a Handler for cfg.
@@ -204,6 +210,7 @@ func New(cfg Config) (*Handler, error) {
 		log: cfg.Logger, mux: http.NewServeMux(), tokenReads: cfg.TokenReads,
 		watchHeartbeat: cmp.Or(cfg.WatchHeartbeat, DefaultWatchHeartbeat)}
 	h.proxy = cfg.Proxy
+	h.reach = cfg.Reachability
 	if cfg.Token != "" {
 		sum := sha256.Sum256([]byte(cfg.Token))
 		h.tokenSum = sum[:]

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
@@ -367,7 +368,8 @@ func (up *upstream) failed(b *backend, err error) {
 	p := up.p
 	b.m.fails.Inc()
 	if r := p.cfg.Reporter; r != nil {
-		r.Report(b.addr, false)
+		// A refused connect reached the host: the instance is down, not cut off.
+		r.Report(b.addr, errors.Is(err, syscall.ECONNREFUSED))
 	}
 	if int(b.fails.Add(1)) < p.cfg.EjectAfter {
 		return

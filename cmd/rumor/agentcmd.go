@@ -47,6 +47,8 @@ type agentFlags struct {
 
 	// upstreams are --upstream's: the local proxy's own listeners.
 	upstreams []string
+	// probeReachability is --probe-reachability.
+	probeReachability bool
 
 	// fs is the parsed flag set, to tell a flag given (on the command line or by
 	// its RUMOR_* variable) from its default. Nil counts every flag as given.
@@ -197,6 +199,7 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.IntVar(&f.limits.MaxServices, "max-services", 0, "most services registered on this node, from the API and config files together; one more is refused (HTTP 400) (default 10000)")
 	fl.IntVar(&f.limits.MaxChecks, "max-checks", 0, "most checks on this node, services' and the node's own (default 20000)")
 	fl.IntVar(&f.limits.MaxChecksPerService, "max-checks-per-service", 0, "most checks one service may have (default 100)")
+	fl.BoolVar(&f.probeReachability, "probe-reachability", false, "probe (TCP connect, at most 10/s) the instances asked about to learn which this host cannot reach: they come last in answers, and ?reachable leaves them out")
 	fl.StringArrayVar(&f.upstreams, "upstream", nil, "local proxy listener: service=[ip:]port or service:tag=[ip:]port forwards each connection to a healthy instance (repeatable; ip defaults to 127.0.0.1)")
 }
 
@@ -310,6 +313,7 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	override(f, "max-services", &cfg.Limits.MaxServices, f.limits.MaxServices)
 	override(f, "max-checks", &cfg.Limits.MaxChecks, f.limits.MaxChecks)
 	override(f, "max-checks-per-service", &cfg.Limits.MaxChecksPerService, f.limits.MaxChecksPerService)
+	override(f, "probe-reachability", &cfg.ProbeReachability, f.probeReachability)
 	for _, s := range f.upstreams {
 		u, err := proxy.ParseUpstream(s)
 		if err != nil {
