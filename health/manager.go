@@ -111,7 +111,7 @@ type Manager struct {
 // the reported state against UpdateTTL, Remove and readers.
 type check struct {
 	def    definition.Check // with the Manager's defaults (withDefaults); immutable
-	prober prober     // nil for ttl checks
+	prober prober           // nil for ttl checks
 	ctx    context.Context
 	cancel context.CancelFunc
 	kick   chan struct{} // capacity 1: state changed, recompute the next wake-up

@@ -46,6 +46,24 @@ func waitJS(ctx context.Context, within time.Duration, js string) error {
 	}
 }
 
+// The page's live stream replaces <main> whenever the server's rendering changes, so
+// a node found by one DevTools call may be gone by the next ("Could not find node with
+// given id"). The helpers below act and read in one script evaluation instead, which
+// the page cannot interleave with a replacement.
+
+// clickJS clicks the first element matching sel, waiting up to 5 s for it.
+func clickJS(ctx context.Context, sel string) error {
+	return waitJS(ctx, 5*time.Second, fmt.Sprintf(`(function(){var e=document.querySelector(%q);if(!e)return false;e.click();return true})()`, sel))
+}
+
+// textJS returns the text of the first element matching sel, waiting up to 5 s for it.
+func textJS(ctx context.Context, sel string) (string, error) {
+	if err := waitJS(ctx, 5*time.Second, fmt.Sprintf(`document.querySelector(%q) !== null`, sel)); err != nil {
+		return "", fmt.Errorf("no element %s: %w", sel, err)
+	}
+	return chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(function(){var e=document.querySelector(%q);return e?e.innerText:""})()`, sel)))
+}
+
 // waitLive waits until the page's live stream is open (its badge says "live").
 func waitLive(ctx context.Context) error {
 	return waitJS(ctx, 5*time.Second, `(function(){var b=document.getElementById("live-state");return b&&!b.hidden&&b.textContent==="live"})()`)
@@ -85,7 +103,7 @@ func TestBrowserFailingNow(t *testing.T) {
 		t.Fatalf("the critical check on alpha was not on beta's page within 1s: %v", err)
 	}
 	t.Logf("critical on alpha → listed on beta's page after %s", time.Since(start))
-	text, err := chromedp.Run(tab, chromedp.Text(`[data-check="alpha/pay-ttl"]`))
+	text, err := textJS(tab, `[data-check="alpha/pay-ttl"]`)
 	if err != nil || !strings.Contains(text, "refused the connection") || !strings.Contains(text, "critical") {
 		t.Errorf("the row says %q (%v), want its status and output", text, err)
 	}
@@ -135,16 +153,15 @@ func TestBrowserServices(t *testing.T) {
 		first50 = append(first50, fmt.Sprintf("svc-%02d", i))
 	}
 	waitRows("page 1", strings.Join(first50, " "))
-	if err := chromedp.Do(tab, chromedp.Click(`a[rel="next"]`)); err != nil {
+	if err := clickJS(tab, `a[rel="next"]`); err != nil {
 		t.Fatal(err)
 	}
 	waitRows("page 2", "svc-50 svc-51 svc-52 svc-53 svc-54")
 	// The filter form: tag canary and health warning.
-	if err := chromedp.Do(tab,
-		chromedp.SetValue(`input[name="tag"]`, "canary"),
-		chromedp.SetValue(`select[name="health"]`, "warning"),
-		chromedp.Click(`form.filters button`),
-	); err != nil {
+	fill := `(function(){var f=document.querySelector("form.filters");if(!f)return false;` +
+		`f.querySelector('input[name="tag"]').value="canary";f.querySelector('select[name="health"]').value="warning";` +
+		`f.querySelector("button").click();return true})()`
+	if err := waitJS(tab, 5*time.Second, fill); err != nil {
 		t.Fatal(err)
 	}
 	waitRows("tag=canary, health=warning", "svc-00 svc-10 svc-30 svc-40 svc-50")
@@ -156,7 +173,7 @@ func TestBrowserServices(t *testing.T) {
 	if err := chromedp.Do(tab, chromedp.Navigate(uiURL(a, "/ui/services/svc-20"))); err != nil {
 		t.Fatal(err)
 	}
-	text, err := chromedp.Run(tab, chromedp.Text(`[data-instance="alpha/svc-20"]`))
+	text, err := textJS(tab, `[data-instance="alpha/svc-20"]`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +182,7 @@ func TestBrowserServices(t *testing.T) {
 			t.Errorf("the instance row lacks %q: %q", want, text)
 		}
 	}
-	curl, _ := chromedp.Run(tab, chromedp.Text(`.copy code`))
+	curl, _ := textJS(tab, `.copy code`)
 	if !strings.HasPrefix(curl, "curl -s 'http://"+a.HTTPAddr().String()+"/v1/health/service/svc-20?passing'") {
 		t.Errorf("copyable line %q", curl)
 	}

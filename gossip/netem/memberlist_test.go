@@ -9,8 +9,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
-	"github.com/rumor-sd/rumor/internal/memnet"
 	"github.com/rumor-sd/rumor/gossip/netem"
+	"github.com/rumor-sd/rumor/internal/memnet"
 )
 
 // TestMemberlistOverNetem runs two memberlist nodes whose transports both add 30 ms:
