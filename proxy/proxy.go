@@ -429,9 +429,12 @@ func (up *upstream) pipe(c, bc *net.TCPConn, b *backend) {
 	b.m.bytesDown.Add(float64(n))
 }
 
+// setKeepAlive turns TCP keep-alive on with the first probe after period of
+// silence; the interval and count stay the kernel's (two system calls per
+// connection rather than four).
 func setKeepAlive(c *net.TCPConn, period time.Duration) {
 	if period > 0 {
-		_ = c.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: period, Interval: period, Count: 9})
+		_ = c.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: period, Interval: -1, Count: -1})
 	}
 }
 
