@@ -16,6 +16,8 @@ type backend struct {
 	key  string // node/serviceID
 	node string
 	addr string // ip:port
+	host string // the address and port addr is made of
+	port int
 	// weight is the instance's weight for its current status; rtt its distance.
 	weight atomic.Int64
 	rtt    atomic.Int64 // ns; 0 when unknown

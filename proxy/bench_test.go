@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +65,12 @@ func benchChild(spec string) int {
 	if err := px.Set([]proxy.Upstream{{Service: "web", LocalBindPort: listen}}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if path := os.Getenv("RUMOR_PROXYBENCH_CPUPROFILE"); path != "" { // the child's CPU profile
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+		}
 	}
 	fmt.Println("ready")
 	_, _ = io.Copy(io.Discard, os.Stdin)
@@ -140,9 +147,15 @@ func startProcess(b *testing.B, cmd *exec.Cmd, addr string) {
 		b.Fatalf("start %s: %v", cmd.Path, err)
 	}
 	b.Cleanup(func() {
-		_ = stdin.Close()
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		_ = stdin.Close() // the rumor child exits on EOF; HAProxy is killed
+		t := time.AfterFunc(5*time.Second, func() { _ = cmd.Process.Kill() })
+		if !strings.HasSuffix(cmd.Path, "haproxy") {
+			_ = cmd.Wait()
+		} else {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		t.Stop()
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -188,6 +188,10 @@ type upstream struct {
 	mu   sync.Mutex
 	all  map[*backend]struct{} // live and draining instances
 	live map[string]*backend   // by key: the instances of the current set
+	// spare and eps are rebuild's scratch space, reused so a rebuild allocates
+	// little more than the new set.
+	spare map[string]*backend
+	eps   []catalog.Endpoint
 }
 
 func (p *Proxy) start(u Upstream) (*upstream, error) {
@@ -236,18 +240,22 @@ func (up *upstream) watch() {
 // keep their counters; those that left drain.
 func (up *upstream) rebuild() {
 	start := time.Now()
-	eps := up.p.cfg.Catalog.Endpoints(nil, up.def.Service, up.def.Tag)
 	up.mu.Lock()
 	defer up.mu.Unlock()
 	if up.ctx.Err() != nil {
 		return
 	}
+	eps := up.p.cfg.Catalog.Endpoints(up.eps[:0], up.def.Service, up.def.Tag)
+	up.eps = eps
 	var rtts map[string]time.Duration
 	if f := up.p.cfg.RTTs; f != nil {
 		rtts = f()
 	}
 	next := &set{live: make([]*backend, 0, len(eps))}
-	keep := make(map[string]*backend, len(eps))
+	keep := up.spare
+	if keep == nil {
+		keep = make(map[string]*backend, len(eps))
+	}
 	for i := range eps {
 		ep := &eps[i]
 		var w int
@@ -263,12 +271,11 @@ func (up *upstream) rebuild() {
 		if f := up.p.cfg.Filter; f != nil && !f(ep) {
 			continue
 		}
-		key := ep.Node + "/" + ep.ServiceID
-		addr := net.JoinHostPort(ep.Address, strconv.Itoa(ep.Port))
-		b := up.live[key]
-		if b == nil || b.addr != addr {
-			b = up.newBackend(key, ep.Node, addr, start)
+		b := up.byID(ep.Node, ep.ServiceID)
+		if b == nil || b.host != ep.Address || b.port != ep.Port {
+			b = up.newBackend(ep.Node+"/"+ep.ServiceID, ep.Node, ep.Address, ep.Port, start)
 		}
+		key := b.key
 		b.weight.Store(int64(w))
 		if d, ok := rtts[ep.Node]; ok {
 			b.rtt.Store(int64(max(d, 1)))
@@ -281,13 +288,25 @@ func (up *upstream) rebuild() {
 			up.drainLocked(b)
 		}
 	}
-	up.live = keep
+	up.live, up.spare = keep, up.live
+	clear(up.spare)
 	up.cur.Store(next)
 	up.p.m.rebuild.Observe(time.Since(start).Seconds())
 }
 
-func (up *upstream) newBackend(key, node, addr string, now time.Time) *backend {
-	b := &backend{key: key, node: node, addr: addr, added: now, conns: make(map[*net.TCPConn]struct{})}
+// byID finds the current instance node/serviceID without building its key.
+func (up *upstream) byID(node, serviceID string) *backend {
+	if len(up.live) == 0 {
+		return nil
+	}
+	var buf [128]byte
+	k := append(append(append(buf[:0], node...), '/'), serviceID...)
+	return up.live[string(k)] // the compiler does not allocate for this conversion
+}
+
+func (up *upstream) newBackend(key, node, host string, port int, now time.Time) *backend {
+	b := &backend{key: key, node: node, host: host, port: port, addr: net.JoinHostPort(host, strconv.Itoa(port)),
+		added: now, conns: make(map[*net.TCPConn]struct{})}
 	b.m = up.p.m.forInstance(up.def.Service, key)
 	up.all[b] = struct{}{}
 	return b
