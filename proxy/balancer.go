@@ -32,7 +32,17 @@ type backend struct {
 	mu    sync.Mutex
 	conns map[*net.TCPConn]struct{} // open connections to the instance, closed on drain
 
-	m backendMetrics
+	// m is the instance's metrics, made at its first connect (an upstream of a
+	// service with thousands of instances pays for the metrics of those it uses).
+	mOnce sync.Once
+	m     backendMetrics
+	mk    func() backendMetrics
+}
+
+// metrics returns the instance's metrics, making them on first use.
+func (b *backend) metrics() *backendMetrics {
+	b.mOnce.Do(func() { b.m = b.mk() })
+	return &b.m
 }
 
 type backendMetrics struct {

@@ -307,7 +307,8 @@ func (up *upstream) byID(node, serviceID string) *backend {
 func (up *upstream) newBackend(key, node, host string, port int, now time.Time) *backend {
 	b := &backend{key: key, node: node, host: host, port: port, addr: net.JoinHostPort(host, strconv.Itoa(port)),
 		added: now, conns: make(map[*net.TCPConn]struct{})}
-	b.m = up.p.m.forInstance(up.def.Service, key)
+	m, service := up.p.m, up.def.Service
+	b.mk = func() backendMetrics { return m.forInstance(service, key) }
 	up.all[b] = struct{}{}
 	return b
 }
@@ -385,7 +386,8 @@ func (up *upstream) serve(c *net.TCPConn) {
 // half of the set is already out.
 func (up *upstream) failed(b *backend, err error) {
 	p := up.p
-	b.m.fails.Inc()
+	m := b.metrics()
+	m.fails.Inc()
 	if r := p.cfg.Reporter; r != nil {
 		// A refused connect reached the host: the instance is down, not cut off.
 		r.Report(b.addr, errors.Is(err, syscall.ECONNREFUSED))
@@ -407,7 +409,7 @@ func (up *upstream) failed(b *backend, err error) {
 	n := b.ejections.Add(1)
 	b.ejectedUntil.Store(now.Add(time.Duration(n) * p.cfg.BaseEjection).UnixNano())
 	b.fails.Store(0)
-	b.m.ejections.Inc()
+	m.ejections.Inc()
 	p.log.Warn("proxy: instance ejected", "service", up.def.Service, "instance", b.key, "addr", b.addr,
 		"for", time.Duration(n)*p.cfg.BaseEjection, "error", err)
 }
@@ -418,8 +420,9 @@ func (up *upstream) pipe(c, bc *net.TCPConn, b *backend) {
 		_ = bc.Close()
 		return
 	}
-	b.m.conns.Inc()
-	b.m.active.Inc()
+	m := b.metrics()
+	m.conns.Inc()
+	m.active.Inc()
 	done := make(chan struct{})
 	var up1 int64
 	go func() { // owned by pipe, which waits on done
@@ -443,9 +446,9 @@ func (up *upstream) pipe(c, bc *net.TCPConn, b *backend) {
 	<-done
 	_ = bc.Close()
 	b.untrack(bc)
-	b.m.active.Dec()
-	b.m.bytesUp.Add(float64(up1))
-	b.m.bytesDown.Add(float64(n))
+	m.active.Dec()
+	m.bytesUp.Add(float64(up1))
+	m.bytesDown.Add(float64(n))
 }
 
 // setKeepAlive turns TCP keep-alive on with the first probe after period of
