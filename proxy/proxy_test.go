@@ -372,3 +372,57 @@ func TestParseUpstream(t *testing.T) {
 		}
 	}
 }
+
+// No connection fails while instances are added and removed under load: a removed
+// instance drains, new connections go to the new set.
+func TestNoFailureUnderChurn(t *testing.T) {
+	c := newCluster(t)
+	var bs []*backendServer
+	for i := range 3 {
+		bs = append(bs, newBackend(t, "b"+strconv.Itoa(i)))
+		c.add("n"+strconv.Itoa(i), "web-"+strconv.Itoa(i), bs[i].port(), 1)
+	}
+	_, addr := newProxy(t, c, proxy.Config{})
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var fails []error
+	conns := 0
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_, conn, err := hello(addr)
+				mu.Lock()
+				conns++
+				if err != nil {
+					fails = append(fails, err)
+				}
+				mu.Unlock()
+				if err == nil {
+					conn.Close()
+				}
+			}
+		})
+	}
+	for i := range 300 { // each change removes one instance or adds it back: two stay
+		k := i / 2 % 3
+		n := strconv.Itoa(k)
+		if i%2 == 0 {
+			c.remove("n"+n, "web-"+n)
+		} else {
+			c.add("n"+n, "web-"+n, bs[k].port(), 1)
+		}
+		time.Sleep(time.Millisecond) // pacing the changes, not synchronising
+	}
+	close(stop)
+	wg.Wait()
+	if len(fails) > 0 || conns == 0 {
+		t.Fatalf("%d of %d connections failed during 300 changes: %v", len(fails), conns, fails[0])
+	}
+	t.Logf("%d connections, none failed, during 300 changes", conns)
+}
