@@ -335,14 +335,26 @@ func (up *upstream) drainLocked(b *backend) {
 }
 
 func (up *upstream) accept() {
+	var delay time.Duration
 	for {
 		c, err := up.ln.AcceptTCP()
 		if err != nil {
-			if up.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				up.p.log.Error("proxy: accept failed; the upstream stops", "service", up.def.Service, "error", err)
+			if up.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// Out of file descriptors and the like: back off and keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			up.p.log.Error("proxy: accept failed; retrying", "service", up.def.Service, "in", delay, "error", err)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-up.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
 		}
+		delay = 0
 		up.p.wg.Go(func() { up.serve(c) })
 	}
 }
