@@ -426,3 +426,29 @@ func TestNoFailureUnderChurn(t *testing.T) {
 	}
 	t.Logf("%d connections, none failed, during 300 changes", conns)
 }
+
+// On a tie (no open connections, equal weights) the nearer instance wins.
+func TestNearestOnTies(t *testing.T) {
+	c := newCluster(t)
+	far, near := newBackend(t, "far"), newBackend(t, "near")
+	c.add("n1", "web-1", far.port(), 1)
+	c.add("n2", "web-2", near.port(), 1)
+	p, addr := newProxy(t, c, proxy.Config{RTTs: func() map[string]time.Duration {
+		return map[string]time.Duration{"n1": 40 * time.Millisecond, "n2": time.Millisecond}
+	}})
+	idle := func() bool {
+		for _, in := range p.Upstreams()[0].Instances {
+			if in.Active != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	for i := range 20 {
+		// A tie needs both idle: the previous connection's proxying has ended.
+		testkit.Eventually(t, 5*time.Second, "no open connection", idle)
+		if got := helloClose(t, addr); got != "near" {
+			t.Fatalf("connection %d went to %q, want the nearer instance", i, got)
+		}
+	}
+}
