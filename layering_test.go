@@ -63,7 +63,7 @@ var thirdParty = map[string][]string{
 	"github.com/containerd/errdefs":    {"docker"}, // the moby client's error kinds (IsNotFound)
 	"github.com/spf13/cobra":           {"cmd/"},
 	"github.com/spf13/pflag":           {"cmd/"},
-	"github.com/prometheus/":           {"agent", "httpapi", "gossip", "dnsserver", "health", "cmd/", "proxy"},
+	"github.com/prometheus/":           {"agent", "httpapi", "gossip", "dnsserver", "health", "cmd/", "mdns", "proxy"},
 	"github.com/hashicorp/go-metrics":  {"gossip", "agent"},
 	"github.com/hashicorp/hcl":         {"config"},
 	"github.com/go-viper/mapstructure": {"config"},

@@ -62,6 +62,7 @@ type Agent struct {
 	state   *stateLog        // where local saves its changes; nil in memory
 	health  *health.Manager  // runs the local checks; nil before Start
 	docker  *docker.Watcher  // registers containers' services; nil unless Config.Docker.Enabled
+	mdns    *agentMDNS       // mDNS announce, import and zero-config join; nil when off
 	cl      cluster
 	httpLn  net.Listener
 	httpSrv *http.Server
@@ -83,6 +84,13 @@ type Agent struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	// own watches for versions of this node's records it did not issue (ownrecords.go).
+	own *ownRecords
+	// failed is closed, once, when the agent cannot go on (Failed, Err: ownrecords.go).
+	failed   chan struct{}
+	failOnce sync.Once
+	failErr  error
 }
 
 // New checks cfg and returns an agent that has not started: it holds an empty catalog
@@ -92,14 +100,19 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := catalog.New(catalog.Config{Clock: cfg.Clock, ReapAfter: cfg.ReapAfter})
+	own := newOwnRecords() // integrity: copies of this node's records from elsewhere (ownrecords.go)
+	cat, err := catalog.New(catalog.Config{Clock: cfg.Clock, ReapAfter: cfg.ReapAfter,
+		Self: cfg.NodeName, OnOwnRecords: own.seen})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	reg := newRegistry(cat)
+	reg.MustRegister(own.repairs)
 	return &Agent{
-		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: newRegistry(cat),
+		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: reg,
 		ctx: ctx, cancel: cancel, leaveReq: make(chan struct{}),
+		own: own, failed: make(chan struct{}),
 	}, nil
 }
 
@@ -162,6 +175,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		Hook:       a.cfg.GossipHook,
 		// The keyring is saved in the data dir at every change (keyringfile.go).
 		OnKeyringChange: saveKeys,
+		NodeID:          a.nodeID, // in the node meta: a name conflict fails the join
 	})
 	if err != nil {
 		return fmt.Errorf("agent: start gossip on %s:%d: %w", a.cfg.BindAddr, a.cfg.BindPort, err)
@@ -203,11 +217,13 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		a.wg.Go(func() { a.retryJoin(cl, retry, what) })
 	}
 	a.wg.Go(a.maintenance)
+	a.wg.Go(a.repairOwnLoop)
 	// Last, so that a failed Start never has checks running: their Sink calls wait
 	// for a.mu, which abortLocked holds while closing the manager. Add never waits
 	// for a Sink call, so holding a.mu is safe here.
 	a.runChecks(a.health, localstate.Ready{Start: a.local.Runnable()})
 	a.startDocker() // last too: its calls wait for a.mu
+	a.startMDNSLocked(keys)
 	a.log.Info("agent started", "node_id", a.nodeID, "generation", a.local.Generation(),
 		"gossip", a.cl.LocalAddr().String(), "http", a.httpLn.Addr().String(),
 		"services", a.local.Len(), "data_dir", a.cfg.DataDir)
@@ -354,6 +370,7 @@ func (a *Agent) Leave(ctx context.Context) error {
 	var err error
 	if running && cl != nil && !left {
 		a.savePeers() // the pool as last seen, for the next start
+		a.closeMDNS() // goodbyes on the LAN; imports withdrawn while gossip still runs
 		if err = cl.Leave(ctx); err != nil {
 			err = fmt.Errorf("agent: leave: %w", err)
 		}
@@ -382,6 +399,7 @@ func (a *Agent) Shutdown() error {
 			_ = web.Close() // ends the UI's live streams, which srv.Shutdown would wait for
 		}
 		a.closeDocker()
+		a.closeMDNS()
 		var errs []error
 		if srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -425,7 +443,8 @@ func (a *Agent) Shutdown() error {
 
 // applyLocked applies this node's new records to the catalog and broadcasts them.
 func (a *Agent) applyLocked(recs []catalog.Record) {
-	if _, err := a.cat.Apply(recs...); err != nil {
+	a.own.noteIssued(recs) // before Publish: an echo never looks foreign
+	if _, err := a.cat.ApplyOwn(recs...); err != nil {
 		// Registrations are validated before they get here: this is a bug.
 		a.log.Error("own records rejected by the catalog", "error", err)
 	}
@@ -486,6 +505,7 @@ func (a *Agent) change(f func(*localstate.Core) (localstate.Ready, error)) error
 		a.syncUpstreams()
 	}
 	a.regMu.Unlock()
+	a.announceLocal()
 	if st != nil {
 		if err := st.flush(seq); err != nil {
 			return fmt.Errorf("agent: the change is made but may not survive a power failure: %w", err)

@@ -177,6 +177,9 @@ type Config struct {
 	// instances consumers ask it about, to learn which it cannot reach from this host
 	// (--probe-reachability). Default off: only the local proxy's connects teach it.
 	ProbeReachability bool
+	// MDNS configures mDNS/DNS-SD: announce, browse and import, zero-config join
+	// (agent/mdns.go). Default: off (the CLI turns it on).
+	MDNS MDNSConfig
 
 	// GossipHook, if set, sees (and may adjust) the gossip config just before gossip
 	// starts. For tests and test tools: internal/netemagent wraps the transport to
@@ -235,6 +238,11 @@ func (c Config) withDefaults() (Config, error) {
 	c.Join = slices.Clone(c.Join)
 	c.RetryJoin = slices.Clone(c.RetryJoin)
 	c.Proxy.Upstreams = slices.Clone(c.Proxy.Upstreams)
+	c.MDNS.Ifaces, c.MDNS.IfacesExclude = slices.Clone(c.MDNS.Ifaces), slices.Clone(c.MDNS.IfacesExclude)
+	c.MDNS.Import = slices.Clone(c.MDNS.Import)
+	if err := c.MDNS.check(); err != nil {
+		return c, err
+	}
 	if c.NodeName == "" {
 		h, err := os.Hostname()
 		if err != nil {

@@ -44,6 +44,7 @@ type agentFlags struct {
 	docker, dockerInternal                                                           bool
 	dockerHost                                                                       string
 	limits                                                                           agent.Limits
+	mdns                                                                             mdnsFlags // mdnscmd.go
 
 	// upstreams are --upstream's: the local proxy's own listeners.
 	upstreams []string
@@ -201,6 +202,7 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.IntVar(&f.limits.MaxChecksPerService, "max-checks-per-service", 0, "most checks one service may have (default 100)")
 	fl.BoolVar(&f.probeReachability, "probe-reachability", false, "probe (TCP connect, at most 10/s) the instances asked about to learn which this host cannot reach: they come last in answers, and ?reachable leaves them out")
 	fl.StringArrayVar(&f.upstreams, "upstream", nil, "local proxy listener: service=[ip:]port or service:tag=[ip:]port forwards each connection to a healthy instance (repeatable; ip defaults to 127.0.0.1)")
+	addMDNSFlags(fl, &f.mdns)
 }
 
 // applyEnv sets every flag not given on the command line from its RUMOR_<FLAG>
@@ -301,6 +303,9 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	override(f, "docker-internal", &cfg.Docker.Internal, f.dockerInternal)
 	if (cfg.Docker.Host != "" || cfg.Docker.Internal) && !cfg.Docker.Enabled {
 		return cfg, nil, usagef("--docker-host and --docker-internal configure the Docker watcher: add --docker")
+	}
+	if err := f.mdns.apply(f, &cfg); err != nil {
+		return cfg, nil, err
 	}
 	if f.reapAfter < 0 {
 		return cfg, nil, usagef("--reap-after %s: must not be negative", f.reapAfter)
@@ -464,6 +469,9 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 		log.Info("leaving the pool (interrupt again to exit at once)")
 	case <-a.LeaveRequested():
 		log.Info("left the pool at an API request (rumor leave); shutting down")
+	case <-a.Failed(): // another node holds this name (a retry-join refused)
+		_ = a.Shutdown()
+		return exitError{code: exitFailed, err: a.Err()}
 	}
 	return stopAgent(c, log, a)
 }

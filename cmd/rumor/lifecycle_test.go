@@ -23,6 +23,7 @@ import (
 // TestMain lets a test run this binary as the rumor command: with RUMOR_TEST_MAIN=1
 // it is `rumor` with the arguments it was started with.
 func TestMain(m *testing.M) {
+	testkit.GuardMDNS() // no test runs an mDNS agent in the root namespace
 	if os.Getenv("RUMOR_TEST_MAIN") == "1" {
 		main()
 	}
