@@ -25,6 +25,8 @@ import (
 	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
+	"github.com/rumor-sd/rumor/proxy"
+	"github.com/rumor-sd/rumor/reachability"
 )
 
 // ErrNotRunning is returned by calls that need a started agent.
@@ -77,6 +79,11 @@ type Agent struct {
 	gossipLeft bool
 	leaveReq   chan struct{}
 	leaveOnce  sync.Once
+
+	// proxy is the local proxy (agent/proxy.go); nil before Start.
+	proxy *proxy.Proxy
+	// reach is what this host can reach (agent/reachability.go); nil before Start.
+	reach *reachability.Tracker
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -192,6 +199,12 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.node = a.nodeRecord(a.cl.LocalAddr())
 	a.local.SetNode(a.node)
 	a.applyLocked(a.local.All())
+	if err := a.startReachLocked(); err != nil {
+		return fmt.Errorf("agent: reachability: %w", err)
+	}
+	if err := a.startProxyLocked(); err != nil {
+		return fmt.Errorf("agent: local proxy: %w", err)
+	}
 	if len(a.cfg.Join) > 0 {
 		n, err := a.cl.Join(ctx, withGossipPort(a.cfg.Join))
 		if err != nil {
@@ -299,7 +312,8 @@ func (a *Agent) serveHTTPLocked() error {
 	}
 	h, err := httpapi.New(httpapi.Config{UI: webHandler, Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Coordinates: apiAgent{a},
 		Membership: apiAgent{a}, Token: a.cfg.HTTPToken, TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "http"),
-		Metrics: a.reg, Registerer: a.reg, Keyring: apiKeyring{a}})
+		Metrics: a.reg, Registerer: a.reg, Keyring: apiKeyring{a},
+		Proxy: apiProxy{a}, Reachability: apiReach{a.reach}})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -339,6 +353,12 @@ func (a *Agent) abortLocked() {
 	}
 	if a.docker != nil {
 		_ = a.docker.Close() // never started: Start starts it last
+	}
+	if a.proxy != nil {
+		_ = a.proxy.Close()
+	}
+	if a.reach != nil {
+		_ = a.reach.Close()
 	}
 	if a.cl != nil {
 		_ = a.cl.Shutdown()
@@ -381,6 +401,7 @@ func (a *Agent) Shutdown() error {
 		wasRunning := a.started && !a.stopped
 		a.stopped = true
 		srv, cl, dir, hm, web, st := a.httpSrv, a.cl, a.dir, a.health, a.ui, a.state
+		px, reach := a.proxy, a.reach
 		a.mu.Unlock()
 		if !wasRunning {
 			a.cancel()
@@ -403,6 +424,12 @@ func (a *Agent) Shutdown() error {
 				_ = srv.Close()
 			}
 			cancel()
+		}
+		if px != nil {
+			_ = px.Close()
+		}
+		if reach != nil {
+			_ = reach.Close()
 		}
 		if hm != nil {
 			// Before gossip stops, so the last status changes are still published;
@@ -491,6 +518,9 @@ func (a *Agent) change(f func(*localstate.Core) (localstate.Ready, error)) error
 		return fmt.Errorf("agent: %w", err)
 	}
 	a.runChecks(hm, rd)
+	if rd.UpstreamsChanged {
+		a.syncUpstreams()
+	}
 	a.regMu.Unlock()
 	a.announceLocal()
 	if st != nil {

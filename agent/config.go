@@ -17,6 +17,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent/localstate"
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/gossip"
 )
 
@@ -172,6 +173,14 @@ type Config struct {
 	// catalog. Default: off (DNS.Addr ""); `rumor agent` sets 127.0.0.1:8600.
 	DNS DNSConfig
 
+	// Proxy configures the local proxy (agent/proxy.go): its own upstreams and
+	// timings. The proxy always runs; without upstreams it listens nowhere.
+	Proxy ProxyConfig
+
+	// ProbeReachability lets the agent probe (TCP connect, at most 10 a second) the
+	// instances consumers ask it about, to learn which it cannot reach from this host
+	// (--probe-reachability). Default off: only the local proxy's connects teach it.
+	ProbeReachability bool
 	// MDNS configures mDNS/DNS-SD: announce, browse and import, zero-config join
 	// (agent/mdns.go). Default: off (the CLI turns it on).
 	MDNS MDNSConfig
@@ -232,6 +241,7 @@ func (c Config) withDefaults() (Config, error) {
 	c.NodeMeta = maps.Clone(c.NodeMeta)
 	c.Join = slices.Clone(c.Join)
 	c.RetryJoin = slices.Clone(c.RetryJoin)
+	c.Proxy.Upstreams = slices.Clone(c.Proxy.Upstreams)
 	c.MDNS.Ifaces, c.MDNS.IfacesExclude = slices.Clone(c.MDNS.Ifaces), slices.Clone(c.MDNS.IfacesExclude)
 	c.MDNS.Import = slices.Clone(c.MDNS.Import)
 	if err := c.MDNS.check(); err != nil {
@@ -341,6 +351,9 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := definition.ValidateUpstreams("upstreams", c.Proxy.Upstreams); err != nil {
 		errs = append(errs, err)
 	}
 	for _, a := range slices.Concat(c.Join, c.RetryJoin) {

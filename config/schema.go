@@ -54,6 +54,10 @@ type fileConfig struct {
 
 	Service  *definition.Service
 	Services []definition.Service
+
+	// Upstreams are the local proxy's listeners of the agent itself (rumor's own
+	// key; a service's own upstreams sit in its definition).
+	Upstreams []definition.Upstream
 }
 
 // addressesConfig is Consul's "addresses" block: per-interface listen addresses.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent"
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // Settings are the agent keys given in config files; a nil pointer or an empty slice
@@ -47,6 +48,9 @@ type Settings struct {
 
 	// DNS are the DNS server's keys (dns.go); nil when no file gave any.
 	DNS *DNSSettings `json:",omitempty"`
+	// Upstreams are the local proxy's own listeners ("upstreams"), appended across
+	// files.
+	Upstreams []definition.Upstream `json:",omitempty"`
 }
 
 // Apply sets the fields of cfg that the files gave.
@@ -97,6 +101,7 @@ func (s *Settings) Apply(cfg *agent.Config) {
 	if s.UIEnabled != nil {
 		cfg.DisableUI = !*s.UIEnabled
 	}
+	cfg.Proxy.Upstreams = append(slices.Clone(cfg.Proxy.Upstreams), s.Upstreams...)
 }
 
 // httpParts are the pieces of the HTTP address, merged across files.
@@ -262,6 +267,11 @@ func (pf *parsedFile) settings(s *Settings, h *httpParts) Errors {
 	}
 	if fc.UIConfig != nil && fc.UIConfig.Enabled != nil {
 		s.UIEnabled = fc.UIConfig.Enabled
+	}
+	if err := definition.ValidateUpstreams("upstreams", fc.Upstreams); err != nil {
+		forEachFieldError(err, func(field, why string) { bad(field, "%s", why) })
+	} else {
+		s.Upstreams = append(s.Upstreams, fc.Upstreams...)
 	}
 	slices.SortStableFunc(errs, func(a, b *Error) int { return strings.Compare(a.Field, b.Field) })
 	return errs

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent"
 	"github.com/rumor-sd/rumor/config"
+	"github.com/rumor-sd/rumor/proxy"
 )
 
 // On the first interrupt the agent says goodbye for at most leaveTimeout, and stops
@@ -47,6 +48,10 @@ type agentFlags struct {
 	mdns                                                                             mdnsFlags // mdnscmd.go
 
 	ui bool // --ui: serve the web UI (ui_config.enabled)
+	// upstreams are --upstream's: the local proxy's own listeners.
+	upstreams []string
+	// probeReachability is --probe-reachability.
+	probeReachability bool
 
 	// fs is the parsed flag set, to tell a flag given (on the command line or by
 	// its RUMOR_* variable) from its default. Nil counts every flag as given.
@@ -198,6 +203,8 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.IntVar(&f.limits.MaxChecks, "max-checks", 0, "most checks on this node, services' and the node's own (default 20000)")
 	fl.IntVar(&f.limits.MaxChecksPerService, "max-checks-per-service", 0, "most checks one service may have (default 100)")
 	addDNSFlags(fl, &f.dns)
+	fl.BoolVar(&f.probeReachability, "probe-reachability", false, "probe (TCP connect, at most 10/s) the instances asked about to learn which this host cannot reach: they come last in answers, and ?reachable leaves them out")
+	fl.StringArrayVar(&f.upstreams, "upstream", nil, "local proxy listener: service=[ip:]port or service:tag=[ip:]port forwards each connection to a healthy instance (repeatable; ip defaults to 127.0.0.1)")
 	addMDNSFlags(fl, &f.mdns)
 	fl.BoolVar(&f.ui, "ui", true, "serve the web UI at /ui/ on the HTTP address; --ui=false turns it off (ui_config.enabled in a config file)")
 }
@@ -321,6 +328,14 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	}
 	if f.given("ui") {
 		cfg.DisableUI = !f.ui
+	}
+	override(f, "probe-reachability", &cfg.ProbeReachability, f.probeReachability)
+	for _, s := range f.upstreams {
+		u, err := proxy.ParseUpstream(s)
+		if err != nil {
+			return cfg, nil, usagef("--upstream: %v", err)
+		}
+		cfg.Proxy.Upstreams = append(cfg.Proxy.Upstreams, u)
 	}
 	if (cfg.HTTPTLSCert == "") != (cfg.HTTPTLSKey == "") {
 		return cfg, nil, usagef("--http-tls-cert and --http-tls-key go together (cert_file and key_file in a config file): give both or neither")

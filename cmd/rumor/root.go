@@ -57,6 +57,7 @@ answered.`,
 	root.SetErr(c.stderr)
 	teachCompletion(root)
 	root.AddCommand(newValidateCmd(c), newReloadCmd(c))
+	root.AddCommand(newUpstreamsCmd(c)) // the local proxy (issue 17)
 	root.AddCommand(newBrowseCmd(c))
 	return root
 }

@@ -36,6 +36,13 @@ func (t target) met(v float64) bool {
 
 // targets are the speed and memory goals of the issues, in the units Go reports.
 var targets = []target{
+	// Issue 17: the local proxy side by side with HAProxy in one run (proxy/bench_test.go).
+	{"BenchmarkProxyVsHAProxy", "conns-%-of-haproxy", 90, true, "new connections/s ≥ 90 % of HAProxy's"},
+	{"BenchmarkProxyVsHAProxy", "MB/s-%-of-haproxy", 90, true, "throughput ≥ 90 % of HAProxy's"},
+	{"BenchmarkProxyVsHAProxy", "added-p99-over-haproxy-ms", 0.001, false, "added p99 setup latency ≤ HAProxy's"},
+	{"BenchmarkProxyVsHAProxy", "failed-conns", 1, false, "0 failed connections"},
+	{"BenchmarkRebuildAll", "ms/rebuild-all", 100.001, false, "10,000 services × 10 instances rebuilt in ≤ 100 ms"},
+	{"BenchmarkChangeToUse", "p99-ms", 50.001, false, "catalog change → in use by the proxy ≤ 50 ms p99"},
 	{"BenchmarkMerge1M", "ns/op", 2e9, false, "< 2 s for 1M records"},
 	{"BenchmarkQueryPassing/nodes=10000", "ns/op", 50e3, false, "< 50 µs (10 of 100,000 instances)"},
 	{"BenchmarkMemoryPerInstance", "B/instance", 1024, false, "< 1 KiB per instance"},
