@@ -212,10 +212,11 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		}
 		a.log.Info("joined the pool", "reached", n, "of", len(a.cfg.Join))
 	}
-	if err := a.serveHTTPLocked(); err != nil {
+	// DNS before HTTP: the web UI shows the DNS server's address (its dig line).
+	if err := a.startDNSLocked(ctx); err != nil {
 		return err
 	}
-	if err := a.startDNSLocked(ctx); err != nil {
+	if err := a.serveHTTPLocked(); err != nil {
 		return err
 	}
 	retry, what := a.cfg.RetryJoin, "retry-join"

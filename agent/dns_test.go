@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -129,4 +131,50 @@ func TestDNSBadConfig(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "root zone") {
 		t.Fatalf("New: %v, want an error about the root zone", err)
 	}
+}
+
+// TestUIShowsDNS: with DNS on, the web UI's service page carries the dig line for
+// the port DNS really listens on (here an ephemeral one), and the agent page counts
+// the queries answered.
+func TestUIShowsDNS(t *testing.T) {
+	bin := needDig(t)
+	a := startAgent(t, Config{NodeName: "n1", Dev: true, BindAddr: "127.0.0.1", HTTPAddr: "127.0.0.1:0",
+		DNS: DNSConfig{Addr: "127.0.0.1:0", UDPReaders: 1, Workers: 1}})
+	if err := a.RegisterService(t.Context(), web("web-1", 8080)); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) string {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+a.HTTPAddr().String()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+		}
+		return string(body)
+	}
+	want := fmt.Sprintf("dig @127.0.0.1 -p %d web.service.consul SRV", a.DNSAddr().Port())
+	if page := get("/ui/services/web"); !strings.Contains(page, want) {
+		t.Errorf("the service page lacks %q", want)
+	}
+	if got, _ := dig(t, bin, a.DNSAddr(), "web.service.consul", "SRV"); len(got) != 1 {
+		t.Fatalf("dig web: %q", got)
+	}
+	if n := a.dns.Answered(); n < 1 {
+		t.Errorf("Answered() = %d after a query", n)
+	}
+	// The row shows once the UI has sampled the counter (every 2 s).
+	testkit.Poll(t, 10*time.Second, testkit.PollInterval, "a DNS queries row on the agent page", func() error {
+		if !strings.Contains(get("/ui/agent"), "DNS queries") {
+			return fmt.Errorf("no DNS queries row")
+		}
+		return nil
+	})
 }

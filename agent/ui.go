@@ -32,8 +32,12 @@ func (a *Agent) newUI() (webUI, error) {
 	if a.cfg.DisableUI {
 		return nil, nil
 	}
-	u, err := ui.New(ui.Config{Catalog: a.cat, Agent: uiAgent{a, a.cfg.Clock.Now()}, Token: a.cfg.HTTPToken,
-		TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "ui"), Now: a.cfg.Clock.Now})
+	cfg := ui.Config{Catalog: a.cat, Agent: uiAgent{a, a.cfg.Clock.Now()}, Token: a.cfg.HTTPToken,
+		TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "ui"), Now: a.cfg.Clock.Now}
+	if a.dns != nil && a.dnsStarted { // Start starts DNS before the UI: its port is known
+		cfg.DNSAddr, cfg.DNSDomain = a.dns.Addr().String(), a.cfg.DNS.Domain
+	}
+	u, err := ui.New(cfg)
 	if err != nil {
 		return nil, err // not a nil *ui.UI in a non-nil interface
 	}
@@ -64,7 +68,11 @@ func (x uiAgent) Members() []ui.Member {
 }
 
 func (x uiAgent) Counters() ui.Counters {
-	return ui.Counters{HTTPRequests: x.a.httpRequests.Load()}
+	c := ui.Counters{HTTPRequests: x.a.httpRequests.Load()}
+	if x.a.dns != nil { // set in New, never changed
+		c.DNSQueries = x.a.dns.Answered()
+	}
+	return c
 }
 
 func (x uiAgent) LocalSources() map[string]string {

@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -21,6 +22,10 @@ type metrics struct {
 	tcpRefused prometheus.Counter
 
 	fast map[[2]int]prometheus.Counter // (qtype, rcode) → counter, for the common pairs
+
+	// answered counts answered queries without a registry (Server.Answered), for
+	// readers such as the web UI's rate of queries.
+	answered atomic.Uint64
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -64,6 +69,7 @@ func (m *metrics) observe(qtype uint16, rcode int, since time.Time) {
 		m.queries.WithLabelValues("", "dropped").Inc()
 		return
 	}
+	m.answered.Add(1)
 	m.duration.Observe(time.Since(since).Seconds())
 	if c, ok := m.fast[[2]int{int(qtype), rcode}]; ok {
 		c.Inc()

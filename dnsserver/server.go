@@ -138,6 +138,9 @@ func (s *Server) listen(ctx context.Context) (net.Listener, error) {
 // Addr returns the address the server listens on (UDP and TCP); invalid before Start.
 func (s *Server) Addr() netip.AddrPort { return s.addr }
 
+// Answered counts the queries answered since New (UDP and TCP, any rcode).
+func (s *Server) Answered() uint64 { return s.metrics.answered.Load() }
+
 // Close stops serving and waits for every goroutine Start started. It is idempotent.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
