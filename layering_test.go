@@ -31,9 +31,10 @@ var mayImport = map[string][]string{
 	"dnsserver":           {"catalog", "definition"},
 	"docker":              {"catalog", "definition"},
 	"proxy":               {"catalog", "definition"},
+	"reachability":        {"catalog"},
 	"ui":                  {"catalog"},                     // the web UI: reads the catalog and the agent through interfaces it declares
 	"ui/uitest":           {"catalog", "internal/testkit"}, // a headless Chromium for the UI's browser tests
-	"agent":               {"catalog", "definition", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "ui", "internal/"},
+	"agent":               {"catalog", "definition", "gossip", "mdns", "health", "httpapi", "dnsserver", "docker", "proxy", "reachability", "ui", "internal/"},
 	"agent/localstate":    {"catalog", "definition"},                // the local-state core: no adapters
 	"config":              {"catalog", "definition", "agent"},       // config files → agent.Config and service definitions
 	"sim":                 {"catalog", "gossip", "internal/memnet"}, // real gossip nodes on a simulated network
@@ -71,7 +72,7 @@ var thirdParty = map[string][]string{
 	"github.com/containerd/errdefs":    {"docker"}, // the moby client's error kinds (IsNotFound)
 	"github.com/spf13/cobra":           {"cmd/"},
 	"github.com/spf13/pflag":           {"cmd/"},
-	"github.com/prometheus/":           {"agent", "httpapi", "gossip", "dnsserver", "health", "cmd/"},
+	"github.com/prometheus/":           {"agent", "httpapi", "gossip", "dnsserver", "health", "cmd/", "mdns", "proxy"},
 	"github.com/hashicorp/go-metrics":  {"gossip", "agent"},
 	"github.com/hashicorp/hcl":         {"config"},
 	"github.com/go-viper/mapstructure": {"config"},

@@ -20,11 +20,13 @@ import (
 	"github.com/rumor-sd/rumor/agent/localstate"
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
+	"github.com/rumor-sd/rumor/dnsserver"
 	"github.com/rumor-sd/rumor/docker"
 	"github.com/rumor-sd/rumor/gossip"
 	"github.com/rumor-sd/rumor/health"
 	"github.com/rumor-sd/rumor/httpapi"
-	"github.com/rumor-sd/rumor/ui"
+	"github.com/rumor-sd/rumor/proxy"
+	"github.com/rumor-sd/rumor/reachability"
 )
 
 // ErrNotRunning is returned by calls that need a started agent.
@@ -60,10 +62,14 @@ type Agent struct {
 	state   *stateLog        // where local saves its changes; nil in memory
 	health  *health.Manager  // runs the local checks; nil before Start
 	docker  *docker.Watcher  // registers containers' services; nil unless Config.Docker.Enabled
+	mdns    *agentMDNS       // mDNS announce, import and zero-config join; nil when off
 	cl      cluster
 	httpLn  net.Listener
 	httpSrv *http.Server
-	ui      *ui.UI // the web UI; nil when disabled or before Start
+	ui      webUI // the web UI; nil when disabled or before Start
+	// dns is the DNS server (dns.go); nil when off. dnsStarted is set once it listens.
+	dns        *dnsserver.Server
+	dnsStarted bool
 	// httpRequests counts the HTTP requests answered, for the UI's rate.
 	httpRequests atomic.Uint64
 	peers        []string // peers last saved to peers.json
@@ -74,8 +80,20 @@ type Agent struct {
 	leaveReq   chan struct{}
 	leaveOnce  sync.Once
 
+	// proxy is the local proxy (agent/proxy.go); nil before Start.
+	proxy *proxy.Proxy
+	// reach is what this host can reach (agent/reachability.go); nil before Start.
+	reach *reachability.Tracker
+
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	// own watches for versions of this node's records it did not issue (ownrecords.go).
+	own *ownRecords
+	// failed is closed, once, when the agent cannot go on (Failed, Err: ownrecords.go).
+	failed   chan struct{}
+	failOnce sync.Once
+	failErr  error
 }
 
 // New checks cfg and returns an agent that has not started: it holds an empty catalog
@@ -85,15 +103,25 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	cat, err := catalog.New(catalog.Config{Clock: cfg.Clock, ReapAfter: cfg.ReapAfter})
+	own := newOwnRecords() // integrity: copies of this node's records from elsewhere (ownrecords.go)
+	cat, err := catalog.New(catalog.Config{Clock: cfg.Clock, ReapAfter: cfg.ReapAfter,
+		Self: cfg.NodeName, OnOwnRecords: own.seen})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Agent{
-		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: newRegistry(cat),
+	reg := newRegistry(cat)
+	reg.MustRegister(own.repairs)
+	a := &Agent{
+		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: reg,
 		ctx: ctx, cancel: cancel, leaveReq: make(chan struct{}),
-	}, nil
+		own: own, failed: make(chan struct{}),
+	}
+	if a.dns, err = a.newDNS(); err != nil {
+		cancel()
+		return nil, err
+	}
+	return a, nil
 }
 
 // Start brings the agent up: it locks the data dir and loads the node's identity and
@@ -155,6 +183,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		Hook:       a.cfg.GossipHook,
 		// The keyring is saved in the data dir at every change (keyringfile.go).
 		OnKeyringChange: saveKeys,
+		NodeID:          a.nodeID, // in the node meta: a name conflict fails the join
 	})
 	if err != nil {
 		return fmt.Errorf("agent: start gossip on %s:%d: %w", a.cfg.BindAddr, a.cfg.BindPort, err)
@@ -170,12 +199,22 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	a.node = a.nodeRecord(a.cl.LocalAddr())
 	a.local.SetNode(a.node)
 	a.applyLocked(a.local.All())
+	if err := a.startReachLocked(); err != nil {
+		return fmt.Errorf("agent: reachability: %w", err)
+	}
+	if err := a.startProxyLocked(); err != nil {
+		return fmt.Errorf("agent: local proxy: %w", err)
+	}
 	if len(a.cfg.Join) > 0 {
 		n, err := a.cl.Join(ctx, withGossipPort(a.cfg.Join))
 		if err != nil {
 			return fmt.Errorf("agent: join %s: %w (check the addresses and that agents run there, or use retry-join to keep trying in the background)", strings.Join(a.cfg.Join, ", "), err)
 		}
 		a.log.Info("joined the pool", "reached", n, "of", len(a.cfg.Join))
+	}
+	// DNS before HTTP: the web UI shows the DNS server's address (its dig line).
+	if err := a.startDNSLocked(ctx); err != nil {
+		return err
 	}
 	if err := a.serveHTTPLocked(); err != nil {
 		return err
@@ -190,11 +229,13 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 		a.wg.Go(func() { a.retryJoin(cl, retry, what) })
 	}
 	a.wg.Go(a.maintenance)
+	a.wg.Go(a.repairOwnLoop)
 	// Last, so that a failed Start never has checks running: their Sink calls wait
 	// for a.mu, which abortLocked holds while closing the manager. Add never waits
 	// for a Sink call, so holding a.mu is safe here.
 	a.runChecks(a.health, localstate.Ready{Start: a.local.Runnable()})
 	a.startDocker() // last too: its calls wait for a.mu
+	a.startMDNSLocked(keys)
 	a.log.Info("agent started", "node_id", a.nodeID, "generation", a.local.Generation(),
 		"gossip", a.cl.LocalAddr().String(), "http", a.httpLn.Addr().String(),
 		"services", a.local.Len(), "data_dir", a.cfg.DataDir)
@@ -272,7 +313,8 @@ func (a *Agent) serveHTTPLocked() error {
 	}
 	h, err := httpapi.New(httpapi.Config{UI: webHandler, Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Coordinates: apiAgent{a},
 		Membership: apiAgent{a}, Token: a.cfg.HTTPToken, TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "http"),
-		Metrics: a.reg, Registerer: a.reg, Keyring: apiKeyring{a}})
+		Metrics: a.reg, Registerer: a.reg, Keyring: apiKeyring{a},
+		Proxy: apiProxy{a}, Reachability: apiReach{a.reach}})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -304,11 +346,20 @@ func (a *Agent) abortLocked() {
 	if a.ui != nil {
 		_ = a.ui.Close()
 	}
+	if a.dns != nil && a.dnsStarted {
+		_ = a.dns.Close()
+	}
 	if a.health != nil {
 		_ = a.health.Close() // no checks were added: Start adds them last
 	}
 	if a.docker != nil {
 		_ = a.docker.Close() // never started: Start starts it last
+	}
+	if a.proxy != nil {
+		_ = a.proxy.Close()
+	}
+	if a.reach != nil {
+		_ = a.reach.Close()
 	}
 	if a.cl != nil {
 		_ = a.cl.Shutdown()
@@ -334,6 +385,7 @@ func (a *Agent) Leave(ctx context.Context) error {
 	var err error
 	if running && cl != nil && !left {
 		a.savePeers() // the pool as last seen, for the next start
+		a.closeMDNS() // goodbyes on the LAN; imports withdrawn while gossip still runs
 		if err = cl.Leave(ctx); err != nil {
 			err = fmt.Errorf("agent: leave: %w", err)
 		}
@@ -350,6 +402,7 @@ func (a *Agent) Shutdown() error {
 		wasRunning := a.started && !a.stopped
 		a.stopped = true
 		srv, cl, dir, hm, web, st := a.httpSrv, a.cl, a.dir, a.health, a.ui, a.state
+		px, reach := a.proxy, a.reach
 		a.mu.Unlock()
 		if !wasRunning {
 			a.cancel()
@@ -361,13 +414,23 @@ func (a *Agent) Shutdown() error {
 			_ = web.Close() // ends the UI's live streams, which srv.Shutdown would wait for
 		}
 		a.closeDocker()
+		a.closeMDNS()
 		var errs []error
+		if err := a.closeDNS(); err != nil {
+			errs = append(errs, err)
+		}
 		if srv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			if err := srv.Shutdown(ctx); err != nil {
 				_ = srv.Close()
 			}
 			cancel()
+		}
+		if px != nil {
+			_ = px.Close()
+		}
+		if reach != nil {
+			_ = reach.Close()
 		}
 		if hm != nil {
 			// Before gossip stops, so the last status changes are still published;
@@ -398,7 +461,8 @@ func (a *Agent) Shutdown() error {
 
 // applyLocked applies this node's new records to the catalog and broadcasts them.
 func (a *Agent) applyLocked(recs []catalog.Record) {
-	if _, err := a.cat.Apply(recs...); err != nil {
+	a.own.noteIssued(recs) // before Publish: an echo never looks foreign
+	if _, err := a.cat.ApplyOwn(recs...); err != nil {
 		// Registrations are validated before they get here: this is a bug.
 		a.log.Error("own records rejected by the catalog", "error", err)
 	}
@@ -455,7 +519,11 @@ func (a *Agent) change(f func(*localstate.Core) (localstate.Ready, error)) error
 		return fmt.Errorf("agent: %w", err)
 	}
 	a.runChecks(hm, rd)
+	if rd.UpstreamsChanged {
+		a.syncUpstreams()
+	}
 	a.regMu.Unlock()
+	a.announceLocal()
 	if st != nil {
 		if err := st.flush(seq); err != nil {
 			return fmt.Errorf("agent: the change is made but may not survive a power failure: %w", err)

@@ -2,8 +2,12 @@ package agent
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -50,6 +54,9 @@ type clusterConfig struct {
 	// OnKeyringChange persists the keyring (gossip.Config.OnKeyringChange); nil
 	// without a data dir.
 	OnKeyringChange func([][]byte) error
+
+	// NodeID is the node's persistent ID (gossip.Config.NodeID: name conflicts).
+	NodeID string
 }
 
 // newGossip starts real gossip.
@@ -66,8 +73,26 @@ func newGossip(cc clusterConfig) (cluster, error) {
 		Registerer:    cc.Registerer,
 	}
 	gc.OnKeyringChange = cc.OnKeyringChange
+	gc.NodeID = cc.NodeID
 	if cc.Hook != nil {
 		cc.Hook(&gc)
 	}
-	return gossip.New(gc)
+	g, err := gossip.New(gc)
+	if err != nil {
+		// Not g itself: a nil *Gossip in a cluster interface is not nil, and Start's
+		// clean-up would call Shutdown on it.
+		return nil, explainGossipStart(err)
+	}
+	return g, nil
+}
+
+// explainGossipStart adds a hint to why gossip could not start.
+func explainGossipStart(err error) error {
+	switch msg := err.Error(); {
+	case errors.Is(err, syscall.EADDRINUSE) || strings.Contains(msg, "address already in use"):
+		return fmt.Errorf("gossip port in use: is another agent running? choose another with --bind (or --node and --data-dir for a second agent): %w", err)
+	case errors.Is(err, syscall.EADDRNOTAVAIL) || strings.Contains(msg, "assign requested address"):
+		return fmt.Errorf("the bind address is not an address of this host: choose one of its addresses with --bind, or 0.0.0.0: %w", err)
+	}
+	return err
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent/localstate"
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/gossip"
 )
 
@@ -168,6 +169,22 @@ type Config struct {
 	// (agent/docker.go). Default: off.
 	Docker DockerConfig
 
+	// DNS configures the DNS server (agent/dns.go), which answers from this agent's
+	// catalog. Default: off (DNS.Addr ""); `rumor agent` sets 127.0.0.1:8600.
+	DNS DNSConfig
+
+	// Proxy configures the local proxy (agent/proxy.go): its own upstreams and
+	// timings. The proxy always runs; without upstreams it listens nowhere.
+	Proxy ProxyConfig
+
+	// ProbeReachability lets the agent probe (TCP connect, at most 10 a second) the
+	// instances consumers ask it about, to learn which it cannot reach from this host
+	// (--probe-reachability). Default off: only the local proxy's connects teach it.
+	ProbeReachability bool
+	// MDNS configures mDNS/DNS-SD: announce, browse and import, zero-config join
+	// (agent/mdns.go). Default: off (the CLI turns it on).
+	MDNS MDNSConfig
+
 	// GossipHook, if set, sees (and may adjust) the gossip config just before gossip
 	// starts. For tests and test tools: internal/netemagent wraps the transport to
 	// delay what the node sends. Default: none.
@@ -224,6 +241,12 @@ func (c Config) withDefaults() (Config, error) {
 	c.NodeMeta = maps.Clone(c.NodeMeta)
 	c.Join = slices.Clone(c.Join)
 	c.RetryJoin = slices.Clone(c.RetryJoin)
+	c.Proxy.Upstreams = slices.Clone(c.Proxy.Upstreams)
+	c.MDNS.Ifaces, c.MDNS.IfacesExclude = slices.Clone(c.MDNS.Ifaces), slices.Clone(c.MDNS.IfacesExclude)
+	c.MDNS.Import = slices.Clone(c.MDNS.Import)
+	if err := c.MDNS.check(); err != nil {
+		return c, err
+	}
 	if c.NodeName == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -328,6 +351,9 @@ func (c *Config) validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := definition.ValidateUpstreams("upstreams", c.Proxy.Upstreams); err != nil {
 		errs = append(errs, err)
 	}
 	for _, a := range slices.Concat(c.Join, c.RetryJoin) {

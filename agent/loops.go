@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/gossip"
 )
 
 // retryJoin joins addrs in the background until one answers, backing off
@@ -21,6 +24,10 @@ func (a *Agent) retryJoin(cl cluster, addrs []string, what string) {
 			return
 		}
 		if a.ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, gossip.ErrNameConflict) {
+			a.fail(fmt.Errorf("agent: %s: %w", what, err)) // retrying cannot help
 			return
 		}
 		wait := delay + time.Duration(rand.Int64N(int64(delay/4)+1))
@@ -77,31 +84,12 @@ func (a *Agent) flushState() {
 	}
 }
 
-// supersede checks whether the catalog holds this node's records at a newer
-// generation than ours: a previous incarnation whose generation was never persisted
-// here (data dir lost and the clock set back). Those records would win everywhere, so
-// the writer moves past them and republishes everything at the new generation.
-func (a *Agent) supersede() {
-	v := a.cat.OriginVersion(a.cfg.NodeName)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.local == nil || a.stopped {
-		return
-	}
-	old := a.local.Generation()
-	recs, ok := a.local.Supersede(v)
-	if !ok {
-		return
-	}
-	a.log.Warn("found records of an older incarnation of this node with a newer generation; superseding them",
-		"seen", v.String(), "old_generation", old, "new_generation", a.local.Generation())
-	if a.dir != nil {
-		if err := a.dir.saveGeneration(a.local.Generation()); err != nil {
-			a.log.Error("persist generation", "error", err)
-		}
-	}
-	a.applyLocked(recs)
-}
+// supersede is repairOwn's periodic backstop: the catalog hands copies of this
+// node's records from elsewhere to ownRecords (it never stores them), and a version
+// above what the local state issued (an older incarnation whose generation was never
+// persisted here, a forged record) is superseded at once by repairOwnLoop; this
+// catches a wake-up that raced the loop's start.
+func (a *Agent) supersede() { a.repairOwn() }
 
 // savePeers writes the gossip addresses of the other members to peers.json when they
 // changed, so a restart can rejoin them. Members that left are not kept; an empty

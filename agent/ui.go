@@ -12,13 +12,36 @@ import (
 // The web UI (package ui) is served by the HTTP API at /ui/ unless Config.DisableUI.
 // It reads the catalog directly and this node through uiAgent.
 
+// This file is the agent's only reference to package ui, so that scripts/ui-size.sh
+// can measure what the UI adds to the binary by building with
+// agent/testdata/noui/ui.go in its place (go build -overlay): that file declares the
+// same names as this one (webUI, newUI, countRequests), and TestNoUIOverlay builds
+// the agent with it.
+
+// webUI is what the agent uses of its web UI (*ui.UI).
+type webUI interface {
+	http.Handler
+	Start()
+	Close() error
+}
+
+var _ webUI = (*ui.UI)(nil)
+
 // newUI returns the agent's web UI, not yet started; nil when disabled.
-func (a *Agent) newUI() (*ui.UI, error) {
+func (a *Agent) newUI() (webUI, error) {
 	if a.cfg.DisableUI {
 		return nil, nil
 	}
-	return ui.New(ui.Config{Catalog: a.cat, Agent: uiAgent{a, a.cfg.Clock.Now()}, Token: a.cfg.HTTPToken,
-		TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "ui"), Now: a.cfg.Clock.Now})
+	cfg := ui.Config{Catalog: a.cat, Agent: uiAgent{a, a.cfg.Clock.Now()}, Token: a.cfg.HTTPToken,
+		TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "ui"), Now: a.cfg.Clock.Now}
+	if a.dns != nil && a.dnsStarted { // Start starts DNS before the UI: its port is known
+		cfg.DNSAddr, cfg.DNSDomain = a.dns.Addr().String(), a.cfg.DNS.Domain
+	}
+	u, err := ui.New(cfg)
+	if err != nil {
+		return nil, err // not a nil *ui.UI in a non-nil interface
+	}
+	return u, nil
 }
 
 // uiAgent adapts an Agent to ui.Agent.
@@ -45,7 +68,11 @@ func (x uiAgent) Members() []ui.Member {
 }
 
 func (x uiAgent) Counters() ui.Counters {
-	return ui.Counters{HTTPRequests: x.a.httpRequests.Load()}
+	c := ui.Counters{HTTPRequests: x.a.httpRequests.Load()}
+	if x.a.dns != nil { // set in New, never changed
+		c.DNSQueries = x.a.dns.Answered()
+	}
+	return c
 }
 
 func (x uiAgent) LocalSources() map[string]string {

@@ -28,6 +28,18 @@ type Config struct {
 	// longest time a replica can miss a deletion and still come back (a partition
 	// shorter than ReapAfter); Default 24h, like serf's tombstone timeout.
 	TombstoneTTL time.Duration
+
+	// Self, if set, is the origin of the node that holds this catalog. Its records are
+	// written only by ApplyOwn: Apply never stores a record of Self (the owner's local
+	// state always wins over any copy of its records from elsewhere) and hands such
+	// records to OnOwnRecords instead, so the owner can notice versions of its origin
+	// it did not issue (a forged record, an older incarnation) and supersede them.
+	Self string
+	// OnOwnRecords, if set, receives the valid records of Self that Apply refused, after
+	// Apply has released the catalog; it must return promptly and not call back into
+	// the catalog's writers on the same goroutine for long (the agent only notes the
+	// highest version and wakes a goroutine of its own).
+	OnOwnRecords func(recs []Record)
 }
 
 // Defaults for Config fields left zero.
@@ -155,7 +167,24 @@ func New(cfg Config) (*Catalog, error) {
 // the first time, which gossip re-broadcasts. Duplicates and stale versions are not
 // returned. Apply takes ownership of the records' values; the caller must not modify
 // them afterwards.
+//
+// Records of Config.Self are not applied: they go to Config.OnOwnRecords (see Config).
 func (c *Catalog) Apply(recs ...Record) (changed []Record, err error) {
+	changed, own, err := c.applyAll(recs, false)
+	if len(own) > 0 && c.cfg.OnOwnRecords != nil {
+		c.cfg.OnOwnRecords(own)
+	}
+	return changed, err
+}
+
+// ApplyOwn is Apply for the owner's own records (Config.Self's), which Apply refuses:
+// the node's agent writes its records with it.
+func (c *Catalog) ApplyOwn(recs ...Record) (changed []Record, err error) {
+	changed, _, err = c.applyAll(recs, true)
+	return changed, err
+}
+
+func (c *Catalog) applyAll(recs []Record, own bool) (changed, refused []Record, err error) {
 	var errs []error
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -166,12 +195,16 @@ func (c *Catalog) Apply(recs ...Record) (changed []Record, err error) {
 			errs = append(errs, verr)
 			continue
 		}
+		if !own && c.cfg.Self != "" && r.Origin == c.cfg.Self {
+			refused = append(refused, *r)
+			continue
+		}
 		if c.apply(r, now) {
 			changed = append(changed, *r)
 		}
 	}
 	c.commit()
-	return changed, errors.Join(errs...)
+	return changed, refused, errors.Join(errs...)
 }
 
 // apply merges one valid record and reports whether it changed anything.

@@ -31,6 +31,9 @@ const recordFormat = 1
 const (
 	maxWireString = 64 << 10
 	maxWireItems  = 1024
+	// prealloc bounds what a decoder allocates for a count before the items are
+	// decoded; longer lists grow as they are read.
+	prealloc = 64
 )
 
 // ErrMalformed is wrapped by every decoding error.
@@ -120,7 +123,9 @@ func DecodeRecords(b []byte) ([]Record, error) {
 	}
 	var recs []Record
 	if d.err == nil {
-		recs = make([]Record, 0, n)
+		// Allocate from what has been decoded, not from the count: a Record is 11
+		// times the 8 bytes a hostile count can claim per record.
+		recs = make([]Record, 0, min(n, prealloc))
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		recs = append(recs, d.record())
@@ -375,7 +380,7 @@ func DecodeDigest(b []byte) (Digest, error) {
 		d.fail("origin count %d exceeds what %d bytes can hold", n, len(b)-d.off)
 	}
 	if d.err == nil && n > 0 {
-		dg.Origins = make([]OriginDigest, 0, n)
+		dg.Origins = make([]OriginDigest, 0, min(n, prealloc))
 	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		od := OriginDigest{Origin: d.str(), Version: Version{Gen: d.uvarint(), Counter: d.uvarint()}}
@@ -438,11 +443,15 @@ func DecodeOriginKeys(b []byte) ([]OriginKeys, error) {
 		}
 		return s
 	}
-	out := make([]OriginKeys, 0, count())
-	for i := 0; i < cap(out) && d.err == nil; i++ {
+	// Allocate from what has been decoded, not from the counts (an entry is 16 times
+	// the 3 bytes a hostile count can claim per entry).
+	n := count()
+	out := make([]OriginKeys, 0, min(n, prealloc))
+	for i := 0; i < n && d.err == nil; i++ {
 		ok := OriginKeys{Origin: name(), Gen: d.uvarint()}
-		ok.Keys = make([]KeyVersion, 0, count())
-		for j := 0; j < cap(ok.Keys) && d.err == nil; j++ {
+		m := count()
+		ok.Keys = make([]KeyVersion, 0, min(m, prealloc))
+		for j := 0; j < m && d.err == nil; j++ {
 			kind := Kind(d.byte1())
 			ok.Keys = append(ok.Keys, KeyVersion{Key: Key{Kind: kind, ID: name()}, Counter: d.uvarint()})
 		}

@@ -2,8 +2,10 @@ package catalog_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -199,4 +201,47 @@ func TestOriginKeysCodec(t *testing.T) {
 			t.Errorf("DecodeOriginKeys(%d bytes) error = %v, want ErrMalformed", len(bad), err)
 		}
 	}
+}
+
+// TestDecodersAllocateFromInput (issue 11 item 5): a crafted count cannot make a
+// decoder allocate many times the input before it fails.
+func TestDecodersAllocateFromInput(t *testing.T) {
+	body := bytes.Repeat([]byte{0xee}, 1<<20)
+	for name, dec := range map[string]func([]byte) error{
+		"records": func(b []byte) error { _, err := catalog.DecodeRecords(b); return err },
+		"keys":    func(b []byte) error { _, err := catalog.DecodeOriginKeys(b); return err },
+	} {
+		// The largest count the input could hold, then junk.
+		msg := append(binary.AppendUvarint(nil, uint64(len(body)/8)), body...)
+		if name == "keys" {
+			msg = append(binary.AppendUvarint(nil, uint64(len(body)/3)), body...)
+		}
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		if err := dec(msg); err == nil {
+			t.Fatalf("%s: junk decoded", name)
+		}
+		runtime.ReadMemStats(&after)
+		if got := after.TotalAlloc - before.TotalAlloc; got > uint64(len(msg)) {
+			t.Errorf("%s: decoding %d bytes of junk allocated %d bytes", name, len(msg), got)
+		}
+	}
+}
+
+// FuzzDecodeOriginKeys: never panics; what it accepts re-encodes identically.
+func FuzzDecodeOriginKeys(f *testing.F) {
+	f.Add(catalog.AppendOriginKeys(nil, []catalog.OriginKeys{{Origin: "n1", Gen: 7,
+		Keys: []catalog.KeyVersion{{Key: catalog.Key{Kind: catalog.KindService, ID: "web"}, Counter: 9}}}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		keys, err := catalog.DecodeOriginKeys(b)
+		if err != nil {
+			return
+		}
+		enc := catalog.AppendOriginKeys(nil, keys)
+		again, err := catalog.DecodeOriginKeys(enc)
+		if err != nil || !bytes.Equal(catalog.AppendOriginKeys(nil, again), enc) {
+			t.Fatalf("origin keys do not round-trip: %v", err)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -12,6 +13,12 @@ type Version struct {
 	Gen     uint64
 	Counter uint64
 }
+
+// MaxVersionPart is the largest generation or counter a valid record may carry. The
+// value above it (2^64-1) is reserved so that an owner can always write a version
+// above anything others hold of its origin: version arithmetic saturates there and
+// never wraps (Validate refuses it, Writer never issues it).
+const MaxVersionPart = math.MaxUint64 - 1
 
 // Less reports whether v is older than w.
 func (v Version) Less(w Version) bool {
@@ -74,6 +81,9 @@ func (r *Record) Validate() error {
 	v.name("record.origin", r.Origin)
 	if r.Version.Gen == 0 {
 		v.addf("record.version", "generation must be at least 1")
+	}
+	if r.Version.Gen > MaxVersionPart || r.Version.Counter > MaxVersionPart {
+		v.addf("record.version", "%s is reserved: generation and counter must be at most %d", r.Version, uint64(MaxVersionPart))
 	}
 	set := 0
 	for _, p := range []bool{r.Node != nil, r.Service != nil, r.Check != nil} {
@@ -155,9 +165,7 @@ type Writer struct {
 // generation above every one it used before (see the agent's data dir), so its records
 // replace the previous incarnation's everywhere.
 func NewWriter(origin string, gen uint64) *Writer {
-	if gen == 0 {
-		gen = 1
-	}
+	gen = min(max(gen, 1), MaxVersionPart)
 	return &Writer{origin: origin, gen: gen}
 }
 
@@ -167,13 +175,20 @@ func (w *Writer) Origin() string { return w.origin }
 // Generation returns the current generation.
 func (w *Writer) Generation() uint64 { return w.gen }
 
+// Issued returns the version of the last record the Writer issued (counter 0 before
+// the first one of its generation). A version of the origin above it was not written
+// by this Writer.
+func (w *Writer) Issued() Version { return Version{Gen: w.gen, Counter: w.last} }
+
 // Supersede moves the Writer past v, a version of its own origin seen elsewhere (a
-// previous incarnation whose generation was not persisted, for example): the generation
-// becomes v.Gen+1 and the counter restarts. It reports whether it moved; when it did,
-// the caller must republish all its records, since the new generation replaces the old
-// set on every replica.
+// previous incarnation whose generation was not persisted, for example, or a forged
+// record): the generation becomes v.Gen+1 and the counter restarts. It reports whether
+// it moved; when it did, the caller must republish all its records, since the new
+// generation replaces the old set on every replica. The arithmetic saturates: a v.Gen
+// at MaxVersionPart (which no valid record carries) cannot be passed and Supersede
+// returns false.
 func (w *Writer) Supersede(v Version) bool {
-	if v.Gen < w.gen {
+	if v.Gen < w.gen || v.Gen >= MaxVersionPart {
 		return false
 	}
 	w.gen = v.Gen + 1
@@ -181,8 +196,12 @@ func (w *Writer) Supersede(v Version) bool {
 	return true
 }
 
+// next returns the next version. The counter saturates at MaxVersionPart (2^64-2
+// writes in one generation: never in practice) rather than wrapping to an old version.
 func (w *Writer) next() Version {
-	w.last++
+	if w.last < MaxVersionPart {
+		w.last++
+	}
 	return Version{Gen: w.gen, Counter: w.last}
 }
 

@@ -196,7 +196,7 @@ var runningLine = regexp.MustCompile(`msg="rumor agent running".* http=(\S+) gos
 // as "--join", addr), and waits until it serves.
 func startAgent(t *testing.T, node string, flags ...string) *agent {
 	t.Helper()
-	args := []string{"agent", "--node", node, "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+	args := []string{"agent", "--node", node, "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0",
 		"--data-dir", t.TempDir(), "--gossip-profile", "local", "--log-level", "debug"}
 	args = append(args, flags...)
 	a := &agent{process: startProcess(t, "agent "+node, rumorBin, args...), node: node}

@@ -8,7 +8,7 @@
 // retry_join, start_join, encrypt, node_meta, enable_script_checks,
 // enable_local_script_checks, log_level,
 // reconnect_timeout, cert_file and key_file for HTTPS; rumor's own http_token and
-// http_token_reads) and services ("service": {...} or "services": [...], each
+// http_token_reads; ui_config.enabled and the older ui) and services ("service": {...} or "services": [...], each
 // with "check" and/or "checks"), like a Consul config file. Keys match in
 // snake_case (config files) or CamelCase (the HTTP API), as Consul accepts both
 // (definition.Field matches them for the HTTP API too); unknown keys are errors.

@@ -69,10 +69,17 @@ func Load(paths []string, opts Options) (*Config, error) {
 	}
 	c := &Config{Files: files}
 	var http httpParts
+	var dns dnsParts
+	var dnsSet DNSSettings
 	for _, pf := range parsed {
 		errs = append(errs, pf.keep(pf.settings(&c.Settings, &http))...)
+		errs = append(errs, pf.keep(pf.dnsSettings(&dnsSet, &dns))...)
 	}
 	c.Settings.HTTPAddr = http.addr()
+	dnsSet.Addr = dns.addrWith(http.clientAddr)
+	if !reflect.DeepEqual(dnsSet, DNSSettings{}) {
+		c.Settings.DNS = &dnsSet
+	}
 	scripts := flagOr(opts.EnableScriptChecks, c.Settings.EnableScriptChecks) ||
 		flagOr(opts.EnableLocalScriptChecks, c.Settings.EnableLocalScriptChecks)
 	services, serrs := collectServices(parsed, scripts)

@@ -41,19 +41,42 @@ type fileConfig struct {
 	// from config files only.
 	EnableLocalScriptChecks *bool
 
+	// UIConfig is Consul's ui_config block (only "enabled"); UI is its older
+	// top-level "ui" key. Both say whether the agent serves the web UI at /ui/.
+	UIConfig *uiConfig
+	UI       *bool
+
+	// The DNS server's keys (dns.go).
+	Domain    *string
+	AltDomain *string
+	Recursors []string
+	DNSConfig *dnsFileConfig
+
 	Service  *definition.Service
 	Services []definition.Service
+
+	// Upstreams are the local proxy's listeners of the agent itself (rumor's own
+	// key; a service's own upstreams sit in its definition).
+	Upstreams []definition.Upstream
 }
 
 // addressesConfig is Consul's "addresses" block: per-interface listen addresses.
 type addressesConfig struct {
 	HTTP *string
+	DNS  *string
+}
+
+// uiConfig is Consul's "ui_config" block. Of its keys rumor takes "enabled": the UI
+// is built in, so dir and content_path have no meaning here.
+type uiConfig struct {
+	Enabled *bool
 }
 
 // portsConfig is Consul's "ports" block.
 type portsConfig struct {
 	HTTP    *int
 	SerfLAN *int // the gossip port
+	DNS     *int // the DNS port; -1 turns DNS off
 }
 
 // aliases are the other spellings of the agent keys, by struct type: normalised key

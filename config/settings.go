@@ -13,6 +13,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent"
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
 )
 
 // Settings are the agent keys given in config files; a nil pointer or an empty slice
@@ -40,6 +41,16 @@ type Settings struct {
 
 	// EnableLocalScriptChecks is enable_local_script_checks.
 	EnableLocalScriptChecks *bool
+
+	// UIEnabled is ui_config.enabled (or the older top-level ui): whether the agent
+	// serves the web UI at /ui/.
+	UIEnabled *bool
+
+	// DNS are the DNS server's keys (dns.go); nil when no file gave any.
+	DNS *DNSSettings `json:",omitempty"`
+	// Upstreams are the local proxy's own listeners ("upstreams"), appended across
+	// files.
+	Upstreams []definition.Upstream `json:",omitempty"`
 }
 
 // Apply sets the fields of cfg that the files gave.
@@ -50,6 +61,9 @@ func (s *Settings) Apply(cfg *agent.Config) {
 		}
 	}
 	set(&cfg.NodeName, s.NodeName)
+	if s.DNS != nil {
+		s.DNS.Apply(cfg)
+	}
 	set(&cfg.Datacenter, s.Datacenter)
 	set(&cfg.DataDir, s.DataDir)
 	set(&cfg.BindAddr, s.BindAddr)
@@ -84,6 +98,10 @@ func (s *Settings) Apply(cfg *agent.Config) {
 	if s.ReapAfter != nil {
 		cfg.ReapAfter = *s.ReapAfter
 	}
+	if s.UIEnabled != nil {
+		cfg.DisableUI = !*s.UIEnabled
+	}
+	cfg.Proxy.Upstreams = append(slices.Clone(cfg.Proxy.Upstreams), s.Upstreams...)
 }
 
 // httpParts are the pieces of the HTTP address, merged across files.
@@ -242,6 +260,18 @@ func (pf *parsedFile) settings(s *Settings, h *httpParts) Errors {
 	}
 	if fc.KeyFile != nil {
 		s.HTTPTLSKey = fc.KeyFile
+	}
+	// ui_config.enabled wins over the older ui key when a file gives both.
+	if fc.UI != nil {
+		s.UIEnabled = fc.UI
+	}
+	if fc.UIConfig != nil && fc.UIConfig.Enabled != nil {
+		s.UIEnabled = fc.UIConfig.Enabled
+	}
+	if err := definition.ValidateUpstreams("upstreams", fc.Upstreams); err != nil {
+		forEachFieldError(err, func(field, why string) { bad(field, "%s", why) })
+	} else {
+		s.Upstreams = append(s.Upstreams, fc.Upstreams...)
 	}
 	slices.SortStableFunc(errs, func(a, b *Error) int { return strings.Compare(a.Field, b.Field) })
 	return errs

@@ -45,6 +45,9 @@ type Service struct {
 	// EnableTagOverride is accepted and ignored: it lets Consul servers' anti-entropy
 	// keep tags changed through the catalog API, and rumor has neither.
 	EnableTagOverride bool `json:",omitempty"`
+	// Upstreams are local proxy listeners this service's instance wants on its node
+	// (see Upstream); they live as long as the service is registered here.
+	Upstreams []Upstream `json:",omitempty"`
 }
 
 // ServiceAddress is one tagged address of a service.
@@ -117,6 +120,7 @@ func (s Service) Clone() Service {
 		}
 		s.Checks = checks
 	}
+	s.Upstreams = slices.Clone(s.Upstreams)
 	return s
 }
 
@@ -127,6 +131,7 @@ func (s *Service) Equal(o *Service) bool {
 	x, y := s.Clone(), o.Clone()
 	for _, d := range []*Service{&x, &y} {
 		d.Tags, d.Meta, d.TaggedAddresses = nilIfEmpty(d.Tags), nilIfEmptyMap(d.Meta), nilIfEmptyMap(d.TaggedAddresses)
+		d.Upstreams = nilIfEmpty(d.Upstreams)
 		if len(d.Checks) == 0 {
 			d.Checks = nil
 		}

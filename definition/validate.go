@@ -52,6 +52,9 @@ func (s *Service) Validate(p Policy) error {
 	if s.Check != nil {
 		errs = append(errs, &catalog.FieldError{Field: "service.check", Reason: "not normalized: call Normalize first"})
 	}
+	if err := ValidateUpstreams("service.upstreams", s.Upstreams); err != nil {
+		errs = append(errs, err)
+	}
 	seen := map[string]bool{}
 	for i := range s.Checks {
 		c := &s.Checks[i]

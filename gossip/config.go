@@ -17,6 +17,12 @@ type Config struct {
 	// NodeName is this node's unique name in the pool; it is also its catalog origin.
 	NodeName string
 
+	// NodeID is this node's persistent ID (the agent's data dir keeps it). It travels
+	// in memberlist's node meta, so that another agent using the same name is refused
+	// (ErrNameConflict) and the same node at a new address is not (identity.go).
+	// Empty: no identity check for this node's own name.
+	NodeID string
+
 	// BindAddr and BindPort are where gossip listens, UDP and TCP. Default
 	// "0.0.0.0":7946; port 0 picks a free port (tests).
 	BindAddr string
@@ -86,9 +92,27 @@ type Config struct {
 	// memberlist to announce a node that is really there.
 	UnknownOriginGrace time.Duration
 
+	// MaxGenerationSkew is how far in the future (after this node's clock) the
+	// generation of a record from the network may be; generations are the Unix
+	// milliseconds of an agent's start. Records beyond it are refused and counted
+	// (rumor_gossip_messages_dropped_total{reason="future_generation"}): a forged
+	// generation near 2^64 must not outrank its owner. Default 24h, far above any
+	// sane clock skew.
+	MaxGenerationSkew time.Duration
+
+	// LeaveIntentTTL is how long a node's announced leave (msgLeave) is believed: a
+	// departure reported by membership within it is a graceful leave, after it a
+	// failure. A forged leave therefore cannot make a later crash look graceful.
+	// Default 30s (a real leave is reported within a few gossip rounds).
+	LeaveIntentTTL time.Duration
+
 	// MemberlistHook, if set, sees (and may adjust) memberlist's config just before
 	// memberlist starts: tests shorten intervals, the simulator reads the timings.
 	MemberlistHook func(*memberlist.Config)
+
+	// Eager configures the eager path, which sends a local change to peers at once
+	// (eager.go). The zero value means its defaults; Eager.Disabled turns it off.
+	Eager EagerConfig
 }
 
 // Defaults for Config fields left zero.
@@ -99,6 +123,8 @@ const (
 	DefaultReconnectBurst      = 3
 	DefaultReconnectTimeout    = 72 * time.Hour
 	DefaultLivenessPoll        = 500 * time.Millisecond
+	DefaultMaxGenerationSkew   = 24 * time.Hour
+	DefaultLeaveIntentTTL      = 30 * time.Second
 )
 
 // withDefaults returns a copy of c with defaults filled in, or an error naming what
@@ -154,6 +180,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.LivenessPoll <= 0 {
 		c.LivenessPoll = DefaultLivenessPoll
+	}
+	eager, err := c.Eager.withDefaults()
+	if err != nil {
+		return c, err
+	}
+	c.Eager = eager
+	if c.MaxGenerationSkew <= 0 {
+		c.MaxGenerationSkew = DefaultMaxGenerationSkew
+	}
+	if c.LeaveIntentTTL <= 0 {
+		c.LeaveIntentTTL = DefaultLeaveIntentTTL
 	}
 	return c, nil
 }

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"encoding/json"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -15,9 +16,14 @@ import (
 // once: slow work (merging, answering digests) happens on the worker goroutine.
 type delegate struct{ g *Gossip }
 
-// NodeMeta implements memberlist.Delegate; rumor's node data travels as catalog
-// records, not as memberlist meta.
-func (d *delegate) NodeMeta(int) []byte { return nil }
+// NodeMeta implements memberlist.Delegate: only the node ID (identity.go); rumor's
+// node data travels as catalog records.
+func (d *delegate) NodeMeta(limit int) []byte {
+	if m := encodeMeta(d.g.cfg.NodeID); len(m) <= limit {
+		return m
+	}
+	return nil
+}
 
 // NotifyMsg implements memberlist.Delegate: a user message arrived (fast path or
 // reliable stream). memberlist reuses buf, so it is copied.
@@ -46,7 +52,9 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 
 // NotifyJoin implements memberlist.EventDelegate: a node is alive (new, or back).
 func (d *delegate) NotifyJoin(n *memberlist.Node) {
+	d.g.noteIdentity(n)
 	d.g.mu.Lock()
+	delete(d.g.moved, n.Name) // memberlist took the node's (new) address
 	delete(d.g.leaving, n.Name)
 	d.g.mu.Unlock()
 	d.g.setLiveness(n.Name, addrPort(n.Addr, n.Port), catalog.LivenessAlive)
@@ -60,21 +68,42 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	if n.Name == d.g.cfg.NodeName {
 		return // our own leave: we are shutting down, our records are not ours to drop
 	}
+	if d.g.obsolete(n.Name, addrPort(n.Addr, n.Port)) {
+		return // the old address of a node that moved (identity.go)
+	}
 	state := catalog.LivenessFailed
 	d.g.mu.Lock()
-	if _, ok := d.g.leaving[n.Name]; ok {
+	if d.g.leftGracefully(n.Name, time.Now()) {
 		state = catalog.LivenessLeft
 	}
 	d.g.mu.Unlock()
 	d.g.setLiveness(n.Name, addrPort(n.Addr, n.Port), state)
 }
 
-// NotifyUpdate implements memberlist.EventDelegate; node meta is unused.
-func (d *delegate) NotifyUpdate(*memberlist.Node) {}
+// NotifyUpdate implements memberlist.EventDelegate: a node's meta or address changed
+// (a node restarted at a new address keeps its ID).
+func (d *delegate) NotifyUpdate(n *memberlist.Node) {
+	d.g.noteIdentity(n)
+	d.g.mu.Lock()
+	ms := d.g.members[n.Name]
+	moved := ms != nil && ms.addr != addrPort(n.Addr, n.Port)
+	d.g.mu.Unlock()
+	if moved {
+		d.g.setLiveness(n.Name, addrPort(n.Addr, n.Port), catalog.LivenessAlive)
+	}
+}
 
 // NotifyConflict implements memberlist.ConflictDelegate: another node claims our name
 // (or two others share one). memberlist keeps the existing node; we make it loud.
 func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
+	if sameNode(existing, other) {
+		// The same node (same node ID) at a new address: restarted elsewhere with its
+		// data dir. memberlist takes the new address once the old one is declared dead.
+		d.g.errLog.logAt(d.g.cfg.Logger, slog.LevelInfo, "moved:"+existing.Name, "gossip: node restarted at a new address",
+			"name", existing.Name, "old", hostPort(existing), "new", hostPort(other))
+		d.g.noteMoved(existing.Name, addrPort(existing.Addr, existing.Port), addrPort(other.Addr, other.Port))
+		return
+	}
 	d.g.metrics.conflicts.Inc()
 	d.g.cfg.Logger.Error("gossip: node name conflict: two agents use the same name; give each a unique --node",
 		"name", existing.Name, "existing", hostPort(existing), "other", hostPort(other))
@@ -139,9 +168,16 @@ func (b *recordBroadcast) Finished() {}
 // deliver hands a message to the worker, dropping it (counted) if the worker is far
 // behind: never block memberlist's packet handler.
 func (g *Gossip) deliver(m inboxMsg) {
+	n := int64(len(m.data))
+	if g.inboxBytes.Add(n) > inboxMaxBytes {
+		g.inboxBytes.Add(-n)
+		g.metrics.dropped.WithLabelValues("inbox_full").Inc()
+		return
+	}
 	select {
 	case g.inbox <- m:
 	default:
+		g.inboxBytes.Add(-n)
 		g.metrics.dropped.WithLabelValues("inbox_full").Inc()
 	}
 }

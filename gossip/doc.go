@@ -5,7 +5,10 @@
 // It turns membership events into catalog facts ("node X failed") and never decides
 // health itself. It alone imports memberlist and serf/coordinate.
 //
-// Records travel two ways. The fast path piggybacks each new record on SWIM's own
+// Records travel three ways. The eager path (eager.go) sends a node's own change at
+// once, without waiting for a gossip tick: to every live member in a pool of up to 65
+// nodes, else to a few random members who forward what is new to them once; bursts
+// are coalesced. The fast path piggybacks each new record on SWIM's own
 // packets (memberlist's TransmitLimitedQueue; a newer version of the same origin/key
 // replaces a queued older one), and a node passes on records it sees for the first
 // time; a record too large for a packet goes over TCP to a few random peers, who pass

@@ -27,7 +27,8 @@ var (
 // ends in "failed" and then the reap. With prune, the node is also forgotten here, so
 // Members no longer lists it.
 //
-// It returns ErrUnknownNode for a name never seen, and ErrNotFailed for a node that
+// An origin the catalog holds that membership never reported (see unknown.go) is
+// dropped the same way. It returns ErrUnknownNode for a name neither knows, and ErrNotFailed for a node that
 // is alive or suspect, this one included. A node already left is not an error. If the
 // node comes back, it is alive again like any node that rejoins.
 func (g *Gossip) ForceLeave(ctx context.Context, name string, prune bool) error {
@@ -42,6 +43,18 @@ func (g *Gossip) ForceLeave(ctx context.Context, name string, prune bool) error 
 	}
 	g.mu.Unlock()
 	switch {
+	case ms == nil && name != g.cfg.NodeName && g.store.OriginVersion(name) != (catalog.Version{}):
+		// An origin the catalog holds but membership never reported (records that
+		// came by anti-entropy, or forged ones): drop it here and tell the others.
+		g.store.SetLiveness(name, catalog.LivenessLeft)
+		g.metrics.memberEvents.WithLabelValues(catalog.LivenessLeft.String()).Inc()
+		g.cfg.Logger.Info("gossip: force-leave dropped an origin membership never reported", "node", name)
+		timeout := 5 * time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = time.Until(dl)
+		}
+		g.announceLeave(ctx, name, timeout)
+		return nil
 	case ms == nil:
 		return fmt.Errorf("gossip: force-leave %q: %w", name, ErrUnknownNode)
 	case name == g.cfg.NodeName || state == catalog.LivenessAlive || state == catalog.LivenessSuspect:

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gometrics "github.com/hashicorp/go-metrics"
@@ -31,6 +32,9 @@ type Store interface {
 	Nodes(f catalog.Filter) []catalog.NodeEntry
 	KeyVersions(origins []string) []catalog.OriginKeys
 	MissingKeys(peer []catalog.OriginKeys) []catalog.Record
+	// OriginVersion is the newest version held of origin; zero if none (force-leave
+	// of an origin membership never reported).
+	OriginVersion(origin string) catalog.Version
 }
 
 var _ Store = (*catalog.Catalog)(nil)
@@ -53,6 +57,9 @@ const (
 	// inboxSize bounds the messages waiting for the worker; beyond it they are dropped
 	// and counted (anti-entropy repairs what a dropped fast-path message carried).
 	inboxSize = 4096
+	// inboxMaxBytes bounds the bytes waiting for the worker too: a reliable message can
+	// be large, and 4096 of them must not cost gigabytes.
+	inboxMaxBytes = 64 << 20
 	// largeFanout is how many random peers a record too large for a gossip packet is
 	// sent to over TCP; they forward it the same way, so it spreads like gossip.
 	largeFanout = 3
@@ -91,6 +98,19 @@ type Gossip struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	// The eager path (eager.go): nil when disabled. eagerIn is set by the worker
+	// while it applies an eager message, and read only on the worker.
+	eager   *eager
+	eagerIn *eagerIn
+	// Integrity (see docs/ARCHITECTURE.md, "Integrity").
+	errLog       rateLog                   // repeated drop and invalid-record lines, rate-limited
+	futureLogged atomic.Bool               // the first record refused for a future generation was logged
+	inboxBytes   atomic.Int64              // bytes of the messages in inbox (bounded by inboxMaxBytes)
+	parkedBytes  int                       // bytes of the parked messages, under mu (bounded by parkMaxBytes)
+	ids          map[string]string         // members' node IDs from their meta, under mu (identity.go)
+	nameConflict error                     // the last refusal of this node's own name, under mu (identity.go)
+	moved        map[string]netip.AddrPort // old addresses of nodes that moved, under mu (identity.go)
 }
 
 // memberState is what we remember of a node beyond memberlist's view.
@@ -145,6 +165,8 @@ func New(cfg Config) (*Gossip, error) {
 		keyq:           keyQueries{pending: map[uint64]*keyQuery{}, answered: map[string]time.Time{}},
 		unknown:        make(map[string]time.Time),
 		ready:          make(chan struct{}),
+		ids:            make(map[string]string),
+		moved:          make(map[string]netip.AddrPort),
 	}
 	mc, err := g.memberlistConfig()
 	if err != nil {
@@ -155,6 +177,13 @@ func New(cfg Config) (*Gossip, error) {
 	g.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return g.numMembers() },
 		RetransmitMult: recordRetransmitMult * mc.RetransmitMult,
+	}
+	if !cfg.Eager.Disabled {
+		if g.eager, err = newEager(g, cfg.Eager, cfg.Registerer); err != nil {
+			cancel()
+			unroute()
+			return nil, err
+		}
 	}
 	// The worker must run before memberlist can call us.
 	g.wg.Add(1)
@@ -173,15 +202,34 @@ func New(cfg Config) (*Gossip, error) {
 	g.ml = ml
 	g.mu.Unlock()
 	close(g.ready) // the worker may now answer messages, which needs g.ml
+	g.warnUnencrypted()
 	g.unknownGrace = g.cfg.UnknownOriginGrace
 	if g.unknownGrace <= 0 {
 		g.unknownGrace = unknownGraceMult * mc.PushPullInterval
+	}
+	if g.eager != nil {
+		g.wg.Add(1)
+		go g.eager.loop()
 	}
 	g.wg.Add(3)
 	go g.reconnectLoop()
 	go g.livenessLoop()
 	go g.unknownOriginsLoop()
 	return g, nil
+}
+
+// warnUnencrypted says, at start, that an unencrypted pool reachable from other hosts
+// is unauthenticated: anyone who can send it a packet can forge records and leaves.
+func (g *Gossip) warnUnencrypted() {
+	if len(g.cfg.Keys) > 0 || g.cfg.Transport != nil {
+		return
+	}
+	if ip := net.ParseIP(g.cfg.BindAddr); ip != nil && ip.IsLoopback() {
+		return
+	}
+	g.cfg.Logger.Warn("gossip: unencrypted and bound to a non-loopback address: gossip is unauthenticated, "+
+		"and anyone who can reach this port can forge records or membership; give every agent the same --encrypt key "+
+		"(rumor keygen)", "bind", g.cfg.BindAddr)
 }
 
 func (g *Gossip) numMembers() int {
@@ -225,6 +273,9 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 	mc.Events = d
 	mc.Ping = d
 	mc.Conflict = d
+	mc.Alive = d // identity.go
+	mc.Merge = d
+	mc.DeadNodeReclaimTime = deadNodeReclaim
 	mc.LogOutput = newLogBridge(g.cfg.Logger, g.metrics)
 	mc.MetricLabels = g.mlLabels
 	if len(g.cfg.Keys) > 0 {
@@ -259,6 +310,9 @@ func (g *Gossip) Join(ctx context.Context, addrs []string) (int, error) {
 		n   int
 		err error
 	}
+	g.mu.Lock()
+	g.nameConflict = nil
+	g.mu.Unlock()
 	done := make(chan result, 1)
 	g.wg.Add(1)
 	go func() {
@@ -269,6 +323,12 @@ func (g *Gossip) Join(ctx context.Context, addrs []string) (int, error) {
 	select {
 	case r := <-done:
 		if r.n == 0 && r.err != nil {
+			g.mu.Lock()
+			conflict := g.nameConflict
+			g.mu.Unlock()
+			if conflict != nil {
+				return 0, fmt.Errorf("gossip: join %s: %w", strings.Join(addrs, ", "), conflict)
+			}
 			return 0, fmt.Errorf("gossip: join %s: %w", strings.Join(addrs, ", "), explainJoinError(r.err))
 		}
 		return r.n, nil
@@ -293,17 +353,36 @@ func explainJoinError(err error) error {
 }
 
 // Publish broadcasts this node's own records, which the caller has already applied to
-// the Store. Records that fit a gossip packet ride on SWIM's messages; a larger one is
-// sent over TCP to a few random peers, who pass it on the same way.
+// the Store. They go at once on the eager path (eager.go), and also on the piggyback
+// path, the repair for what the eager path misses: records that fit a gossip packet
+// ride on SWIM's messages; a larger one is sent over TCP to a few random peers, who
+// pass it on the same way.
 func (g *Gossip) Publish(recs []catalog.Record) {
+	if g.eager != nil {
+		g.eager.publish(recs)
+	}
 	for i := range recs {
-		g.enqueue(&recs[i])
+		g.queueBroadcast(&recs[i])
 	}
 }
 
-// enqueue queues one record for the fast path, replacing a queued older version of
-// the same origin/key.
+// enqueue passes on a record new to this node; only applyRecords calls it, on the
+// worker. A record that came on the eager path is forwarded there if its sender asked
+// (and not piggybacked: the origin's piggyback and anti-entropy are the repair path);
+// any other is queued for the piggyback path.
 func (g *Gossip) enqueue(r *catalog.Record) {
+	if in := g.eagerIn; in != nil && g.eager != nil {
+		if in.forward {
+			g.eager.forward(r, in.sender)
+		}
+		return
+	}
+	g.queueBroadcast(r)
+}
+
+// queueBroadcast queues one record for the piggyback path, replacing a queued older
+// version of the same origin/key.
+func (g *Gossip) queueBroadcast(r *catalog.Record) {
 	msg := encodeRecords([]catalog.Record{*r})
 	if len(msg) > maxBroadcastSize {
 		g.sendLarge(msg)
@@ -485,16 +564,47 @@ func (g *Gossip) onLeaveIntent(name string) {
 		return
 	}
 	g.mu.Lock()
-	g.leaving[name] = time.Now()
 	ms := g.members[name]
-	failed := ms != nil && ms.state == catalog.LivenessFailed
-	addr := netip.AddrPort{}
-	if ms != nil {
-		addr = ms.addr
+	if ms == nil {
+		// Not a member: a leave intent must not create state for a name membership
+		// never reported (a forged packet could name any number of them). If the
+		// catalog holds such an origin (a force-leave elsewhere), it is dropped: an
+		// unreported origin is dropped after a grace anyway (unknown.go).
+		g.mu.Unlock()
+		if g.store.OriginVersion(name) != (catalog.Version{}) {
+			g.store.SetLiveness(name, catalog.LivenessLeft)
+			return
+		}
+		g.drop("unknown_leave", errors.New(name))
+		return
 	}
+	g.leaving[name] = time.Now()
+	failed := ms.state == catalog.LivenessFailed
+	addr := ms.addr
 	g.mu.Unlock()
 	if failed {
 		g.setLiveness(name, addr, catalog.LivenessLeft)
+	}
+}
+
+// leftGracefully reports, under g.mu, whether name announced its leave within
+// LeaveIntentTTL; an older intent is forgotten, so a forged leave cannot make a later
+// crash look graceful.
+func (g *Gossip) leftGracefully(name string, now time.Time) bool {
+	at, ok := g.leaving[name]
+	if ok && now.Sub(at) >= g.cfg.LeaveIntentTTL {
+		delete(g.leaving, name)
+		return false
+	}
+	return ok
+}
+
+// expireLeaveIntents forgets leave intents older than LeaveIntentTTL.
+func (g *Gossip) expireLeaveIntents(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for name := range g.leaving {
+		g.leftGracefully(name, now)
 	}
 }
 

@@ -19,6 +19,8 @@ const (
 	parkTimeout    = 5 * time.Second
 	parkPerSender  = 4   // a state, a digest and a keys exchange, with room to spare
 	parkMaxSenders = 256 // beyond this, messages from unknown senders are dropped
+	// parkMaxBytes bounds the parked messages' bytes as well as their count.
+	parkMaxBytes = 16 << 20
 )
 
 type parkedMsg struct {
@@ -40,7 +42,7 @@ func (g *Gossip) parkIfUnknown(sender string, m inboxMsg) bool {
 		return false
 	}
 	q := g.parked[sender]
-	if len(q) >= parkPerSender || (q == nil && len(g.parked) >= parkMaxSenders) {
+	if len(q) >= parkPerSender || (q == nil && len(g.parked) >= parkMaxSenders) || g.parkedBytes+len(m.data) > parkMaxBytes {
 		g.drop("unknown_sender", errors.New(sender))
 		return true
 	}
@@ -49,6 +51,7 @@ func (g *Gossip) parkIfUnknown(sender string, m inboxMsg) bool {
 		g.parked = make(map[string][]parkedMsg)
 	}
 	g.parked[sender] = append(q, parkedMsg{msg: m, at: time.Now()})
+	g.parkedBytes += len(m.data)
 	return true
 }
 
@@ -57,6 +60,9 @@ func (g *Gossip) unpark(name string) {
 	g.mu.Lock()
 	q := g.parked[name]
 	delete(g.parked, name)
+	for _, p := range q {
+		g.parkedBytes -= len(p.msg.data)
+	}
 	g.mu.Unlock()
 	for _, p := range q {
 		g.deliver(p.msg)
@@ -73,6 +79,7 @@ func (g *Gossip) expireParked(now time.Time) {
 			if now.Sub(p.at) < parkTimeout {
 				keep = append(keep, p)
 			} else {
+				g.parkedBytes -= len(p.msg.data)
 				g.drop("unknown_sender", errors.New(name))
 			}
 		}

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"log/slog"
 	"strings"
 	"time"
 
@@ -15,9 +16,14 @@ import (
 // here forever and never be reaped.
 //
 // An origin that memberlist has not reported within unknownGrace of its records
-// arriving is therefore marked failed: it is reported critical and reaped after
-// ReapAfter like any failed node. If memberlist reports it later (it was alive after
-// all, or comes back), the usual membership events make it alive again.
+// arriving is therefore dropped, as if it had left: records of a name no failure
+// detector speaks for (a node that crashed before this one joined, or one a forged
+// packet invented) must not create lasting state, and holding them critical for
+// ReapAfter (72 h) let a few forged packets fill the catalog with ghosts. Its origin
+// tombstone keeps the same copies out until TombstoneTTL. If memberlist reports it
+// later (it was alive after all, or comes back), the usual membership events make it
+// alive again and its records flow back. Records of such origins are not
+// re-broadcast meanwhile (applyRecords).
 
 // unknownGraceMult is the default grace in push-pull intervals: a live node is in
 // every push-pull's member list, so three exchanges without it mean it is not there.
@@ -35,7 +41,7 @@ func (g *Gossip) unknownOriginsLoop() {
 }
 
 // sweepUnknownOrigins notes node origins in the catalog that memberlist has never
-// reported, and marks failed those noted at least unknownGrace ago. External origins
+// reported, and drops those noted at least unknownGrace ago. External origins
 // ("mdns:eth0", "docker:host": names with a colon) have no failure detector and are
 // left alone.
 func (g *Gossip) sweepUnknownOrigins(now time.Time) {
@@ -61,11 +67,11 @@ func (g *Gossip) sweepUnknownOrigins(now time.Time) {
 		if now.Sub(first) >= g.unknownGrace {
 			// Under g.mu, so that a membership event for this node (setLiveness takes
 			// g.mu before it tells the store) is either seen above or applied after.
-			g.store.SetLiveness(name, catalog.LivenessFailed)
+			g.store.SetLiveness(name, catalog.LivenessLeft)
 			delete(g.unknown, name)
-			g.metrics.memberEvents.WithLabelValues(catalog.LivenessFailed.String()).Inc()
-			g.cfg.Logger.Info("gossip: node never seen by membership marked failed", "node", name,
-				"records_since", first)
+			g.metrics.dropped.WithLabelValues("unknown_origin").Inc()
+			g.errLog.logAt(g.cfg.Logger, slog.LevelInfo, "unknown_origin", "gossip: dropped the records of a node membership never reported",
+				"node", name, "records_since", first)
 		}
 	}
 	for name := range g.unknown {

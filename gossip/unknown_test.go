@@ -26,11 +26,11 @@ func liveness(nd *node, name string) catalog.Liveness {
 	return l
 }
 
-// TestUnknownOriginMarkedFailedThenReaped: a new replica that receives, by
-// anti-entropy, the records of a node no member ever reported sees that node alive
-// only for the grace period, then failed (its instance critical), then reaped; an
+// TestUnknownOriginDroppedAfterGrace: a new replica that receives, by anti-entropy,
+// the records of a node no member ever reported sees that node alive only for the
+// grace period, then drops its records (no lasting state: issue 11 item 3); an
 // external origin's records are left alone.
-func TestUnknownOriginMarkedFailedThenReaped(t *testing.T) {
+func TestUnknownOriginDroppedAfterGrace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTestCluster(t, 2, nil)
 		defer c.shutdown()
@@ -51,19 +51,21 @@ func TestUnknownOriginMarkedFailedThenReaped(t *testing.T) {
 		if grace != 30*time.Second {
 			t.Errorf("default grace %s, want 30s (three LAN push-pull intervals)", grace)
 		}
-		took := within(t, grace+grace/unknownSweepsPerGrace+time.Second, "ghost marked failed on the new replica",
-			func() bool { return liveness(late, "ghost") == catalog.LivenessFailed })
+		took := within(t, grace+grace/unknownSweepsPerGrace+time.Second, "ghost dropped on the new replica",
+			func() bool { return liveness(late, "ghost") == catalog.LivenessLeft })
 		if took < grace-time.Second {
-			t.Errorf("ghost marked failed after %s, before the %s grace", took, grace)
+			t.Errorf("ghost dropped after %s, before the %s grace", took, grace)
 		}
-		if got := instances(late.cat, "ghostly"); got != "ghost/ghost-svc=critical" {
-			t.Errorf("ghost's instance on the new replica: %q, want critical", got)
+		if got := instances(late.cat, "ghostly"); got != "" {
+			t.Errorf("ghost's instance on the new replica after the grace: %q, want none", got)
 		}
-		// The test cluster reaps after 30 s; the agent calls Expire periodically.
-		within(t, 35*time.Second, "ghost reaped on the new replica", func() bool {
-			late.cat.Expire()
-			return instances(late.cat, "ghostly") == ""
-		})
+		// Anti-entropy does not bring it back: every replica dropped it.
+		pass(grace)
+		for _, nd := range c.nodes {
+			if got := instances(nd.cat, "ghostly"); got != "" {
+				t.Errorf("%s holds ghost's instance %q after two grace periods", nd.name, got)
+			}
+		}
 		for _, nd := range c.nodes {
 			if l := liveness(nd, "mdns:eth0"); l != catalog.LivenessAlive {
 				t.Errorf("%s: external origin is %s, want alive (no failure detector speaks for it)", nd.name, l)
@@ -78,14 +80,14 @@ func TestUnknownOriginMarkedFailedThenReaped(t *testing.T) {
 }
 
 // TestUnknownOriginAliveOnceReported: a node whose records arrived before memberlist
-// reported it, and which was therefore marked failed, is alive as soon as it joins.
+// reported it, and which was therefore dropped, is alive as soon as it joins.
 func TestUnknownOriginAliveOnceReported(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTestCluster(t, 2, nil)
 		defer c.shutdown()
 		holdGhost(t, c.nodes[0], "later")
-		within(t, time.Minute, "unreported node marked failed", func() bool {
-			return liveness(c.nodes[0], "later") == catalog.LivenessFailed
+		within(t, time.Minute, "unreported node dropped", func() bool {
+			return liveness(c.nodes[0], "later") == catalog.LivenessLeft
 		})
 		later := c.start("later", nil)
 		c.nodes = append(c.nodes, later)
@@ -116,11 +118,11 @@ func TestUnknownOriginGraceConfig(t *testing.T) {
 		c := newTestCluster(t, 1, func(cfg *Config) { cfg.UnknownOriginGrace = 5 * time.Second })
 		defer c.shutdown()
 		holdGhost(t, c.nodes[0], "ghost")
-		took := within(t, 10*time.Second, "ghost marked failed", func() bool {
-			return liveness(c.nodes[0], "ghost") == catalog.LivenessFailed
+		took := within(t, 10*time.Second, "ghost dropped", func() bool {
+			return liveness(c.nodes[0], "ghost") == catalog.LivenessLeft
 		})
 		if took < 4*time.Second {
-			t.Errorf("marked failed after %s, before the 5s grace", took)
+			t.Errorf("dropped after %s, before the 5s grace", took)
 		}
 	})
 }

@@ -19,6 +19,7 @@ import (
 //	leave   = 5 node:str                                    "node is leaving": the sender itself, or a failed node forced out
 //	keysack = 6 like keys                                   the answer to keys
 //	keyquery, keyresponse = 7, 8                            pool-wide keyring operations (keyquery.go)
+//	eager   = 9 sender:str flags:byte catalog.AppendRecords  a change sent at once (eager.go)
 //
 // A message that names its sender does so because memberlist does not say who sent
 // it, and the answer goes back to that node.

@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -26,6 +27,7 @@ func (g *Gossip) worker() {
 		case <-g.ctx.Done():
 			return
 		case m := <-g.inbox:
+			g.inboxBytes.Add(-int64(len(m.data)))
 			g.handle(m)
 		}
 	}
@@ -102,6 +104,13 @@ func (g *Gossip) handle(m inboxMsg) {
 			return
 		}
 		g.onKeyResponse(id, a)
+	case msgEager:
+		sender, flags, recs, err := decodeEager(m.data)
+		if err != nil {
+			g.drop("malformed", err)
+			return
+		}
+		g.onEager(sender, flags, recs)
 	default:
 		g.drop("unknown_type", nil)
 	}
@@ -125,32 +134,76 @@ func msgName(typ byte) string {
 		return "keyquery"
 	case msgKeyResponse:
 		return "keyresponse"
+	case msgEager:
+		return "eager"
 	}
 	return "unknown"
 }
 
 func (g *Gossip) drop(reason string, err error) {
 	g.metrics.dropped.WithLabelValues(reason).Inc()
-	g.cfg.Logger.Debug("gossip: dropped message", "reason", reason, "err", err)
+	g.errLog.debug(g.cfg.Logger, reason, "gossip: dropped message", "reason", reason, "err", err)
 }
 
-// applyRecords merges records from the network. Records new to this node are passed
-// on through the fast path (epidemic re-broadcast); duplicates and stale ones stop
-// here. Records of this node's own origin are never re-broadcast: the agent decides
-// what to do about an older incarnation of itself.
-func (g *Gossip) applyRecords(recs []catalog.Record) {
-	changed, err := g.store.Apply(recs...)
+// applyRecords is the one place records from the network enter the catalog, whatever
+// brought them (fast path, anti-entropy, a large record's stream): every path calls it
+// and nothing else calls Store.Apply. It refuses records whose generation is
+// implausibly far in the future (Config.MaxGenerationSkew: generations are Unix
+// milliseconds, and a forged one near 2^64 must not outrank its owner forever), lets
+// the catalog validate the rest, and passes on through the fast path (epidemic
+// re-broadcast) the records new to this node, except those of this node's own origin
+// (the catalog hands them to the agent, which supersedes what it did not write) and
+// those of origins membership never reported (a forged or stale origin spreads no
+// further by this node's doing; unknown.go drops it after a grace). It returns the
+// records that changed the catalog.
+func (g *Gossip) applyRecords(recs []catalog.Record) (changed []catalog.Record) {
+	limit := uint64(max(time.Now().Add(g.cfg.MaxGenerationSkew).UnixMilli(), 0))
+	keep := recs[:0]
+	for i := range recs {
+		if recs[i].Version.Gen > limit {
+			g.refuseFuture(&recs[i], limit)
+			continue
+		}
+		keep = append(keep, recs[i])
+	}
+	changed, err := g.store.Apply(keep...)
 	if err != nil {
 		// Invalid records were skipped; valid ones in the batch were applied.
-		g.metrics.dropped.WithLabelValues("invalid_record").Add(float64(len(recs) - len(changed)))
-		g.cfg.Logger.Debug("gossip: invalid records dropped", "err", err)
+		g.metrics.dropped.WithLabelValues("invalid_record").Add(float64(len(keep) - len(changed)))
+		g.errLog.debug(g.cfg.Logger, "invalid_record", "gossip: invalid records dropped", "err", err)
 	}
 	g.metrics.recordsApplied.Add(float64(len(changed)))
 	for i := range changed {
-		if changed[i].Origin != g.cfg.NodeName {
+		if o := changed[i].Origin; o != g.cfg.NodeName && g.spreads(o) {
 			g.enqueue(&changed[i])
 		}
 	}
+	return changed
+}
+
+// refuseFuture counts a record refused for its future generation, and logs the first
+// one at WARN (the rest at DEBUG: a flood must not flood the log).
+func (g *Gossip) refuseFuture(r *catalog.Record, limit uint64) {
+	g.metrics.dropped.WithLabelValues("future_generation").Inc()
+	if g.futureLogged.CompareAndSwap(false, true) {
+		g.cfg.Logger.Warn("gossip: refused a record whose generation is implausibly far in the future (forged, or a clock far ahead); further ones are counted in rumor_gossip_messages_dropped_total{reason=\"future_generation\"}",
+			"record", r.String(), "limit", limit, "max_skew", g.cfg.MaxGenerationSkew)
+		return
+	}
+	g.cfg.Logger.Debug("gossip: refused a record with a future generation", "record", r.String())
+}
+
+// spreads reports whether records of origin are re-broadcast from here: those of
+// members membership reported, and of external sources (names with a colon, which
+// no failure detector speaks for).
+func (g *Gossip) spreads(origin string) bool {
+	if strings.Contains(origin, ":") {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, known := g.members[origin]
+	return known
 }
 
 // onSummary handles a peer's push-pull summary: where it differs from ours, ask the
@@ -226,6 +279,11 @@ func (g *Gossip) onKeys(sender string, keys []catalog.OriginKeys, request bool) 
 func (g *Gossip) livenessLoop() {
 	g.every(g.cfg.LivenessPoll, func() {
 		for _, n := range g.ml.Members() {
+			if g.isMoving(n.Name) {
+				// memberlist still speaks of its old address (identity.go). Not
+				// n.Addr: memberlist rewrites it in place when it takes the new one.
+				continue
+			}
 			want := catalog.LivenessAlive
 			if n.State == memberlist.StateSuspect {
 				want = catalog.LivenessSuspect
@@ -239,6 +297,7 @@ func (g *Gossip) livenessLoop() {
 			}
 		}
 		g.expireParked(time.Now())
+		g.expireLeaveIntents(time.Now())
 		g.updateGauges()
 	})
 }

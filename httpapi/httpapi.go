@@ -144,6 +144,13 @@ type Config struct {
 	// UI, if set, serves the web UI at /ui/ (and / redirects there). It applies the
 	// token rules itself, since a browser sends a cookie rather than a header.
 	UI http.Handler
+	// Proxy answers GET /v1/rumor/upstreams. Optional: without it that path
+	// answers 404.
+	Proxy Proxy
+	// Reachability orders health answers reachable first, serves ?reachable and
+	// GET /v1/rumor/reachability. Optional: without it ?reachable keeps everything
+	// and that path answers 404.
+	Reachability Reachability
 	// WatchHeartbeat is how often a quiet /v1/rumor/watch stream sends a comment so
 	// proxies keep it open. Default 15s.
 	WatchHeartbeat time.Duration
@@ -184,6 +191,11 @@ type Handler struct {
 	tokenReads bool
 
 	watchHeartbeat time.Duration
+
+	// proxy is the local proxy; nil: no /v1/rumor/upstreams.
+	proxy Proxy
+	// reach is what this agent can reach; nil: no reordering, no endpoint.
+	reach Reachability
 }
 
 // New returns a Handler for cfg.
@@ -197,6 +209,8 @@ func New(cfg Config) (*Handler, error) {
 	h := &Handler{cat: cfg.Catalog, ag: cfg.Agent, chk: cfg.Checks, coords: cfg.Coordinates, keys: cfg.Keyring, mem: cfg.Membership, ui: cfg.UI,
 		log: cfg.Logger, mux: http.NewServeMux(), tokenReads: cfg.TokenReads,
 		watchHeartbeat: cmp.Or(cfg.WatchHeartbeat, DefaultWatchHeartbeat)}
+	h.proxy = cfg.Proxy
+	h.reach = cfg.Reachability
 	if cfg.Token != "" {
 		sum := sha256.Sum256([]byte(cfg.Token))
 		h.tokenSum = sum[:]

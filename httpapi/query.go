@@ -32,6 +32,8 @@ type query struct {
 	near string
 	// gzip is whether the client accepts gzip-compressed answers (Accept-Encoding).
 	gzip bool
+	// reachable (?reachable) leaves out instances this agent cannot reach.
+	reachable bool
 }
 
 // badRequest is a client error whose message is sent as is with 400.
@@ -69,6 +71,7 @@ func (h *Handler) parseQuery(r *http.Request) (query, error) {
 		}
 		q.expr = e
 	}
+	_, q.reachable = v["reachable"]
 	if n := v.Get("near"); n != "" {
 		q.near = n
 		if n == "_agent" {

@@ -59,6 +59,8 @@ func (h *Handler) routes(metrics prometheus.Gatherer) []route {
 		{"DELETE /v1/operator/keyring", h.keyringOp(KeyRemove), keys},
 		{"GET /v1/rumor/members", h.rumorMembers, true},
 		{"GET /v1/rumor/watch", h.watch, true},
+		{"GET /v1/rumor/upstreams", h.rumorUpstreams, h.proxy != nil},
+		{"GET /v1/rumor/reachability", h.rumorReachability, h.reach != nil},
 		{"GET /metrics", h.metricsHandler(metrics), metrics != nil},
 		{"/ui/", h.serveUI, ui}, // the web UI, which applies the token rules itself (Config.UI)
 		{"GET /ui", h.serveUI, ui},

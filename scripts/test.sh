@@ -18,6 +18,10 @@ missing=()
 for pair in ip:iproute2 nft:nftables ping:iputils-ping chromium:chromium; do
 	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# dig (dnsutils): the DNS interface's tests (dnsserver, agent); dnsperf: its benchmark.
+for pair in dig:dnsutils dnsperf:dnsperf; do
+	command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
 if ((${#missing[@]})); then
 	if [ "$(id -u)" -eq 0 ]; then
 		echo "installing ${missing[*]}..." >&2
@@ -26,6 +30,24 @@ if ((${#missing[@]})); then
 	else
 		echo "warning: ${missing[*]} missing and not root: namespace tests will skip" >&2
 	fi
+fi
+
+# The mDNS tests (internal/lantest) run Avahi inside test namespaces: avahi-daemon,
+# avahi-utils (avahi-browse, avahi-publish) and dbus-daemon. They are installed with a
+# policy-rc.d that refuses every service start, so no Avahi ever runs in the root
+# namespace (it would multicast on the machine's real interfaces).
+mdns_missing=()
+for pair in avahi-daemon:avahi-daemon avahi-browse:avahi-utils dbus-daemon:dbus-daemon; do
+	command -v "${pair%%:*}" >/dev/null 2>&1 || mdns_missing+=("${pair#*:}")
+done
+if ((${#mdns_missing[@]})) && [ "$(id -u)" -eq 0 ]; then
+	echo "installing ${mdns_missing[*]} (no service started)..." >&2
+	had_policy=0
+	[ -e /usr/sbin/policy-rc.d ] && had_policy=1 && cp /usr/sbin/policy-rc.d /tmp/rumor-policy-rc.d.bak
+	printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${mdns_missing[@]}" >/dev/null
+	if [ "$had_policy" = 1 ]; then mv /tmp/rumor-policy-rc.d.bak /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # The Docker watcher's tests (agent's TestDockerEngine) need a Docker engine: install
@@ -51,6 +73,7 @@ go mod download
 # measure. Everything else runs first, in parallel.
 module=$(go list -m)
 timed=("$module/internal/clustertest" "$module/sim/netbench")
+timed+=("$module/internal/lantest") # mDNS agents and Avahi in namespaces
 mapfile -t rest < <(go list ./... | grep -v -x -F "${timed[@]/#/-e}")
 go test -race -count=1 -timeout 45m "$@" "${rest[@]}"
 go test -race -count=1 -timeout 45m -p 1 "$@" "${timed[@]}"

@@ -57,6 +57,7 @@ type sampler struct {
 
 	// Owned by the sampling goroutine.
 	lastHTTP  uint64
+	lastDNS   uint64
 	lastIndex uint64
 	lastAt    time.Time
 
@@ -66,6 +67,7 @@ type sampler struct {
 	every   time.Duration // between rate samples, as measured
 	http    series        // requests per second
 	changes series        // catalog index moves per second
+	dns     series        // DNS queries per second
 	rtt     map[string]*series
 	states  [catalog.LivenessLeft + 1]series // members per liveness
 }
@@ -97,10 +99,12 @@ func (s *sampler) take(ag Agent, cat Catalog, members bool) {
 		if secs > 0 {
 			s.http.push(float64(c.HTTPRequests-s.lastHTTP) / secs)
 			s.changes.push(float64(idx-s.lastIndex) / secs)
+			s.dns.push(float64(c.DNSQueries-s.lastDNS) / secs)
 			s.every = now.Sub(s.lastAt)
 		}
 	}
 	s.lastHTTP, s.lastIndex, s.lastAt = c.HTTPRequests, idx, now
+	s.lastDNS = c.DNSQueries
 	if members {
 		var counts [catalog.LivenessLeft + 1]int
 		present := make(map[string]bool, len(ms))

@@ -4,10 +4,13 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,6 +71,9 @@ type Member struct {
 type Counters struct {
 	// HTTPRequests counts HTTP requests the agent answered (API and UI).
 	HTTPRequests uint64
+	// DNSQueries counts DNS queries the agent answered; shown when Config.DNSAddr
+	// is set.
+	DNSQueries uint64
 }
 
 // Config configures a UI.
@@ -96,6 +102,13 @@ type Config struct {
 	// Heartbeat is how often a quiet live stream sends a comment so proxies keep it
 	// open. Default 15s.
 	Heartbeat time.Duration
+
+	// DNSAddr is the agent's DNS server, host:port, for the copyable dig line on a
+	// service's page (a wildcard host shows as loopback). Empty: the agent serves no
+	// DNS, and the page has no dig line.
+	DNSAddr string
+	// DNSDomain is the DNS domain the agent answers for. Default "consul".
+	DNSDomain string
 }
 
 // Defaults of Config.
@@ -136,6 +149,12 @@ func New(cfg Config) (*UI, error) {
 	cfg.Coalesce = cmp.Or(cfg.Coalesce, DefaultCoalesce)
 	cfg.SampleEvery = cmp.Or(cfg.SampleEvery, DefaultSampleEvery)
 	cfg.Heartbeat = cmp.Or(cfg.Heartbeat, DefaultHeartbeat)
+	cfg.DNSDomain = strings.Trim(cmp.Or(cfg.DNSDomain, "consul"), ".")
+	if cfg.DNSAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.DNSAddr); err != nil {
+			return nil, fmt.Errorf("ui: DNSAddr %q: want host:port: %w", cfg.DNSAddr, err)
+		}
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

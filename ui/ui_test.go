@@ -26,6 +26,7 @@ type fakeAgent struct {
 	mu       sync.Mutex
 	members  []ui.Member
 	requests uint64
+	dns      uint64 // DNS queries answered
 }
 
 func (f *fakeAgent) Self() ui.Self {
@@ -41,7 +42,7 @@ func (f *fakeAgent) Members() []ui.Member {
 func (f *fakeAgent) Counters() ui.Counters {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return ui.Counters{HTTPRequests: f.requests}
+	return ui.Counters{HTTPRequests: f.requests, DNSQueries: f.dns}
 }
 
 func (f *fakeAgent) LocalSources() map[string]string {

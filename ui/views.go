@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -230,6 +231,7 @@ type serviceData struct {
 	Rows     []instanceRow
 	Pager    pager
 	Curl     string
+	Dig      string // empty when the agent serves no DNS or the name is no DNS label
 	Problems []string
 }
 
@@ -288,7 +290,43 @@ func (u *UI) serviceView(r *http.Request, _ time.Time) (any, int) {
 			Checks: in.Checks})
 	}
 	d.Curl = fmt.Sprintf("curl -s 'http://%s/v1/health/service/%s?passing'", r.Host, url.PathEscape(name))
+	d.Dig = digLine(u.cfg.DNSAddr, u.cfg.DNSDomain, name)
 	return d, http.StatusOK
+}
+
+// digLine is the dig command that asks the agent's DNS server for a service's
+// instances (SRV: addresses and ports), as Consul's interface answers
+// <name>.service.<domain>; empty without a DNS server or when name is not a DNS label
+// (RFC 1123 §2.1: letters, digits and inner hyphens, at most 63).
+func digLine(addr, domain, name string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || !isLabel(name) {
+		return ""
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	p := ""
+	if port != "53" {
+		p = " -p " + port
+	}
+	return fmt.Sprintf("dig @%s%s %s.service.%s SRV", host, p, name, domain)
+}
+
+// isLabel says whether s is one DNS label as host names use them (RFC 1123 §2.1).
+func isLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ---- Nodes ----
@@ -428,6 +466,7 @@ type agentData struct {
 	Uptime      time.Time
 	HTTPRate    []float64
 	ChangeRate  []float64
+	DNSRate     []float64 // nil when the agent serves no DNS
 	Nodes       int
 	Services    int
 	Instances   int
@@ -447,6 +486,9 @@ func (u *UI) agentView(_ *http.Request, _ time.Time) (any, int) {
 	m.mu.RUnlock()
 	u.samp.mu.RLock()
 	d.HTTPRate, d.ChangeRate = u.samp.http.values(), u.samp.changes.values()
+	if u.cfg.DNSAddr != "" {
+		d.DNSRate = u.samp.dns.values()
+	}
 	u.samp.mu.RUnlock()
 	return d, http.StatusOK
 }

@@ -52,6 +52,9 @@ type Ready struct {
 	Records []catalog.Record
 	Start   []definition.Check
 	Stop    []string
+	// UpstreamsChanged says a service's upstreams (local proxy listeners) changed:
+	// the caller reads Upstreams again.
+	UpstreamsChanged bool
 }
 
 // Core is the agent's local state: the services and checks registered on this node,
@@ -141,7 +144,7 @@ func prepare(def definition.Service, p definition.Policy) (*Service, error) {
 	def = def.Clone()
 	def.Normalize()
 	err := def.Validate(p)
-	return &Service{Source: SourceAPI, Service: def.Record(), Checks: def.Checks}, err
+	return &Service{Source: SourceAPI, Service: def.Record(), Checks: def.Checks, Upstreams: def.Upstreams}, err
 }
 
 // prepareNodeCheck fills the defaults of a check registered without a service (its ID
@@ -234,6 +237,9 @@ func (c *Core) commit(keep bool, changes ...change) (Ready, error) {
 // maintenance check), deletions for what went, checks to start where their definition
 // is new or changed, and checks to stop that went.
 func (c *Core) diff(rd *Ready, key string, old, next *Service) {
+	if (old != nil && len(old.Upstreams) > 0) || (next != nil && len(next.Upstreams) > 0) {
+		rd.UpstreamsChanged = rd.UpstreamsChanged || old == nil || next == nil || !slices.Equal(old.Upstreams, next.Upstreams)
+	}
 	if next == nil {
 		next = &Service{}
 		rd.Records = append(rd.Records, c.w.Delete(catalog.Key{Kind: catalog.KindService, ID: key}))

@@ -54,6 +54,22 @@ func (c *Core) Supersede(v catalog.Version) (recs []catalog.Record, ok bool) {
 	return c.All(), true
 }
 
+// Repair moves the generation past v, a version of this node's origin seen elsewhere,
+// when v is above the last version this node issued: a newer generation (an older
+// incarnation), or a higher counter in the current one (a forged record, which would
+// otherwise pin its value pool-wide). It returns everything republished at the new
+// generation, which replaces every copy of the old set. ok is false, and nothing
+// changes, when v is not above what was issued.
+func (c *Core) Repair(v catalog.Version) (recs []catalog.Record, ok bool) {
+	if !c.w.Issued().Less(v) {
+		return nil, false
+	}
+	if !c.w.Supersede(catalog.Version{Gen: max(v.Gen, c.w.Generation())}) {
+		return nil, false
+	}
+	return c.All(), true
+}
+
 // RegisterService adds or replaces a service registered through the API, with its
 // checks. A replaced service keeps its maintenance mode and the status of the checks
 // it keeps (carryOver); its other checks stop. Invalid input (a check rumor cannot

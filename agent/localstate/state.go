@@ -38,6 +38,8 @@ type Service struct {
 	// Maintenance is the reason the service (or, for the node's entry, the node) is in
 	// maintenance mode; nil when it is not.
 	Maintenance *string `json:",omitempty"`
+	// Upstreams are the local proxy listeners the service's definition asks for.
+	Upstreams []definition.Upstream `json:",omitempty"`
 }
 
 // CheckState is a check's reported status and output, as the health manager last
@@ -133,7 +135,7 @@ func (s *Service) clone() *Service {
 func (s *Service) Definition() definition.Service {
 	r := s.Service
 	d := definition.Service{ID: r.ID, Name: r.Name, Tags: r.Tags, Address: r.Address, Port: r.Port,
-		Meta: r.Meta, Kind: r.Kind, Weights: r.Weights, Checks: s.Checks}
+		Meta: r.Meta, Kind: r.Kind, Weights: r.Weights, Checks: s.Checks, Upstreams: s.Upstreams}
 	for k, a := range r.TaggedAddresses {
 		if d.TaggedAddresses == nil {
 			d.TaggedAddresses = make(map[string]definition.ServiceAddress, len(r.TaggedAddresses))

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rumor-sd/rumor/agent"
 	"github.com/rumor-sd/rumor/config"
+	"github.com/rumor-sd/rumor/proxy"
 )
 
 // On the first interrupt the agent says goodbye for at most leaveTimeout, and stops
@@ -43,6 +44,14 @@ type agentFlags struct {
 	docker, dockerInternal                                                           bool
 	dockerHost                                                                       string
 	limits                                                                           agent.Limits
+	dns                                                                              dnsFlags  // --dns-* (dnscmd.go)
+	mdns                                                                             mdnsFlags // mdnscmd.go
+
+	ui bool // --ui: serve the web UI (ui_config.enabled)
+	// upstreams are --upstream's: the local proxy's own listeners.
+	upstreams []string
+	// probeReachability is --probe-reachability.
+	probeReachability bool
 
 	// fs is the parsed flag set, to tell a flag given (on the command line or by
 	// its RUMOR_* variable) from its default. Nil counts every flag as given.
@@ -98,7 +107,7 @@ Configuration comes from, highest precedence first:
      client_addr, addresses.http, ports.http, ports.serf_lan, retry_join,
      start_join, encrypt, node_meta, enable_script_checks,
      enable_local_script_checks, log_level, reconnect_timeout, cert_file, key_file; and rumor's own http_token,
-     http_token_reads) and may define services ("service" or "services", with
+     http_token_reads; ui_config.enabled) and may define services ("service" or "services", with
      "check"/"checks"); later files override earlier ones, lists append;
   4. defaults.
 A flag's list (--join, --retry-join) replaces the files' list; --node-meta keys
@@ -193,6 +202,11 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.IntVar(&f.limits.MaxServices, "max-services", 0, "most services registered on this node, from the API and config files together; one more is refused (HTTP 400) (default 10000)")
 	fl.IntVar(&f.limits.MaxChecks, "max-checks", 0, "most checks on this node, services' and the node's own (default 20000)")
 	fl.IntVar(&f.limits.MaxChecksPerService, "max-checks-per-service", 0, "most checks one service may have (default 100)")
+	addDNSFlags(fl, &f.dns)
+	fl.BoolVar(&f.probeReachability, "probe-reachability", false, "probe (TCP connect, at most 10/s) the instances asked about to learn which this host cannot reach: they come last in answers, and ?reachable leaves them out")
+	fl.StringArrayVar(&f.upstreams, "upstream", nil, "local proxy listener: service=[ip:]port or service:tag=[ip:]port forwards each connection to a healthy instance (repeatable; ip defaults to 127.0.0.1)")
+	addMDNSFlags(fl, &f.mdns)
+	fl.BoolVar(&f.ui, "ui", true, "serve the web UI at /ui/ on the HTTP address; --ui=false turns it off (ui_config.enabled in a config file)")
 }
 
 // applyEnv sets every flag not given on the command line from its RUMOR_<FLAG>
@@ -244,6 +258,7 @@ func (f *agentFlags) configPaths() []string {
 // take effect at the next start.
 func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	cfg := agent.DefaultConfig()
+	cfg.DNS.Addr = agent.DefaultDNSAddr // the CLI serves DNS by default (the Go API does not)
 	defaultLevel := slog.LevelInfo
 	if f.dev {
 		defaultLevel = slog.LevelDebug
@@ -294,6 +309,9 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	if (cfg.Docker.Host != "" || cfg.Docker.Internal) && !cfg.Docker.Enabled {
 		return cfg, nil, usagef("--docker-host and --docker-internal configure the Docker watcher: add --docker")
 	}
+	if err := f.mdns.apply(f, &cfg); err != nil {
+		return cfg, nil, err
+	}
 	if f.reapAfter < 0 {
 		return cfg, nil, usagef("--reap-after %s: must not be negative", f.reapAfter)
 	}
@@ -305,6 +323,20 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 	override(f, "max-services", &cfg.Limits.MaxServices, f.limits.MaxServices)
 	override(f, "max-checks", &cfg.Limits.MaxChecks, f.limits.MaxChecks)
 	override(f, "max-checks-per-service", &cfg.Limits.MaxChecksPerService, f.limits.MaxChecksPerService)
+	if err := applyDNSFlags(f, &cfg); err != nil {
+		return cfg, nil, err
+	}
+	if f.given("ui") {
+		cfg.DisableUI = !f.ui
+	}
+	override(f, "probe-reachability", &cfg.ProbeReachability, f.probeReachability)
+	for _, s := range f.upstreams {
+		u, err := proxy.ParseUpstream(s)
+		if err != nil {
+			return cfg, nil, usagef("--upstream: %v", err)
+		}
+		cfg.Proxy.Upstreams = append(cfg.Proxy.Upstreams, u)
+	}
 	if (cfg.HTTPTLSCert == "") != (cfg.HTTPTLSKey == "") {
 		return cfg, nil, usagef("--http-tls-cert and --http-tls-key go together (cert_file and key_file in a config file): give both or neither")
 	}
@@ -433,6 +465,9 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 	httpAddr := a.HTTPAddr().String()
 	log.Info("rumor agent running", "version", version, "node", a.NodeName(),
 		"http", httpAddr, "gossip", a.GossipAddr().String(), "dev", cfg.Dev)
+	if d := a.DNSAddr(); d.IsValid() {
+		log.Info("DNS interface listening", "dns", d.String(), "domain", cfg.DNS.Domain)
+	}
 	if cfg.Dev {
 		scheme, hint := "http", ""
 		if cfg.HTTPTLSCert != "" {
@@ -448,6 +483,9 @@ func runAgent(ctx context.Context, c *cli, cmd *cobra.Command, f *agentFlags) er
 		log.Info("leaving the pool (interrupt again to exit at once)")
 	case <-a.LeaveRequested():
 		log.Info("left the pool at an API request (rumor leave); shutting down")
+	case <-a.Failed(): // another node holds this name (a retry-join refused)
+		_ = a.Shutdown()
+		return exitError{code: exitFailed, err: a.Err()}
 	}
 	return stopAgent(c, log, a)
 }

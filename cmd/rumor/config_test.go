@@ -208,7 +208,7 @@ func TestReloadAndSIGHUP(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"agent", "--dev", "--node", "dev1", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--data-dir", t.TempDir()}, strings.NewReader(""), &out, &errb,
+			"--data-dir", t.TempDir(), "--dns-addr", "127.0.0.1:0"}, strings.NewReader(""), &out, &errb,
 			func(k string) string { return map[string]string{"RUMOR_CONFIG_DIR": confDir}[k] })
 	}()
 	addr := waitForAgent(t, &errb, done)

@@ -23,6 +23,7 @@ import (
 // TestMain lets a test run this binary as the rumor command: with RUMOR_TEST_MAIN=1
 // it is `rumor` with the arguments it was started with.
 func TestMain(m *testing.M) {
+	testkit.GuardMDNS() // no test runs an mDNS agent in the root namespace
 	if os.Getenv("RUMOR_TEST_MAIN") == "1" {
 		main()
 	}
@@ -108,7 +109,7 @@ func (c *child) wait(t *testing.T) int {
 func startJoinedChild(t *testing.T, peer *agent.Agent) *child {
 	t.Helper()
 	c := startChild(t, os.Args[0], nil, nil, "agent", "--dev", "--node", "child", "--bind", "127.0.0.1:0",
-		"--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--join", peer.GossipAddr().String())
+		"--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--join", peer.GossipAddr().String(), "--dns-addr", "127.0.0.1:0")
 	if r := rumor(t, map[string]string{"RUMOR_HTTP_ADDR": c.httpAddr}, "register", "--name", "web", "--port", "80"); r.code != 0 {
 		t.Fatalf("register on the child: %+v", r)
 	}
@@ -183,7 +184,7 @@ func TestAgentExitsAfterRumorLeave(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"agent", "--dev", "--node", "leaver", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-			"--join", peer.GossipAddr().String()}, strings.NewReader(""), io.Discard, &errb, func(string) string { return "" })
+			"--join", peer.GossipAddr().String(), "--dns-addr", "127.0.0.1:0"}, strings.NewReader(""), io.Discard, &errb, func(string) string { return "" })
 	}()
 	var addr string
 	testkit.Eventually(t, 20*time.Second, "the agent to run", func() bool {
@@ -258,7 +259,7 @@ func TestAgentWithNoFlags(t *testing.T) {
 		cred = &syscall.Credential{Uid: 65534, Gid: 65534}
 	}
 	state := filepath.Join(home, "state")
-	c := startChild(t, bin, []string{"HOME=" + home, "XDG_STATE_HOME=" + state, "RUMOR_HTTP_ADDR="}, cred, "agent")
+	c := startChild(t, bin, []string{"HOME=" + home, "XDG_STATE_HOME=" + state, "RUMOR_HTTP_ADDR=", "RUMOR_DNS_ADDR=127.0.0.1:0"}, cred, "agent")
 	if c.httpAddr != "127.0.0.1:8500" {
 		t.Errorf("HTTP API on %s, want 127.0.0.1:8500", c.httpAddr)
 	}

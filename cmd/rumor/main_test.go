@@ -157,7 +157,7 @@ func TestAgentCommand(t *testing.T) {
 	dir := t.TempDir()
 	go func() {
 		done <- run(ctx, []string{"agent", "--dev", "--node", "dev1", "--bind", "127.0.0.1:0",
-			"--http-addr", "127.0.0.1:0", "--data-dir", dir, "--node-meta", "rack=r1"}, strings.NewReader(""), &out, &errb, func(string) string { return "" })
+			"--http-addr", "127.0.0.1:0", "--data-dir", dir, "--node-meta", "rack=r1", "--dns-addr", "127.0.0.1:0"}, strings.NewReader(""), &out, &errb, func(string) string { return "" })
 	}()
 	addr := waitForAgent(t, &errb, done)
 	env := map[string]string{"RUMOR_HTTP_ADDR": addr}
@@ -204,9 +204,9 @@ func TestAgentCommandErrors(t *testing.T) {
 		{"bad log level", []string{"agent", "--dev", "--log-level", "loud"}, 2, "--log-level"},
 		{"tls cert without key", []string{"agent", "--dev", "--http-tls-cert", "c.pem"}, 2, "--http-tls-cert and --http-tls-key go together"},
 		{"token reads without token", []string{"agent", "--dev", "--http-token-reads"}, 2, "--http-token-reads needs a token"},
-		{"join unreachable", []string{"agent", "--dev", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--join", "127.0.0.1:1"}, 1, "retry-join"},
+		{"join unreachable", []string{"agent", "--dev", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0", "--join", "127.0.0.1:1"}, 1, "retry-join"},
 		{"docker host without docker", []string{"agent", "--dev", "--docker-host", "/run/podman/podman.sock"}, 2, "add --docker"},
-		{"docker bad host", []string{"agent", "--dev", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--docker", "--docker-host", "ftp://engine"}, 1, `engine address "ftp://engine"`},
+		{"docker bad host", []string{"agent", "--dev", "--bind", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--dns-addr", "127.0.0.1:0", "--docker", "--docker-host", "ftp://engine"}, 1, `engine address "ftp://engine"`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := rumor(t, nil, c.args...)

@@ -50,12 +50,15 @@ answered.`,
 	root.AddCommand(newAgentCmd(c), newMembersCmd(c), newServicesCmd(c), newRegisterCmd(c),
 		newDeregisterCmd(c), newKeygenCmd(c), newSimCmd(c), newVersionCmd(c))
 	root.AddCommand(newKeyringCmd(c))
+	root.AddCommand(newDNSCmd(c))
 	root.AddCommand(newServiceCmd(c), newCheckCmd(c), newMaintCmd(c), newJoinCmd(c), newLeaveCmd(c),
 		newForceLeaveCmd(c), newWatchCmd(c), newInfoCmd(c))
 	root.SetOut(c.stdout) // before teachCompletion: cobra's completion commands keep the writer
 	root.SetErr(c.stderr)
 	teachCompletion(root)
 	root.AddCommand(newValidateCmd(c), newReloadCmd(c))
+	root.AddCommand(newUpstreamsCmd(c)) // the local proxy (issue 17)
+	root.AddCommand(newBrowseCmd(c))
 	return root
 }
 

@@ -36,6 +36,13 @@ func (t target) met(v float64) bool {
 
 // targets are the speed and memory goals of the issues, in the units Go reports.
 var targets = []target{
+	// Issue 17: the local proxy side by side with HAProxy in one run (proxy/bench_test.go).
+	{"BenchmarkProxyVsHAProxy", "conns-%-of-haproxy", 90, true, "new connections/s ≥ 90 % of HAProxy's"},
+	{"BenchmarkProxyVsHAProxy", "MB/s-%-of-haproxy", 90, true, "throughput ≥ 90 % of HAProxy's"},
+	{"BenchmarkProxyVsHAProxy", "added-p99-over-haproxy-ms", 0.001, false, "added p99 setup latency ≤ HAProxy's"},
+	{"BenchmarkProxyVsHAProxy", "failed-conns", 1, false, "0 failed connections"},
+	{"BenchmarkRebuildAll", "ms/rebuild-all", 100.001, false, "10,000 services × 10 instances rebuilt in ≤ 100 ms"},
+	{"BenchmarkChangeToUse", "p99-ms", 50.001, false, "catalog change → in use by the proxy ≤ 50 ms p99"},
 	{"BenchmarkMerge1M", "ns/op", 2e9, false, "< 2 s for 1M records"},
 	{"BenchmarkQueryPassing/nodes=10000", "ns/op", 50e3, false, "< 50 µs (10 of 100,000 instances)"},
 	{"BenchmarkMemoryPerInstance", "B/instance", 1024, false, "< 1 KiB per instance"},
@@ -63,6 +70,11 @@ var targets = []target{
 	{"BenchmarkLocalState/services=10000/op=register/clients=16", "p99-ms", 20.000001, false, "p99 ≤ 20 ms"},
 	{"BenchmarkLocalState/services=10000/op=status/clients=16", "changes/s", 5000, true, "≥ 5,000 status changes/s (10,000 services)"},
 	{"BenchmarkLocalState/services=10000/op=status/clients=16", "p99-ms", 20.000001, false, "p99 ≤ 20 ms"},
+	// Issue 12: the DNS interface under dnsperf on loopback, SRV of 5 of 100 instances.
+	{"BenchmarkDNSPerf/udp", "queries/s", 33000, true, "≥ 33,000 queries/s UDP (CoreDNS's 2-vCPU figure)"},
+	{"BenchmarkDNSPerf/tcp", "pct-of-udp", 50, true, "TCP ≥ 50 % of UDP"},
+	{"BenchmarkDNSPerf/udp-half", "p99-ms", 1.000001, false, "p99 ≤ 1 ms at half the saturating rate"},
+	{"BenchmarkDNSPerf/udp-overload", "p99-ms", 5.000001, false, "p99 of answered ≤ 5 ms at 2× the saturating rate for 60 s"},
 }
 
 // line matches "BenchmarkName-2   N   v unit   v unit ...".

@@ -32,6 +32,7 @@ var rumorBin, netemAgentBin string
 
 // TestMain builds the binaries once for all tests.
 func TestMain(m *testing.M) {
+	testkit.GuardMDNS() // agents run mDNS only inside the testbed's namespaces
 	dir, err := os.MkdirTemp("", "rumor-clustertest-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

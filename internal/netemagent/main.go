@@ -47,7 +47,7 @@ func (l *list) Set(s string) error { *l = append(*l, s); return nil }
 // run parses args into an agent config, runs the agent until ctx ends and returns
 // the exit code.
 func run(ctx context.Context, args []string, stderr io.Writer) int {
-	cfg, delay, level, err := parse(args, stderr)
+	cfg, delay, level, eager, err := parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -57,7 +57,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
-	cfg.GossipHook = func(gc *gossip.Config) { gc.WrapTransport = netem.Wrapper(delay) }
+	cfg.GossipHook = func(gc *gossip.Config) {
+		gc.WrapTransport = netem.Wrapper(delay)
+		gc.Eager.Disabled = !eager // --eager=false: the baseline of sim/netbench --baseline
+	}
 	a, err := agent.New(cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "netemagent:", err)
@@ -84,7 +87,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 
 // parse reads `[agent] flags`; the flags are `rumor agent`'s, as far as the tests use
 // them, and the delay's.
-func parse(args []string, stderr io.Writer) (agent.Config, netem.Config, slog.Level, error) {
+func parse(args []string, stderr io.Writer) (agent.Config, netem.Config, slog.Level, bool, error) {
 	if len(args) > 0 && args[0] == "agent" {
 		args = args[1:]
 	}
@@ -105,14 +108,15 @@ func parse(args []string, stderr io.Writer) (agent.Config, netem.Config, slog.Le
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.DurationVar(&delay.Latency, "delay", 0, "delay added to everything this agent's gossip sends")
 	fs.DurationVar(&delay.Jitter, "jitter", 0, "each delay is drawn uniformly from delay ± jitter (packets reorder)")
+	eager := fs.Bool("eager", true, "send local changes on gossip's eager path (false: piggyback and anti-entropy only)")
 	if err := fs.Parse(args); err != nil {
-		return cfg, delay, 0, err
+		return cfg, delay, 0, *eager, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, delay, 0, fmt.Errorf("unexpected arguments %q", fs.Args())
+		return cfg, delay, 0, *eager, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if err := delay.Validate(); err != nil {
-		return cfg, delay, 0, err
+		return cfg, delay, 0, *eager, err
 	}
 	cfg.RetryJoin, cfg.Join = retryJoin, join
 	if bind != "" {
@@ -122,13 +126,13 @@ func parse(args []string, stderr io.Writer) (agent.Config, netem.Config, slog.Le
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil {
-			return cfg, delay, 0, fmt.Errorf("--bind %q: port %q is not a number", bind, port)
+			return cfg, delay, 0, *eager, fmt.Errorf("--bind %q: port %q is not a number", bind, port)
 		}
 		cfg.BindAddr, cfg.BindPort = host, p
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return cfg, delay, 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+		return cfg, delay, 0, *eager, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
 	}
-	return cfg, delay, level, nil
+	return cfg, delay, level, *eager, nil
 }

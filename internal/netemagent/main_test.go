@@ -12,7 +12,7 @@ import (
 
 // TestParse: the `rumor agent` flags the namespace tests use, and the delay's.
 func TestParse(t *testing.T) {
-	cfg, delay, _, err := parse([]string{"agent", "--node", "h1", "--bind", "10.0.0.1:7946", "--data-dir", "/tmp/d",
+	cfg, delay, _, _, err := parse([]string{"agent", "--node", "h1", "--bind", "10.0.0.1:7946", "--data-dir", "/tmp/d",
 		"--http-addr", "127.0.0.1:8500", "--reap-after", "20s", "--retry-join", "10.0.0.2", "--retry-join", "10.0.0.3",
 		"--log-level", "warn", "--delay", "30ms", "--jitter", "20ms"}, io.Discard)
 	if err != nil {
@@ -23,7 +23,7 @@ func TestParse(t *testing.T) {
 		t.Errorf("parsed %+v, delay %+v", cfg, delay)
 	}
 	for _, bad := range [][]string{{"--delay", "-1ms"}, {"--bind", "10.0.0.1:x"}, {"--log-level", "loud"}, {"extra"}, {"--bogus"}} {
-		if _, _, _, err := parse(bad, io.Discard); err == nil {
+		if _, _, _, _, err := parse(bad, io.Discard); err == nil {
 			t.Errorf("parse(%q) accepted it", bad)
 		}
 	}

@@ -198,3 +198,22 @@ func (b *Buffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// mdnsGuardEnv is mdns.GuardEnv (internal/ packages may not import mdns; mdns's
+// tests check the two agree).
+const mdnsGuardEnv = "RUMOR_MDNS_GUARD"
+
+// GuardMDNS makes this test binary, and every process it starts, refuse to run mDNS
+// in the root network namespace (see mdns.GuardRootNamespace): call it first in
+// TestMain of every package whose tests run agents, so that no test multicasts on
+// the machine's real interfaces, even by accident. Agents inside test namespaces
+// (internal/testnet) are not affected.
+// It panics if the namespace cannot be read: a guard that silently does nothing
+// would be worse.
+func GuardMDNS() {
+	ns, err := os.Readlink("/proc/self/ns/net") // TestMain runs in the process's namespace
+	if err != nil {
+		panic("testkit: GuardMDNS: " + err.Error())
+	}
+	_ = os.Setenv(mdnsGuardEnv, ns)
+}

@@ -30,6 +30,9 @@ type config struct {
 	Rumor           string        // the rumor binary the agents run (`rumor agent` or a stand-in taking its flags)
 	AgentArgs       []string      // flags every agent gets beyond those of the benchmark
 	Progress        io.Writer     // one line per phase
+	// Propagation, if set, measures only idle traffic and propagation (into
+	// result.Prop) after the initial convergence: no loss window, no crash.
+	Propagation bool
 }
 
 // result is sim.Result plus what only real processes have.
@@ -37,6 +40,8 @@ type result struct {
 	sim.Result
 	// AgentRSS is the agents' resident memory, summed, at steady state.
 	AgentRSS uint64
+	// Prop is the propagation measurement (config.Propagation only).
+	Prop *propResult `json:",omitempty"`
 }
 
 // bench is one running cluster of agent processes.
@@ -149,6 +154,29 @@ func (b *bench) measure(ctx context.Context) (result, error) {
 	}
 	res.Converge = time.Since(start)
 	b.logf("every agent has all %d services after %s", n*b.cfg.ServicesPerNode, res.Converge.Round(time.Millisecond))
+
+	if b.cfg.Propagation {
+		// Without the eager path every node re-broadcasts each of the n×services
+		// records RetransmitMult×log(n) times, which at 50 agents takes about a minute
+		// of gossip to drain: idle is idle only after that.
+		b.logf("letting the initial registrations' retransmits drain for %s", propagationSettle)
+		if err := sleep(ctx, propagationSettle); err != nil {
+			return res, err
+		}
+		b.logf("measuring idle traffic for %s", b.cfg.SteadyWindow)
+		idle, err := measureIdle(ctx, b.tb.BytesSent, n, b.cfg.SteadyWindow)
+		if err != nil {
+			return res, err
+		}
+		b.logf("idle traffic %.0f B/s per agent; timing %d registrations", idle, b.cfg.Registrations)
+		prop, err := measurePropagation(ctx, b.clients, b.cfg.Registrations, b.tb.BytesSent, idle)
+		if err != nil {
+			return res, err
+		}
+		prop.Where = "namespaces"
+		res.Prop = &prop
+		return res, nil
+	}
 
 	b.logf("timing %d registrations", b.cfg.Registrations)
 	if err := b.measureSpread(ctx, &res.Result); err != nil {

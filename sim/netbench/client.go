@@ -20,7 +20,8 @@ const agentHTTPAddr = "127.0.0.1:8500"
 // client talks to one agent's HTTP API. Its connections are dialled inside the
 // agent's namespace (testnet.Host.DialContext) and kept alive, so a request costs no dial.
 type client struct {
-	host *testnet.Host
+	host string // the agent's host (namespace) or name, for errors
+	addr string // its HTTP API, host:port
 	http *http.Client
 }
 
@@ -30,14 +31,20 @@ func newClient(h *testnet.Host) *client {
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     time.Minute,
 	}
-	return &client{host: h, http: &http.Client{Transport: tr}}
+	return &client{host: h.String(), addr: agentHTTPAddr, http: &http.Client{Transport: tr}}
+}
+
+// newLocalClient talks to an agent listening at addr in this namespace (loopback runs).
+func newLocalClient(name, addr string) *client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 16, IdleConnTimeout: time.Minute}
+	return &client{host: name, addr: addr, http: &http.Client{Transport: tr}}
 }
 
 func (c *client) close() { c.http.CloseIdleConnections() }
 
 // get fetches path and returns the body and the X-Consul-Index header (0 if absent).
 func (c *client) get(ctx context.Context, path string) ([]byte, uint64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+agentHTTPAddr+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.addr+path, nil)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -63,7 +70,7 @@ func (c *client) put(ctx context.Context, path string, body any) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+agentHTTPAddr+path, strings.NewReader(string(b)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+c.addr+path, strings.NewReader(string(b)))
 	if err != nil {
 		return err
 	}

@@ -81,6 +81,10 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	delay := fs.Duration("delay", 0, "delay every agent adds to what its gossip sends (runs internal/netemagent)")
 	jitter := fs.Duration("jitter", 0, "spread each delay over delay ± jitter, so packets reorder (runs internal/netemagent)")
 	jsonOut := fs.Bool("json", false, "print JSON for scripts instead of a table")
+	propagation := fs.Bool("propagation", false, "time only propagation: registration on one agent → blocking query on the others, idle bytes and bytes per change")
+	loopback := fs.Bool("loopback", false, "with --propagation: run the agents on 127.0.0.1 in this namespace (no root needed; no byte counts)")
+	consulBin := fs.String("consul", "", "with --propagation --loopback: also time a Consul pool (1 server, N-1 clients) run from this consul binary")
+	baseline := fs.Bool("baseline", false, "with --propagation: also time rumor with its eager path off (runs internal/netemagent --eager=false)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: netbench [flags]
 
@@ -126,31 +130,63 @@ Flags:
 		return usageError{fmt.Errorf("--delay %s / --jitter %s: must not be negative", *delay, *jitter)}
 	case (*delay > 0 || *jitter > 0) && *rumorBin != "":
 		return usageError{errors.New("--delay and --jitter run the test agent internal/netemagent: drop --rumor")}
+	case (*loopback || *baseline) && !*propagation:
+		return usageError{errors.New("--loopback and --baseline go with --propagation")}
+	case *consulBin != "" && !*loopback:
+		return usageError{errors.New("--consul runs a Consul pool on loopback: add --propagation --loopback")}
+	case *loopback && (*delay > 0 || *jitter > 0):
+		return usageError{errors.New("--delay and --jitter need namespaces: drop --loopback")}
 	}
-	if err := testnet.Available(); err != nil {
-		return fmt.Errorf("cannot run agents in network namespaces here (run as root with iproute2 and nftables): %w", err)
+	if !*loopback {
+		if err := testnet.Available(); err != nil {
+			return fmt.Errorf("cannot run agents in network namespaces here (run as root with iproute2 and nftables): %w", err)
+		}
 	}
+	binDir, err := os.MkdirTemp("", "rumor-netbench-bin-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(binDir)
+	build := func(pkg string) (string, error) {
+		bin := filepath.Join(binDir, filepath.Base(pkg))
+		if _, err := os.Stat(bin); err == nil {
+			return bin, nil
+		}
+		fmt.Fprintln(stderr, "building", pkg, "...")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
+		cmd.Stdout, cmd.Stderr = stderr, stderr
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("build %s (or pass --rumor): %w", pkg, err)
+		}
+		return bin, nil
+	}
+	const netemPkg = "github.com/rumor-sd/rumor/internal/netemagent"
 	bin, pkg := *rumorBin, "github.com/rumor-sd/rumor/cmd/rumor"
 	var agentArgs []string
 	if *delay > 0 || *jitter > 0 {
-		pkg = "github.com/rumor-sd/rumor/internal/netemagent"
+		pkg = netemPkg
 		agentArgs = []string{"--delay", delay.String(), "--jitter", jitter.String()}
 	}
 	if bin == "" {
-		dir, err := os.MkdirTemp("", "rumor-netbench-bin-")
-		if err != nil {
+		if bin, err = build(pkg); err != nil {
 			return err
-		}
-		defer os.RemoveAll(dir)
-		bin = filepath.Join(dir, "agent")
-		fmt.Fprintln(stderr, "building", pkg, "...")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, pkg)
-		build.Stdout, build.Stderr = stderr, stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build %s (or pass --rumor): %w", pkg, err)
 		}
 	} else if abs, err := filepath.Abs(bin); err == nil {
 		bin = abs
+	}
+	if *propagation {
+		var baseBin string
+		if *baseline {
+			if baseBin, err = build(netemPkg); err != nil {
+				return err
+			}
+		}
+		if *consulBin != "" {
+			fmt.Fprintln(stderr, "consul:", consulVersion(ctx, *consulBin))
+		}
+		return propagationMain(ctx, stdout, stderr, propRun{sizes: ns, trials: *trials, services: *services, steady: *steady,
+			loopback: *loopback, bin: bin, agentArgs: agentArgs, baseBin: baseBin, consul: *consulBin,
+			delay: *delay, jitter: *jitter, json: *jsonOut})
 	}
 	var results []result
 	for _, n := range ns {

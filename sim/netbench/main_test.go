@@ -27,6 +27,10 @@ func TestFlagErrors(t *testing.T) {
 		{"stray argument", []string{"extra"}, "unexpected arguments"},
 		{"negative delay", []string{"--delay", "-1ms"}, "--delay -1ms"},
 		{"delay with a rumor binary", []string{"--jitter", "5ms", "--rumor", "/bin/true"}, "drop --rumor"},
+		{"loopback without propagation", []string{"--loopback"}, "go with --propagation"},
+		{"baseline without propagation", []string{"--baseline"}, "go with --propagation"},
+		{"consul without loopback", []string{"--propagation", "--consul", "/bin/true"}, "add --propagation --loopback"},
+		{"loopback with a delay", []string{"--propagation", "--loopback", "--delay", "1ms"}, "drop --loopback"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -66,5 +70,34 @@ func TestThreeAgents(t *testing.T) {
 	}
 	if res.BytesPerNodePerSec <= 0 || res.AgentRSS == 0 {
 		t.Errorf("idle traffic %.0f B/s or memory %d B not measured", res.BytesPerNodePerSec, res.AgentRSS)
+	}
+}
+
+// TestPropagationLoopback runs the propagation measurement on three agents on
+// 127.0.0.1 (no root needed) and checks that every column was measured, not how fast.
+func TestPropagationLoopback(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "rumor")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/rumor-sd/rumor/cmd/rumor").CombinedOutput(); err != nil {
+		t.Fatalf("build rumor: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var progress bytes.Buffer
+	res, err := runLoopback(ctx, bin, nil, 3, 4, &progress)
+	t.Logf("progress:\n%s", progress.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.System = "rumor"
+	if res.Nodes != 3 || res.Trials != 4 || res.Wake50 <= 0 || res.Wake99 < res.Wake50 || res.WakeMax < res.Wake99 ||
+		res.All50 < res.Wake50 || res.All99 < res.All50 {
+		t.Errorf("propagation not measured: %+v", res)
+	}
+	var table bytes.Buffer
+	if err := writePropTable(&table, []propResult{res}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "rumor   loopback  3") {
+		t.Errorf("table:\n%s", table.String())
 	}
 }

@@ -1,0 +1,268 @@
+package dnsserver
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Outcomes of handle besides an answer.
+const (
+	actAnswer  = iota // send the message
+	actDrop           // send nothing (a response, or garbage without a header)
+	actForward        // forward to the recursors
+)
+
+// A reply is an answer and what pack needs to fit it to its transport.
+type reply struct {
+	m      *dns.Msg
+	size   int     // the most bytes the transport takes
+	bounds []bound // the sections' lengths before and after each unit added
+}
+
+// bound is the lengths of the answer and additional sections at a unit boundary.
+type bound struct{ na, ne int }
+
+// pack packs r into buf, leaving out whole units from the end (and setting TC) until
+// it fits r.size (RFC 2181 §9). A unit is an instance's records: a cut never leaves an
+// SRV without its target's address.
+func (s *Server) pack(r *reply, buf []byte) ([]byte, error) {
+	wire, err := r.m.PackBuffer(buf)
+	for (err != nil || len(wire) > r.size) && len(r.bounds) > 1 {
+		r.bounds = r.bounds[:len(r.bounds)-1]
+		b := r.bounds[len(r.bounds)-1]
+		r.m.Answer, r.m.Extra = r.m.Answer[:b.na], r.m.Extra[:b.ne]
+		r.m.Truncated = true
+		wire, err = r.m.PackBuffer(buf)
+	}
+	if err == nil && len(wire) > r.size { // not even one unit fits: an empty answer with TC
+		r.m.Answer, r.m.Ns, r.m.Truncated = nil, nil, true
+		r.m.Extra = slices.DeleteFunc(r.m.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype != dns.TypeOPT })
+		wire, err = r.m.PackBuffer(buf)
+	}
+	return wire, err
+}
+
+// handle answers one query. tcp answers may be 64 KiB; UDP ones fit 512 bytes, or the
+// client's EDNS0 size up to MaxUDPSize (pack fits them). It never blocks.
+func (s *Server) handle(req *dns.Msg, tcp bool) (*reply, int) {
+	if req.Response {
+		return nil, actDrop
+	}
+	size := 512
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Compress = true
+	m.RecursionAvailable = len(s.cfg.Recursors) > 0
+	if req.Opcode != dns.OpcodeQuery {
+		m.Rcode = dns.RcodeNotImplemented
+		return &reply{m: m, size: size}, actAnswer
+	}
+	if len(req.Question) != 1 {
+		m.Rcode = dns.RcodeFormatError
+		return &reply{m: m, size: size}, actAnswer
+	}
+	if opt := req.IsEdns0(); opt != nil {
+		if opt.Version() != 0 {
+			m.SetEdns0(uint16(s.cfg.MaxUDPSize), false)
+			m.Rcode = dns.RcodeBadVers
+			return &reply{m: m, size: size}, actAnswer
+		}
+		size = min(max(int(opt.UDPSize()), 512), s.cfg.MaxUDPSize)
+		m.SetEdns0(uint16(s.cfg.MaxUDPSize), false)
+	}
+	if tcp {
+		size = dns.MaxMsgSize
+	}
+	q := req.Question[0]
+	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+		m.Rcode = dns.RcodeRefused
+		return &reply{m: m, size: size}, actAnswer
+	}
+	qn := strings.ToLower(q.Name)
+	n := s.parseName(qn)
+	var e *entry
+	switch n.kind {
+	case kindOutside:
+		if len(s.cfg.Recursors) > 0 && req.RecursionDesired {
+			return &reply{m: m, size: size}, actForward
+		}
+		m.Rcode = dns.RcodeRefused
+		return &reply{m: m, size: size}, actAnswer
+	case kindUnknown:
+	case kindAddr:
+		e = s.buildAddr(qn, n)
+	default:
+		e = s.lookup(qn, n)
+	}
+	if e == nil || !e.exists {
+		if n.kind == kindReverse && len(s.cfg.Recursors) > 0 && req.RecursionDesired {
+			return &reply{m: m, size: size}, actForward
+		}
+		m.Authoritative = n.zone != ""
+		m.Rcode = dns.RcodeNameError
+		if n.zone != "" {
+			m.Ns = []dns.RR{s.soas[n.zone]}
+		}
+		return &reply{m: m, size: size}, actAnswer
+	}
+	m.Authoritative = true
+	units := e.types[q.Qtype]
+	if len(units) == 0 {
+		if n.zone != "" {
+			m.Ns = []dns.RR{s.soas[n.zone]}
+		}
+		return &reply{m: m, size: size}, actAnswer
+	}
+	r := &reply{m: m, size: size}
+	s.fill(r, e, units)
+	return r, actAnswer
+}
+
+// idxPool recycles the permutations fill draws.
+var idxPool = sync.Pool{New: func() any { s := make([]int, 0, 64); return &s }}
+
+// fill adds units to r.m in the entry's order (random or weighted for services) up to
+// ARecordLimit, and no more than could fit r.size uncompressed twice over: pack
+// trims the rest.
+func (s *Server) fill(r *reply, e *entry, units []unit) {
+	m := r.m
+	k := len(units)
+	if e.shuffle && s.cfg.ARecordLimit > 0 {
+		k = min(k, s.cfg.ARecordLimit)
+	}
+	ip := idxPool.Get().(*[]int)
+	idx := (*ip)[:0]
+	for i := range units {
+		idx = append(idx, i)
+	}
+	var rtts map[string]time.Duration
+	if e.shuffle {
+		if p := s.rtts.Load(); p != nil {
+			rtts = *p
+		}
+	}
+	switch {
+	case rtts != nil:
+		// Nearest first; ties and unknown nodes in random order.
+		rand.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+		slices.SortStableFunc(idx, func(a, b int) int {
+			ra, oka := rtts[units[a].node]
+			rb, okb := rtts[units[b].node]
+			switch {
+			case oka != okb:
+				if oka {
+					return -1
+				}
+				return 1
+			case ra < rb:
+				return -1
+			case ra > rb:
+				return 1
+			}
+			return 0
+		})
+	case e.weighted:
+		weightedOrder(idx, units)
+	case e.shuffle:
+		for i := 0; i < k; i++ { // partial Fisher–Yates: the first k are a uniform pick
+			j := i + rand.IntN(len(idx)-i)
+			idx[i], idx[j] = idx[j], idx[i]
+		}
+	}
+	r.bounds = append(r.bounds[:0], bound{len(m.Answer), len(m.Extra)})
+	est := 0
+	for _, i := range idx[:k] {
+		u := &units[i]
+		if est += u.size; est > 2*r.size && len(r.bounds) > 1 {
+			m.Truncated = true
+			break
+		}
+		m.Answer = append(m.Answer, u.ans...)
+		for _, rr := range u.extra {
+			if !slices.Contains(m.Extra, rr) { // two instances on one node share a target
+				m.Extra = append(m.Extra, rr)
+			}
+		}
+		r.bounds = append(r.bounds, bound{len(m.Answer), len(m.Extra)})
+	}
+	*ip = idx
+	idxPool.Put(ip)
+}
+
+// weightedOrder orders idx as a weighted random permutation (Efraimidis–Spirakis:
+// sorting by u^(1/w) descending); zero weights go last, in random order.
+func weightedOrder(idx []int, units []unit) {
+	keys := make([]float64, len(units))
+	for i := range units {
+		u := rand.Float64()
+		if w := float64(units[i].w); w > 0 {
+			keys[i] = math.Pow(u, 1/w)
+		} else {
+			keys[i] = u - 2
+		}
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		switch {
+		case keys[a] > keys[b]:
+			return -1
+		case keys[a] < keys[b]:
+			return 1
+		}
+		return 0
+	})
+}
+
+// lookup returns the entry of a name from the cache, building it on a miss. Only
+// names that exist are kept, so unknown names cannot grow the cache.
+func (s *Server) lookup(qn string, n name) *entry {
+	if v, ok := s.cache.Load(qn); ok {
+		return v.(*entry)
+	}
+	e := s.build(qn, n)
+	if e == nil {
+		return nil
+	}
+	if s.cached.Add(1) > int64(s.cfg.MaxCacheEntries) {
+		s.clearCache()
+	}
+	if _, loaded := s.cache.LoadOrStore(qn, e); loaded {
+		s.cached.Add(-1)
+	}
+	// A change between the index read in build and the store above may have been
+	// checked by the watcher before the store: check once more.
+	if s.cfg.Catalog.TopicIndex(e.topic) != e.index {
+		if s.cache.CompareAndDelete(qn, e) {
+			s.cached.Add(-1)
+		}
+	}
+	return e
+}
+
+// clearCache forgets every entry.
+func (s *Server) clearCache() {
+	s.cache.Range(func(k, v any) bool {
+		if s.cache.CompareAndDelete(k, v) {
+			s.cached.Add(-1)
+		}
+		return true
+	})
+}
+
+// invalidate drops the entries whose topic moved since they were built.
+func (s *Server) invalidate() {
+	s.cache.Range(func(k, v any) bool {
+		e := v.(*entry)
+		if s.cfg.Catalog.TopicIndex(e.topic) != e.index {
+			if s.cache.CompareAndDelete(k, v) {
+				s.cached.Add(-1)
+			}
+		}
+		return true
+	})
+}

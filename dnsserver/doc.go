@@ -1,0 +1,38 @@
+// Package dnsserver is rumor's DNS interface: it answers Consul's DNS names
+// (web.service.consul, _web._tcp.service.consul, node1.node.consul, <hex>.addr.consul),
+// DNS-SD browsing over unicast DNS (_services._dns-sd._udp.consul) and reverse (PTR)
+// lookups from the local catalog, over UDP and TCP, with github.com/miekg/dns.
+// It never writes to the catalog and talks to no other rumor node: every answer comes
+// from this agent's memory. Names outside its domains are refused, or forwarded to the
+// configured recursors.
+//
+// Answers come from per-name snapshots (entries) built from the catalog on first use
+// and dropped when the catalog topic they were built from moves, so the hot path takes
+// no catalog lock: it reads a copy-on-write map and picks instances at random (or by
+// weight) from a precomputed slice of records.
+//
+// UDP is served by its own loop rather than miekg/dns's Server, which starts one
+// goroutine per packet with no bound: one reader per SO_REUSEPORT socket. While the
+// workers' queue is empty and a datagram is fresh (the kernel's receive timestamp,
+// SO_TIMESTAMPNS, says it waited under a millisecond in the socket), the reader
+// answers it itself. Otherwise it pushes it onto a bounded queue that a fixed set of
+// workers serve first in, first out while it is short and newest first beyond
+// Config.LIFOAbove (adaptive LIFO); a full queue drops its oldest packet, and a packet
+// older than Config.MaxQueueDelay behind such a backlog is dropped unanswered. Under
+// overload the queries that are answered stay fast and the rest are shed (and counted
+// in rumor_dns_shed_total) instead of every query getting slow. TCP is served by
+// miekg/dns's Server, one goroutine per connection, bounded by Config.MaxTCPConns.
+//
+// # Concurrency
+//
+// A Server is safe for concurrent use. Start starts its goroutines; Close stops them
+// and waits for them. The Catalog it is given must be safe for concurrent use; its
+// methods are called from the workers (on a cache miss) and from one watcher
+// goroutine.
+//
+// # Testing
+//
+// Tests run a Server on 127.0.0.1:0 against a real catalog and query it with
+// miekg/dns's client and with dig (dig_test.go); FuzzHandle feeds the query handler
+// arbitrary packets.
+package dnsserver

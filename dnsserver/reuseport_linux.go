@@ -1,0 +1,55 @@
+package dnsserver
+
+import (
+	"encoding/binary"
+	"syscall"
+	"time"
+)
+
+// soReusePort is Linux's SO_REUSEPORT (asm-generic/socket.h), which package syscall
+// does not name; golang.org/x/sys is not an import of this package (layering_test.go).
+const soReusePort = 0xf
+
+// reusePort sets SO_REUSEPORT, so several sockets share the port and the kernel
+// spreads packets among them by a hash of the sender, and SO_TIMESTAMPNS, so each
+// datagram carries the time the kernel received it (its wait in the socket's queue
+// counts in its age).
+func reusePort(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soReusePort, 1)
+		if serr == nil {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1) // best effort
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// reusePortWorks reports whether several UDP sockets can share a port here.
+const reusePortWorks = true
+
+// oobSize is room for one SCM_TIMESTAMPNS control message.
+const oobSize = 64
+
+// arrival reads the kernel's receive time from a datagram's control messages, or
+// returns now.
+func arrival(oob []byte, now time.Time) time.Time {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return now
+	}
+	for _, m := range msgs {
+		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			if t := time.Unix(sec, nsec); t.Before(now) {
+				return t
+			}
+			return now
+		}
+	}
+	return now
+}

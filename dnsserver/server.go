@@ -1,0 +1,406 @@
+package dnsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/rumor-sd/rumor/catalog"
+)
+
+// Server is a DNS server answering from a Catalog. Create it with New, start it with
+// Start, stop it with Close.
+type Server struct {
+	cfg     Config
+	serial  uint32
+	soas    map[string]dns.RR // by zone
+	metrics *metrics
+
+	cache  sync.Map // lower-case name → *entry
+	cached atomic.Int64
+	rtts   atomic.Pointer[map[string]time.Duration] // OrderNear's estimates; nil when off or unknown
+	names  atomic.Pointer[names]                    // service names by lower case
+
+	udp  []*net.UDPConn
+	tcp  net.Listener
+	tcpS *dns.Server
+	addr netip.AddrPort
+
+	q        queue
+	forwards chan struct{} // semaphore of forwarded queries
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New checks cfg and returns a server, not yet listening.
+func New(cfg Config) (*Server, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: c, serial: uint32(time.Now().Unix()), forwards: make(chan struct{}, c.MaxForwards)}
+	s.soas = map[string]dns.RR{c.Domain: s.soa(c.Domain)}
+	if c.AltDomain != "" {
+		s.soas[c.AltDomain] = s.soa(c.AltDomain)
+	}
+	if s.metrics, err = newMetrics(c.Registerer); err != nil {
+		return nil, err
+	}
+	s.q.init(c.MaxQueue, c.LIFOAbove)
+	return s, nil
+}
+
+// Start listens on Config.Addr, UDP and TCP, and serves until Close.
+func (s *Server) Start(ctx context.Context) error {
+	_, port, _ := net.SplitHostPort(s.cfg.Addr)
+	var ln net.Listener
+	var err error
+	// With port 0 the kernel picks a free UDP port, whose TCP twin may be taken:
+	// try again with another.
+	for attempt := 0; ; attempt++ {
+		ln, err = s.listen(ctx)
+		if err == nil || port != "0" || attempt == 20 || !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	s.tcp = &limitListener{Listener: ln, sem: make(chan struct{}, s.cfg.MaxTCPConns), refused: s.metrics.tcpRefused}
+	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, c := range s.udp {
+		s.wg.Go(func() { s.readUDP(c) })
+	}
+	for range s.cfg.Workers {
+		s.wg.Go(s.work)
+	}
+	started := make(chan struct{})
+	s.tcpS = &dns.Server{Listener: s.tcp, Net: "tcp", Handler: dns.HandlerFunc(s.serveTCP),
+		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, MaxTCPQueries: -1, IdleTimeout: func() time.Duration { return 8 * time.Second },
+		NotifyStartedFunc: func() { close(started) }}
+	s.wg.Go(func() {
+		if err := s.tcpS.ActivateAndServe(); err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Error("dns tcp server stopped", "err", err)
+		}
+	})
+	s.wg.Go(func() { s.watch(ctx) })
+	if s.cfg.OrderNear { // read in the loop, not here: Start's caller may hold locks Near takes
+		s.wg.Go(func() { s.nearLoop(ctx) })
+	}
+	<-started
+	s.cfg.Logger.Info("dns server listening", "addr", s.addr.String(), "domain", s.cfg.Domain, "udp_sockets", len(s.udp))
+	return nil
+}
+
+// listen opens the UDP sockets and the TCP listener on one port.
+func (s *Server) listen(ctx context.Context) (net.Listener, error) {
+	s.udp = nil
+	lc := net.ListenConfig{Control: reusePort}
+	pc, err := lc.ListenPacket(ctx, "udp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("dnsserver: listen udp %s: %w", s.cfg.Addr, err)
+	}
+	first := pc.(*net.UDPConn)
+	s.udp = append(s.udp, first)
+	s.addr = first.LocalAddr().(*net.UDPAddr).AddrPort()
+	bound := s.addr.String()
+	readers := s.cfg.UDPReaders
+	if !reusePortWorks {
+		readers = 1
+	}
+	for i := 1; i < readers; i++ {
+		pc, err := lc.ListenPacket(ctx, "udp", bound)
+		if err != nil {
+			s.closeSockets()
+			return nil, fmt.Errorf("dnsserver: listen udp %s (socket %d): %w", bound, i+1, err)
+		}
+		s.udp = append(s.udp, pc.(*net.UDPConn))
+	}
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", bound)
+	if err != nil {
+		s.closeSockets()
+		return nil, fmt.Errorf("dnsserver: listen tcp %s: %w", bound, err)
+	}
+	return ln, nil
+}
+
+// Addr returns the address the server listens on (UDP and TCP); invalid before Start.
+func (s *Server) Addr() netip.AddrPort { return s.addr }
+
+// Answered counts the queries answered since New (UDP and TCP, any rcode).
+func (s *Server) Answered() uint64 { return s.metrics.answered.Load() }
+
+// Close stops serving and waits for every goroutine Start started. It is idempotent.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.cancel == nil {
+			return
+		}
+		s.cancel()
+		s.closeSockets()
+		if s.tcpS != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := s.tcpS.ShutdownContext(ctx); err != nil {
+				s.closeErr = fmt.Errorf("dnsserver: stop tcp: %w", err)
+			}
+			cancel()
+		}
+		s.q.close()
+		s.wg.Wait()
+	})
+	return s.closeErr
+}
+
+func (s *Server) closeSockets() {
+	for _, c := range s.udp {
+		_ = c.Close()
+	}
+}
+
+// watch drops cached entries whenever the catalog changes.
+func (s *Server) watch(ctx context.Context) {
+	for {
+		_, ch := s.cfg.Catalog.Watch(catalog.TopicAll)
+		s.invalidate()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// refreshNear reads the round-trip estimates OrderNear sorts by.
+func (s *Server) refreshNear() {
+	rtts, ok := s.cfg.Near.RTTsFrom(s.cfg.NodeName)
+	if !ok {
+		s.rtts.Store(nil)
+		return
+	}
+	s.rtts.Store(&rtts)
+}
+
+// nearLoop refreshes the estimates every NearRefresh until ctx ends.
+func (s *Server) nearLoop(ctx context.Context) {
+	s.refreshNear()
+	t := time.NewTicker(s.cfg.NearRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.refreshNear()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// A packet is one UDP query waiting for a worker.
+type packet struct {
+	buf  *[]byte
+	n    int
+	from netip.AddrPort
+	conn *net.UDPConn
+	at   time.Time
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, dns.MaxMsgSize); return &b }}
+
+// inlineBelow is how old (since the kernel received it) a datagram may be for its
+// reader to answer it at once: older ones mean a queue is building in the socket, and
+// go to the workers' queue so the reader can drain the socket.
+const inlineBelow = time.Millisecond
+
+// readUDP reads one socket until it closes. While the workers' queue is empty and
+// datagrams are fresh, it answers them itself (no hand-off, no wake-up); otherwise it
+// queues them for the workers, newest first under overload.
+func (s *Server) readUDP(c *net.UDPConn) {
+	_ = c.SetReadBuffer(4 << 20) // room for bursts; capped by net.core.rmem_max
+	oob := make([]byte, oobSize)
+	out := make([]byte, 0, dns.MaxMsgSize)
+	for {
+		bp := bufPool.Get().(*[]byte)
+		n, oobn, _, from, err := c.ReadMsgUDPAddrPort(*bp, oob)
+		if err != nil {
+			bufPool.Put(bp)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.cfg.Logger.Debug("dns udp read", "err", err)
+			continue
+		}
+		now := time.Now()
+		p := packet{buf: bp, n: n, from: from, conn: c, at: arrival(oob[:oobn], now)}
+		age, idle := now.Sub(p.at), s.q.empty()
+		if age < inlineBelow && idle {
+			out = s.serveUDP(p, out)
+			bufPool.Put(bp)
+			continue
+		}
+		if age > s.cfg.MaxQueueDelay && !idle && s.q.backlogged() { // stale in the socket, behind a backlog: shed at once
+			bufPool.Put(bp)
+			s.metrics.shed.WithLabelValues("too_old").Inc()
+			continue
+		}
+		if old, dropped := s.q.push(p); dropped {
+			bufPool.Put(old.buf)
+			s.metrics.shed.WithLabelValues("queue_full").Inc()
+		}
+	}
+}
+
+// work answers queued UDP queries, newest first, until the queue closes.
+func (s *Server) work() {
+	out := make([]byte, 0, dns.MaxMsgSize)
+	for {
+		p, backlog, ok := s.q.pop()
+		if !ok {
+			return
+		}
+		// Stale and behind a backlog: overload, not a scheduling hiccup.
+		if backlog && time.Since(p.at) > s.cfg.MaxQueueDelay {
+			bufPool.Put(p.buf)
+			s.metrics.shed.WithLabelValues("too_old").Inc()
+			continue
+		}
+		out = s.serveUDP(p, out)
+		bufPool.Put(p.buf)
+	}
+}
+
+// serveUDP answers one packet; out is a reusable buffer.
+func (s *Server) serveUDP(p packet, out []byte) []byte {
+	req := new(dns.Msg)
+	data := (*p.buf)[:p.n]
+	if err := req.Unpack(data); err != nil {
+		m := formErr(data)
+		if m == nil {
+			s.metrics.observe(0, -1, p.at)
+			return out
+		}
+		if b, err := m.PackBuffer(out[:cap(out)]); err == nil {
+			_, _ = p.conn.WriteToUDPAddrPort(b, p.from)
+		}
+		s.metrics.observe(0, dns.RcodeFormatError, p.at)
+		return out
+	}
+	r, act := s.handle(req, false)
+	switch act {
+	case actDrop:
+		s.metrics.observe(0, -1, p.at)
+		return out
+	case actForward:
+		s.forward(req, r.m, func(r *dns.Msg) {
+			b, err := r.Pack()
+			if err == nil {
+				_, _ = p.conn.WriteToUDPAddrPort(b, p.from)
+			}
+			s.metrics.observe(req.Question[0].Qtype, r.Rcode, p.at)
+		})
+		return out
+	}
+	b, err := s.pack(r, out[:cap(out)])
+	if err != nil {
+		s.cfg.Logger.Warn("dns pack", "err", err)
+		return out
+	}
+	if _, err := p.conn.WriteToUDPAddrPort(b, p.from); err != nil {
+		s.cfg.Logger.Debug("dns udp write", "err", err)
+	}
+	s.metrics.observe(qtypeOf(req), r.m.Rcode, p.at)
+	return b[:0]
+}
+
+// serveTCP answers one query of a TCP connection.
+func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
+	at := time.Now()
+	rep, act := s.handle(req, true)
+	switch act {
+	case actDrop:
+		s.metrics.observe(0, -1, at)
+		return
+	case actForward:
+		done := make(chan struct{})
+		s.forward(req, rep.m, func(r *dns.Msg) {
+			_ = w.WriteMsg(r)
+			s.metrics.observe(qtypeOf(req), r.Rcode, at)
+			close(done)
+		})
+		<-done
+		return
+	}
+	bp := bufPool.Get().(*[]byte)
+	wire, err := s.pack(rep, *bp)
+	if err == nil {
+		_, err = w.Write(wire)
+	}
+	bufPool.Put(bp)
+	if err != nil {
+		s.cfg.Logger.Debug("dns tcp answer", "err", err)
+	}
+	s.metrics.observe(qtypeOf(req), rep.m.Rcode, at)
+}
+
+func qtypeOf(m *dns.Msg) uint16 {
+	if len(m.Question) == 0 {
+		return 0
+	}
+	return m.Question[0].Qtype
+}
+
+// formErr returns the FORMERR answer (RFC 1035 §4.1.1) to a packet that does not
+// parse, or nil when not even its header is there, or it is a response: those are
+// dropped.
+func formErr(data []byte) *dns.Msg {
+	if len(data) < 12 || data[2]&0x80 != 0 {
+		return nil
+	}
+	m := &dns.Msg{MsgHdr: dns.MsgHdr{Id: uint16(data[0])<<8 | uint16(data[1]), Response: true,
+		Opcode: int(data[2]>>3) & 0xf, Rcode: dns.RcodeFormatError}}
+	return m
+}
+
+// limitListener closes TCP connections past a bound at once.
+type limitListener struct {
+	net.Listener
+	sem     chan struct{}
+	refused interface{ Inc() }
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.sem <- struct{}{}:
+			return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+		default:
+			_ = c.Close()
+			l.refused.Inc()
+		}
+	}
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	c.once.Do(c.release)
+	return c.Conn.Close()
+}

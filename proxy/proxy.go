@@ -1,0 +1,512 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/definition"
+)
+
+// Proxy runs the local listeners of a set of upstreams. Create it with New, give it
+// upstreams with Set, stop it with Close.
+type Proxy struct {
+	cfg Config
+	log *slog.Logger
+	m   *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	ups    map[string]*upstream // by upstreamKey
+	closed bool
+}
+
+// New returns a proxy with no upstreams.
+func New(cfg Config) (*Proxy, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Proxy{cfg: cfg, log: cfg.Logger, m: m, ctx: ctx, cancel: cancel, ups: make(map[string]*upstream)}, nil
+}
+
+// Set makes ups the proxy's upstreams: it opens the listeners of new ones, closes
+// those no longer listed (their open connections finish, bounded by DrainTimeout)
+// and leaves the others untouched. Every upstream is validated first; on an invalid
+// one, or two on the same address, nothing changes. A listener that cannot be opened
+// is reported and the others still apply.
+func (p *Proxy) Set(ups []Upstream) error {
+	if err := definition.ValidateUpstreams("upstreams", ups); err != nil {
+		return fmt.Errorf("proxy: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return errors.New("proxy: closed")
+	}
+	want := make(map[string]Upstream, len(ups))
+	for _, u := range ups {
+		want[upstreamKey(u)] = u
+	}
+	for addr, up := range p.ups {
+		if u, ok := want[addr]; !ok || u != up.def {
+			up.stop()
+			delete(p.ups, addr)
+		}
+	}
+	var errs []error
+	for addr, u := range want {
+		if p.ups[addr] != nil {
+			continue
+		}
+		up, err := p.start(u)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.ups[addr] = up
+	}
+	return errors.Join(errs...)
+}
+
+// upstreamKey names an upstream: its address, and its service for port 0 (tests),
+// where two upstreams get different ports.
+func upstreamKey(u Upstream) string {
+	if u.LocalBindPort == 0 {
+		return u.Addr() + " " + u.Service + ":" + u.Tag
+	}
+	return u.Addr()
+}
+
+// Close stops every listener, closes every connection and waits for every
+// goroutine. It is idempotent.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		for _, up := range p.ups {
+			up.stop()
+		}
+		p.cancel()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+	return nil
+}
+
+// InstanceStatus is one instance as an upstream sees it.
+type InstanceStatus struct {
+	Node         string
+	ServiceID    string
+	Address      string
+	Weight       int64
+	Active       int64     // open connections
+	Failures     int32     // consecutive connect failures
+	Ejections    int32     // times ejected
+	EjectedUntil time.Time `json:",omitzero"`
+	Draining     bool      `json:",omitempty"`
+}
+
+// UpstreamStatus is an upstream and its instances.
+type UpstreamStatus struct {
+	Upstream
+	Listen    string // the address actually listened on
+	Instances []InstanceStatus
+}
+
+// Upstreams returns the upstreams with their instances, sorted by listen address.
+func (p *Proxy) Upstreams() []UpstreamStatus {
+	p.mu.Lock()
+	ups := make([]*upstream, 0, len(p.ups))
+	for _, up := range p.ups {
+		ups = append(ups, up)
+	}
+	p.mu.Unlock()
+	out := make([]UpstreamStatus, 0, len(ups))
+	for _, up := range ups {
+		st := UpstreamStatus{Upstream: up.def, Listen: up.ln.Addr().String(), Instances: []InstanceStatus{}}
+		up.mu.Lock()
+		for b := range up.all {
+			is := InstanceStatus{Node: b.node, Address: b.addr, Weight: b.weight.Load(), Active: b.active.Load(),
+				Failures: b.fails.Load(), Ejections: b.ejections.Load(), Draining: b.draining.Load()}
+			is.ServiceID = b.key[len(b.node)+1:]
+			if u := b.ejectedUntil.Load(); u > time.Now().UnixNano() {
+				is.EjectedUntil = time.Unix(0, u)
+			}
+			st.Instances = append(st.Instances, is)
+		}
+		up.mu.Unlock()
+		slices.SortFunc(st.Instances, func(a, b InstanceStatus) int {
+			if a.Node != b.Node {
+				return cmpStr(a.Node, b.Node)
+			}
+			return cmpStr(a.ServiceID, b.ServiceID)
+		})
+		out = append(out, st)
+	}
+	slices.SortFunc(out, func(a, b UpstreamStatus) int { return cmpStr(a.Listen, b.Listen) })
+	return out
+}
+
+func cmpStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// upstream is one listener and its instances.
+type upstream struct {
+	p   *Proxy
+	def Upstream
+	ln  *net.TCPListener
+	cur atomicSet
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu   sync.Mutex
+	all  map[*backend]struct{} // live and draining instances
+	live map[string]*backend   // by key: the instances of the current set
+	// spare and eps are rebuild's scratch space, reused so a rebuild allocates
+	// little more than the new set.
+	spare map[string]*backend
+	eps   []catalog.Endpoint
+}
+
+func (p *Proxy) start(u Upstream) (*upstream, error) {
+	lc := net.ListenConfig{KeepAlive: -1} // keep-alive is set per connection
+	ln, err := lc.Listen(p.ctx, "tcp", u.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("proxy: upstream %s: listen on %s: %w", u.Service, u.Addr(), err)
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	up := &upstream{p: p, def: u, ln: ln.(*net.TCPListener), ctx: ctx, cancel: cancel,
+		all: make(map[*backend]struct{}), live: make(map[string]*backend)}
+	up.cur.Store(&set{})
+	up.rebuild() // before accepting, so the first connection finds the instances
+	p.wg.Go(up.watch)
+	p.wg.Go(up.accept)
+	p.log.Info("proxy upstream listening", "service", u.Service, "tag", u.Tag, "addr", up.ln.Addr().String())
+	return up, nil
+}
+
+// stop closes the listener; open connections drain for DrainTimeout, then close.
+func (up *upstream) stop() {
+	_ = up.ln.Close()
+	up.cancel()
+	up.mu.Lock()
+	for b := range up.all {
+		up.drainLocked(b)
+	}
+	up.mu.Unlock()
+}
+
+// watch rebuilds the set whenever the service's topic moves.
+func (up *upstream) watch() {
+	topic := catalog.ServiceTopic(up.def.Service)
+	for {
+		_, ch := up.p.cfg.Catalog.Watch(topic)
+		up.rebuild()
+		select {
+		case <-ch:
+		case <-up.ctx.Done():
+			return
+		}
+	}
+}
+
+// rebuild reads the service's endpoints and publishes a new set. Instances that stay
+// keep their counters; those that left drain.
+func (up *upstream) rebuild() {
+	start := time.Now()
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if up.ctx.Err() != nil {
+		return
+	}
+	eps := up.p.cfg.Catalog.Endpoints(up.eps[:0], up.def.Service, up.def.Tag)
+	up.eps = eps
+	var rtts map[string]time.Duration
+	if f := up.p.cfg.RTTs; f != nil {
+		rtts = f()
+	}
+	next := &set{live: make([]*backend, 0, len(eps))}
+	keep := up.spare
+	if keep == nil {
+		keep = make(map[string]*backend, len(eps))
+	}
+	for i := range eps {
+		ep := &eps[i]
+		var w int
+		switch ep.Status {
+		case catalog.StatusPassing:
+			w = ep.Weights.Passing
+		case catalog.StatusWarning:
+			w = ep.Weights.Warning
+		}
+		if w <= 0 || ep.Address == "" || ep.Port <= 0 {
+			continue
+		}
+		if f := up.p.cfg.Filter; f != nil && !f(ep) {
+			continue
+		}
+		b := up.byID(ep.Node, ep.ServiceID)
+		if b == nil || b.host != ep.Address || b.port != ep.Port {
+			b = up.newBackend(ep.Node+"/"+ep.ServiceID, ep.Node, ep.Address, ep.Port, start)
+		}
+		key := b.key
+		b.weight.Store(int64(w))
+		if d, ok := rtts[ep.Node]; ok {
+			b.rtt.Store(int64(max(d, 1)))
+		}
+		keep[key] = b
+		next.live = append(next.live, b)
+	}
+	for key, b := range up.live {
+		if keep[key] != b {
+			up.drainLocked(b)
+		}
+	}
+	up.live, up.spare = keep, up.live
+	clear(up.spare)
+	up.cur.Store(next)
+	up.p.m.rebuild.Observe(time.Since(start).Seconds())
+}
+
+// byID finds the current instance node/serviceID without building its key.
+func (up *upstream) byID(node, serviceID string) *backend {
+	if len(up.live) == 0 {
+		return nil
+	}
+	var buf [128]byte
+	k := append(append(append(buf[:0], node...), '/'), serviceID...)
+	return up.live[string(k)] // the compiler does not allocate for this conversion
+}
+
+func (up *upstream) newBackend(key, node, host string, port int, now time.Time) *backend {
+	b := &backend{key: key, node: node, host: host, port: port, addr: net.JoinHostPort(host, strconv.Itoa(port)),
+		added: now, conns: make(map[*net.TCPConn]struct{})}
+	m, service := up.p.m, up.def.Service
+	b.mk = func() backendMetrics { return m.forInstance(service, key) }
+	up.all[b] = struct{}{}
+	return b
+}
+
+// drainLocked takes b out of rotation at once and closes its connections after
+// DrainTimeout (or at Close).
+func (up *upstream) drainLocked(b *backend) {
+	if b.draining.Swap(true) {
+		return
+	}
+	p := up.p
+	p.wg.Go(func() {
+		t := time.NewTimer(p.cfg.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-p.ctx.Done():
+		}
+		b.closeAll()
+		up.mu.Lock()
+		delete(up.all, b)
+		up.mu.Unlock()
+	})
+}
+
+func (up *upstream) accept() {
+	var delay time.Duration
+	for {
+		c, err := up.ln.AcceptTCP()
+		if err != nil {
+			if up.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off and keep serving.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			up.p.log.Error("proxy: accept failed; retrying", "service", up.def.Service, "in", delay, "error", err)
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-up.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		delay = 0
+		up.p.wg.Go(func() { up.serve(c) })
+	}
+}
+
+// serve forwards one client connection to an instance, trying up to Attempts
+// instances when connects fail.
+func (up *upstream) serve(c *net.TCPConn) {
+	p := up.p
+	defer c.Close()
+	setKeepAlive(c, p.cfg.KeepAlive)
+	d := net.Dialer{Timeout: p.cfg.ConnectTimeout, KeepAlive: -1}
+	var tried []*backend
+	for range p.cfg.Attempts {
+		now := time.Now()
+		b := up.cur.Load().pick(now, p.cfg.SlowStart, tried)
+		if b == nil {
+			break
+		}
+		b.active.Add(1)
+		conn, err := d.DialContext(up.ctx, "tcp", b.addr)
+		if err != nil {
+			b.active.Add(-1)
+			up.failed(b, err)
+			tried = append(tried, b)
+			continue
+		}
+		b.fails.Store(0)
+		if r := p.cfg.Reporter; r != nil {
+			r.Report(b.addr, true)
+		}
+		bc := conn.(*net.TCPConn)
+		setKeepAlive(bc, p.cfg.KeepAlive)
+		up.pipe(c, bc, b)
+		b.active.Add(-1)
+		return
+	}
+	p.m.noBackend.WithLabelValues(up.def.Service).Inc()
+}
+
+// failed counts a connect failure and ejects b after EjectAfter in a row, unless
+// half of the set is already out.
+func (up *upstream) failed(b *backend, err error) {
+	p := up.p
+	m := b.metrics()
+	m.fails.Inc()
+	if r := p.cfg.Reporter; r != nil {
+		// A refused connect reached the host: the instance is down, not cut off.
+		r.Report(b.addr, errors.Is(err, syscall.ECONNREFUSED))
+	}
+	if int(b.fails.Add(1)) < p.cfg.EjectAfter {
+		return
+	}
+	now := time.Now()
+	s := up.cur.Load()
+	out := 0
+	for _, o := range s.live {
+		if o.ejectedUntil.Load() > now.UnixNano() {
+			out++
+		}
+	}
+	if (out+1)*2 > len(s.live) || b.ejectedUntil.Load() > now.UnixNano() {
+		return // the panic threshold: keep at least half in rotation
+	}
+	n := b.ejections.Add(1)
+	b.ejectedUntil.Store(now.Add(time.Duration(n) * p.cfg.BaseEjection).UnixNano())
+	b.fails.Store(0)
+	m.ejections.Inc()
+	p.log.Warn("proxy: instance ejected", "service", up.def.Service, "instance", b.key, "addr", b.addr,
+		"for", time.Duration(n)*p.cfg.BaseEjection, "error", err)
+}
+
+// pipe copies both ways until both sides are done, forwarding half-closes.
+func (up *upstream) pipe(c, bc *net.TCPConn, b *backend) {
+	if !b.track(bc) {
+		_ = bc.Close()
+		return
+	}
+	m := b.metrics()
+	m.conns.Inc()
+	m.active.Inc()
+	done := make(chan struct{})
+	var up1 int64
+	go func() { // owned by pipe, which waits on done
+		defer close(done)
+		n, err := copyAdaptive(bc, c)
+		up1 = n
+		if err != nil {
+			_ = c.Close()
+			_ = bc.Close()
+			return
+		}
+		_ = bc.CloseWrite()
+	}()
+	n, err := copyAdaptive(c, bc)
+	if err != nil {
+		_ = c.Close()
+		_ = bc.Close()
+	} else {
+		_ = c.CloseWrite()
+	}
+	<-done
+	_ = bc.Close()
+	b.untrack(bc)
+	m.active.Dec()
+	m.bytesUp.Add(float64(up1))
+	m.bytesDown.Add(float64(n))
+}
+
+// setKeepAlive turns TCP keep-alive on with the first probe after period of
+// silence; the interval and count stay the kernel's (two system calls per
+// connection rather than four).
+func setKeepAlive(c *net.TCPConn, period time.Duration) {
+	if period > 0 {
+		_ = c.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: period, Interval: -1, Count: -1})
+	}
+}
+
+// bufPool holds the copy buffers of copyAdaptive.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBuf); return &b }}
+
+const copyBuf = 16 << 10
+
+// copyAdaptive copies src to dst until EOF. Short exchanges (most connections) go
+// through a pooled buffer, one read and one write each; once a read fills the
+// buffer the stream is bulk, and the rest goes through io.Copy, which splices
+// between two *net.TCPConn on Linux (no copy through user space, but two splice
+// calls and a pipe per transfer, which costs more than it saves on small ones).
+func copyAdaptive(dst, src *net.TCPConn) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	buf := *bp
+	var total int64
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			w, werr := dst.Write(buf[:n])
+			total += int64(w)
+			if werr != nil {
+				bufPool.Put(bp)
+				return total, werr
+			}
+		}
+		if err != nil {
+			bufPool.Put(bp)
+			if errors.Is(err, io.EOF) {
+				return total, nil
+			}
+			return total, err
+		}
+		if n == len(buf) {
+			bufPool.Put(bp)
+			m, err := io.Copy(dst, src)
+			return total + m, err
+		}
+	}
+}
