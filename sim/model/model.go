@@ -366,19 +366,29 @@ func (m *model) register(origin int32) {
 	m.eager(origin, r.rumor, true)
 }
 
-// eager sends a new record straight to members, if the eager path is on.
+// eager sends a new record straight to members, if the eager path is on: from the
+// origin to everyone in a small pool, else to a fan-out of random members, who
+// forward it the same way the first time they get it.
 func (m *model) eager(from, rid int32, origin bool) {
 	n := m.live
 	var targets []int32
 	switch {
-	case m.p.EagerAllBelow > 0 && n <= m.p.EagerAllBelow && origin:
+	case origin && m.p.EagerAllBelow > 0 && n <= m.p.EagerAllBelow:
 		targets = m.liveNodes()
-	case m.p.EagerFanout > 0 && (origin || m.p.EagerForward && n > m.p.EagerAllBelow):
-		for range m.p.EagerFanout {
+	case (origin || m.p.EagerForward) && (m.p.EagerFanout > 0 || m.p.EagerForward):
+		k := m.p.EagerFanout
+		if k == 0 {
+			k = int(math.Ceil(math.Log(float64(max(n, 2))))) + 2
+		}
+		for range k {
 			targets = append(targets, int32(m.rng.IntN(len(m.nodes))))
 		}
 	default:
 		return
+	}
+	forward := int32(1) // how == 1: a forwarding hop follows
+	if origin && m.p.EagerAllBelow > 0 && n <= m.p.EagerAllBelow {
+		forward = 3 // direct: receivers do not forward
 	}
 	for _, t := range targets {
 		if t == from {
@@ -386,7 +396,7 @@ func (m *model) eager(from, rid int32, origin bool) {
 		}
 		m.bytes += float64(m.p.RecordBytes + m.p.PacketOverhead)
 		if d, ok := m.path(from, t); ok {
-			m.schedule(event{at: m.now + int64(m.p.EagerDelay) + d, kind: evLearn, node: t, a: rid, b: 1})
+			m.schedule(event{at: m.now + int64(m.p.EagerDelay) + d, kind: evLearn, node: t, a: rid, b: forward})
 		}
 	}
 }
@@ -545,7 +555,8 @@ func (m *model) deliver(to int32, pkt int32, _ int32) {
 	m.free = append(m.free, pkt)
 }
 
-// receive handles one message at a node. how: 0 gossip, 1 eager, 2 anti-entropy.
+// receive handles one message at a node. how: 0 gossip, 1 eager (forward it),
+// 2 anti-entropy, 3 eager direct (do not forward).
 func (m *model) receive(n int32, rid int32, how int32) {
 	if !m.nodes[n].alive {
 		return
@@ -558,11 +569,12 @@ func (m *model) receive(n int32, rid int32, how int32) {
 			return
 		}
 		rec.known[n] = m.now + 1
-		if n != rec.origin {
+		switch {
+		case n == rec.origin:
+		case how == 1 && m.p.EagerForward:
+			m.eager(n, rid, false) // forwarded instead of queued for piggyback
+		default:
 			m.enqueue(n, rid)
-			if how == 1 {
-				m.eager(n, rid, false)
-			}
 		}
 	case rSuspect:
 		v := m.vicOf[r.subject]

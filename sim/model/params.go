@@ -28,9 +28,12 @@ type Params struct {
 	// as memberlist scales it.
 	PushPullInterval time.Duration // 10s
 
-	// Eager path (gossip's fastpath, when it lands): a new record goes at once to
-	// every member when N ≤ EagerAllBelow, else to EagerFanout random members, who
-	// forward it once more if EagerForward; each hop takes EagerDelay. Zero: off.
+	// Eager path (gossip's EagerConfig): a new record goes at once to every member
+	// when N ≤ EagerAllBelow (64), else to EagerFanout random members (0: ⌈ln N⌉ + 2),
+	// and with EagerForward each node that first gets it that way passes it on to as
+	// many instead of queueing it for piggyback; each hop takes EagerDelay beyond the
+	// link's delay (0: the first change after a quiet spell is not delayed).
+	// EagerAllBelow = 0 and EagerFanout = 0 with EagerForward false: off.
 	EagerAllBelow int
 	EagerFanout   int
 	EagerForward  bool
@@ -60,12 +63,13 @@ type Params struct {
 	MemBase      int // 350000
 }
 
-// DefaultParams returns rumor's LAN parameters, eager path off.
+// DefaultParams returns rumor's LAN parameters, with gossip's eager path.
 func DefaultParams() Params {
 	return Params{
 		ProbeInterval: time.Second, IndirectChecks: 3, SuspicionMult: 4, SuspicionMaxTimeoutMult: 6,
 		GossipInterval: 200 * time.Millisecond, GossipNodes: 3, RetransmitMult: 4, RecordRetransmitMult: 2,
 		PacketBytes: 1400, PushPullInterval: 10 * time.Second,
+		EagerAllBelow: 64, EagerForward: true,
 		RecordBytes: 48, MemberMsgBytes: 50, PacketOverhead: 30, PingBytes: 70, AckBytes: 140,
 		NodeStateBytes: 70, SummaryBytes: 2100, PushPullHeader: 60, StreamRecordMul: 2,
 		MemPerMember: 500, MemPerRecord: 700, MemBase: 350000,
