@@ -345,18 +345,7 @@ func runLoopback(ctx context.Context, bin string, extra []string, n, trials int,
 	}
 	flags := localFlags(ctx, bin)
 	var procs []*localProc
-	defer func() {
-		for _, p := range procs {
-			if err != nil && p.exited() {
-				out := p.output()
-				if len(out) > 2000 {
-					out = out[len(out)-2000:]
-				}
-				logf("agent %s exited; its last output:\n%s", p.name, out)
-			}
-			p.stop()
-		}
-	}()
+	defer func() { stopLocal(procs, err != nil, "agent", logf) }()
 	var clients []*client
 	for i := range n {
 		name := fmt.Sprintf("lo%d", i+1)
@@ -424,18 +413,7 @@ func runConsulLoopback(ctx context.Context, bin string, n, trials int, progress 
 		return res, err
 	}
 	var procs []*localProc
-	defer func() {
-		for _, p := range procs {
-			if err != nil && p.exited() {
-				out := p.output()
-				if len(out) > 2000 {
-					out = out[len(out)-2000:]
-				}
-				logf("consul %s exited; its last output:\n%s", p.name, out)
-			}
-			p.stop()
-		}
-	}()
+	defer func() { stopLocal(procs, err != nil, "consul", logf) }()
 	var clients []*client
 	for i := range n {
 		name := fmt.Sprintf("consul%d", i+1)
@@ -601,4 +579,19 @@ func propagationMain(ctx context.Context, stdout, stderr io.Writer, r propRun) e
 		return enc.Encode(results)
 	}
 	return writePropTable(stdout, results)
+}
+
+// stopLocal stops the processes of a loopback run; when the run failed, it logs the
+// last output of each one (a what) that had exited on its own.
+func stopLocal(procs []*localProc, failed bool, what string, logf func(string, ...any)) {
+	for _, p := range procs {
+		if failed && p.exited() {
+			out := p.output()
+			if len(out) > 2000 {
+				out = out[len(out)-2000:]
+			}
+			logf("%s %s exited; its last output:\n%s", what, p.name, out)
+		}
+		p.stop()
+	}
 }
