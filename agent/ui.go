@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/agent/localstate"
+	"github.com/rumor-sd/rumor/reachability"
 	"github.com/rumor-sd/rumor/ui"
 )
 
@@ -32,7 +33,7 @@ func (a *Agent) newUI() (webUI, error) {
 	if a.cfg.DisableUI {
 		return nil, nil
 	}
-	cfg := ui.Config{Catalog: a.cat, Agent: uiAgent{a, a.cfg.Clock.Now()}, Token: a.cfg.HTTPToken,
+	cfg := ui.Config{Catalog: a.cat, Agent: uiAgent{a, a.cfg.Clock.Now(), a.reach}, Token: a.cfg.HTTPToken,
 		TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "ui"), Now: a.cfg.Clock.Now}
 	if a.dns != nil && a.dnsStarted { // Start starts DNS before the UI: its port is known
 		cfg.DNSAddr, cfg.DNSDomain = a.dns.Addr().String(), a.cfg.DNS.Domain
@@ -48,6 +49,7 @@ func (a *Agent) newUI() (webUI, error) {
 type uiAgent struct {
 	a       *Agent
 	started time.Time
+	reach   *reachability.Tracker // nil if none; newUI runs after Start created it
 }
 
 var _ ui.Agent = uiAgent{}
@@ -90,6 +92,32 @@ func (x uiAgent) LocalSources() map[string]string {
 			out[id] = ui.SourceAPI
 		default:
 			out[id] = string(src)
+		}
+	}
+	return out
+}
+
+func (x uiAgent) Unreachable() []ui.Unreachable {
+	if x.reach == nil {
+		return nil
+	}
+	es := x.reach.Unreachable()
+	out := make([]ui.Unreachable, len(es))
+	for i, e := range es {
+		out[i] = ui.Unreachable{Addr: e.Addr, Since: e.Since, Checked: e.Checked, Source: e.Source}
+	}
+	return out
+}
+
+func (x uiAgent) Upstreams() []ui.Upstream {
+	ups := x.a.Upstreams()
+	out := make([]ui.Upstream, len(ups))
+	for i, u := range ups {
+		out[i] = ui.Upstream{Service: u.Service, Tag: u.Tag, Listen: u.Listen, Instances: make([]ui.UpstreamInstance, len(u.Instances))}
+		for j, in := range u.Instances {
+			out[i].Instances[j] = ui.UpstreamInstance{Node: in.Node, ServiceID: in.ServiceID, Address: in.Address,
+				Weight: in.Weight, Active: in.Active, Failures: in.Failures, Ejections: in.Ejections,
+				EjectedUntil: in.EjectedUntil, Draining: in.Draining}
 		}
 	}
 	return out

@@ -45,6 +45,42 @@ type Agent interface {
 	// LocalSources says who registered each service of this node, by service ID:
 	// "file" (a config file) or "api".
 	LocalSources() map[string]string
+	// Unreachable lists the instance addresses this host cannot reach, as its
+	// reachability tracker knows them (from the local proxy's connects and probes),
+	// sorted by address.
+	Unreachable() []Unreachable
+	// Upstreams lists the local proxy's upstreams and their instances, sorted by
+	// listen address; none when the agent runs no proxy.
+	Upstreams() []Upstream
+}
+
+// Unreachable is one instance address this host cannot reach.
+type Unreachable struct {
+	Addr    string    // host:port
+	Since   time.Time // when it became unreachable (or was first seen so)
+	Checked time.Time // the last result
+	Source  string    // where that came from: "proxy" or "probe"
+}
+
+// Upstream is one listener of the local proxy.
+type Upstream struct {
+	Service   string
+	Tag       string // only instances with this tag; "" for all
+	Listen    string // host:port listened on
+	Instances []UpstreamInstance
+}
+
+// UpstreamInstance is one instance an upstream forwards to.
+type UpstreamInstance struct {
+	Node         string
+	ServiceID    string
+	Address      string // host:port
+	Weight       int64
+	Active       int64     // open connections
+	Failures     int32     // consecutive connect failures
+	Ejections    int32     // times ejected
+	EjectedUntil time.Time // zero unless ejected now
+	Draining     bool
 }
 
 // Self describes the local node.

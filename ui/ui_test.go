@@ -27,6 +27,8 @@ type fakeAgent struct {
 	members  []ui.Member
 	requests uint64
 	dns      uint64 // DNS queries answered
+	unreach  []ui.Unreachable
+	ups      []ui.Upstream
 }
 
 func (f *fakeAgent) Self() ui.Self {
@@ -43,6 +45,18 @@ func (f *fakeAgent) Counters() ui.Counters {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return ui.Counters{HTTPRequests: f.requests, DNSQueries: f.dns}
+}
+
+func (f *fakeAgent) Unreachable() []ui.Unreachable {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]ui.Unreachable(nil), f.unreach...)
+}
+
+func (f *fakeAgent) Upstreams() []ui.Upstream {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]ui.Upstream(nil), f.ups...)
 }
 
 func (f *fakeAgent) LocalSources() map[string]string {
@@ -543,4 +557,92 @@ func TestEventsAndSince(t *testing.T) {
 		}
 	}
 	t.Errorf("the warning check's since moved when only its output changed (was %s)", at)
+}
+
+// TestFailingShowsUnreachable: the landing page lists the addresses this host
+// cannot reach, for how long, naming the proxy's instance at an address it forwards
+// to; with none, it says all is well.
+func TestFailingShowsUnreachable(t *testing.T) {
+	f := newFixture(t, 2, ui.Config{})
+	doc := f.waitFor(t, "/ui/", "loaded", func(d *html.Node) bool { return strings.Contains(text(d), "all passing") })
+	if got := rows(doc, "unreachable"); len(got) != 0 {
+		t.Fatalf("unreachable rows with none: %q", got)
+	}
+	now := f.clk.Now()
+	f.ag.mu.Lock()
+	f.ag.unreach = []ui.Unreachable{
+		{Addr: "10.0.0.1:8080", Since: now.Add(-90 * time.Second), Checked: now.Add(-time.Second), Source: "proxy"},
+		{Addr: "10.9.9.9:80", Since: now.Add(-time.Hour), Checked: now, Source: "probe"},
+	}
+	f.ag.ups = []ui.Upstream{{Service: "web", Listen: "127.0.0.1:9191", Instances: []ui.UpstreamInstance{
+		{Node: "n000", ServiceID: "web-0", Address: "10.0.0.0:8080", Weight: 1},
+		{Node: "n001", ServiceID: "web-1", Address: "10.0.0.1:8080", Failures: 3, Ejections: 1, EjectedUntil: now.Add(time.Minute)},
+	}}}
+	f.ag.mu.Unlock()
+	resp, doc := f.get(t, "/ui/")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got := rows(doc, "unreachable"); len(got) != 2 || got[0] != "10.0.0.1:8080" || got[1] != "10.9.9.9:80" {
+		t.Fatalf("unreachable rows = %q, want 10.0.0.1:8080 and 10.9.9.9:80", got)
+	}
+	row := find(doc, withAttr("data-unreachable", "10.0.0.1:8080"))[0]
+	if txt := text(row); !strings.Contains(txt, "web web-1 on n001") || !strings.Contains(txt, "proxy") {
+		t.Errorf("the proxied address's row = %q: want its instance web-1 on n001 and source proxy", txt)
+	}
+	if links := find(row, withAttr("href", "/ui/nodes/n001")); len(links) != 1 {
+		t.Errorf("the row does not link node n001: %q", text(row))
+	}
+	var since string
+	for _, tm := range find(row, func(n *html.Node) bool { return n.Data == "time" }) {
+		since = attr(tm, "datetime")
+		break
+	}
+	if want := now.Add(-90 * time.Second).UTC().Format(time.RFC3339); !strings.HasPrefix(since, want[:19]) {
+		t.Errorf("the row's first time is %q, want the since %s", since, want)
+	}
+	probed := find(doc, withAttr("data-unreachable", "10.9.9.9:80"))[0]
+	if txt := text(probed); !strings.Contains(txt, "probed") || !strings.Contains(txt, "probe") {
+		t.Errorf("the probed address's row = %q", txt)
+	}
+	if txt := text(doc); !strings.Contains(txt, "2 unreachable from here") || strings.Contains(txt, "all passing") {
+		t.Errorf("the summary does not count the unreachable addresses: %q", txt)
+	}
+}
+
+// TestAgentShowsUpstreams: the agent page lists the proxy's upstreams with their
+// instances counted by state.
+func TestAgentShowsUpstreams(t *testing.T) {
+	f := newFixture(t, 1, ui.Config{})
+	_, doc := f.get(t, "/ui/agent")
+	if got := rows(doc, "upstream"); len(got) != 0 || !strings.Contains(text(doc), "no upstreams") {
+		t.Fatalf("upstream rows with none: %q", got)
+	}
+	now := f.clk.Now()
+	f.ag.mu.Lock()
+	f.ag.ups = []ui.Upstream{
+		{Service: "db", Tag: "primary", Listen: "127.0.0.1:5433", Instances: []ui.UpstreamInstance{}},
+		{Service: "web", Listen: "127.0.0.1:9191", Instances: []ui.UpstreamInstance{
+			{Node: "n000", ServiceID: "web-0", Address: "10.0.0.0:8080", Active: 2, Ejections: 1},
+			{Node: "n001", ServiceID: "web-1", Address: "10.0.0.1:8080", Ejections: 2, EjectedUntil: now.Add(time.Minute)},
+			{Node: "n002", ServiceID: "web-2", Address: "10.0.0.2:8080", Active: 1, Draining: true},
+			{Node: "n003", ServiceID: "web-3", Address: "10.0.0.3:8080", EjectedUntil: now.Add(-time.Second)}, // over
+		}},
+	}
+	f.ag.mu.Unlock()
+	_, doc = f.get(t, "/ui/agent")
+	if got := rows(doc, "upstream"); len(got) != 2 || got[0] != "127.0.0.1:5433" || got[1] != "127.0.0.1:9191" {
+		t.Fatalf("upstream rows = %q", got)
+	}
+	var cells []string
+	for _, td := range find(find(doc, withAttr("data-upstream", "127.0.0.1:9191"))[0], func(n *html.Node) bool { return n.Data == "td" }) {
+		cells = append(cells, text(td))
+	}
+	want := []string{"127.0.0.1:9191", "web", "4", "2", "1", "1", "3", "3"}
+	if strings.Join(cells, "|") != strings.Join(want, "|") {
+		t.Errorf("web's row = %q, want %q (listen, service, instances, in rotation, ejected, draining, connections, ejections)", cells, want)
+	}
+	if txt := text(find(doc, withAttr("data-upstream", "127.0.0.1:5433"))[0]); !strings.Contains(txt, "db tag primary") {
+		t.Errorf("db's row = %q: want its tag", txt)
+	}
 }

@@ -67,6 +67,16 @@ type failingData struct {
 	Nodes    int
 	Services int
 	Pager    pager
+	// Unreachable are the instance addresses this host cannot reach.
+	Unreachable []unreachRow
+}
+
+// unreachRow is an address this host cannot reach, with the proxy's instances at
+// it when the proxy forwards there (a probed address names no instance).
+type unreachRow struct {
+	Unreachable
+	Instances []UpstreamInstance
+	Services  []string // the upstreams' services, parallel to Instances
 }
 
 type failRow struct {
@@ -106,7 +116,32 @@ func (u *UI) failingView(r *http.Request, now time.Time) (any, int) {
 	})
 	d.Pager = paginate(r, len(rows))
 	d.Checks = pageOf(rows, d.Pager)
+	d.Unreachable = u.unreachable()
 	return d, http.StatusOK
+}
+
+// unreachable lists what this host cannot reach, naming the proxy's instances at
+// each address.
+func (u *UI) unreachable() []unreachRow {
+	es := u.cfg.Agent.Unreachable()
+	if len(es) == 0 {
+		return nil
+	}
+	at := map[string]*unreachRow{}
+	out := make([]unreachRow, len(es))
+	for i, e := range es {
+		out[i].Unreachable = e
+		at[e.Addr] = &out[i]
+	}
+	for _, up := range u.cfg.Agent.Upstreams() {
+		for _, in := range up.Instances {
+			if row := at[in.Address]; row != nil {
+				row.Instances = append(row.Instances, in)
+				row.Services = append(row.Services, up.Service)
+			}
+		}
+	}
+	return out
 }
 
 // ---- Services ----
@@ -474,6 +509,15 @@ type agentData struct {
 	Failing     int
 	Events      []Event
 	SampleEvery time.Duration
+	Upstreams   []upstreamRow
+}
+
+// upstreamRow is one listener of the local proxy, its instances counted.
+type upstreamRow struct {
+	Upstream
+	Healthy, Ejected, Draining int // instances in rotation, ejected now, draining
+	Active                     int64
+	Ejections                  int32 // in all, over its instances
 }
 
 func (u *UI) agentView(_ *http.Request, _ time.Time) (any, int) {
@@ -490,5 +534,22 @@ func (u *UI) agentView(_ *http.Request, _ time.Time) (any, int) {
 		d.DNSRate = u.samp.dns.values()
 	}
 	u.samp.mu.RUnlock()
+	now := u.cfg.Now()
+	for _, up := range u.cfg.Agent.Upstreams() {
+		row := upstreamRow{Upstream: up}
+		for _, in := range up.Instances {
+			switch {
+			case in.EjectedUntil.After(now):
+				row.Ejected++
+			case in.Draining:
+				row.Draining++
+			default:
+				row.Healthy++
+			}
+			row.Active += in.Active
+			row.Ejections += in.Ejections
+		}
+		d.Upstreams = append(d.Upstreams, row)
+	}
 	return d, http.StatusOK
 }
