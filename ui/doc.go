@@ -1,8 +1,8 @@
 // Package ui is rumor's web UI, served by every agent at /ui/ on its HTTP address:
 // what is failing now (the landing page), every service with its health counts,
 // filters and paging, a service's instances with their checks, every node with its
-// gossip state, round-trip time and a membership timeline, and this agent's rates
-// and event log. It is built from html/template and files embedded in the binary: no
+// gossip state, round-trip time and a membership timeline, the instances imported
+// from mDNS (the LAN page), and this agent's rates, proxy upstreams and event log. It is built from html/template and files embedded in the binary: no
 // build step, and nothing is loaded from outside the agent (a Content-Security-Policy
 // says so to the browser).
 //

@@ -21,7 +21,7 @@ var templateFS embed.FS
 
 // pageNames are the templates that are pages; each is parsed with layout.html and
 // defines "main", the part a live stream replaces.
-var pageNames = []string{"failing", "services", "service", "nodes", "node", "agent", "login", "notfound"}
+var pageNames = []string{"failing", "services", "service", "nodes", "node", "agent", "lan", "login", "notfound"}
 
 // parseTemplates returns each page's template set, by name.
 func parseTemplates() (map[string]*template.Template, error) {

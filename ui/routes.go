@@ -58,6 +58,7 @@ func (u *UI) routes() error {
 		"GET /ui/nodes/{name}": {tmpl: "node", nav: "nodes", sampled: true,
 			title: func(r *http.Request) string { return r.PathValue("name") }, build: (*UI).nodeView},
 		"GET /ui/agent": {tmpl: "agent", nav: "agent", title: fixed("This agent"), sampled: true, build: (*UI).agentView},
+		"GET /ui/lan":   {tmpl: "lan", nav: "lan", title: fixed("LAN (mDNS)"), build: (*UI).lanView},
 	}
 	for pattern, p := range pages {
 		u.mux.HandleFunc(pattern, u.handle(p))

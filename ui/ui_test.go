@@ -646,3 +646,50 @@ func TestAgentShowsUpstreams(t *testing.T) {
 		t.Errorf("db's row = %q: want its tag", txt)
 	}
 }
+
+// TestLANPage: the LAN page lists the instances imported from mDNS (origins
+// "mdns:<iface>@<node>") with their addresses and who imports them, and nothing
+// else; with none it says so.
+func TestLANPage(t *testing.T) {
+	f := newFixture(t, 2, ui.Config{})
+	doc := f.waitFor(t, "/ui/lan", "the empty LAN page", func(d *html.Node) bool {
+		return strings.Contains(text(d), "No agent imports from mDNS")
+	})
+	if got := rows(doc, "lan"); len(got) != 0 {
+		t.Fatalf("LAN rows with no import: %q", got)
+	}
+	w := catalog.NewWriter("mdns:eth0@n001", 1)
+	origin := catalogtest.Node("mdns:eth0@n001", "10.0.0.1")
+	printer := catalogtest.Service("printer-a", "ipp", 631, "color")
+	printer.Address = "192.168.1.20"
+	f.apply(t, w.PutNode(origin), w.PutService(printer), w.PutService(catalogtest.Service("nas", "smb", 445)))
+	doc = f.waitFor(t, "/ui/lan", "the imported instances", func(d *html.Node) bool { return len(rows(d, "lan")) == 2 })
+	if got := rows(doc, "lan"); got[0] != "mdns:eth0@n001/printer-a" || got[1] != "mdns:eth0@n001/nas" {
+		t.Errorf("LAN rows = %q, want printer-a (ipp) then nas (smb)", got)
+	}
+	row := text(find(doc, withAttr("data-lan", "mdns:eth0@n001/printer-a"))[0])
+	for _, want := range []string{"ipp", "192.168.1.20:631", "passing", "color", "eth0 of n001"} {
+		if !strings.Contains(row, want) {
+			t.Errorf("printer-a's row %q lacks %q", row, want)
+		}
+	}
+	if got := text(find(doc, withAttr("data-lan", "mdns:eth0@n001/nas"))[0]); !strings.Contains(got, "10.0.0.1:445") {
+		t.Errorf("nas's row %q lacks the origin's address 10.0.0.1:445", got)
+	}
+	if got := rows(doc, "origin"); len(got) != 1 || got[0] != "mdns:eth0@n001" {
+		t.Errorf("origins = %q", got)
+	}
+	if txt := text(doc); !strings.Contains(txt, "2 instances of 2 services imported from mDNS by 1 interface") {
+		t.Errorf("the summary: %q", txt)
+	}
+	resp, doc := f.get(t, "/ui/lan")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	checkSelfContained(t, resp, doc)
+	// The services page's source filter finds the same.
+	_, doc = f.get(t, "/ui/services?source=mdns")
+	if got := rows(doc, "service"); len(got) != 2 || got[0] != "ipp" || got[1] != "smb" {
+		t.Errorf("services with source mdns = %q, want ipp and smb", got)
+	}
+}

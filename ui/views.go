@@ -553,3 +553,73 @@ func (u *UI) agentView(_ *http.Request, _ time.Time) (any, int) {
 	}
 	return d, http.StatusOK
 }
+
+// ---- LAN (mDNS) ----
+
+// The LAN page lists the instances imported from mDNS: the records of the external
+// origins "mdns:<iface>@<node>" (agent/mdns.go), every agent's imports included.
+
+// lanPrefix starts the name of every mDNS origin.
+const lanPrefix = "mdns:"
+
+type lanData struct {
+	Origins  []lanOrigin
+	Rows     []lanRow // this page of them
+	Pager    pager
+	Services int // service types among them
+}
+
+// lanOrigin is one interface of one agent that imports.
+type lanOrigin struct {
+	Name, Iface, Node string
+	Liveness          catalog.Liveness
+	Instances         int
+}
+
+type lanRow struct {
+	Service, ID string
+	Address     string // host:port
+	Status      catalog.Status
+	Origin      lanOrigin
+	Tags        []string
+}
+
+func (u *UI) lanView(r *http.Request, _ time.Time) (any, int) {
+	var d lanData
+	var rows []lanRow
+	services := map[string]bool{}
+	m := u.model
+	m.mu.RLock()
+	i, _ := slices.BinarySearch(m.names, lanPrefix)
+	for ; i < len(m.names) && strings.HasPrefix(m.names[i], lanPrefix); i++ {
+		nv := m.nodes[m.names[i]]
+		iface, node, _ := strings.Cut(strings.TrimPrefix(nv.Name, lanPrefix), "@")
+		o := lanOrigin{Name: nv.Name, Iface: iface, Node: node, Liveness: nv.Liveness, Instances: len(nv.Instances)}
+		d.Origins = append(d.Origins, o)
+		for _, in := range nv.Instances {
+			rows = append(rows, lanRow{Service: in.Service, ID: in.ID, Status: in.Status, Origin: o, Tags: in.attrs.Tags})
+			services[in.Service] = true
+		}
+	}
+	m.mu.RUnlock()
+	d.Services = len(services)
+	slices.SortStableFunc(rows, func(a, b lanRow) int { return cmpStrings(a.Service, b.Service, a.ID, b.ID) })
+	d.Pager = paginate(r, len(rows))
+	d.Rows = pageOf(rows, d.Pager)
+	addrs := map[string]map[string]string{} // origin -> service ID -> host:port, for this page's origins
+	for i := range d.Rows {
+		row := &d.Rows[i]
+		byID, ok := addrs[row.Origin.Name]
+		if !ok {
+			byID = map[string]string{}
+			if e, svcs, err := u.cfg.Catalog.NodeServices(row.Origin.Name); err == nil {
+				for _, s := range svcs {
+					byID[s.ID] = net.JoinHostPort(cmp.Or(s.Address, e.Node.Address), strconv.Itoa(s.Port))
+				}
+			}
+			addrs[row.Origin.Name] = byID
+		}
+		row.Address = byID[row.ID]
+	}
+	return d, http.StatusOK
+}
