@@ -14,8 +14,8 @@ import (
 // at 127.0.0.1:8600 (--dns-addr).
 
 // DNSConfig configures the agent's DNS server: dnsserver.Config, whose Catalog,
-// NodeName, Datacenter, Registerer and Logger the agent sets (and Near, gossip's
-// network coordinates, with OrderNear). An empty Addr turns the
+// NodeName, Datacenter, Registerer, Logger and Reachability the agent sets (and
+// Near, gossip's network coordinates, with OrderNear). An empty Addr turns the
 // server off (the default).
 type DNSConfig = dnsserver.Config
 
@@ -30,6 +30,7 @@ func (a *Agent) newDNS() (*dnsserver.Server, error) {
 	if c.OrderNear && c.Near == nil {
 		c.Near = apiAgent{a} // gossip's network coordinates, as the HTTP API's ?near=
 	}
+	c.Reachability = dnsReach{a} // reachable instances first; OnlyReachable leaves the others out
 	s, err := dnsserver.New(c)
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
@@ -81,3 +82,24 @@ const DefaultDNSAddr = dnsserver.DefaultAddr
 // DNSLookup asks a DNS server and returns the answer as dig prints it (for `rumor dns
 // query`; see dnsserver.Lookup).
 var DNSLookup = dnsserver.Lookup
+
+// dnsReach gives the DNS server the agent's reachability tracker. The server is made
+// in New, the tracker in Start before the server starts (and never replaced): the
+// server's goroutines, started after, see it. Before Start nothing is known.
+type dnsReach struct{ a *Agent }
+
+var _ dnsserver.Reachability = dnsReach{}
+
+func (x dnsReach) Reachable(addr string) bool {
+	if t := x.a.reach; t != nil {
+		return t.Reachable(addr)
+	}
+	return true
+}
+
+func (x dnsReach) Active() bool {
+	if t := x.a.reach; t != nil {
+		return apiReach{t}.Active()
+	}
+	return false
+}

@@ -178,3 +178,45 @@ func TestUIShowsDNS(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDNSOnlyReachable: an instance this host cannot reach (as the local proxy
+// reports it) is left out of the agent's DNS answers with OnlyReachable, and comes
+// back once reachable again, though the catalog did not change.
+func TestDNSOnlyReachable(t *testing.T) {
+	a := startAgent(t, Config{NodeName: "n1", Dev: true, BindAddr: "127.0.0.1", HTTPAddr: "127.0.0.1:0",
+		DNS: DNSConfig{Addr: "127.0.0.1:0", UDPReaders: 1, Workers: 1, OnlyReachable: true}})
+	for i, port := range []int{9001, 9002} {
+		if err := a.RegisterService(t.Context(), web(fmt.Sprintf("web-%d", i+1), port)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srvPorts := func() (string, error) {
+		out, err := DNSLookup(t.Context(), a.DNSAddr().String(), "web.service.consul", "SRV", false)
+		if err != nil {
+			return "", err
+		}
+		var ports []string
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) == 8 && f[3] == "SRV" {
+				ports = append(ports, f[6])
+			}
+		}
+		slices.Sort(ports)
+		return strings.Join(ports, " "), nil
+	}
+	expect := func(what, want string) {
+		t.Helper()
+		testkit.Poll(t, 10*time.Second, testkit.PollInterval, what, func() error {
+			got, err := srvPorts()
+			if err == nil && got != want {
+				err = fmt.Errorf("SRV ports %q, want %q", got, want)
+			}
+			return err
+		})
+	}
+	expect("both instances answered", "9001 9002")
+	a.reach.Report("127.0.0.1:9002", false)
+	expect("web-2 left out", "9001")
+	a.reach.Report("127.0.0.1:9002", true)
+	expect("web-2 back", "9001 9002")
+}

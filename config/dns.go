@@ -14,7 +14,8 @@ import (
 // The DNS server's keys, as Consul spells them: ports.dns (-1 turns DNS off),
 // addresses.dns (else client_addr), domain, alt_domain, recursors and the dns_config
 // block (only_passing, node_ttl, service_ttl, a_record_limit, recursor_timeout), plus
-// rumor's own dns_config.negative_ttl and dns_config.max_udp_size.
+// rumor's own dns_config.negative_ttl, dns_config.max_udp_size and
+// dns_config.only_reachable.
 
 // DefaultDNSPort is Consul's DNS port, used with addresses.dns or client_addr when
 // ports.dns is not given.
@@ -29,6 +30,7 @@ type dnsFileConfig struct {
 	RecursorTimeout *time.Duration
 	NegativeTTL     *time.Duration // rumor's own: the SOA's TTL and minimum (RFC 2308)
 	MaxUDPSize      *int           // rumor's own: the largest EDNS0 UDP answer
+	OnlyReachable   *bool          // rumor's own: leave out instances this host cannot reach
 }
 
 // DNSSettings are the DNS keys config files gave; nil or empty means not given.
@@ -44,6 +46,7 @@ type DNSSettings struct {
 	RecursorTimeout *time.Duration
 	NegativeTTL     *time.Duration
 	MaxUDPSize      *int
+	OnlyReachable   *bool
 }
 
 // dnsParts are the pieces of the DNS address, merged across files.
@@ -135,6 +138,9 @@ func (pf *parsedFile) dnsSettings(s *DNSSettings, d *dnsParts) Errors {
 		if c.OnlyPassing != nil {
 			s.OnlyPassing = c.OnlyPassing
 		}
+		if c.OnlyReachable != nil {
+			s.OnlyReachable = c.OnlyReachable
+		}
 		for k, v := range c.ServiceTTL {
 			if k == "" || strings.Contains(strings.TrimSuffix(k, "*"), "*") {
 				bad("dns_config.service_ttl", "%q: want a service name, or a prefix ending in *", k)
@@ -192,5 +198,8 @@ func (s *DNSSettings) Apply(cfg *agent.Config) {
 	}
 	if s.MaxUDPSize != nil {
 		cfg.DNS.MaxUDPSize = *s.MaxUDPSize
+	}
+	if s.OnlyReachable != nil {
+		cfg.DNS.OnlyReachable = *s.OnlyReachable
 	}
 }

@@ -121,6 +121,9 @@ func (s *Server) handle(req *dns.Msg, tcp bool) (*reply, int) {
 	}
 	r := &reply{m: m, size: size}
 	s.fill(r, e, units)
+	if len(m.Answer) == 0 && n.zone != "" { // all left out as unreachable: NODATA
+		m.Ns = []dns.RR{s.soas[n.zone]}
+	}
 	return r, actAnswer
 }
 
@@ -140,6 +143,10 @@ func (s *Server) fill(r *reply, e *entry, units []unit) {
 	idx := (*ip)[:0]
 	for i := range units {
 		idx = append(idx, i)
+	}
+	var reach Reachability
+	if s.cfg.Reachability != nil && s.cfg.Reachability.Active() {
+		reach = s.cfg.Reachability
 	}
 	var rtts map[string]time.Duration
 	if e.shuffle {
@@ -170,18 +177,27 @@ func (s *Server) fill(r *reply, e *entry, units []unit) {
 	case e.weighted:
 		weightedOrder(idx, units)
 	case e.shuffle:
-		for i := 0; i < k; i++ { // partial Fisher–Yates: the first k are a uniform pick
+		// Partial Fisher–Yates: the first k are a uniform pick. When reachability
+		// may skip some, the whole order is drawn.
+		n := k
+		if reach != nil {
+			n = len(idx)
+		}
+		for i := 0; i < n; i++ {
 			j := i + rand.IntN(len(idx)-i)
 			idx[i], idx[j] = idx[j], idx[i]
 		}
 	}
 	r.bounds = append(r.bounds[:0], bound{len(m.Answer), len(m.Extra)})
-	est := 0
-	for _, i := range idx[:k] {
-		u := &units[i]
+	est, added := 0, 0
+	// add appends a unit's records unless the answer is full (then it sets TC).
+	add := func(u *unit) bool {
+		if added == k {
+			return false
+		}
 		if est += u.size; est > 2*r.size && len(r.bounds) > 1 {
 			m.Truncated = true
-			break
+			return false
 		}
 		m.Answer = append(m.Answer, u.ans...)
 		for _, rr := range u.extra {
@@ -190,6 +206,42 @@ func (s *Server) fill(r *reply, e *entry, units []unit) {
 			}
 		}
 		r.bounds = append(r.bounds, bound{len(m.Answer), len(m.Extra)})
+		added++
+		return true
+	}
+	if reach == nil {
+		for _, i := range idx {
+			if !add(&units[i]) {
+				break
+			}
+		}
+		*ip = idx
+		idxPool.Put(ip)
+		return
+	}
+	// Reachable instances first, in the order drawn; the others after them (so a cut
+	// leaves them out first), or not at all with OnlyReachable. Only the units looked
+	// at are asked about: a full answer stops the asking.
+	full := false
+	var later []int
+	for _, i := range idx {
+		u := &units[i]
+		if u.addr != "" && !reach.Reachable(u.addr) {
+			if !s.cfg.OnlyReachable {
+				later = append(later, i)
+			}
+			s.metrics.unreachable.Inc()
+			continue
+		}
+		if !add(u) {
+			full = true
+			break
+		}
+	}
+	for _, i := range later {
+		if full || !add(&units[i]) {
+			break
+		}
 	}
 	*ip = idx
 	idxPool.Put(ip)

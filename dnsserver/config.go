@@ -38,6 +38,17 @@ type Coordinates interface {
 	RTTsFrom(from string) (rtts map[string]time.Duration, ok bool)
 }
 
+// Reachability is what the server asks about instances' reachability from this
+// host. Calls may run concurrently and must not block on the network.
+type Reachability interface {
+	// Reachable reports whether an "ip:port" is reachable from here (unknown counts
+	// as reachable); asking may schedule a probe.
+	Reachable(addr string) bool
+	// Active reports whether answers may need reordering: probes are on or some
+	// address is known unreachable.
+	Active() bool
+}
+
 // Config configures a Server. The zero value of every field means its default.
 // New never modifies the caller's Config.
 type Config struct {
@@ -80,6 +91,15 @@ type Config struct {
 
 	// NearRefresh is how often the estimates are read again. Default 1s.
 	NearRefresh time.Duration
+
+	// Reachability is this host's knowledge of which instances it can reach (the
+	// firewall problem). With it, while it is Active, service and DNS-SD answers put
+	// the instances this host can reach first. Default: none (no reordering).
+	Reachability Reachability
+
+	// OnlyReachable leaves out of answers the instances Reachability knows this host
+	// cannot reach (the HTTP API's ?reachable). Default off: they come last.
+	OnlyReachable bool
 
 	// ServiceTTL gives the TTL of service answers by service name; a key ending in
 	// "*" matches names with that prefix (the longest match wins), "*" alone any.

@@ -11,6 +11,12 @@
 // no catalog lock: it reads a copy-on-write map and picks instances at random (or by
 // weight) from a precomputed slice of records.
 //
+// Reachability from this host (Config.Reachability) moves without the catalog, so it
+// is not part of the cached entries: each answer asks it about the instances it
+// looks at (only while it is Active), puts those this host cannot reach after the
+// others, or leaves them out with Config.OnlyReachable. A reachability change shows
+// in the next answer.
+//
 // UDP is served by its own loop rather than miekg/dns's Server, which starts one
 // goroutine per packet with no bound: one reader per SO_REUSEPORT socket. While the
 // workers' queue is empty and a datagram is fresh (the kernel's receive timestamp,

@@ -1,8 +1,10 @@
 package dnsserver
 
 import (
+	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -31,6 +33,9 @@ type unit struct {
 	w     int    // load-balancing weight, when the entry is weighted
 	size  int    // the records' uncompressed wire length
 	node  string // the instance's node, for OrderNear
+	// addr is the instance's "ip:port" asked of Config.Reachability; "" (no port or
+	// address: nothing to connect to) counts as reachable.
+	addr string
 }
 
 func (e *entry) add(t uint16, u unit) {
@@ -240,27 +245,37 @@ func (s *Server) buildService(qn string, n name) *entry {
 		tgt, extra := s.target(in, n.zone, ttl)
 		srv := &dns.SRV{Hdr: hdr(qn, dns.TypeSRV, ttl), Priority: 1, Weight: uint16(min(max(w, 0), 65535)),
 			Port: uint16(in.Service.Port), Target: tgt}
-		nd := in.Node.Node.Name
-		e.add(dns.TypeSRV, unit{ans: []dns.RR{srv}, extra: extra, w: w, node: nd})
+		nd, ra := in.Node.Node.Name, reachAddr(in)
+		e.add(dns.TypeSRV, unit{ans: []dns.RR{srv}, extra: extra, w: w, node: nd, addr: ra})
 		var any []dns.RR
 		if a, err := netip.ParseAddr(addrOf(in)); err == nil {
 			rr, t := addrRR(qn, a, ttl)
-			e.add(t, unit{ans: []dns.RR{rr}, w: w, node: nd})
+			e.add(t, unit{ans: []dns.RR{rr}, w: w, node: nd, addr: ra})
 			any = append(any, rr)
 		}
 		if len(in.Service.Meta) > 0 {
 			txt := &dns.TXT{Hdr: hdr(qn, dns.TypeTXT, ttl), Txt: txtStrings(in.Service.Meta)}
-			e.add(dns.TypeTXT, unit{ans: []dns.RR{txt}, w: w, node: nd})
+			e.add(dns.TypeTXT, unit{ans: []dns.RR{txt}, w: w, node: nd, addr: ra})
 			any = append(any, txt)
 		}
 		if len(any) > 0 {
-			e.add(dns.TypeANY, unit{ans: any, w: w, node: nd})
+			e.add(dns.TypeANY, unit{ans: any, w: w, node: nd, addr: ra})
 		}
 	}
 	if !e.exists {
 		return nil
 	}
 	return e
+}
+
+// reachAddr is the "ip:port" whose reachability from here decides an instance's
+// place in answers (as the HTTP API asks it), or "" when it has no port or address.
+func reachAddr(in *catalog.Instance) string {
+	a := addrOf(in)
+	if in.Service.Port == 0 || a == "" {
+		return ""
+	}
+	return net.JoinHostPort(a, strconv.Itoa(in.Service.Port))
 }
 
 func addrOf(in *catalog.Instance) string {
@@ -390,14 +405,15 @@ func (s *Server) buildSD(qn string, n name) *entry {
 		if len(txt.Txt) == 0 {
 			txt.Txt = []string{""} // RFC 6763 §6.1: an empty TXT record holds one empty string
 		}
+		ra := reachAddr(in)
 		if n.kind == kindSDInstance {
-			e.add(dns.TypeSRV, unit{ans: []dns.RR{srv}, extra: addrs})
-			e.add(dns.TypeTXT, unit{ans: []dns.RR{txt}})
-			e.add(dns.TypeANY, unit{ans: []dns.RR{srv, txt}, extra: addrs})
+			e.add(dns.TypeSRV, unit{ans: []dns.RR{srv}, extra: addrs, addr: ra})
+			e.add(dns.TypeTXT, unit{ans: []dns.RR{txt}, addr: ra})
+			e.add(dns.TypeANY, unit{ans: []dns.RR{srv, txt}, extra: addrs, addr: ra})
 			continue
 		}
 		ptr := &dns.PTR{Hdr: hdr(qn, dns.TypePTR, ttl), Ptr: instName}
-		u := unit{ans: []dns.RR{ptr}, extra: append([]dns.RR{srv, txt}, addrs...)}
+		u := unit{ans: []dns.RR{ptr}, extra: append([]dns.RR{srv, txt}, addrs...), addr: ra}
 		e.add(dns.TypePTR, u)
 		e.add(dns.TypeANY, u)
 	}

@@ -15,11 +15,13 @@ import (
 //	rumor_dns_request_duration_seconds          from read to answer written
 //	rumor_dns_shed_total{reason}                queries dropped unanswered: queue_full, too_old, forwards
 //	rumor_dns_tcp_connections_refused_total     TCP connections past MaxTCPConns
+//	rumor_dns_unreachable_instances_total       instances put last or left out as unreachable from here
 type metrics struct {
-	queries    *prometheus.CounterVec
-	duration   prometheus.Histogram
-	shed       *prometheus.CounterVec
-	tcpRefused prometheus.Counter
+	queries     *prometheus.CounterVec
+	duration    prometheus.Histogram
+	shed        *prometheus.CounterVec
+	tcpRefused  prometheus.Counter
+	unreachable prometheus.Counter
 
 	fast map[[2]int]prometheus.Counter // (qtype, rcode) → counter, for the common pairs
 
@@ -39,6 +41,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "DNS queries dropped unanswered by admission control, by reason (queue_full, too_old, forwards)."}, []string{"reason"}),
 		tcpRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "rumor_dns_tcp_connections_refused_total",
 			Help: "DNS TCP connections closed at once because MaxTCPConns were open."}),
+		unreachable: prometheus.NewCounter(prometheus.CounterOpts{Name: "rumor_dns_unreachable_instances_total",
+			Help: "Instances this host cannot reach that DNS answers put last (or left out, with OnlyReachable)."}),
 		fast: map[[2]int]prometheus.Counter{},
 	}
 	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeANY, dns.TypePTR, dns.TypeSOA, dns.TypeNS} {
@@ -50,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.shed.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.queries, m.duration, m.shed, m.tcpRefused} {
+		for _, c := range []prometheus.Collector{m.queries, m.duration, m.shed, m.tcpRefused, m.unreachable} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if errors.As(err, &are) {

@@ -24,24 +24,24 @@ func TestDNSFlags(t *testing.T) {
 	cfg, _, err = resolve(t, map[string]string{"RUMOR_DNS_ADDR": "127.0.0.1:0"}, "--dev", "--dns-domain", "rumor",
 		"--dns-alt-domain", "sd.example", "--dns-recursor", "1.1.1.1", "--dns-recursor", "9.9.9.9:53", "--dns-only-passing",
 		"--dns-node-ttl", "5s", "--dns-service-ttl", "web=30s", "--dns-service-ttl", "db*=1m", "--dns-negative-ttl", "0s",
-		"--dns-a-record-limit", "3", "--dns-max-udp-size", "4096", "--dns-near")
+		"--dns-a-record-limit", "3", "--dns-max-udp-size", "4096", "--dns-near", "--dns-only-reachable")
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := cfg.DNS
 	if d.Addr != "127.0.0.1:0" || d.Domain != "rumor" || d.AltDomain != "sd.example" || len(d.Recursors) != 2 || !d.OnlyPassing ||
 		d.NodeTTL != 5*time.Second || d.ServiceTTL["web"] != 30*time.Second || d.ServiceTTL["db*"] != time.Minute ||
-		d.NegativeTTL != -1 || d.ARecordLimit != 3 || d.MaxUDPSize != 4096 || !d.OrderNear {
+		d.NegativeTTL != -1 || d.ARecordLimit != 3 || d.MaxUDPSize != 4096 || !d.OrderNear || !d.OnlyReachable {
 		t.Errorf("DNS config: %+v", d)
 	}
 	// Config files, then flags over them.
 	dir := t.TempDir()
 	file := filepath.Join(dir, "dns.json")
-	if err := os.WriteFile(file, []byte(`{"ports": {"dns": 8653}, "domain": "filezone", "dns_config": {"a_record_limit": 2}}`), 0o644); err != nil {
+	if err := os.WriteFile(file, []byte(`{"ports": {"dns": 8653}, "domain": "filezone", "dns_config": {"a_record_limit": 2, "only_reachable": true}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg, _, err = resolve(t, nil, "--dev", "--config-file", file, "--dns-a-record-limit", "4")
-	if err != nil || cfg.DNS.Addr != "127.0.0.1:8653" || cfg.DNS.Domain != "filezone" || cfg.DNS.ARecordLimit != 4 {
+	if err != nil || cfg.DNS.Addr != "127.0.0.1:8653" || cfg.DNS.Domain != "filezone" || cfg.DNS.ARecordLimit != 4 || !cfg.DNS.OnlyReachable {
 		t.Errorf("file + flag: %+v, %v", cfg.DNS, err)
 	}
 	for _, tt := range []struct{ args []string }{

@@ -19,6 +19,7 @@ type dnsFlags struct {
 	addr, domain, altDomain     string
 	recursors, serviceTTL       []string
 	onlyPassing, near           bool
+	onlyReachable               bool
 	nodeTTL, negativeTTL        time.Duration
 	aRecordLimit, maxUDPSize    int
 	recursorTimeout, queueDelay time.Duration
@@ -31,6 +32,7 @@ func addDNSFlags(fl *pflag.FlagSet, f *dnsFlags) {
 	fl.StringVar(&f.altDomain, "dns-alt-domain", "", "a second DNS zone answered the same way (config: alt_domain)")
 	fl.StringArrayVar(&f.recursors, "dns-recursor", nil, "DNS server, host[:port], that names outside the zones are forwarded to (repeatable; default: none, such names are REFUSED; config: recursors)")
 	fl.BoolVar(&f.onlyPassing, "dns-only-passing", false, "answer only instances whose checks pass, not those warning (config: dns_config.only_passing)")
+	fl.BoolVar(&f.onlyReachable, "dns-only-reachable", false, "leave out of answers the instances this host cannot reach (by default they come last; config: dns_config.only_reachable)")
 	fl.BoolVar(&f.near, "dns-near", false, "order service answers nearest first by network coordinates (as ?near=_agent) instead of at random")
 	fl.DurationVar(&f.nodeTTL, "dns-node-ttl", 0, "TTL of node and addr answers (default 0; config: dns_config.node_ttl)")
 	fl.StringArrayVar(&f.serviceTTL, "dns-service-ttl", nil, "TTL of a service's answers, name=duration; a name ending in * is a prefix (repeatable; default 0; config: dns_config.service_ttl)")
@@ -62,6 +64,7 @@ func applyDNSFlags(f *agentFlags, cfg *agent.Config) error {
 	}
 	override(f, "dns-only-passing", &cfg.DNS.OnlyPassing, d.onlyPassing)
 	override(f, "dns-near", &cfg.DNS.OrderNear, d.near)
+	override(f, "dns-only-reachable", &cfg.DNS.OnlyReachable, d.onlyReachable)
 	for name, v := range map[string]time.Duration{"dns-node-ttl": d.nodeTTL, "dns-negative-ttl": d.negativeTTL,
 		"dns-recursor-timeout": d.recursorTimeout, "dns-max-queue-delay": d.queueDelay} {
 		if v < 0 {
