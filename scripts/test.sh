@@ -77,6 +77,9 @@ timed+=("$module/internal/lantest") # mDNS agents and Avahi in namespaces
 mapfile -t rest < <(go list ./... | grep -v -x -F "${timed[@]/#/-e}")
 go test -race -count=1 -timeout 45m "$@" "${rest[@]}"
 go test -race -count=1 -timeout 45m -p 1 "$@" "${timed[@]}"
+# The simulator's model checked against tier 1 (real gossip in virtual time) at 100
+# nodes: without -race, under which it would take many minutes (it skips there).
+go test -count=1 -timeout 10m -run '^TestModelValidation$' "$@" ./sim
 if [ "${RUMOR_SKIP_COMPAT:-}" != 1 ]; then
 	./scripts/compat.sh
 fi
