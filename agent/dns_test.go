@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -143,23 +142,8 @@ func TestUIShowsDNS(t *testing.T) {
 	if err := a.RegisterService(t.Context(), web("web-1", 8080)); err != nil {
 		t.Fatal(err)
 	}
-	get := func(path string) string {
-		t.Helper()
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+a.HTTPAddr().String()+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
-		}
-		return string(body)
-	}
+	api := newAPI(t, a)
+	get := func(path string) string { return api.must(http.MethodGet, path, "") }
 	want := fmt.Sprintf("dig @127.0.0.1 -p %d web.service.consul SRV", a.DNSAddr().Port())
 	if page := get("/ui/services/web"); !strings.Contains(page, want) {
 		t.Errorf("the service page lacks %q", want)

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,27 +22,9 @@ func TestUIShowsProxyAndReachability(t *testing.T) {
 	if err := a.RegisterService(t.Context(), web("web-1", greeter(t, "backend"))); err != nil {
 		t.Fatal(err)
 	}
-	get := func(path string) (string, error) {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+a.HTTPAddr().String()+path, nil)
-		if err != nil {
-			return "", err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return "", err
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err == nil && resp.StatusCode != http.StatusOK {
-			err = fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
-		}
-		return string(body), err
-	}
+	api := newAPI(t, a)
 	listen := listenOf(a, "web")
-	page, err := get("/ui/agent")
-	if err != nil {
-		t.Fatal(err)
-	}
+	page := api.must(http.MethodGet, "/ui/agent", "")
 	if !strings.Contains(page, `data-upstream="`+listen+`"`) {
 		t.Errorf("the agent page has no row for the upstream at %s", listen)
 	}
@@ -63,10 +44,7 @@ func TestUIShowsProxyAndReachability(t *testing.T) {
 		return fmt.Errorf("upstreams %+v", a.Upstreams())
 	})
 	a.reach.Report(addr, false)
-	page, err = get("/ui/")
-	if err != nil {
-		t.Fatal(err)
-	}
+	page = api.must(http.MethodGet, "/ui/", "")
 	if !strings.Contains(page, `data-unreachable="`+addr+`"`) || !strings.Contains(page, "web-1</span> on") {
 		t.Errorf("the landing page lacks %s named as web-1", addr)
 	}
