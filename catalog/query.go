@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -238,15 +239,7 @@ func orderInstances(out []Instance, f Filter) {
 		for i := range idx {
 			idx[i] = i
 		}
-		slices.SortFunc(idx, func(a, b int) int {
-			switch {
-			case keys[a] > keys[b]:
-				return -1
-			case keys[a] < keys[b]:
-				return 1
-			}
-			return 0
-		})
+		slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(keys[b], keys[a]) }) // largest key first
 		sorted := make([]Instance, len(out))
 		for i, j := range idx {
 			sorted[i] = out[j]

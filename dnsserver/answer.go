@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -259,15 +260,7 @@ func weightedOrder(idx []int, units []unit) {
 			keys[i] = u - 2
 		}
 	}
-	slices.SortFunc(idx, func(a, b int) int {
-		switch {
-		case keys[a] > keys[b]:
-			return -1
-		case keys[a] < keys[b]:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(keys[b], keys[a]) }) // largest key first
 }
 
 // lookup returns the entry of a name from the cache, building it on a miss. Only
