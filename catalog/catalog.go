@@ -3,6 +3,7 @@ package catalog
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -79,6 +80,10 @@ type origin struct {
 	hash    uint64 // XOR of the hashes of all records held, tombstones included
 	records map[Key]stored
 	tombs   int // tombstones in records, so Expire skips origins without any
+	// checks holds the values of the live check records, in no order: the status of
+	// an instance (Endpoints, for every instance of a proxy's upstream) reads these
+	// rather than every record of the node.
+	checks []*Check
 	// gcFloor is the highest counter of a tombstone collected in gen: a late copy of
 	// such a tombstone for an absent key is not stored again.
 	gcFloor uint64
@@ -266,6 +271,7 @@ func (c *Catalog) apply(r *Record, now time.Time) bool {
 
 // resetOrigin drops all of o's records (a new generation replaces the whole set).
 func (c *Catalog) resetOrigin(o *origin) {
+	o.checks = nil // not one by one: unindex finds nothing to remove
 	for _, s := range o.records {
 		c.unindex(o, &s)
 	}
@@ -290,6 +296,7 @@ func (c *Catalog) index1(o *origin, s *stored) {
 		set.instances[s.service] = o
 		c.touchService(s.service.Name, true)
 	case s.check != nil:
+		o.checks = append(o.checks, s.check)
 		c.touchCheck(o, s.check)
 	}
 	// Even a tombstone changes the node's record set, though no query by itself (its
@@ -315,9 +322,20 @@ func (c *Catalog) unindex(o *origin, s *stored) {
 			}
 		}
 	case s.check != nil:
+		o.dropCheck(s.check)
 		c.touchCheck(o, s.check)
 	}
 	c.touchNode(o)
+}
+
+// dropCheck removes ch from o.checks, if there.
+func (o *origin) dropCheck(ch *Check) {
+	if i := slices.Index(o.checks, ch); i >= 0 {
+		last := len(o.checks) - 1
+		o.checks[i] = o.checks[last]
+		o.checks[last] = nil
+		o.checks = o.checks[:last]
+	}
 }
 
 // touchCheck marks the topics a check's change can affect: its service's, or every

@@ -44,9 +44,9 @@ func (c *Catalog) statusLocked(o *origin, serviceID string) Status {
 	if l, _ := c.livenessLocked(o.name); l != LivenessAlive {
 		st = StatusCritical
 	}
-	for _, r := range o.records {
-		if r.check != nil && (r.check.ServiceID == "" || r.check.ServiceID == serviceID) {
-			st = Worse(st, r.check.Status)
+	for _, ch := range o.checks {
+		if ch.ServiceID == "" || ch.ServiceID == serviceID {
+			st = Worse(st, ch.Status)
 		}
 	}
 	return st

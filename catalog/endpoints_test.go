@@ -3,9 +3,11 @@ package catalog_test
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/catalog/catalogtest"
 )
 
 // Endpoints agrees with ServiceInstances on who is there, where and how healthy.
@@ -63,5 +65,57 @@ func TestServiceIndexes(t *testing.T) {
 	c.ServiceIndexes(idx)
 	if idx["db"] != before || idx["web"] != c.TopicIndex(catalog.ServiceTopic("web")) {
 		t.Errorf("after a change of web: %v (db was %d)", idx, before)
+	}
+}
+
+// Endpoints' statuses follow every way a check comes and goes (put, replaced,
+// deleted, dropped with its origin's generation), as ServiceInstances sees them: it
+// reads each origin's live checks, kept aside from its records.
+func TestEndpointsFollowChecks(t *testing.T) {
+	c, _ := catalogtest.New(t, catalog.Config{})
+	w := catalog.NewWriter("n1", 1)
+	apply(t, c, w.PutNode(catalogtest.Node("n1", "10.0.0.1")),
+		w.PutService(catalogtest.Service("web-1", "web", 80)), w.PutService(catalogtest.Service("web-2", "web", 80)))
+	del := func(id string) catalog.Record { return w.Delete(catalog.Key{Kind: catalog.KindCheck, ID: id}) }
+	steps := []struct {
+		name string
+		recs func() []catalog.Record
+		want string
+	}{
+		{"no checks", func() []catalog.Record { return nil }, "web-1 passing, web-2 passing"},
+		{"a service check", func() []catalog.Record {
+			return []catalog.Record{w.PutCheck(catalogtest.Check("c1", "web-1", catalog.StatusCritical))}
+		}, "web-1 critical, web-2 passing"},
+		{"replaced", func() []catalog.Record {
+			return []catalog.Record{w.PutCheck(catalogtest.Check("c1", "web-1", catalog.StatusWarning))}
+		}, "web-1 warning, web-2 passing"},
+		{"a node check", func() []catalog.Record {
+			return []catalog.Record{w.PutCheck(catalogtest.Check("disk", "", catalog.StatusCritical))}
+		}, "web-1 critical, web-2 critical"},
+		{"node check deleted", func() []catalog.Record { return []catalog.Record{del("disk")} }, "web-1 warning, web-2 passing"},
+		{"service check deleted", func() []catalog.Record { return []catalog.Record{del("c1")} }, "web-1 passing, web-2 passing"},
+		{"again", func() []catalog.Record {
+			return []catalog.Record{w.PutCheck(catalogtest.Check("c2", "web-2", catalog.StatusCritical))}
+		}, "web-1 passing, web-2 critical"},
+		{"a new generation without it", func() []catalog.Record {
+			w = catalog.NewWriter("n1", 2)
+			return []catalog.Record{w.PutNode(catalogtest.Node("n1", "10.0.0.1")),
+				w.PutService(catalogtest.Service("web-1", "web", 80)), w.PutService(catalogtest.Service("web-2", "web", 80))}
+		}, "web-1 passing, web-2 passing"},
+	}
+	for _, st := range steps {
+		apply(t, c, st.recs()...)
+		var got, want []string
+		for _, ep := range c.Endpoints(nil, "web", "") {
+			got = append(got, fmt.Sprintf("%s %s", ep.ServiceID, ep.Status))
+		}
+		for _, in := range c.ServiceInstances("web", catalog.Filter{}) {
+			want = append(want, fmt.Sprintf("%s %s", in.Service.ID, in.Status))
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if g := strings.Join(got, ", "); g != st.want || !slices.Equal(got, want) {
+			t.Errorf("%s: Endpoints %q, want %q (ServiceInstances: %q)", st.name, g, st.want, want)
+		}
 	}
 }

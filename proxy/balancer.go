@@ -13,11 +13,12 @@ import (
 // backend is one instance as an upstream uses it. Its counters live as long as the
 // instance stays in the set, across rebuilds.
 type backend struct {
-	key  string // node/serviceID
-	node string
-	addr string // ip:port
-	host string // the address and port addr is made of
-	port int
+	key       string // node/serviceID
+	node      string
+	serviceID string // key's suffix
+	addr      string // ip:port
+	host      string // the address and port addr is made of
+	port      int
 	// weight is the instance's weight for its current status; rtt its distance.
 	weight atomic.Int64
 	rtt    atomic.Int64 // ns; 0 when unknown
@@ -29,19 +30,27 @@ type backend struct {
 	ejections    atomic.Int32
 	draining     atomic.Bool
 
-	mu    sync.Mutex
-	conns map[*net.TCPConn]struct{} // open connections to the instance, closed on drain
+	mu     sync.Mutex
+	conns  map[*net.TCPConn]struct{} // open connections to the instance, made at the first
+	closed bool                      // set by closeAll: no new connection starts
 
-	// m is the instance's metrics, made at its first connect (an upstream of a
-	// service with thousands of instances pays for the metrics of those it uses).
+	// Draining, guarded by up.mu: the timer and context callback that end it, and
+	// whether it ended.
+	up         *upstream
+	drainTimer *time.Timer
+	drainStop  func() bool
+	drained    bool
+
+	// m is the instance's metrics, resolved at its first connect (an upstream of a
+	// service with thousands of instances pays for the metrics of those it uses),
+	// so that a connection does no label lookup.
 	mOnce sync.Once
 	m     backendMetrics
-	mk    func() backendMetrics
 }
 
-// metrics returns the instance's metrics, making them on first use.
+// metrics returns the instance's metrics, resolving them on first use.
 func (b *backend) metrics() *backendMetrics {
-	b.mOnce.Do(func() { b.m = b.mk() })
+	b.mOnce.Do(func() { b.m = b.up.p.m.forInstance(b.up.def.Service, b.key) })
 	return &b.m
 }
 
@@ -53,8 +62,11 @@ type backendMetrics struct {
 func (b *backend) track(c *net.TCPConn) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.conns == nil { // closed by a drain: do not start
+	if b.closed { // closed by a drain: do not start
 		return false
+	}
+	if b.conns == nil {
+		b.conns = make(map[*net.TCPConn]struct{})
 	}
 	b.conns[c] = struct{}{}
 	return true
@@ -70,7 +82,7 @@ func (b *backend) untrack(c *net.TCPConn) {
 func (b *backend) closeAll() {
 	b.mu.Lock()
 	conns := b.conns
-	b.conns = nil
+	b.conns, b.closed = nil, true
 	b.mu.Unlock()
 	for c := range conns {
 		_ = c.Close()

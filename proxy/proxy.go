@@ -145,8 +145,7 @@ func (p *Proxy) Upstreams() []UpstreamStatus {
 		up.mu.Lock()
 		for b := range up.all {
 			is := InstanceStatus{Node: b.node, Address: b.addr, Weight: b.weight.Load(), Active: b.active.Load(),
-				Failures: b.fails.Load(), Ejections: b.ejections.Load(), Draining: b.draining.Load()}
-			is.ServiceID = b.key[len(b.node)+1:]
+				Failures: b.fails.Load(), Ejections: b.ejections.Load(), Draining: b.draining.Load(), ServiceID: b.serviceID}
 			if u := b.ejectedUntil.Load(); u > time.Now().UnixNano() {
 				is.EjectedUntil = time.Unix(0, u)
 			}
@@ -185,14 +184,19 @@ type upstream struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu   sync.Mutex
-	all  map[*backend]struct{} // live and draining instances
-	live map[string]*backend   // by key: the instances of the current set
-	// spare and eps are rebuild's scratch space, reused so a rebuild allocates
-	// little more than the new set.
-	spare map[string]*backend
-	eps   []catalog.Endpoint
+	mu  sync.Mutex
+	all map[*backend]struct{} // live and draining instances
+	// index finds the current set's instances by key once the set is larger than
+	// scanMax; smaller sets are scanned, which is cheaper than hashing a key.
+	index map[string]*backend
+	// eps and next are rebuild's scratch space, reused so that a rebuild which
+	// finds the set unchanged allocates nothing.
+	eps  []catalog.Endpoint
+	next []*backend
 }
+
+// scanMax is the largest set rebuild searches by scanning rather than by index.
+const scanMax = 32
 
 func (p *Proxy) start(u Upstream) (*upstream, error) {
 	lc := net.ListenConfig{KeepAlive: -1} // keep-alive is set per connection
@@ -202,7 +206,7 @@ func (p *Proxy) start(u Upstream) (*upstream, error) {
 	}
 	ctx, cancel := context.WithCancel(p.ctx)
 	up := &upstream{p: p, def: u, ln: ln.(*net.TCPListener), ctx: ctx, cancel: cancel,
-		all: make(map[*backend]struct{}), live: make(map[string]*backend)}
+		all: make(map[*backend]struct{})}
 	up.cur.Store(&set{})
 	up.rebuild() // before accepting, so the first connection finds the instances
 	p.wg.Go(up.watch)
@@ -236,8 +240,10 @@ func (up *upstream) watch() {
 	}
 }
 
-// rebuild reads the service's endpoints and publishes a new set. Instances that stay
-// keep their counters; those that left drain.
+// rebuild reads the service's endpoints and publishes a new set if its instances
+// changed. Instances that stay keep their counters; those that left drain. A rebuild
+// that finds the same instances (only weights or distances moved, which are atomics
+// of the instances) publishes nothing and allocates nothing.
 func (up *upstream) rebuild() {
 	start := time.Now()
 	up.mu.Lock()
@@ -251,11 +257,9 @@ func (up *upstream) rebuild() {
 	if f := up.p.cfg.RTTs; f != nil {
 		rtts = f()
 	}
-	next := &set{live: make([]*backend, 0, len(eps))}
-	keep := up.spare
-	if keep == nil {
-		keep = make(map[string]*backend, len(eps))
-	}
+	old := up.cur.Load().live
+	next := up.next[:0]
+	added := false
 	for i := range eps {
 		ep := &eps[i]
 		var w int
@@ -271,67 +275,102 @@ func (up *upstream) rebuild() {
 		if f := up.p.cfg.Filter; f != nil && !f(ep) {
 			continue
 		}
-		b := up.byID(ep.Node, ep.ServiceID)
+		b := up.find(old, ep.Node, ep.ServiceID)
 		if b == nil || b.host != ep.Address || b.port != ep.Port {
 			b = up.newBackend(ep.Node+"/"+ep.ServiceID, ep.Node, ep.Address, ep.Port, start)
+			added = true
 		}
-		key := b.key
 		b.weight.Store(int64(w))
 		if d, ok := rtts[ep.Node]; ok {
 			b.rtt.Store(int64(max(d, 1)))
 		}
-		keep[key] = b
-		next.live = append(next.live, b)
+		next = append(next, b)
 	}
-	for key, b := range up.live {
-		if keep[key] != b {
+	up.next = next
+	// Keys are unique in a service, so without a new instance every one found is a
+	// distinct member of old: the same count means the same set.
+	if !added && len(next) == len(old) {
+		clear(next) // hold no instance past its drain
+		up.p.m.rebuild.Observe(time.Since(start).Seconds())
+		return
+	}
+	live := slices.Clone(next)
+	clear(next)
+	var index map[string]*backend
+	if len(live) > scanMax {
+		index = make(map[string]*backend, len(live))
+		for _, b := range live {
+			index[b.key] = b
+		}
+	}
+	for _, b := range old {
+		if !contains(live, index, b) {
 			up.drainLocked(b)
 		}
 	}
-	up.live, up.spare = keep, up.live
-	clear(up.spare)
-	up.cur.Store(next)
+	up.index = index
+	up.cur.Store(&set{live: live})
 	up.p.m.rebuild.Observe(time.Since(start).Seconds())
 }
 
-// byID finds the current instance node/serviceID without building its key.
-func (up *upstream) byID(node, serviceID string) *backend {
-	if len(up.live) == 0 {
+// find returns the instance node/serviceID of the current set old, or nil.
+func (up *upstream) find(old []*backend, node, serviceID string) *backend {
+	if up.index == nil {
+		for _, b := range old {
+			if b.serviceID == serviceID && b.node == node {
+				return b
+			}
+		}
 		return nil
 	}
 	var buf [128]byte
 	k := append(append(append(buf[:0], node...), '/'), serviceID...)
-	return up.live[string(k)] // the compiler does not allocate for this conversion
+	return up.index[string(k)] // the compiler does not allocate for this conversion
+}
+
+// contains reports whether b is in live, whose index is nil when live is small.
+func contains(live []*backend, index map[string]*backend, b *backend) bool {
+	if index != nil {
+		return index[b.key] == b
+	}
+	return slices.Contains(live, b)
 }
 
 func (up *upstream) newBackend(key, node, host string, port int, now time.Time) *backend {
-	b := &backend{key: key, node: node, host: host, port: port, addr: net.JoinHostPort(host, strconv.Itoa(port)),
-		added: now, conns: make(map[*net.TCPConn]struct{})}
-	m, service := up.p.m, up.def.Service
-	b.mk = func() backendMetrics { return m.forInstance(service, key) }
+	b := &backend{up: up, key: key, node: node, serviceID: key[len(node)+1:], host: host, port: port,
+		addr: net.JoinHostPort(host, strconv.Itoa(port)), added: now}
 	up.all[b] = struct{}{}
 	return b
 }
 
 // drainLocked takes b out of rotation at once and closes its connections after
-// DrainTimeout (or at Close).
+// DrainTimeout (or at Close). It starts no goroutine: a timer and a context callback
+// wait, whichever comes first, so draining thousands of instances at once costs no
+// stacks.
 func (up *upstream) drainLocked(b *backend) {
 	if b.draining.Swap(true) {
 		return
 	}
 	p := up.p
-	p.wg.Go(func() {
-		t := time.NewTimer(p.cfg.DrainTimeout)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-p.ctx.Done():
-		}
-		b.closeAll()
+	p.wg.Add(1)
+	finish := func() {
 		up.mu.Lock()
+		if b.drained {
+			up.mu.Unlock()
+			return
+		}
+		b.drained = true
 		delete(up.all, b)
+		t, stop := b.drainTimer, b.drainStop
 		up.mu.Unlock()
-	})
+		t.Stop()
+		stop() // forget the context callback, so a drained instance is not kept
+		b.closeAll()
+		p.wg.Done()
+	}
+	// Both are set under up.mu, which finish takes before reading them.
+	b.drainTimer = time.AfterFunc(p.cfg.DrainTimeout, finish)
+	b.drainStop = context.AfterFunc(p.ctx, finish)
 }
 
 func (up *upstream) accept() {
