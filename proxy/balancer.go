@@ -15,7 +15,7 @@ import (
 type backend struct {
 	key       string // node/serviceID
 	node      string
-	serviceID string // key's suffix
+	serviceID string
 	addr      string // ip:port
 	host      string // the address and port addr is made of
 	port      int

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
@@ -277,7 +278,7 @@ func (up *upstream) rebuild() {
 		}
 		b := up.find(old, ep.Node, ep.ServiceID)
 		if b == nil || b.host != ep.Address || b.port != ep.Port {
-			b = up.newBackend(ep.Node+"/"+ep.ServiceID, ep.Node, ep.Address, ep.Port, start)
+			b = up.newBackend(ep.Node, ep.ServiceID, ep.Address, ep.Port, start)
 			added = true
 		}
 		b.weight.Store(int64(w))
@@ -316,6 +317,15 @@ func (up *upstream) rebuild() {
 // find returns the instance node/serviceID of the current set old, or nil.
 func (up *upstream) find(old []*backend, node, serviceID string) *backend {
 	if up.index == nil {
+		// An instance whose record did not change hands back the very strings of
+		// its last rebuild: comparing where they point finds it without comparing
+		// bytes (which most of the others would cost, names being of a length).
+		sid := unsafe.StringData(serviceID)
+		for _, b := range old {
+			if unsafe.StringData(b.serviceID) == sid && len(b.serviceID) == len(serviceID) && b.node == node {
+				return b
+			}
+		}
 		for _, b := range old {
 			if b.serviceID == serviceID && b.node == node {
 				return b
@@ -336,8 +346,10 @@ func contains(live []*backend, index map[string]*backend, b *backend) bool {
 	return slices.Contains(live, b)
 }
 
-func (up *upstream) newBackend(key, node, host string, port int, now time.Time) *backend {
-	b := &backend{up: up, key: key, node: node, serviceID: key[len(node)+1:], host: host, port: port,
+// newBackend makes the state of instance node/serviceID. It keeps the catalog's
+// strings (find compares where they point).
+func (up *upstream) newBackend(node, serviceID, host string, port int, now time.Time) *backend {
+	b := &backend{up: up, key: node + "/" + serviceID, node: node, serviceID: serviceID, host: host, port: port,
 		addr: net.JoinHostPort(host, strconv.Itoa(port)), added: now}
 	up.all[b] = struct{}{}
 	return b
