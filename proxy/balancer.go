@@ -25,6 +25,7 @@ type backend struct {
 	added  time.Time    // for slow start
 
 	active       atomic.Int64
+	reported     atomic.Int64 // unix ns of the last success told to the Reporter; 0 after a failure
 	fails        atomic.Int32 // consecutive connect failures
 	ejectedUntil atomic.Int64 // unix ns; 0 when not ejected
 	ejections    atomic.Int32
@@ -46,6 +47,19 @@ type backend struct {
 	// so that a connection does no label lookup.
 	mOnce sync.Once
 	m     backendMetrics
+}
+
+// reportEvery is how often a Reporter hears that an instance is still reachable:
+// telling it at every connection would take its lock at the proxy's connection rate,
+// and its trust window is seconds long. A failure is always told, and the success
+// after it.
+const reportEvery = time.Second
+
+// reportDue reports whether a successful connect at now should be told, and if so
+// notes that it is.
+func (b *backend) reportDue(now time.Time) bool {
+	last, ns := b.reported.Load(), now.UnixNano()
+	return ns-last >= int64(reportEvery) && b.reported.CompareAndSwap(last, ns)
 }
 
 // metrics returns the instance's metrics, resolving them on first use.

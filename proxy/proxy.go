@@ -10,9 +10,12 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/definition"
@@ -181,6 +184,10 @@ type upstream struct {
 	def Upstream
 	ln  *net.TCPListener
 	cur atomicSet
+	// keepAliveInherited is set when accepted connections have the listener's
+	// keep-alive settings already (see listen).
+	keepAliveInherited bool
+	noBackend          prometheus.Counter // resolved once: not a label lookup per connection
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -200,14 +207,13 @@ type upstream struct {
 const scanMax = 32
 
 func (p *Proxy) start(u Upstream) (*upstream, error) {
-	lc := net.ListenConfig{KeepAlive: -1} // keep-alive is set per connection
-	ln, err := lc.Listen(p.ctx, "tcp", u.Addr())
+	ln, inherits, err := listen(p.ctx, u.Addr(), p.cfg.KeepAlive)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: upstream %s: listen on %s: %w", u.Service, u.Addr(), err)
 	}
 	ctx, cancel := context.WithCancel(p.ctx)
-	up := &upstream{p: p, def: u, ln: ln.(*net.TCPListener), ctx: ctx, cancel: cancel,
-		all: make(map[*backend]struct{})}
+	up := &upstream{p: p, def: u, ln: ln, keepAliveInherited: inherits, ctx: ctx, cancel: cancel,
+		all: make(map[*backend]struct{}), noBackend: p.m.noBackend.WithLabelValues(u.Service)}
 	up.cur.Store(&set{})
 	up.rebuild() // before accepting, so the first connection finds the instances
 	p.wg.Go(up.watch)
@@ -411,11 +417,12 @@ func (up *upstream) accept() {
 }
 
 // serve forwards one client connection to an instance, trying up to Attempts
-// instances when connects fail.
+// instances when connects fail. It closes c.
 func (up *upstream) serve(c *net.TCPConn) {
 	p := up.p
-	defer c.Close()
-	setKeepAlive(c, p.cfg.KeepAlive)
+	if !up.keepAliveInherited {
+		setKeepAlive(c, p.cfg.KeepAlive)
+	}
 	d := net.Dialer{Timeout: p.cfg.ConnectTimeout, KeepAlive: -1}
 	var tried []*backend
 	for range p.cfg.Attempts {
@@ -433,7 +440,7 @@ func (up *upstream) serve(c *net.TCPConn) {
 			continue
 		}
 		b.fails.Store(0)
-		if r := p.cfg.Reporter; r != nil {
+		if r := p.cfg.Reporter; r != nil && b.reportDue(now) {
 			r.Report(b.addr, true)
 		}
 		bc := conn.(*net.TCPConn)
@@ -442,7 +449,8 @@ func (up *upstream) serve(c *net.TCPConn) {
 		b.active.Add(-1)
 		return
 	}
-	p.m.noBackend.WithLabelValues(up.def.Service).Inc()
+	_ = c.Close()
+	up.noBackend.Inc()
 }
 
 // failed counts a connect failure and ejects b after EjectAfter in a row, unless
@@ -451,6 +459,7 @@ func (up *upstream) failed(b *backend, err error) {
 	p := up.p
 	m := b.metrics()
 	m.fails.Inc()
+	b.reported.Store(0) // the next success is news
 	if r := p.cfg.Reporter; r != nil {
 		// A refused connect reached the host: the instance is down, not cut off.
 		r.Report(b.addr, errors.Is(err, syscall.ECONNREFUSED))
@@ -477,41 +486,61 @@ func (up *upstream) failed(b *backend, err error) {
 		"for", time.Duration(n)*p.cfg.BaseEjection, "error", err)
 }
 
-// pipe copies both ways until both sides are done, forwarding half-closes.
+// pipe copies both ways until both sides are done, forwarding half-closes, and
+// closes both.
 func (up *upstream) pipe(c, bc *net.TCPConn, b *backend) {
 	if !b.track(bc) {
 		_ = bc.Close()
+		_ = c.Close()
 		return
 	}
 	m := b.metrics()
 	m.conns.Inc()
 	m.active.Inc()
-	done := make(chan struct{})
-	var up1 int64
-	go func() { // owned by pipe, which waits on done
-		defer close(done)
-		n, err := copyAdaptive(bc, c)
-		up1 = n
-		if err != nil {
-			_ = c.Close()
-			_ = bc.Close()
-			return
-		}
-		_ = bc.CloseWrite()
-	}()
-	n, err := copyAdaptive(c, bc)
+	pp := &pipeState{c: c, bc: bc}
+	pp.wg.Add(1)
+	go pp.copyUp() // owned by pipe, which waits for it
+	down, err := copyAdaptive(c, bc)
 	if err != nil {
-		_ = c.Close()
-		_ = bc.Close()
+		pp.abort()
 	} else {
 		_ = c.CloseWrite()
 	}
-	<-done
-	_ = bc.Close()
+	pp.wg.Wait()
+	pp.abort()
 	b.untrack(bc)
 	m.active.Dec()
-	m.bytesUp.Add(float64(up1))
-	m.bytesDown.Add(float64(n))
+	m.bytesUp.Add(float64(pp.up))
+	m.bytesDown.Add(float64(down))
+}
+
+// pipeState is one forwarded connection: one allocation for what both directions
+// share.
+type pipeState struct {
+	c, bc  *net.TCPConn
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	up     int64 // bytes copied to the instance
+}
+
+// copyUp copies the client's bytes to the instance, then forwards the half-close.
+func (pp *pipeState) copyUp() {
+	defer pp.wg.Done()
+	n, err := copyAdaptive(pp.bc, pp.c)
+	pp.up = n
+	if err != nil {
+		pp.abort()
+		return
+	}
+	_ = pp.bc.CloseWrite()
+}
+
+// abort closes both connections once (a second Close only makes an error to drop).
+func (pp *pipeState) abort() {
+	if !pp.closed.Swap(true) {
+		_ = pp.c.Close()
+		_ = pp.bc.Close()
+	}
 }
 
 // setKeepAlive turns TCP keep-alive on with the first probe after period of
