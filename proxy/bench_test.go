@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -41,6 +42,9 @@ func TestMain(m *testing.M) {
 // "ready" once listening and runs until its stdin closes.
 func benchChild(spec string) int {
 	parts := strings.Split(spec, ",")
+	if n, err := strconv.Atoi(os.Getenv("RUMOR_PROXYBENCH_PROXY_PROCS")); err == nil && n > 0 {
+		runtime.GOMAXPROCS(n) // an experiment: the proxy process's Ps
+	}
 	cat, err := catalog.New(catalog.Config{Clock: catalogtest.NewClock()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -262,8 +266,9 @@ func median(xs []float64) float64 {
 // in one run, rounds interleaved: new connections per second (32 clients, a 64-byte
 // exchange each), the p99 connection setup latency each adds over connecting to the
 // backends directly, and one connection's throughput (256 MB). Run it with
-// -benchtime 1x; RUMOR_PROXYBENCH_ROUNDS (3) and RUMOR_PROXYBENCH_SECONDS (2) set the
-// rounds and their length.
+// -benchtime 1x; RUMOR_PROXYBENCH_ROUNDS (3), RUMOR_PROXYBENCH_SECONDS (2) and
+// RUMOR_PROXYBENCH_CLIENTS (32) set the rounds, their length and the concurrent
+// clients (1 shows what each proxy adds to one connection's latency).
 func BenchmarkProxyVsHAProxy(b *testing.B) {
 	haproxy, err := exec.LookPath("haproxy")
 	if err != nil {
@@ -275,6 +280,10 @@ func BenchmarkProxyVsHAProxy(b *testing.B) {
 	}
 	if v, err := strconv.Atoi(os.Getenv("RUMOR_PROXYBENCH_SECONDS")); err == nil && v > 0 {
 		secs = v
+	}
+	clients := 32
+	if v, err := strconv.Atoi(os.Getenv("RUMOR_PROXYBENCH_CLIENTS")); err == nil && v > 0 {
+		clients = v
 	}
 	var backends []string
 	var ports []string
@@ -314,9 +323,9 @@ func BenchmarkProxyVsHAProxy(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		for range rounds {
-			direct := connLoad(backends, 32, d)
-			r := connLoad([]string{rAddr}, 32, d)
-			h := connLoad([]string{hAddr}, 32, d)
+			direct := connLoad(backends, clients, d)
+			r := connLoad([]string{rAddr}, clients, d)
+			h := connLoad([]string{hAddr}, clients, d)
 			failed += r.errors + h.errors
 			rRate, hRate = append(rRate, r.perSec), append(hRate, h.perSec)
 			ms := func(x time.Duration) float64 { return float64(x) / 1e6 }
