@@ -62,6 +62,9 @@ func (b *backend) reportDue(now time.Time) bool {
 	return ns-last >= int64(reportEvery) && b.reported.CompareAndSwap(last, ns)
 }
 
+// failedNow makes the next successful connect due for reporting: it is news.
+func (b *backend) failedNow() { b.reported.Store(0) }
+
 // metrics returns the instance's metrics, resolving them on first use.
 func (b *backend) metrics() *backendMetrics {
 	b.mOnce.Do(func() { b.m = b.up.p.m.forInstance(b.up.def.Service, b.key) })

@@ -459,7 +459,7 @@ func (up *upstream) failed(b *backend, err error) {
 	p := up.p
 	m := b.metrics()
 	m.fails.Inc()
-	b.reported.Store(0) // the next success is news
+	b.failedNow()
 	if r := p.cfg.Reporter; r != nil {
 		// A refused connect reached the host: the instance is down, not cut off.
 		r.Report(b.addr, errors.Is(err, syscall.ECONNREFUSED))
