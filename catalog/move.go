@@ -151,3 +151,16 @@ func (c *Catalog) OwnMoveUpkeep(self string) []MoveUpdate {
 	slices.SortFunc(out, func(a, b MoveUpdate) int { return cmp.Compare(a.ServiceID, b.ServiceID) })
 	return out
 }
+
+// ServiceOf returns origin's live service record with this ID, if any: a cheap
+// lookup by key (the agent reads the name of a service it is about to delete).
+func (c *Catalog) ServiceOf(origin, id string) (Service, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if o := c.origins[origin]; o != nil {
+		if s := o.storedService(id); s != nil {
+			return *s.clone(), true
+		}
+	}
+	return Service{}, false
+}
