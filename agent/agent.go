@@ -468,7 +468,7 @@ func (a *Agent) Shutdown() error {
 
 // applyLocked applies this node's new records to the catalog and broadcasts them.
 func (a *Agent) applyLocked(recs []catalog.Record) {
-	a.own.noteIssued(recs) // before Publish: an echo never looks foreign
+	a.own.noteIssued(recs)   // before Publish: an echo never looks foreign
 	a.noteDeregistered(recs) // before the catalog forgets the names (moves.go)
 	if _, err := a.cat.ApplyOwn(recs...); err != nil {
 		// Registrations are validated before they get here: this is a bug.

@@ -81,7 +81,7 @@ type Core struct {
 	// 10,000 (setEntry keeps it).
 	owners map[string]string
 
-	configPolicy definition.Policy // policy for SourceConfig services
+	configPolicy definition.Policy       // policy for SourceConfig services
 	moves        map[string]catalog.Move // this node's forward pointers, by old service ID (moves.go)
 }
 
