@@ -106,6 +106,10 @@ func TestMoveDetectedBySameID(t *testing.T) {
 	if err := n1.DeregisterService(ctx, "api-2"); err != nil {
 		t.Fatal(err)
 	}
+	n1.detectMoves() // what the moves loop runs at every change: n2 held api-2 already
+	if _, ok := n1.moves.get("api-2"); !ok {
+		t.Errorf("api-2 is not pending on n1 after its deregistration")
+	}
 	// The registration of api-1 on n1 again deletes its pointer: the instance is back.
 	if err := n1.RegisterService(ctx, apiSvc("api-1", 9001)); err != nil {
 		t.Fatal(err)
