@@ -164,3 +164,23 @@ func (c *Catalog) ServiceOf(origin, id string) (Service, bool) {
 	}
 	return Service{}, false
 }
+
+// MovesFrom returns origin's live pointers, sorted by service ID: what a view of one
+// node shows of the instances that left it.
+func (c *Catalog) MovesFrom(origin string) []MoveEntry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	o := c.origins[origin]
+	if o == nil || c.moveOrigins[o] == 0 {
+		return nil
+	}
+	now := c.cfg.Clock.Now()
+	var out []MoveEntry
+	for k, s := range o.records {
+		if s.move != nil && s.move.Live(now) {
+			out = append(out, MoveEntry{From: o.name, ServiceID: k.ID, Version: s.version, Move: *s.move})
+		}
+	}
+	slices.SortFunc(out, func(a, b MoveEntry) int { return cmp.Compare(a.ServiceID, b.ServiceID) })
+	return out
+}

@@ -150,6 +150,18 @@ func TestMovesQueryAndTopics(t *testing.T) {
 	if e, ok := cat.MoveFrom("a", "web-1"); !ok || e.Move.ToServiceID != "web-1" {
 		t.Errorf("MoveFrom = %+v, %v", e, ok)
 	}
+	if from := cat.MovesFrom("a"); !reflect.DeepEqual(from, got) {
+		t.Errorf("MovesFrom(a) = %+v, want %+v", from, got)
+	}
+	if from := cat.MovesFrom("b"); len(from) != 0 {
+		t.Errorf("MovesFrom(b) = %+v, want none", from)
+	}
+	if s, ok := cat.ServiceOf("a", "web-1"); !ok || s.Name != "web" {
+		t.Errorf("ServiceOf(a, web-1) = %+v, %v", s, ok)
+	}
+	if _, ok := cat.ServiceOf("b", "web-1"); ok {
+		t.Errorf("ServiceOf(b, web-1) found a service b does not hold")
+	}
 	// Past Until a pointer is no longer answered, though its origin still holds it.
 	clk.Advance(time.Hour)
 	if got := cat.Moves(""); len(got) != 0 {

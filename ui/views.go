@@ -268,6 +268,7 @@ type serviceData struct {
 	Curl     string
 	Dig      string // empty when the agent serves no DNS or the name is no DNS label
 	Problems []string
+	Moves    []moveRow // instances of it that moved to another node (moves.go)
 }
 
 type instanceRow struct {
@@ -326,6 +327,7 @@ func (u *UI) serviceView(r *http.Request, _ time.Time) (any, int) {
 	}
 	d.Curl = fmt.Sprintf("curl -s 'http://%s/v1/health/service/%s?passing'", r.Host, url.PathEscape(name))
 	d.Dig = digLine(u.cfg.DNSAddr, u.cfg.DNSDomain, name)
+	d.Moves = u.serviceMoves(name)
 	return d, http.StatusOK
 }
 
