@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/catalog/catalogtest"
 	"github.com/rumor-sd/rumor/definition"
 	"github.com/rumor-sd/rumor/internal/testkit"
 )
@@ -294,4 +295,43 @@ func getJSON(t *testing.T, url string, v any) {
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
+}
+
+// TestMoveExpires: after the move retention (on the agents' injected clock, one for
+// both: Until is absolute, read by each agent's own clock) the old node deletes its
+// pointer, and every agent stops showing it.
+func TestMoveExpires(t *testing.T) {
+	clk := catalogtest.NewClock()
+	agents, _ := movePool(t, 2, func(i int, c *Config) {
+		c.Clock, c.MoveRetention = clk, time.Hour
+	})
+	n1 := agents[0]
+	if err := n1.RegisterService(t.Context(), apiSvc("api-1", 9001)); err != nil {
+		t.Fatal(err)
+	}
+	m, err := n1.MoveService(t.Context(), "api-1", "n2", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Until.Sub(m.At); got != time.Hour {
+		t.Errorf("retention %s, want the configured 1h", got)
+	}
+	awaitPointer(t, agents, "n1", "api-1", "n2")
+	clk.Advance(time.Hour)
+	testkit.Eventually(t, 10*time.Second, "n1 to delete its expired pointer", func() bool {
+		for _, r := range n1.Catalog().Records("n1") {
+			if r.Key == (catalog.Key{Kind: catalog.KindMove, ID: "api-1"}) {
+				return r.Deleted
+			}
+		}
+		return false
+	})
+	testkit.Eventually(t, 10*time.Second, "n2 to see the tombstone", func() bool {
+		for _, r := range agents[1].Catalog().Records("n1") {
+			if r.Key == (catalog.Key{Kind: catalog.KindMove, ID: "api-1"}) {
+				return r.Deleted
+			}
+		}
+		return false
+	})
 }
