@@ -118,8 +118,8 @@ func (a *Agent) noteDeregistered(recs []catalog.Record) {
 	}
 	for i := range recs {
 		r := &recs[i]
-		if r.Key.Kind == catalog.KindMove {
-			a.moves.drop(r.Key.ID)
+		if r.Key.Kind == catalog.KindMove || r.Key.Kind == catalog.KindService && !r.Deleted {
+			a.moves.drop(r.Key.ID) // pointed elsewhere already, or back here
 		}
 		if r.Key.Kind != catalog.KindService || !r.Deleted {
 			continue
