@@ -116,7 +116,7 @@ func AppendRecord(dst []byte, r *Record) []byte {
 			return append(dst, flags)
 		})
 	default:
-		if r.Key.Kind > KindMove {
+		if r.Key.Kind.Extension() {
 			// An extension kind this version does not know, as the decoder returns
 			// it: an empty value keeps the record skippable.
 			dst = binary.AppendUvarint(dst, 0)
@@ -355,7 +355,7 @@ func (d *decoder) record() Record {
 			r.Move = m
 		}
 	default:
-		if r.Key.Kind < KindMove {
+		if !r.Key.Kind.Extension() {
 			d.fail("unknown kind %d", r.Key.Kind)
 			break
 		}

@@ -44,6 +44,10 @@ const (
 	KindMove
 )
 
+// Extension reports whether k is an extension kind (KindMove and later), whose value
+// travels behind its length so that a decoder that does not know k skips the record.
+func (k Kind) Extension() bool { return k >= KindMove }
+
 // String returns "node", "service", "check" or "move".
 func (k Kind) String() string {
 	switch k {

@@ -63,3 +63,57 @@ func TestUnknownKindRefusedPerRecordInAMessage(t *testing.T) {
 		t.Error("the service after the unknown record is missing")
 	}
 }
+
+// Batched messages (anti-entropy chunks, eager messages) carry extension-kind records
+// apart from the others, so an agent from before moves, which refuses a whole
+// message holding a kind it does not know, loses only the pointers.
+func TestExtensionKindsTravelApart(t *testing.T) {
+	w := catalog.NewWriter("n1", 1)
+	at := time.Unix(1_700_000_000, 0)
+	recs := []catalog.Record{
+		w.PutService(catalogtest.Service("a", "a", 1)),
+		w.PutMove("b", &catalog.Move{Service: "b", ToNode: "n2", ToServiceID: "b", At: at, Until: at.Add(time.Hour)}),
+		w.PutService(catalogtest.Service("c", "c", 1)),
+	}
+	kinds := func(recs []catalog.Record) (base, ext int) {
+		for _, r := range recs {
+			if r.Key.Kind.Extension() {
+				ext++
+			} else {
+				base++
+			}
+		}
+		return base, ext
+	}
+	check := func(what string, msgs [][]byte, decode func([]byte) []catalog.Record) {
+		t.Helper()
+		total := 0
+		for _, m := range msgs {
+			got := decode(m)
+			total += len(got)
+			if b, e := kinds(got); b > 0 && e > 0 {
+				t.Errorf("%s: a message mixes %d records of the first kinds with %d of extension kinds", what, b, e)
+			}
+		}
+		if total != len(recs) {
+			t.Errorf("%s: %d records in %d messages, want %d", what, total, len(msgs), len(recs))
+		}
+	}
+	check("chunkRecords", chunkRecords(recs, 1<<20), func(b []byte) []catalog.Record {
+		got, err := decodeRecords(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	})
+	check("chunkEager", chunkEager("n1", 0, recs, 1<<20), func(b []byte) []catalog.Record {
+		_, _, got, err := decodeEager(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	})
+	if msgs := chunkRecords(recs[:1], 1<<20); len(msgs) != 1 {
+		t.Errorf("without pointers: %d messages, want 1", len(msgs))
+	}
+}
