@@ -34,6 +34,13 @@ func TestMovesShown(t *testing.T) {
 	if len(table) != 1 || !strings.Contains(text(table[0]), "rumor service move") || !strings.Contains(text(table[0]), "n001 web-0") {
 		t.Fatalf("Moved table: %v", table)
 	}
+	// The old node's page lists what moved away from it.
+	doc = f.waitFor(t, "/ui/nodes/n000", "the node's Moved away table", func(d *html.Node) bool {
+		return len(rows(d, "move")) == 1
+	})
+	if tbl := find(doc, withAttr("id", "node-moves")); len(tbl) != 1 || !strings.Contains(text(tbl[0]), "webweb-0n001 web-0") {
+		t.Errorf("Moved away table: %q", text(tbl[0]))
+	}
 	// A rewrite (the chain collapsed to another node) is logged too.
 	mv2 := *mv
 	mv2.ToNode = "n002"

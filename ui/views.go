@@ -463,6 +463,7 @@ type nodeData struct {
 	Instances []nodeInstance
 	Checks    []catalog.CheckEntry
 	Events    []Event
+	Moves     []moveView // instances that moved away from it (moves.go)
 }
 
 type nodeInstance struct {
@@ -483,6 +484,7 @@ func (u *UI) nodeView(r *http.Request, now time.Time) (any, int) {
 			d.Instances = append(d.Instances, nodeInstance{Service: in.Service, ID: in.ID, Source: in.attrs.Source,
 				Status: in.Status, Tags: in.attrs.Tags})
 		}
+		d.Moves = nv.Moves
 	}
 	d.Events = m.recentEvents(50, func(e *Event) bool { return e.Node == name })
 	m.mu.RUnlock()
