@@ -114,11 +114,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	reg := newRegistry(cat)
-	reg.MustRegister(own.repairs)
+	moves := newMoveWatch() // moves.go
+	reg.MustRegister(own.repairs, moves.recorded)
 	a := &Agent{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: reg,
 		ctx: ctx, cancel: cancel, leaveReq: make(chan struct{}),
-		own: own, failed: make(chan struct{}), moves: newMoveWatch(),
+		own: own, failed: make(chan struct{}), moves: moves,
 	}
 	if a.dns, err = a.newDNS(); err != nil {
 		cancel()

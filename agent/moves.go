@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rumor-sd/rumor/agent/localstate"
 	"github.com/rumor-sd/rumor/catalog"
 )
@@ -74,10 +76,16 @@ type moveWatch struct {
 	mu      sync.Mutex
 	pending map[string]pendingMove // by service ID
 	wake    chan struct{}          // capacity 1: a new pending move
+	// recorded counts the moves this node recorded, by how ("detected", "explicit").
+	recorded *prometheus.CounterVec
 }
 
 func newMoveWatch() *moveWatch {
-	return &moveWatch{pending: map[string]pendingMove{}, wake: make(chan struct{}, 1)}
+	return &moveWatch{pending: map[string]pendingMove{}, wake: make(chan struct{}, 1),
+		recorded: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "rumor", Subsystem: "agent", Name: "moves_total",
+			Help: "Moves of this node's service instances to other nodes that it recorded as forward pointers, by how: detected (same service ID elsewhere) or explicit (rumor service move).",
+		}, []string{"how"})}
 }
 
 func (w *moveWatch) add(id string, p pendingMove) {
@@ -190,6 +198,7 @@ func (a *Agent) detectMoves() {
 			if err != nil {
 				a.log.Warn("record a detected move", "service_id", id, "to", node, "error", err)
 			} else {
+				a.moves.recorded.WithLabelValues("detected").Inc()
 				a.log.Info("service moved", "service_id", id, "name", p.name, "to", node, "detected", true)
 			}
 			break
@@ -283,6 +292,7 @@ func (a *Agent) MoveService(_ context.Context, id, toNode, toID string) (catalog
 	if err != nil {
 		return catalog.Move{}, err
 	}
+	a.moves.recorded.WithLabelValues("explicit").Inc()
 	a.log.Info("service moved", "service_id", id, "name", name, "to", toNode, "to_service_id", toID, "explicit", true)
 	return m, nil
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
 	"github.com/rumor-sd/rumor/definition"
@@ -87,6 +89,9 @@ func TestMoveDetectedBySameID(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitPointer(t, agents, "n1", "api-1", "n2")
+	if got := testutil.ToFloat64(n1.moves.recorded.WithLabelValues("detected")); got != 1 {
+		t.Errorf("rumor_agent_moves_total{how=detected} = %v, want 1", got)
+	}
 	e, _ := n2.Catalog().MoveFrom("n1", "api-1")
 	if e.Move.Explicit || e.Move.Service != "api" || e.Move.ToServiceID != "api-1" {
 		t.Errorf("pointer %+v, want a detected move of api to n2/api-1", e.Move)
