@@ -50,6 +50,15 @@ func movePool(t *testing.T, n int, tweak func(i int, c *Config)) ([]*Agent, []Co
 			}
 			return alive == n
 		})
+		// Members alive is memberlist's view; a move's target must be in the catalog.
+		testkit.Eventually(t, 10*time.Second, a.NodeName()+" to hold every node record", func() bool {
+			for i := range n {
+				if _, _, err := a.Catalog().NodeServices(fmt.Sprintf("n%d", i+1)); err != nil {
+					return false
+				}
+			}
+			return true
+		})
 	}
 	return agents, cfgs
 }

@@ -71,6 +71,10 @@ func TestMoveAcrossHosts(t *testing.T) {
 	if out, err := c.rumor(1, "register", "--http-addr", httpAddr, "--name", "web", "--id", "web-1", "--port", "8080"); err != nil {
 		t.Fatalf("register on B: %v\n%s", err, out)
 	}
+	c.eventually(10*time.Second, "A to hold B's node record (a move's target must be in the catalog)", func() bool {
+		_, ok := c.get(0, "/v1/catalog/node/h2")
+		return ok
+	})
 	start := time.Now()
 	if out, err := c.rumor(0, "service", "move", "web-1", "--to", "h2", "--http-addr", httpAddr); err != nil {
 		t.Fatalf("rumor service move on A: %v\n%s", err, out)
