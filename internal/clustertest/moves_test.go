@@ -72,8 +72,8 @@ func TestMoveAcrossHosts(t *testing.T) {
 		t.Fatalf("register on B: %v\n%s", err, out)
 	}
 	c.eventually(10*time.Second, "A to hold B's node record (a move's target must be in the catalog)", func() bool {
-		_, ok := c.get(0, "/v1/catalog/node/h2")
-		return ok
+		body, ok := c.get(0, "/v1/catalog/node/h2")
+		return ok && strings.Contains(body, `"Node":"h2"`) // Consul answers null for an unknown node
 	})
 	start := time.Now()
 	if out, err := c.rumor(0, "service", "move", "web-1", "--to", "h2", "--http-addr", httpAddr); err != nil {
