@@ -69,6 +69,10 @@ type Catalog struct {
 	index                     uint64 // global index, ≥ 1
 	absent                    uint64 // index reported for topics without a watch entry
 	orphans                   int    // watch entries whose subject no longer exists
+	// moveOrigins counts the move records (live or expired) of each origin that holds
+	// any, so reading pointers skips the origins without.
+	moveOrigins map[*origin]int
+	movesWatch  *watchState // TopicMoves' entry
 }
 
 // origin is one origin's current set of records: those of its newest generation.
@@ -107,14 +111,17 @@ type stored struct {
 	node      *Node
 	service   *Service
 	check     *Check
+	move      *Move
 }
 
-func (s *stored) deleted() bool { return s.node == nil && s.service == nil && s.check == nil }
+func (s *stored) deleted() bool {
+	return s.node == nil && s.service == nil && s.check == nil && s.move == nil
+}
 
 // record rebuilds the Record s was stored from.
 func (s *stored) record(origin string, k Key) Record {
 	return Record{Origin: origin, Key: k, Version: s.version, Deleted: s.deleted(),
-		Node: s.node, Service: s.service, Check: s.check}
+		Node: s.node, Service: s.service, Check: s.check, Move: s.move}
 }
 
 // storedService returns o's live service with the given ID, or nil.
@@ -157,8 +164,11 @@ func New(cfg Config) (*Catalog, error) {
 		watch:    make(map[Topic]*watchState),
 		index:    1,
 		absent:   1,
+
+		moveOrigins: make(map[*origin]int),
 	}
 	c.servicesWatch, c.nodesWatch = c.state(TopicServices), c.state(TopicNodes)
+	c.movesWatch = c.state(TopicMoves)
 	return c, nil
 }
 
@@ -250,7 +260,7 @@ func (c *Catalog) apply(r *Record, now time.Time) bool {
 	if o.records == nil {
 		o.records = make(map[Key]stored)
 	}
-	s := stored{version: r.Version, node: r.Node, service: r.Service, check: r.Check}
+	s := stored{version: r.Version, node: r.Node, service: r.Service, check: r.Check, move: r.Move}
 	if r.Deleted {
 		s.deletedAt = now.UnixNano()
 		o.tombs++
@@ -298,6 +308,9 @@ func (c *Catalog) index1(o *origin, s *stored) {
 	case s.check != nil:
 		o.checks = append(o.checks, s.check)
 		c.touchCheck(o, s.check)
+	case s.move != nil:
+		c.moveOrigins[o]++
+		c.touchMove(s.move)
 	}
 	// Even a tombstone changes the node's record set, though no query by itself (its
 	// live predecessor was unindexed already).
@@ -324,6 +337,11 @@ func (c *Catalog) unindex(o *origin, s *stored) {
 	case s.check != nil:
 		o.dropCheck(s.check)
 		c.touchCheck(o, s.check)
+	case s.move != nil:
+		if c.moveOrigins[o]--; c.moveOrigins[o] <= 0 {
+			delete(c.moveOrigins, o)
+		}
+		c.touchMove(s.move)
 	}
 	c.touchNode(o)
 }
@@ -336,6 +354,13 @@ func (o *origin) dropCheck(ch *Check) {
 		o.checks[last] = nil
 		o.checks = o.checks[:last]
 	}
+}
+
+// touchMove marks the topics a pointer's change can affect: the moves list and its
+// service's, whose consumers (DNS, proxies, watches) show where instances went.
+func (c *Catalog) touchMove(m *Move) {
+	c.touchState(c.movesWatch)
+	c.touchService(m.Service, false)
 }
 
 // touchCheck marks the topics a check's change can affect: its service's, or every

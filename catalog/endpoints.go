@@ -23,8 +23,17 @@ func (c *Catalog) Endpoints(dst []Endpoint, name, tag string) []Endpoint {
 	if set == nil {
 		return dst
 	}
+	moves := len(c.moveOrigins) > 0
 	for s, o := range set.instances {
 		if tag != "" && !s.HasTag(tag) {
+			continue
+		}
+		// Only origins holding pointers are looked into: a proxy rebuilding 100,000
+		// instances pays nothing for moves elsewhere.
+		if moves && c.moveOrigins[o] > 0 && o.records[Key{Kind: KindMove, ID: s.ID}].move != nil {
+			// Its origin says it moved: new connections go where it went. (An agent
+			// deletes a pointer when the instance registers again, so this holds only
+			// while the two records of a move are seen apart.)
 			continue
 		}
 		ep := Endpoint{Node: o.name, ServiceID: s.ID, Address: s.Address, Port: s.Port,
