@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"sync"
 	"time"
@@ -10,40 +11,76 @@ import (
 // Live pages: each page, loaded in a browser, opens one server-sent-events stream
 // (https://html.spec.whatwg.org/multipage/server-sent-events.html) on its own URL
 // with Accept: text/event-stream, and the server sends the page's <main> again,
-// rendered, whenever what it shows may have changed: an event named "main" whose
-// data is the HTML. The model moves at most once per Config.Coalesce, so a tab gets
-// at most a few updates a second however fast the catalog changes; pages with
-// sparklines move with the sampler too. Tabs showing the same URL share one render
-// per version (liveCache), so a hundred tabs on the services page cost one render
-// and a hundred writes. The browser reconnects by itself after an error, and the page
-// works without any of this: it is whole as first sent.
+// rendered, whenever what it shows changed: an event named "main" whose data is the
+// HTML.
+//
+// The streams do not render. Every URL that open streams show has one entry
+// (liveCache), and one goroutine (UI.liveLoop) brings every entry up to date when
+// what it reads moves: the model (at most once per Config.Coalesce, however fast the
+// catalog changes), the sampler for pages with sparklines, and reachability (its
+// Version, polled once per Coalesce) for the failing page. It first rebuilds the
+// page's data, which is cheap (the model keeps per-service counts and the failing
+// list), and executes the template only when the data differ from the last
+// rendering's (sameData): a change to a node not on the page, a health filter no
+// service matches or an unchanged sparkline costs no rendering and no write. Only
+// then is the new event framed, once, and the entry's streams woken to write those
+// same bytes. A hundred tabs on one URL thus cost one build, at most one rendering
+// and a hundred writes per change, and nothing when the change does not show.
+// The browser reconnects by itself after an error, and the page works without any
+// of this: it is whole as first sent.
 
 // writeSlack bounds each write to a live stream: a tab that stops reading is cut
 // off instead of holding a goroutine forever.
 const writeSlack = 10 * time.Second
 
-// liveCache holds the last rendered event of each URL that open streams show.
+// liveCache holds an entry per URL that open streams show.
 type liveCache struct {
 	mu      sync.Mutex
 	entries map[string]*liveEntry
 }
 
+// liveEntry is one URL's live page: its last rendering, framed as an SSE event.
 type liveEntry struct {
-	users  int // streams showing this URL
-	mu     sync.Mutex
-	mv, sv uint64 // model and sampler versions the event was rendered at
-	event  []byte // the whole SSE event, framed
+	p     page
+	req   *http.Request // the first stream's request, detached: what the page is built from
+	users int           // streams showing this URL; liveCache.mu
+
+	mu      sync.Mutex
+	built   bool          // data, event and the versions are set
+	at      versions      // what the data was built at
+	data    any           // the page's data at the last rendering
+	status  int           // and its status
+	event   []byte        // the whole SSE event; never modified once set (streams write it)
+	seq     uint64        // moves with event
+	changed chan struct{} // closed when event moves
+	scratch bytes.Buffer  // the template's output, before framing
+}
+
+// versions are the versions of what pages read.
+type versions struct {
+	model, samp, reach uint64
+}
+
+// of keeps the versions that page p reads.
+func (v versions) of(p page) versions {
+	if !p.sampled {
+		v.samp = 0
+	}
+	if !p.reach {
+		v.reach = 0
+	}
+	return v
 }
 
 func newLiveCache() *liveCache { return &liveCache{entries: map[string]*liveEntry{}} }
 
 // join returns the entry of key, counting one more stream on it.
-func (c *liveCache) join(key string) *liveEntry {
+func (c *liveCache) join(key string, p page, r *http.Request) *liveEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.entries[key]
 	if e == nil {
-		e = &liveEntry{}
+		e = &liveEntry{p: p, req: r.Clone(context.Background()), changed: make(chan struct{})}
 		c.entries[key] = e
 	}
 	e.users++
@@ -61,6 +98,16 @@ func (c *liveCache) leave(key string) {
 	}
 }
 
+// all returns the entries now open.
+func (c *liveCache) all(dst []*liveEntry) []*liveEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.entries {
+		dst = append(dst, e)
+	}
+	return dst
+}
+
 // Streams returns how many live streams are open, for tests and benchmarks.
 func (u *UI) Streams() int {
 	u.live.mu.Lock()
@@ -72,15 +119,92 @@ func (u *UI) Streams() int {
 	return n
 }
 
-// get returns the event rendered at versions (mv, sv), rendering it if no stream
-// of this URL did yet.
-func (e *liveEntry) get(mv, sv uint64, render func() []byte) []byte {
+// Renders returns how many times live pages were rendered (templates executed),
+// for tests and benchmarks.
+func (u *UI) Renders() uint64 { return u.renders.Load() }
+
+// versions returns the current versions of what pages read.
+func (u *UI) versions() versions {
+	v := versions{}
+	v.model, _ = u.model.wait()
+	v.samp, _ = u.samp.wait()
+	if u.cfg.Reachability != nil {
+		v.reach = u.cfg.Reachability.Version()
+	}
+	return v
+}
+
+// update brings the entry up to date with versions v: it rebuilds the page's data
+// if what the page reads moved, and renders and frames it if the data differ.
+func (u *UI) update(e *liveEntry, v versions) {
+	v = v.of(e.p)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.event == nil || e.mv != mv || e.sv != sv {
-		e.event, e.mv, e.sv = frame("main", render()), mv, sv
+	if e.built && e.at == v {
+		return
 	}
-	return e.event
+	e.at = v
+	now := u.cfg.Now()
+	data, status := e.p.build(u, e.req, now)
+	if e.built && status == e.status && sameData(data, e.data) {
+		return
+	}
+	e.scratch.Reset()
+	if err := u.execute(&e.scratch, e.p, e.req, "main", now, data); err != nil {
+		return // logged; the streams keep the last good rendering
+	}
+	u.renders.Add(1)
+	e.built, e.data, e.status = true, data, status
+	e.event = frame("main", e.scratch.Bytes())
+	e.seq++
+	close(e.changed)
+	e.changed = make(chan struct{})
+}
+
+// current returns the entry's event, its sequence number and a channel closed when
+// it next moves, rendering it first if no stream of this URL did yet.
+func (u *UI) current(e *liveEntry) ([]byte, uint64, <-chan struct{}) {
+	e.mu.Lock()
+	built := e.built
+	e.mu.Unlock()
+	if !built {
+		u.update(e, u.versions())
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.event, e.seq, e.changed
+}
+
+// liveLoop keeps every open entry up to date: it runs when the model or the sampler
+// moves, and once per Coalesce to poll reachability's version.
+func (u *UI) liveLoop() {
+	var poll <-chan time.Time
+	if u.cfg.Reachability != nil {
+		t := time.NewTicker(u.cfg.Coalesce)
+		defer t.Stop()
+		poll = t.C
+	}
+	var entries []*liveEntry
+	for {
+		mv, mch := u.model.wait()
+		sv, sch := u.samp.wait()
+		v := versions{model: mv, samp: sv}
+		if u.cfg.Reachability != nil {
+			v.reach = u.cfg.Reachability.Version()
+		}
+		entries = u.live.all(entries[:0])
+		for _, e := range entries {
+			u.update(e, v)
+		}
+		clear(entries) // hold no entry past its streams
+		select {
+		case <-mch:
+		case <-sch:
+		case <-poll:
+		case <-u.ctx.Done():
+			return
+		}
+	}
 }
 
 // frame encodes one SSE event: each line of data on its own "data:" line.
@@ -117,32 +241,22 @@ func (u *UI) stream(w http.ResponseWriter, r *http.Request, p page) {
 		return
 	}
 	key := r.Host + r.URL.RequestURI()
-	entry := u.live.join(key)
+	entry := u.live.join(key, p, r)
 	defer u.live.leave(key)
 	heartbeat := time.NewTimer(u.cfg.Heartbeat)
 	defer heartbeat.Stop()
-	var last []byte
+	var sent uint64
 	for {
-		mv, mch := u.model.wait()
-		var sv uint64
-		var sch <-chan struct{} // nil: never, for pages without sparklines
-		if p.sampled {
-			sv, sch = u.samp.wait()
-		}
-		ev := entry.get(mv, sv, func() []byte {
-			body, _ := u.render(p, r, "main")
-			return body
-		})
-		if !bytes.Equal(ev, last) {
+		ev, seq, changed := u.current(entry)
+		if seq != sent && ev != nil {
 			if !send(ev) {
 				return
 			}
-			last = ev
+			sent = seq
 			heartbeat.Reset(u.cfg.Heartbeat)
 		}
 		select {
-		case <-mch:
-		case <-sch:
+		case <-changed:
 		case <-heartbeat.C:
 			if !send([]byte(": heartbeat\n\n")) {
 				return

@@ -123,7 +123,10 @@ func (u *UI) failingView(r *http.Request, now time.Time) (any, int) {
 // unreachable lists what this host cannot reach, naming the proxy's instances at
 // each address.
 func (u *UI) unreachable() []unreachRow {
-	es := u.cfg.Agent.Unreachable()
+	if u.cfg.Reachability == nil {
+		return nil
+	}
+	es := u.cfg.Reachability.Unreachable()
 	if len(es) == 0 {
 		return nil
 	}

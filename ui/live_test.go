@@ -1,0 +1,142 @@
+package ui
+
+import (
+	"math"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/catalog/catalogtest"
+)
+
+// stubAgent is the least Agent for the live tests.
+type stubAgent struct{}
+
+func (stubAgent) Self() Self                      { return Self{Name: "a"} }
+func (stubAgent) Members() []Member               { return nil }
+func (stubAgent) Counters() Counters              { return Counters{} }
+func (stubAgent) LocalSources() map[string]string { return nil }
+func (stubAgent) Upstreams() []Upstream           { return nil }
+
+// TestLiveRendersOnlyWhatChanged drives the live entries by hand (no goroutines):
+// a change to the catalog rebuilds each open page's data, but renders, frames and
+// wakes the streams only of the pages whose data it changed.
+func TestLiveRendersOnlyWhatChanged(t *testing.T) {
+	cat, clk := catalogtest.New(t, catalog.Config{})
+	ws := map[string]*catalog.Writer{}
+	for _, name := range []string{"a", "b"} {
+		w := catalog.NewWriter(name, 1)
+		ws[name] = w
+		s := catalogtest.Service("web-"+name, "web", 80)
+		if _, err := cat.Apply(w.PutNode(catalogtest.Node(name, "10.0.0.1")), w.PutService(s),
+			w.PutCheck(catalogtest.Check("c", s.ID, catalog.StatusPassing))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := New(Config{Catalog: cat, Agent: stubAgent{}, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = u.Close() })
+	u.model.refresh()
+	open := func(path, pattern string) *liveEntry {
+		r := httptest.NewRequest("GET", path, nil)
+		return u.live.join(path, u.pages[pattern], r)
+	}
+	failing := open("/ui/", "GET /ui/{$}")
+	critical := open("/ui/services?health=critical", "GET /ui/services")
+	u.update(failing, u.versions())
+	u.update(critical, u.versions())
+	if got := u.Renders(); got != 2 {
+		t.Fatalf("renders after opening two pages = %d, want 2", got)
+	}
+	_, seqCritical, wake := u.current(critical)
+	_, seqFailing, _ := u.current(failing)
+
+	// A warning: on the failing page, not among the critical services.
+	clk.Advance(time.Second)
+	if _, err := cat.Apply(ws["b"].PutCheck(catalogtest.Check("c", "web-b", catalog.StatusWarning))); err != nil {
+		t.Fatal(err)
+	}
+	u.model.refresh()
+	v := u.versions()
+	u.update(failing, v)
+	u.update(critical, v)
+	if got := u.Renders(); got != 3 {
+		t.Errorf("renders after a warning = %d, want 3 (the failing page only)", got)
+	}
+	if _, seq, _ := u.current(failing); seq == seqFailing {
+		t.Error("the failing page's event did not move with the warning")
+	}
+	if _, seq, _ := u.current(critical); seq != seqCritical {
+		t.Error("the critical services' event moved although its data did not")
+	}
+	select {
+	case <-wake:
+		t.Error("the critical services' streams were woken for nothing")
+	default:
+	}
+	// The same versions again: nothing is even rebuilt.
+	u.update(failing, v)
+	if got := u.Renders(); got != 3 {
+		t.Errorf("renders at unchanged versions = %d, want 3", got)
+	}
+	// Critical now: both pages show it.
+	if _, err := cat.Apply(ws["b"].PutCheck(catalogtest.Check("c", "web-b", catalog.StatusCritical))); err != nil {
+		t.Fatal(err)
+	}
+	u.model.refresh()
+	v = u.versions()
+	u.update(failing, v)
+	u.update(critical, v)
+	if got := u.Renders(); got != 5 {
+		t.Errorf("renders after a critical check = %d, want 5", got)
+	}
+	select {
+	case <-wake:
+	default:
+		t.Error("the critical services' streams were not woken")
+	}
+}
+
+// TestSameData: the comparison that skips renderings is DeepEqual with NaN equal to
+// NaN.
+func TestSameData(t *testing.T) {
+	nan := math.NaN()
+	type row struct {
+		Name string
+		RTT  float64
+		At   time.Time
+		Tags []string
+		Meta map[string]int
+		Next *row
+	}
+	at := time.Unix(100, 0)
+	for _, tc := range []struct {
+		name string
+		a, b any
+		want bool
+	}{
+		{"equal", row{Name: "a", RTT: 1, At: at, Tags: []string{"x"}, Meta: map[string]int{"k": 1}},
+			row{Name: "a", RTT: 1, At: at, Tags: []string{"x"}, Meta: map[string]int{"k": 1}}, true},
+		{"NaN equals NaN", []float64{1, nan}, []float64{1, nan}, true},
+		{"NaN is not a number", []float64{nan}, []float64{0}, false},
+		{"another string", row{Name: "a"}, row{Name: "b"}, false},
+		{"another time", row{At: at}, row{At: at.Add(time.Second)}, false},
+		{"another tag", row{Tags: []string{"x"}}, row{Tags: []string{"y"}}, false},
+		{"nil and empty slices", row{Tags: nil}, row{Tags: []string{}}, false},
+		{"another map value", row{Meta: map[string]int{"k": 1}}, row{Meta: map[string]int{"k": 2}}, false},
+		{"another map key", row{Meta: map[string]int{"k": 1}}, row{Meta: map[string]int{"j": 1}}, false},
+		{"equal pointees", row{Next: &row{Name: "n", RTT: nan}}, row{Next: &row{Name: "n", RTT: nan}}, true},
+		{"another pointee", row{Next: &row{Name: "n"}}, row{Next: &row{Name: "m"}}, false},
+		{"nil pointer", row{Next: &row{}}, row{}, false},
+		{"other types", row{}, struct{}{}, false},
+		{"nil", nil, nil, true},
+		{"nil and a value", nil, row{}, false},
+	} {
+		if got := sameData(tc.a, tc.b); got != tc.want {
+			t.Errorf("%s: sameData = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
