@@ -68,6 +68,7 @@ type Catalog struct {
 	index                     uint64 // global index, ≥ 1
 	absent                    uint64 // index reported for topics without a watch entry
 	orphans                   int    // watch entries whose subject no longer exists
+	nodeLog                   nodeLog
 }
 
 // origin is one origin's current set of records: those of its newest generation.

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"fmt"
 	"math"
 	"net/http/httptest"
 	"testing"
@@ -139,4 +140,41 @@ func TestSameData(t *testing.T) {
 			t.Errorf("%s: sameData = %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestModelFollowsNodeChanges: the model reads what moved from the catalog's log of
+// node changes, and compares every node when the log no longer reaches back: either
+// way it ends with the catalog's nodes, a node that left gone.
+func TestModelFollowsNodeChanges(t *testing.T) {
+	cat, _ := catalogtest.New(t, catalog.Config{})
+	put := func(name string) {
+		t.Helper()
+		w := catalog.NewWriter(name, 1)
+		if _, err := cat.Apply(w.PutNode(catalogtest.Node(name, "10.0.0.1")), w.PutService(catalogtest.Service("web-"+name, "web", 80))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a")
+	put("b")
+	m := newModel(cat, stubAgent{}, time.Now)
+	m.refresh()
+	check := func(what string, want int, without string) {
+		t.Helper()
+		m.mu.RLock()
+		defer m.mu.RUnlock()
+		if len(m.nodes) != want || m.nodes[without] != nil || m.instances != want || len(m.names) != want {
+			t.Fatalf("%s: %d nodes (%d instances, %d names), want %d without %q", what, len(m.nodes), m.instances, len(m.names), want, without)
+		}
+	}
+	check("first look", 2, "")
+	put("c")
+	cat.SetLiveness("a", catalog.LivenessLeft)
+	m.refresh()
+	check("from the log", 2, "a")
+	for i := range 5000 { // more moves than the catalog's log keeps
+		put(fmt.Sprintf("n%04d", i))
+	}
+	cat.SetLiveness("b", catalog.LivenessLeft)
+	m.refresh()
+	check("past the log", 5001, "b")
 }

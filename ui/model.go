@@ -30,9 +30,11 @@ type model struct {
 	now func() time.Time
 
 	// Owned by the refresh goroutine: no lock.
-	indexes map[string]uint64 // scratch for NodeIndexes
-	attrs   map[string]*attrs // interned instance attributes, by key
-	self    string
+	indexes  map[string]uint64 // scratch for NodeIndexes; the index of each node read
+	logIndex uint64            // the catalog's index when the model last learned what moved
+	logged   []string          // scratch for NodesChangedSince
+	attrs    map[string]*attrs // interned instance attributes, by key
+	self     string
 
 	mu       sync.RWMutex
 	loaded   bool      // the first refresh is done
@@ -136,27 +138,50 @@ func (m *model) wait() (uint64, <-chan struct{}) {
 }
 
 // refresh brings the model up to date with the catalog: it reads the nodes whose
-// topic moved, then swaps them in under the lock.
+// topic moved, then swaps them in under the lock. It learns which moved from the
+// catalog's log of node changes (NodesChangedSince), which costs what moved; only
+// the first time, and when the log no longer reaches back, does it compare every
+// node's index (NodeIndexes).
 func (m *model) refresh() {
 	if m.self == "" {
 		m.self = m.ag.Self().Name // not in newModel: the agent may hold its lock while creating the UI
 	}
-	m.cat.NodeIndexes(m.indexes)
 	m.mu.RLock()
-	var read []string
-	for name, idx := range m.indexes {
-		if old := m.nodes[name]; old == nil || old.index != idx {
-			read = append(read, name)
-		}
-	}
-	var gone []string
-	for name := range m.nodes {
-		if _, ok := m.indexes[name]; !ok {
-			gone = append(gone, name)
-		}
-	}
 	first := !m.loaded
 	m.mu.RUnlock()
+	var read, gone []string
+	full := true
+	if !first {
+		names, idx, ok := m.cat.NodesChangedSince(m.logIndex, m.logged[:0])
+		if ok {
+			full = false
+			m.logIndex = idx
+			slices.Sort(names)
+			read = slices.Compact(names)
+			m.logged = names[:0]
+			for _, name := range read {
+				m.indexes[name] = idx // what read records as the node's index
+			}
+		}
+	}
+	if full {
+		m.logIndex, _ = m.cat.Watch(catalog.TopicAll) // before NodeIndexes: a move in between is read again
+		m.cat.NodeIndexes(m.indexes)
+		m.mu.RLock()
+		for name, idx := range m.indexes {
+			if old := m.nodes[name]; old == nil || old.index != idx {
+				read = append(read, name)
+			}
+		}
+		if len(m.indexes) != len(m.nodes) || len(read) > 0 {
+			for name := range m.nodes {
+				if _, ok := m.indexes[name]; !ok {
+					gone = append(gone, name)
+				}
+			}
+		}
+		m.mu.RUnlock()
+	}
 	if len(read) == 0 && len(gone) == 0 && !first {
 		return
 	}

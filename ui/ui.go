@@ -23,6 +23,10 @@ import (
 type Catalog interface {
 	// NodeIndexes fills dst with the topic index of every node, after clearing it.
 	NodeIndexes(dst map[string]uint64)
+	// NodesChangedSince appends the names of the nodes that moved after index
+	// after and returns them with the catalog's index; ok is false when the
+	// catalog no longer knows every move since (then NodeIndexes tells).
+	NodesChangedSince(after uint64, dst []string) (names []string, index uint64, ok bool)
 	// NodeServices returns a node and its services; catalog.ErrNotFound if gone.
 	NodeServices(node string) (catalog.NodeEntry, []catalog.Service, error)
 	// NodeChecks returns every check of a node, serfHealth included.
