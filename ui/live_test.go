@@ -52,8 +52,8 @@ func TestLiveRendersOnlyWhatChanged(t *testing.T) {
 	if got := u.Renders(); got != 2 {
 		t.Fatalf("renders after opening two pages = %d, want 2", got)
 	}
-	_, seqCritical, wake := u.current(critical)
-	_, seqFailing, _ := u.current(failing)
+	_, seqCritical, wake := u.current(critical, false)
+	_, seqFailing, _ := u.current(failing, false)
 
 	// A warning: on the failing page, not among the critical services.
 	clk.Advance(time.Second)
@@ -67,10 +67,10 @@ func TestLiveRendersOnlyWhatChanged(t *testing.T) {
 	if got := u.Renders(); got != 3 {
 		t.Errorf("renders after a warning = %d, want 3 (the failing page only)", got)
 	}
-	if _, seq, _ := u.current(failing); seq == seqFailing {
+	if _, seq, _ := u.current(failing, false); seq == seqFailing {
 		t.Error("the failing page's event did not move with the warning")
 	}
-	if _, seq, _ := u.current(critical); seq != seqCritical {
+	if _, seq, _ := u.current(critical, false); seq != seqCritical {
 		t.Error("the critical services' event moved although its data did not")
 	}
 	select {

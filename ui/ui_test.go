@@ -499,6 +499,9 @@ func TestLiveStream(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("Content-Type %q", ct)
 	}
+	if !resp.Uncompressed { // the client asked for gzip and inflated it as it came
+		t.Error("the stream was not gzipped")
+	}
 	events := readEvents(resp.Body)
 	first := <-events
 	if !strings.Contains(first, "all passing") {
@@ -661,14 +664,15 @@ func TestLiveUnreachable(t *testing.T) {
 	}
 }
 
-// stream opens a page's live stream and returns its "main" events; it ends with
-// the test.
+// stream opens a page's live stream, not compressed (TestLiveStream reads a gzipped
+// one), and returns its "main" events; it ends with the test.
 func (f *fixture) stream(t *testing.T, path string) <-chan string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+path, nil)
 	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Accept-Encoding", "identity")
 	resp, err := f.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
