@@ -122,6 +122,8 @@ type Event struct {
 	Node    string
 	Service string // "" for node events
 	Text    string
+	// head and tail are the event's list item around its age (eventList), written once.
+	head, tail string
 }
 
 func newModel(cat Catalog, ag Agent, now func() time.Time) *model {
@@ -486,6 +488,7 @@ func firstLine(s string) string {
 func (m *model) event(now time.Time, kind, node, service, text string) {
 	m.evSeq++
 	ev := Event{Seq: m.evSeq, Time: now, Kind: kind, Node: node, Service: service, Text: text}
+	ev.head, ev.tail = eventHTML(&ev)
 	if len(m.events) < maxEvents {
 		m.events = append(m.events, ev)
 		return
