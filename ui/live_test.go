@@ -2,8 +2,10 @@ package ui
 
 import (
 	"fmt"
+	"html/template"
 	"math"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,4 +179,48 @@ func TestModelFollowsNodeChanges(t *testing.T) {
 	cat.SetLiveness("b", catalog.LivenessLeft)
 	m.refresh()
 	check("past the log", 5001, "b")
+}
+
+// TestCheckRowAsTemplate: a failing check's row, written once and completed with
+// its age at each rendering (checkRow), is what the page's template would write.
+func TestCheckRowAsTemplate(t *testing.T) {
+	const row = `{{define "row"}}<tr data-check="{{.F.Node}}/{{.F.CheckID}}"><td>{{template "badge" (status .F.Status)}}</td><td>{{since .F.Since .Now .F.Approx}}</td><td><a href="/ui/nodes/{{.F.Node}}">{{.F.Node}}</a></td><td>{{if .F.ServiceName}}<a href="/ui/services/{{.F.ServiceName}}">{{.F.ServiceName}}</a> <span class="dim">{{.F.ServiceID}}</span>{{else}}<span class="dim">node</span>{{end}}</td><td>{{.F.Name}} <span class="dim">{{.F.CheckID}}</span></td><td>{{if .F.Output}}<pre class="output">{{trunc .F.Output 600}}</pre>{{end}}</td></tr>{{end}}`
+	tmpl := template.Must(template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")).Parse(row))
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, f := range []failView{
+		{Node: "n1", CheckID: "web-check", Name: "web", ServiceID: "web-1", ServiceName: "web", Status: catalog.StatusCritical,
+			Output: "HTTP GET http://10.0.0.1/health?x=1&y=2: 503 <b>down</b> \"quoted\"", Since: now.Add(-90 * time.Second)},
+		{Node: "a b/ü", CheckID: "node'check", Name: "disk <full>", Status: catalog.StatusWarning, Since: now.Add(-time.Hour), Approx: true},
+	} {
+		var want strings.Builder
+		if err := tmpl.ExecuteTemplate(&want, "row", struct {
+			F   failView
+			Now time.Time
+		}{f, now}); err != nil {
+			t.Fatal(err)
+		}
+		f.head, f.tail = checkRowHTML(&f)
+		if got := string(checkRow(f, now)); got != want.String() {
+			t.Errorf("checkRow:\n got %s\nwant %s", got, want.String())
+		}
+	}
+}
+
+// TestEventListAsTemplate: the event log's items, written once and completed with
+// their age at each rendering (eventList), are what a template would write.
+func TestEventListAsTemplate(t *testing.T) {
+	const list = `{{define "list"}}{{range .Events}}<li class="ev-{{.Kind}}">{{since .Time $.Now false}} <span class="kind">{{.Kind}}</span> {{.Text}}</li>{{end}}{{end}}`
+	tmpl := template.Must(template.New("list").Funcs(funcs).Parse(list))
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	evs := eventsData{Now: now, Events: []Event{
+		{Time: now.Add(-time.Minute), Kind: "check", Text: `check c on n1 is critical: <b>503</b> & "x" 'y'`},
+		{Time: now.Add(-3 * time.Hour), Kind: "join", Text: "node ü joined (alive)"},
+	}}
+	var want strings.Builder
+	if err := tmpl.ExecuteTemplate(&want, "list", evs); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(eventList(evs)); got != want.String() {
+		t.Errorf("eventList:\n got %s\nwant %s", got, want.String())
+	}
 }

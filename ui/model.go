@@ -92,6 +92,7 @@ type attrs struct {
 
 // failView is one check that is not passing.
 type failView struct {
+	Node        string
 	CheckID     string
 	Name        string
 	ServiceID   string
@@ -102,6 +103,9 @@ type failView struct {
 	// the first look at the catalog (it may have been so for longer).
 	Since  time.Time
 	Approx bool
+	// head and tail are its row of the failing page around its age (checkRow),
+	// written once.
+	head, tail string
 }
 
 // svcSummary is one service name's instances counted.
@@ -268,12 +272,20 @@ func (m *model) read(name string, idx uint64, old *nodeView, now time.Time, firs
 		if c.Status == catalog.StatusPassing {
 			continue
 		}
-		f := failView{CheckID: c.ID, Name: c.Name, ServiceID: c.ServiceID, ServiceName: checks[i].ServiceName,
+		f := failView{Node: name, CheckID: c.ID, Name: c.Name, ServiceID: c.ServiceID, ServiceName: checks[i].ServiceName,
 			Status: c.Status, Output: c.Output, Since: now, Approx: first}
+		var prev *failView
 		if old != nil {
-			if prev := old.failing(c.ID); prev != nil && prev.Status == c.Status {
+			if prev = old.failing(c.ID); prev != nil && prev.Status == c.Status {
 				f.Since, f.Approx = prev.Since, prev.Approx
 			}
+		}
+		if prev != nil && *prev == (failView{Node: name, CheckID: c.ID, Name: c.Name, ServiceID: c.ServiceID,
+			ServiceName: checks[i].ServiceName, Status: c.Status, Output: c.Output, Since: f.Since, Approx: f.Approx,
+			head: prev.head, tail: prev.tail}) {
+			f.head, f.tail = prev.head, prev.tail // unchanged: so is its row
+		} else {
+			f.head, f.tail = checkRowHTML(&f)
 		}
 		nv.Failing = append(nv.Failing, f)
 	}

@@ -61,6 +61,7 @@ var funcs = template.FuncMap{
 		return eventsData{events, now}
 	},
 	"eventList": eventList,
+	"ageSlot":   ageSlot,
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
 			return one
@@ -106,6 +107,48 @@ func eventList(d eventsData) template.HTML {
 		b.WriteString(ev.tail)
 	}
 	return template.HTML(b.String())
+}
+
+// checkRow renders a failing check's row of the failing page: its HTML but its age
+// was written once (checkRowHTML), when the model first saw the check so, and a
+// page of them, re-rendered at every change, costs concatenations.
+func checkRow(f failView, now time.Time) template.HTML {
+	if f.head == "" { // not from the model (tests)
+		f.head, f.tail = checkRowHTML(&f)
+	}
+	return template.HTML(f.head + formatAge(now.Sub(f.Since)) + f.tail)
+}
+
+// checkRow joins funcs here: it uses them (through checkRowTemplate), so a literal
+// entry would be an initialization cycle.
+func init() { funcs["checkRow"] = checkRow }
+
+// checkRowTemplate is templates/checkrow.html, parsed on first use.
+var checkRowTemplate = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/checkrow.html"))
+})
+
+// ageMark stands for the age in checkrow.html's output, where checkRowHTML cuts it.
+const ageMark = "\x00age\x00"
+
+// ageSlot is since without the age, which checkRow adds at each rendering.
+func ageSlot(t time.Time, approx bool) template.HTML {
+	prefix := ""
+	if approx {
+		prefix = "≥ "
+	}
+	return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `" data-rel="` + prefix + `" title="` +
+		t.Local().Format("2006-01-02 15:04:05 MST") + `">` + prefix + ageMark + `</time>`)
+}
+
+// checkRowHTML returns a failing check's row around its age.
+func checkRowHTML(f *failView) (head, tail string) {
+	var b strings.Builder
+	if err := checkRowTemplate().ExecuteTemplate(&b, "checkrow", f); err != nil {
+		return "<tr><td>" + template.HTMLEscapeString(err.Error()) + "</td>", "</tr>"
+	}
+	head, tail, _ = strings.Cut(b.String(), ageMark)
+	return head, tail
 }
 
 // eventHTML returns an event's list item around its age.

@@ -60,8 +60,8 @@ func (u *UI) self() Self { return u.cfg.Agent.Self() }
 
 type failingData struct {
 	Loaded   bool
-	Down     []nodeRow // nodes not alive
-	Checks   []failRow // this page of them
+	Down     []nodeRow  // nodes not alive
+	Checks   []failView // this page of them
 	Critical int
 	Warning  int
 	Nodes    int
@@ -79,23 +79,18 @@ type unreachRow struct {
 	Services  []string // the upstreams' services, parallel to Instances
 }
 
-type failRow struct {
-	Node string
-	failView
-}
-
 func (u *UI) failingView(r *http.Request, now time.Time) (any, int) {
 	m := u.model
 	m.mu.RLock()
 	d := failingData{Loaded: m.loaded, Nodes: len(m.nodes), Services: len(m.services)}
-	var rows []failRow
+	var rows []failView
 	for _, name := range slices.Sorted(maps.Keys(m.trouble)) {
 		nv := m.nodes[name]
 		if nv.Liveness != catalog.LivenessAlive {
 			d.Down = append(d.Down, u.nodeRow(nv, now))
 		}
 		for _, f := range nv.Failing {
-			rows = append(rows, failRow{Node: name, failView: f})
+			rows = append(rows, f)
 		}
 	}
 	m.mu.RUnlock()
@@ -108,7 +103,7 @@ func (u *UI) failingView(r *http.Request, now time.Time) (any, int) {
 		}
 	}
 	// Worst first, then the newest failure first: what just broke is at the top.
-	slices.SortStableFunc(rows, func(a, b failRow) int {
+	slices.SortStableFunc(rows, func(a, b failView) int {
 		if c := cmp.Compare(b.Status, a.Status); c != 0 {
 			return c
 		}
