@@ -200,7 +200,7 @@ func TestCheckRowAsTemplate(t *testing.T) {
 			t.Fatal(err)
 		}
 		f.head, f.tail = checkRowHTML(&f)
-		if got := string(checkRow(f, now)); got != want.String() {
+		if got := string(checkRow(&f, now)); got != want.String() {
 			t.Errorf("checkRow:\n got %s\nwant %s", got, want.String())
 		}
 	}

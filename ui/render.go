@@ -112,11 +112,12 @@ func eventList(d eventsData) template.HTML {
 // checkRow renders a failing check's row of the failing page: its HTML but its age
 // was written once (checkRowHTML), when the model first saw the check so, and a
 // page of them, re-rendered at every change, costs concatenations.
-func checkRow(f failView, now time.Time) template.HTML {
-	if f.head == "" { // not from the model (tests)
-		f.head, f.tail = checkRowHTML(&f)
+func checkRow(f *failView, now time.Time) template.HTML {
+	head, tail := f.head, f.tail
+	if head == "" { // not from the model (tests)
+		head, tail = checkRowHTML(f)
 	}
-	return template.HTML(f.head + formatAge(now.Sub(f.Since)) + f.tail)
+	return template.HTML(head + formatAge(now.Sub(f.Since)) + tail)
 }
 
 // checkRow joins funcs here: it uses them (through checkRowTemplate), so a literal

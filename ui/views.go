@@ -61,7 +61,7 @@ func (u *UI) self() Self { return u.cfg.Agent.Self() }
 type failingData struct {
 	Loaded   bool
 	Down     []nodeRow  // nodes not alive
-	Checks   []failView // this page of them
+	Checks   []*failView // this page of them (the model's: never modified)
 	Critical int
 	Warning  int
 	Nodes    int
@@ -83,14 +83,14 @@ func (u *UI) failingView(r *http.Request, now time.Time) (any, int) {
 	m := u.model
 	m.mu.RLock()
 	d := failingData{Loaded: m.loaded, Nodes: len(m.nodes), Services: len(m.services)}
-	var rows []failView
+	var rows []*failView
 	for _, name := range slices.Sorted(maps.Keys(m.trouble)) {
 		nv := m.nodes[name]
 		if nv.Liveness != catalog.LivenessAlive {
 			d.Down = append(d.Down, u.nodeRow(nv, now))
 		}
-		for _, f := range nv.Failing {
-			rows = append(rows, f)
+		for i := range nv.Failing {
+			rows = append(rows, &nv.Failing[i]) // a node's view is replaced, never changed
 		}
 	}
 	m.mu.RUnlock()
@@ -103,7 +103,7 @@ func (u *UI) failingView(r *http.Request, now time.Time) (any, int) {
 		}
 	}
 	// Worst first, then the newest failure first: what just broke is at the top.
-	slices.SortStableFunc(rows, func(a, b failView) int {
+	slices.SortStableFunc(rows, func(a, b *failView) int {
 		if c := cmp.Compare(b.Status, a.Status); c != 0 {
 			return c
 		}
