@@ -60,7 +60,7 @@ func (u *UI) self() Self { return u.cfg.Agent.Self() }
 
 type failingData struct {
 	Loaded   bool
-	Down     []nodeRow  // nodes not alive
+	Down     []nodeRow   // nodes not alive
 	Checks   []*failView // this page of them (the model's: never modified)
 	Critical int
 	Warning  int
