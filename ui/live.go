@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"context"
 	"net/http"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -23,13 +24,14 @@ import (
 // Version, polled once per Coalesce) for the failing page. It first rebuilds the
 // page's data, which is cheap (the model keeps per-service counts and the failing
 // list), and executes the template only when the data differ from the last
-// rendering's (sameData): a change to a node not on the page, a health filter no
-// service matches or an unchanged sparkline costs no rendering and no write. Only
-// then is the new event framed, once, and the entry's streams woken to write those
-// same bytes. A hundred tabs on one URL thus cost one build, at most one rendering
-// and a hundred writes per change, and nothing when the change does not show.
-// The browser reconnects by itself after an error, and the page works without any
-// of this: it is whole as first sent.
+// rendering's (reflect.DeepEqual: unknown samples are not NaN, see gap): a change to
+// a node not on the page, a health filter no service matches or an unchanged
+// sparkline costs no rendering and no write. Only then is the new event framed and
+// gzipped, once, and the entry's streams woken to write those same bytes. A hundred
+// tabs on one URL thus cost one build, at most one rendering and a hundred writes
+// per change, and nothing when the change does not show. The browser reconnects by
+// itself after an error, and the page works without any of this: it is whole as
+// first sent.
 
 // writeSlack bounds each write to a live stream: a tab that stops reading is cut
 // off instead of holding a goroutine forever.
@@ -149,7 +151,7 @@ func (u *UI) update(e *liveEntry, v versions) {
 	e.at = v
 	now := u.cfg.Now()
 	data, status := e.p.build(u, e.req, now)
-	if e.built && status == e.status && sameData(data, e.data) {
+	if e.built && status == e.status && reflect.DeepEqual(data, e.data) {
 		return
 	}
 	e.scratch.Reset()

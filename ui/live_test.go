@@ -3,7 +3,6 @@ package ui
 import (
 	"fmt"
 	"html/template"
-	"math"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -100,47 +99,6 @@ func TestLiveRendersOnlyWhatChanged(t *testing.T) {
 	case <-wake:
 	default:
 		t.Error("the critical services' streams were not woken")
-	}
-}
-
-// TestSameData: the comparison that skips renderings is DeepEqual with NaN equal to
-// NaN.
-func TestSameData(t *testing.T) {
-	nan := math.NaN()
-	type row struct {
-		Name string
-		RTT  float64
-		At   time.Time
-		Tags []string
-		Meta map[string]int
-		Next *row
-	}
-	at := time.Unix(100, 0)
-	for _, tc := range []struct {
-		name string
-		a, b any
-		want bool
-	}{
-		{"equal", row{Name: "a", RTT: 1, At: at, Tags: []string{"x"}, Meta: map[string]int{"k": 1}},
-			row{Name: "a", RTT: 1, At: at, Tags: []string{"x"}, Meta: map[string]int{"k": 1}}, true},
-		{"NaN equals NaN", []float64{1, nan}, []float64{1, nan}, true},
-		{"NaN is not a number", []float64{nan}, []float64{0}, false},
-		{"another string", row{Name: "a"}, row{Name: "b"}, false},
-		{"another time", row{At: at}, row{At: at.Add(time.Second)}, false},
-		{"another tag", row{Tags: []string{"x"}}, row{Tags: []string{"y"}}, false},
-		{"nil and empty slices", row{Tags: nil}, row{Tags: []string{}}, false},
-		{"another map value", row{Meta: map[string]int{"k": 1}}, row{Meta: map[string]int{"k": 2}}, false},
-		{"another map key", row{Meta: map[string]int{"k": 1}}, row{Meta: map[string]int{"j": 1}}, false},
-		{"equal pointees", row{Next: &row{Name: "n", RTT: nan}}, row{Next: &row{Name: "n", RTT: nan}}, true},
-		{"another pointee", row{Next: &row{Name: "n"}}, row{Next: &row{Name: "m"}}, false},
-		{"nil pointer", row{Next: &row{}}, row{}, false},
-		{"other types", row{}, struct{}{}, false},
-		{"nil", nil, nil, true},
-		{"nil and a value", nil, row{}, false},
-	} {
-		if got := sameData(tc.a, tc.b); got != tc.want {
-			t.Errorf("%s: sameData = %v, want %v", tc.name, got, tc.want)
-		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"embed"
 	"fmt"
 	"html/template"
-	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -53,7 +52,7 @@ var funcs = template.FuncMap{
 	"states":        func() []string { return []string{"alive", "suspect", "failed", "left"} },
 	"last": func(vals []float64) float64 {
 		if len(vals) == 0 {
-			return math.NaN()
+			return gap
 		}
 		return vals[len(vals)-1]
 	},
@@ -178,9 +177,9 @@ func formatAge(d time.Duration) string {
 	return fmt.Sprintf("%dd %dh", s/86400, s%86400/3600)
 }
 
-// formatMS renders milliseconds, "—" for unknown (NaN).
+// formatMS renders milliseconds, "—" for unknown (gap) or none.
 func formatMS(v float64) string {
-	if math.IsNaN(v) || v <= 0 {
+	if v <= 0 {
 		return "—"
 	}
 	if v < 10 {
@@ -191,7 +190,7 @@ func formatMS(v float64) string {
 
 // formatRate renders a per-second rate.
 func formatRate(v float64) string {
-	if math.IsNaN(v) {
+	if v < 0 { // gap
 		return "—"
 	}
 	if v < 10 {
@@ -216,13 +215,13 @@ func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 // Sparkline geometry, in CSS pixels.
 const sparkW, sparkH = 120, 24
 
-// sparkline draws vals (oldest first; NaN is a gap) as a small inline SVG line,
+// sparkline draws vals (oldest first; a negative value, gap, is a gap) as a small inline SVG line,
 // scaled from 0 to the largest value, with the range in its title.
 func sparkline(vals []float64) template.HTML {
 	hi := 0.0
 	n := 0
 	for _, v := range vals {
-		if !math.IsNaN(v) {
+		if v >= 0 {
 			hi = max(hi, v)
 			n++
 		}
@@ -245,7 +244,7 @@ func sparkline(vals []float64) template.HTML {
 		seg = seg[:0]
 	}
 	for i, v := range vals {
-		if math.IsNaN(v) {
+		if v < 0 {
 			flush()
 			continue
 		}

@@ -381,7 +381,7 @@ type nodeRow struct {
 	Since    time.Time
 	Approx   bool // Since is when this agent first saw the node
 	Why      string
-	RTT      float64 // ms; NaN if unknown
+	RTT      float64 // ms; gap if unknown
 	Services int
 	Failing  int
 	Meta     []string
@@ -400,7 +400,7 @@ func (u *UI) nodeRow(nv *nodeView, _ time.Time) nodeRow {
 	return row
 }
 
-// rttOf returns the last sampled round trip to a node, in ms; NaN if unknown.
+// rttOf returns the last sampled round trip to a node, in ms; gap if unknown.
 func (u *UI) rttOf(name string) float64 {
 	u.samp.mu.RLock()
 	defer u.samp.mu.RUnlock()
