@@ -32,7 +32,7 @@ type MDNS struct {
 	// sockets before they close.
 	annCancel context.CancelFunc
 	annDone   chan struct{}
-	kick   chan struct{} // wakes the join loop
+	kick      chan struct{} // wakes the join loop
 
 	mu       sync.Mutex
 	started  bool

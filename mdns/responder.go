@@ -17,11 +17,11 @@ import (
 const (
 	probeWait       = 250 * time.Millisecond // between probes, §8.1
 	probeCount      = 3
-	lostTieWait     = time.Second     // a lost simultaneous probe waits, §8.2
-	conflictBurst   = 15              // conflicts within conflictWindow...
+	lostTieWait     = time.Second      // a lost simultaneous probe waits, §8.2
+	conflictBurst   = 15               // conflicts within conflictWindow...
 	conflictWindow  = 10 * time.Second // ...slow probing down to...
 	conflictBackoff = 5 * time.Second  // ...one attempt per this, §8.1
-	announceCount   = 2               // announcements, a second apart, §8.3
+	announceCount   = 2                // announcements, a second apart, §8.3
 	// recordInterval is the least time between two multicasts of one record on one
 	// interface (§6), probes and defence against a probe excepted.
 	recordInterval = time.Second
