@@ -3,6 +3,7 @@ package lantest
 import (
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,8 @@ type sniffer struct {
 	mu        sync.Mutex
 	counting  bool // bytes and packets are counted only while true
 	last      map[sniffKey]time.Time
+	recent    map[sniffKey][]time.Time // multicasts of a record in the last second
+	maxPerSec int
 	minGap    time.Duration
 	minKey    string
 	goodbyes  map[string]int // "src name type" → goodbye packets holding it
@@ -39,7 +42,7 @@ type sniffKey struct{ src, rec string }
 // sniff starts a sniffer on l's host i; it stops at the test's end.
 func (l *lan) sniff(i int) *sniffer {
 	l.t.Helper()
-	s := &sniffer{done: make(chan struct{}), last: map[sniffKey]time.Time{}, minGap: time.Hour,
+	s := &sniffer{done: make(chan struct{}), last: map[sniffKey]time.Time{}, recent: map[sniffKey][]time.Time{}, minGap: time.Hour,
 		goodbyes: map[string]int{}, instances: map[string]bool{}, questions: map[string]int{}}
 	if err := l.host(i).Do(func() error {
 		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(224, 0, 0, 251), Port: 5353})
@@ -110,8 +113,13 @@ func (s *sniffer) take(m *dns.Msg, src string, n int, now time.Time) {
 		inPacket[k] = true
 		if h.Ttl == 0 {
 			byeInPacket[src+" "+strings.ToLower(h.Name)+" "+dns.TypeToString[h.Rrtype]] = true
-		} else if t, ok := s.last[k]; ok && now.Sub(t) < s.minGap {
-			s.minGap, s.minKey = now.Sub(t), fmt.Sprintf("%s from %s", rec, src)
+		} else {
+			if t, ok := s.last[k]; ok && now.Sub(t) < s.minGap {
+				s.minGap, s.minKey = now.Sub(t), fmt.Sprintf("%s from %s", rec, src)
+			}
+			r := append(slices.DeleteFunc(s.recent[k], func(t time.Time) bool { return now.Sub(t) >= time.Second-receiveJitter }), now)
+			s.recent[k] = r
+			s.maxPerSec = max(s.maxPerSec, len(r))
 		}
 		s.last[k] = now
 	}
@@ -140,6 +148,22 @@ func (s *sniffer) shortest() (time.Duration, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.minGap, s.minKey
+}
+
+// perSecond returns the most multicasts of one record by one host seen within one
+// second (less receiveJitter).
+func (s *sniffer) perSecond() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxPerSec
+}
+
+// totals returns what was counted since count: bytes, packets, queries, responses,
+// and the five most asked questions.
+func (s *sniffer) totals() (bytes, packets, queries, responses int, top []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes, s.packets, s.queries, s.responses, topN(s.questions, 5)
 }
 
 // goodbyeCount returns the goodbye packets from src holding name's record of type typ.
