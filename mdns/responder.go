@@ -236,7 +236,13 @@ func (r *responder) set(w wanted, now time.Time) {
 		}
 	}
 	if len(fresh) > 0 {
-		r.addBatch(fresh, nil, now, time.Duration(r.rnd.Int64N(int64(probeWait))))
+		// A burst of changes (registrations one by one) joins the batch that has not
+		// probed yet: one probe and one announcement for them all.
+		if b := r.unprobed(); b != nil {
+			b.ents = append(b.ents, fresh...)
+		} else {
+			r.addBatch(fresh, nil, now, time.Duration(r.rnd.Int64N(int64(probeWait))))
+		}
 	}
 	if len(changed) > 0 {
 		r.addBatch(changed, nil, now, 0)
@@ -282,6 +288,18 @@ func (r *responder) countAnnounced() int {
 // every interface (ifaces narrows the batch to interfaces that appeared).
 func (r *responder) addBatch(ents []*entity, ifaces []string, now time.Time, delay time.Duration) {
 	r.batches = append(r.batches, &batch{ents: ents, ifaces: ifaces, reprobe: ifaces != nil, next: now.Add(delay)})
+}
+
+// unprobed returns a batch of new names on every interface that has sent nothing
+// yet, if any.
+func (r *responder) unprobed() *batch {
+	for _, b := range r.batches {
+		if b.probes == 0 && b.announces == 0 && b.ifaces == nil &&
+			!slices.ContainsFunc(b.ents, func(e *entity) bool { return e.state != probing }) {
+			return b
+		}
+	}
+	return nil
 }
 
 // forget takes entities out of every batch.
@@ -424,7 +442,7 @@ func (r *responder) step(b *batch, now time.Time) {
 	}
 	if len(probe) > 0 && b.probes < probeCount {
 		for _, ifc := range r.batchIfaces(b) {
-			r.sendProbe(ifc, probe, b.probes == 0)
+			r.sendProbe(ifc, probe)
 		}
 		b.probes++
 		b.next = now.Add(probeWait)
@@ -465,17 +483,14 @@ func (r *responder) step(b *batch, now time.Time) {
 }
 
 // sendProbe multicasts one probe for ents on ifc: a question (type ANY) for each
-// name, the proposed records in the authority section (§8.1–8.2). The first probe
-// asks for unicast answers.
-func (r *responder) sendProbe(ifc *rIface, ents []*entity, first bool) {
+// name, the proposed records in the authority section (§8.1–8.2). No probe asks for
+// unicast answers (the QU bit): the sockets are bound to the mDNS group and would
+// never receive them, so a defence must come by multicast.
+func (r *responder) sendProbe(ifc *rIface, ents []*entity) {
 	var qs []dns.Question
 	var auth []dns.RR
 	for _, e := range ents {
-		class := uint16(dns.ClassINET)
-		if first {
-			class |= cacheFlushBit // the QU bit: the same top bit, in a question
-		}
-		qs = append(qs, dns.Question{Name: e.fqdn(), Qtype: dns.TypeANY, Qclass: class})
+		qs = append(qs, dns.Question{Name: e.fqdn(), Qtype: dns.TypeANY, Qclass: dns.ClassINET})
 		auth = append(auth, r.uniqueRecords(e, ifc)...)
 	}
 	for _, m := range split(ifc, qs, auth, false) {

@@ -3,6 +3,7 @@ package mdns
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -131,8 +132,8 @@ func TestResponderPublish(t *testing.T) {
 		if len(p.msg.Question) != 4 || p.msg.Question[0].Qtype != dns.TypeANY {
 			t.Errorf("probe %d asks %v, want ANY for the host and three instances", i, p.msg.Question)
 		}
-		if qu := p.msg.Question[0].Qclass&cacheFlushBit != 0; qu != (i == 0) {
-			t.Errorf("probe %d: QU bit %v, want it on the first probe only", i, qu)
+		if p.msg.Question[0].Qclass&cacheFlushBit != 0 {
+			t.Errorf("probe %d asks for unicast answers, which the group-bound sockets never receive", i)
 		}
 		if i > 0 && p.at.Sub(probes[i-1].at) < probeWait {
 			t.Errorf("probes %d and %d %s apart, want ≥ %s", i-1, i, p.at.Sub(probes[i-1].at), probeWait)
@@ -529,4 +530,22 @@ func FuzzResponderHandle(f *testing.F) {
 		runUntil(r, clock, clock.Add(2*time.Second))
 		r.shutdown(*clock)
 	})
+}
+
+// TestResponderBurst: services registered one by one within the first probe's delay
+// are probed and announced together.
+func TestResponderBurst(t *testing.T) {
+	r, f, clock := newTestResponder(t)
+	w := wanted{ifaces: []string{"eth0"}, host: "h1", svcs: map[string]serviceSpec{}}
+	for i := range 4 {
+		name := fmt.Sprintf("web%d-h1", i)
+		w.svcs["_web._tcp/"+name] = serviceSpec{Name: name, Type: "_web._tcp", Port: 80}
+		cp := w
+		cp.svcs = maps.Clone(w.svcs)
+		r.set(cp, *clock)
+	}
+	runUntil(r, clock, clock.Add(5*time.Second))
+	if len(f.sent) != probeCount+announceCount {
+		t.Errorf("%d packets, want %d probes and %d announcements for the burst", len(f.sent), probeCount, announceCount)
+	}
 }
