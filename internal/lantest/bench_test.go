@@ -152,6 +152,9 @@ func BenchmarkSteadyTraffic(b *testing.B) {
 	<-stop.C
 	bytes, packets, queries, responses, top := sn.totals()
 	gap, key := sn.shortest()
+	if n := sn.unstampedCount(); n > 0 {
+		b.Errorf("%d packets had no kernel timestamp", n)
+	}
 	perHost := float64(bytes) / window.Seconds() / agents
 	b.ReportMetric(perHost, "bytes/s/host")
 	b.ReportMetric(float64(packets)/window.Seconds(), "packets/s")
