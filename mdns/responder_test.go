@@ -549,3 +549,20 @@ func TestResponderBurst(t *testing.T) {
 		t.Errorf("%d packets, want %d probes and %d announcements for the burst", len(f.sent), probeCount, announceCount)
 	}
 }
+
+// TestEchoFilter: a packet the responder sent is recognised for echoTTL, and only
+// that packet.
+func TestEchoFilter(t *testing.T) {
+	f := newEchoFilter()
+	t0 := time.Unix(1000, 0)
+	f.note([]byte("announcement"), t0)
+	if !f.seen([]byte("announcement"), t0.Add(time.Second)) {
+		t.Error("own packet not recognised")
+	}
+	if f.seen([]byte("announcemenT"), t0) {
+		t.Error("another packet taken for an echo")
+	}
+	if f.seen([]byte("announcement"), t0.Add(echoTTL+time.Second)) {
+		t.Error("an echo recognised after echoTTL")
+	}
+}
