@@ -23,11 +23,13 @@ const (
 	conflictBackoff = 5 * time.Second  // ...one attempt per this, §8.1
 	announceCount   = 2                // announcements, a second apart, §8.3
 	// recordInterval is the least time between two multicasts of one record on one
-	// interface (§6), probes and defence against a probe excepted.
-	recordInterval = time.Second
+	// interface (§6), probes and defence against a probe excepted: a second, and 10 ms
+	// so that the second holds on the wire even when the first packet waited in a
+	// queue after its send returned.
+	recordInterval = time.Second + 10*time.Millisecond
 	// announceGap spaces the announcements: recordInterval and a little more, so that
 	// the second is never held back by the first.
-	announceGap = recordInterval + 20*time.Millisecond
+	announceGap = recordInterval + 10*time.Millisecond
 	// defendInterval is the least time between two defences of one name (§6: a
 	// response to a probe may go out every 250 ms).
 	defendInterval = 250 * time.Millisecond

@@ -1,11 +1,13 @@
 package lantest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -227,7 +229,8 @@ const receiveJitter = 5 * time.Millisecond
 // TestRecordRate: four agents announce five services each on one bridge while a
 // browser queries them and services come, change and go; a sniffer on a fifth host
 // sees every record multicast at most once per second by each host (RFC 6762 §6;
-// probes and goodbyes excepted), and a deregistration's goodbye in one packet.
+// probes and goodbyes excepted), and a deregistration's and a shutdown's goodbye each
+// in one packet.
 func TestRecordRate(t *testing.T) {
 	const agents, perAgent = 4, 5
 	l := newLAN(t, agents+1)
@@ -277,6 +280,22 @@ func TestRecordRate(t *testing.T) {
 	}
 	if n := sn.goodbyeCount(src, `s2-n2._svc2._tcp.local.`, "SRV"); n != 1 {
 		t.Errorf("%d goodbye packets for s2-n2's SRV, want 1", n)
+	}
+	// Shutdown: one goodbye packet holds the agent's records, its own instance's and
+	// its host's included.
+	last := agents - 1
+	if err := syscall.Kill(l.agents[last].Pid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_ = l.agents[last].Wait(ctx) // exits 0, or with the signal's status
+	src = l.host(last).IP().String()
+	node := fmt.Sprintf("n%d", last+1)
+	for _, rec := range [][2]string{{node + "._rumor._udp.local.", "SRV"}, {node + ".local.", "A"}, {fmt.Sprintf("s0-%s._svc0._tcp.local.", node), "TXT"}} {
+		if n := sn.goodbyeCount(src, rec[0], rec[1]); n != 1 {
+			t.Errorf("%d goodbye packets at shutdown for %s %s, want 1", n, rec[0], rec[1])
+		}
 	}
 	if n := sn.unstampedCount(); n > 0 {
 		t.Errorf("%d packets had no kernel timestamp", n)
