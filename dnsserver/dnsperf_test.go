@@ -123,7 +123,7 @@ func shedTotal(s *Server) float64 {
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 // perfServer starts a server with web's 100 instances, answering 5 per query.
-func perfServer(b *testing.B) *Server {
+func perfServer(b testing.TB) *Server {
 	b.Helper()
 	cat, _ := catalogtest.New(b, catalog.Config{})
 	for i := range 100 {

@@ -228,7 +228,7 @@ const inlineBelow = time.Millisecond
 func (s *Server) readUDP(c *net.UDPConn) {
 	_ = c.SetReadBuffer(4 << 20) // room for bursts; capped by net.core.rmem_max
 	oob := make([]byte, oobSize)
-	out := make([]byte, 0, dns.MaxMsgSize)
+	sc := newScratch()
 	for {
 		bp := bufPool.Get().(*[]byte)
 		n, oobn, _, from, err := c.ReadMsgUDPAddrPort(*bp, oob)
@@ -244,7 +244,7 @@ func (s *Server) readUDP(c *net.UDPConn) {
 		p := packet{buf: bp, n: n, from: from, conn: c, at: arrival(oob[:oobn], now)}
 		age, idle := now.Sub(p.at), s.q.empty()
 		if age < inlineBelow && idle {
-			out = s.serveUDP(p, out)
+			s.serveUDP(p, sc)
 			bufPool.Put(bp)
 			continue
 		}
@@ -262,7 +262,7 @@ func (s *Server) readUDP(c *net.UDPConn) {
 
 // work answers queued UDP queries, newest first, until the queue closes.
 func (s *Server) work() {
-	out := make([]byte, 0, dns.MaxMsgSize)
+	sc := newScratch()
 	for {
 		p, backlog, ok := s.q.pop()
 		if !ok {
@@ -274,32 +274,47 @@ func (s *Server) work() {
 			s.metrics.shed.WithLabelValues("too_old").Inc()
 			continue
 		}
-		out = s.serveUDP(p, out)
+		s.serveUDP(p, sc)
 		bufPool.Put(p.buf)
 	}
 }
 
-// serveUDP answers one packet; out is a reusable buffer.
-func (s *Server) serveUDP(p packet, out []byte) []byte {
+// scratch is what one goroutine reuses from query to query: the answer's buffer and
+// packMsg's compression table. A UDP reader or worker owns one; TCP answers borrow
+// one from scratchPool.
+type scratch struct {
+	out  []byte
+	comp map[string]int
+	rrs  rrCopies
+}
+
+func newScratch() *scratch {
+	return &scratch{out: make([]byte, dns.MaxMsgSize), comp: make(map[string]int, 32)}
+}
+
+var scratchPool = sync.Pool{New: func() any { return newScratch() }}
+
+// serveUDP answers one packet with sc's buffers.
+func (s *Server) serveUDP(p packet, sc *scratch) {
 	req := new(dns.Msg)
 	data := (*p.buf)[:p.n]
 	if err := req.Unpack(data); err != nil {
 		m := formErr(data)
 		if m == nil {
 			s.metrics.observe(0, -1, p.at)
-			return out
+			return
 		}
-		if b, err := m.PackBuffer(out[:cap(out)]); err == nil {
+		if b, err := packMsg(m, sc.out, sc.comp, &sc.rrs); err == nil {
 			_, _ = p.conn.WriteToUDPAddrPort(b, p.from)
 		}
 		s.metrics.observe(0, dns.RcodeFormatError, p.at)
-		return out
+		return
 	}
 	r, act := s.handle(req, false)
 	switch act {
 	case actDrop:
 		s.metrics.observe(0, -1, p.at)
-		return out
+		return
 	case actForward:
 		s.forward(req, r.m, func(r *dns.Msg) {
 			b, err := r.Pack()
@@ -308,18 +323,17 @@ func (s *Server) serveUDP(p packet, out []byte) []byte {
 			}
 			s.metrics.observe(req.Question[0].Qtype, r.Rcode, p.at)
 		})
-		return out
+		return
 	}
-	b, err := s.pack(r, out[:cap(out)])
+	b, err := s.pack(r, sc.out, sc)
 	if err != nil {
 		s.cfg.Logger.Warn("dns pack", "err", err)
-		return out
+		return
 	}
 	if _, err := p.conn.WriteToUDPAddrPort(b, p.from); err != nil {
 		s.cfg.Logger.Debug("dns udp write", "err", err)
 	}
 	s.metrics.observe(qtypeOf(req), r.m.Rcode, p.at)
-	return b[:0]
 }
 
 // serveTCP answers one query of a TCP connection.
@@ -340,12 +354,12 @@ func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
 		<-done
 		return
 	}
-	bp := bufPool.Get().(*[]byte)
-	wire, err := s.pack(rep, *bp)
+	sc := scratchPool.Get().(*scratch)
+	wire, err := s.pack(rep, sc.out, sc)
 	if err == nil {
 		_, err = w.Write(wire)
 	}
-	bufPool.Put(bp)
+	scratchPool.Put(sc)
 	if err != nil {
 		s.cfg.Logger.Debug("dns tcp answer", "err", err)
 	}
