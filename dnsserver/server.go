@@ -30,6 +30,7 @@ type Server struct {
 	names  atomic.Pointer[names]                    // service names by lower case
 
 	udp  []*net.UDPConn
+	raw  []syscall.RawConn // udp's, for drain
 	tcp  net.Listener
 	tcpS *dns.Server
 	addr netip.AddrPort
@@ -79,6 +80,15 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.tcp = &limitListener{Listener: ln, sem: make(chan struct{}, s.cfg.MaxTCPConns), refused: s.metrics.tcpRefused}
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, c := range s.udp {
+		rc, err := c.SyscallConn()
+		if err != nil {
+			s.closeSockets()
+			_ = ln.Close()
+			return fmt.Errorf("dnsserver: udp socket: %w", err)
+		}
+		s.raw = append(s.raw, rc)
+	}
 	for _, c := range s.udp {
 		s.wg.Go(func() { s.readUDP(c) })
 	}
@@ -242,20 +252,59 @@ func (s *Server) readUDP(c *net.UDPConn) {
 		}
 		now := time.Now()
 		p := packet{buf: bp, n: n, from: from, conn: c, at: arrival(oob[:oobn], now)}
-		age, idle := now.Sub(p.at), s.q.empty()
-		if age < inlineBelow && idle {
+		if now.Sub(p.at) < inlineBelow && s.q.empty() {
 			s.serveUDP(p, sc)
 			bufPool.Put(bp)
 			continue
 		}
-		if age > s.cfg.MaxQueueDelay && !idle && s.q.backlogged() { // stale in the socket, behind a backlog: shed at once
-			bufPool.Put(bp)
-			s.metrics.shed.WithLabelValues("too_old").Inc()
-			continue
-		}
-		if old, dropped := s.q.push(p); dropped {
-			bufPool.Put(old.buf)
-			s.metrics.shed.WithLabelValues("queue_full").Inc()
+		s.admit(p, now)
+	}
+}
+
+// admit queues a datagram for the workers, or sheds it when it is already older
+// than MaxQueueDelay while a backlog waits: overload, so its client has likely
+// given up, and answering it would delay fresher ones.
+func (s *Server) admit(p packet, now time.Time) {
+	if now.Sub(p.at) > s.cfg.MaxQueueDelay && s.q.backlogged() {
+		bufPool.Put(p.buf)
+		s.metrics.shed.WithLabelValues("too_old").Inc()
+		return
+	}
+	if old, dropped := s.q.push(p); dropped {
+		bufPool.Put(old.buf)
+		s.metrics.shed.WithLabelValues("queue_full").Inc()
+	}
+}
+
+// drainMax is how many waiting datagrams a worker reads per socket after each answer
+// while a backlog waits: more than arrive meanwhile at twice the rate the server
+// answers, so the sockets stay short and the queue holds the excess.
+const drainMax = 8
+
+// drain reads the datagrams already waiting in the sockets into the queue, without
+// waiting. Workers call it while a backlog waits: then every P may be busy answering,
+// and the readers, parked in the netpoller, run only when the runtime polls it,
+// which with every P busy can be 10 ms apart (sysmon); meanwhile queries would age in
+// the sockets, unseen by the LIFO order and the shedding.
+func (s *Server) drain(sc *scratch) {
+	for i, c := range s.udp {
+		var ps [drainMax]packet
+		got := 0
+		_ = s.raw[i].Control(func(fd uintptr) {
+			for got < drainMax {
+				bp := bufPool.Get().(*[]byte)
+				n, oobn, from, ok := readNow(fd, *bp, sc.oob)
+				if !ok {
+					bufPool.Put(bp)
+					return
+				}
+				ps[got] = packet{buf: bp, n: n, from: from, conn: c, at: arrival(sc.oob[:oobn], time.Now())}
+				got++
+			}
+		})
+		now := time.Now()
+		for _, p := range ps[:got] {
+			s.admit(p, now)
 		}
 	}
 }
@@ -276,6 +325,9 @@ func (s *Server) work() {
 		}
 		s.serveUDP(p, sc)
 		bufPool.Put(p.buf)
+		if !s.q.empty() {
+			s.drain(sc)
+		}
 	}
 }
 
@@ -286,10 +338,11 @@ type scratch struct {
 	out  []byte
 	comp map[string]int
 	rrs  rrCopies
+	oob  []byte // drain's control messages
 }
 
 func newScratch() *scratch {
-	return &scratch{out: make([]byte, dns.MaxMsgSize), comp: make(map[string]int, 32)}
+	return &scratch{out: make([]byte, dns.MaxMsgSize), comp: make(map[string]int, 32), oob: make([]byte, oobSize)}
 }
 
 var scratchPool = sync.Pool{New: func() any { return newScratch() }}
