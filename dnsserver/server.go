@@ -29,11 +29,14 @@ type Server struct {
 	rtts   atomic.Pointer[map[string]time.Duration] // OrderNear's estimates; nil when off or unknown
 	names  atomic.Pointer[names]                    // service names by lower case
 
-	udp  []*net.UDPConn
-	raw  []syscall.RawConn // udp's, for drain
-	tcp  net.Listener
-	tcpS *dns.Server
-	addr netip.AddrPort
+	udp []*net.UDPConn
+	raw []syscall.RawConn // udp's, for drain
+	// lastRead is when a reader last read a datagram (Unix ns): workers drain the
+	// sockets only when the readers have not run for a while.
+	lastRead atomic.Int64
+	tcp      net.Listener
+	tcpS     *dns.Server
+	addr     netip.AddrPort
 
 	q        queue
 	forwards chan struct{} // semaphore of forwarded queries
@@ -251,6 +254,7 @@ func (s *Server) readUDP(c *net.UDPConn) {
 			continue
 		}
 		now := time.Now()
+		s.lastRead.Store(now.UnixNano())
 		p := packet{buf: bp, n: n, from: from, conn: c, at: arrival(oob[:oobn], now)}
 		if now.Sub(p.at) < inlineBelow && s.q.empty() {
 			s.serveUDP(p, sc)
@@ -325,11 +329,16 @@ func (s *Server) work() {
 		}
 		s.serveUDP(p, sc)
 		bufPool.Put(p.buf)
-		if !s.q.empty() {
+		if time.Now().UnixNano()-s.lastRead.Load() > int64(readersLate) && !s.q.empty() {
 			s.drain(sc)
 		}
 	}
 }
+
+// readersLate is how long no reader may have read for a worker to drain the sockets
+// itself while a backlog waits. Draining when the readers do run would only cost
+// a system call (EAGAIN) per socket and answer.
+const readersLate = time.Millisecond
 
 // scratch is what one goroutine reuses from query to query: the answer's buffer and
 // packMsg's compression table. A UDP reader or worker owns one; TCP answers borrow
