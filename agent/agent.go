@@ -88,6 +88,9 @@ type Agent struct {
 	shutdownOnce sync.Once
 	shutdownErr  error
 
+	// moves holds the deregistered instances watched for a move (moves.go).
+	moves *moveWatch
+
 	// own watches for versions of this node's records it did not issue (ownrecords.go).
 	own *ownRecords
 	// failed is closed, once, when the agent cannot go on (Failed, Err: ownrecords.go).
@@ -111,11 +114,12 @@ func New(cfg Config) (*Agent, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	reg := newRegistry(cat)
-	reg.MustRegister(own.repairs)
+	moves := newMoveWatch() // moves.go
+	reg.MustRegister(own.repairs, moves.recorded)
 	a := &Agent{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.NodeName), cat: cat, reg: reg,
 		ctx: ctx, cancel: cancel, leaveReq: make(chan struct{}),
-		own: own, failed: make(chan struct{}),
+		own: own, failed: make(chan struct{}), moves: moves,
 	}
 	if a.dns, err = a.newDNS(); err != nil {
 		cancel()
@@ -230,6 +234,7 @@ func (a *Agent) Start(ctx context.Context) (err error) {
 	}
 	a.wg.Go(a.maintenance)
 	a.wg.Go(a.repairOwnLoop)
+	a.wg.Go(a.movesLoop)
 	// Last, so that a failed Start never has checks running: their Sink calls wait
 	// for a.mu, which abortLocked holds while closing the manager. Add never waits
 	// for a Sink call, so holding a.mu is safe here.
@@ -268,6 +273,9 @@ func (a *Agent) loadIdentityLocked() error {
 			return err
 		}
 		cfg.State, cfg.Store, a.state = saved.st, saved.log, saved.log
+		if cfg.Moves, err = dir.loadMoves(a.cfg.NodeName, a.log.Warn); err != nil {
+			return err
+		}
 	}
 	local, err := localstate.New(cfg) // only a loaded state can be refused
 	if saved != nil {
@@ -314,7 +322,7 @@ func (a *Agent) serveHTTPLocked() error {
 	h, err := httpapi.New(httpapi.Config{UI: webHandler, Catalog: a.cat, Agent: apiAgent{a}, Checks: apiAgent{a}, Coordinates: apiAgent{a},
 		Membership: apiAgent{a}, Token: a.cfg.HTTPToken, TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "http"),
 		Metrics: a.reg, Registerer: a.reg, Keyring: apiKeyring{a},
-		Proxy: apiProxy{a}, Reachability: apiReach{a.reach}})
+		Proxy: apiProxy{a}, Reachability: apiReach{a.reach}, Mover: a})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -461,7 +469,8 @@ func (a *Agent) Shutdown() error {
 
 // applyLocked applies this node's new records to the catalog and broadcasts them.
 func (a *Agent) applyLocked(recs []catalog.Record) {
-	a.own.noteIssued(recs) // before Publish: an echo never looks foreign
+	a.own.noteIssued(recs)   // before Publish: an echo never looks foreign
+	a.noteDeregistered(recs) // before the catalog forgets the names (moves.go)
 	if _, err := a.cat.ApplyOwn(recs...); err != nil {
 		// Registrations are validated before they get here: this is a bug.
 		a.log.Error("own records rejected by the catalog", "error", err)
@@ -507,6 +516,9 @@ func (a *Agent) change(f func(*localstate.Core) (localstate.Ready, error)) error
 	rd, err := f(a.local)
 	if err == nil {
 		a.applyLocked(rd.Records)
+		if rd.MovesChanged {
+			a.saveMovesLocked()
+		}
 	}
 	hm, st := a.health, a.state
 	var seq uint64

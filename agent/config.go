@@ -124,6 +124,18 @@ type Config struct {
 	// node's records come back with it.
 	ReapAfter time.Duration
 
+	// MoveRetention is how long this node keeps a forward pointer (catalog.Move) for
+	// a service instance that moved away from it, before it deletes it. Default 72h
+	// (DefaultMoveRetention), like ReapAfter: long enough for clients that cached the
+	// old location over a weekend.
+	MoveRetention time.Duration
+	// MoveWindow is how long after a service instance is deregistered here the agent
+	// watches for the same service ID and name to appear on another node (one that
+	// did not already hold it), which it then records as a move. Default 10m
+	// (DefaultMoveWindow); negative turns detection off (`rumor service move` still
+	// records moves).
+	MoveWindow time.Duration
+
 	// MaintenanceInterval is how often the agent expires catalog entries, checks for
 	// an older incarnation of itself and saves known peers. Default 1s.
 	MaintenanceInterval time.Duration
@@ -206,6 +218,8 @@ const (
 	DefaultRetryJoinInterval    = time.Second
 	DefaultRetryJoinMaxInterval = 30 * time.Second
 	DefaultMaintenanceInterval  = time.Second
+	DefaultMoveRetention        = 72 * time.Hour
+	DefaultMoveWindow           = 10 * time.Minute
 )
 
 // DefaultConfig returns the configuration of a production agent: every default, and
@@ -299,6 +313,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaintenanceInterval <= 0 {
 		c.MaintenanceInterval = DefaultMaintenanceInterval
+	}
+	if c.MoveRetention < 0 {
+		return c, fmt.Errorf("agent: MoveRetention %s is negative", c.MoveRetention)
+	}
+	if c.MoveRetention == 0 {
+		c.MoveRetention = DefaultMoveRetention
+	}
+	if c.MoveWindow == 0 {
+		c.MoveWindow = DefaultMoveWindow
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

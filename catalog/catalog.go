@@ -68,6 +68,10 @@ type Catalog struct {
 	index                     uint64 // global index, ≥ 1
 	absent                    uint64 // index reported for topics without a watch entry
 	orphans                   int    // watch entries whose subject no longer exists
+	// moveOrigins counts the move records (live or expired) of each origin that holds
+	// any, so reading pointers skips the origins without.
+	moveOrigins map[*origin]int
+	movesWatch  *watchState // TopicMoves' entry
 }
 
 // origin is one origin's current set of records: those of its newest generation.
@@ -102,14 +106,17 @@ type stored struct {
 	node      *Node
 	service   *Service
 	check     *Check
+	move      *Move
 }
 
-func (s *stored) deleted() bool { return s.node == nil && s.service == nil && s.check == nil }
+func (s *stored) deleted() bool {
+	return s.node == nil && s.service == nil && s.check == nil && s.move == nil
+}
 
 // record rebuilds the Record s was stored from.
 func (s *stored) record(origin string, k Key) Record {
 	return Record{Origin: origin, Key: k, Version: s.version, Deleted: s.deleted(),
-		Node: s.node, Service: s.service, Check: s.check}
+		Node: s.node, Service: s.service, Check: s.check, Move: s.move}
 }
 
 // storedService returns o's live service with the given ID, or nil.
@@ -152,8 +159,11 @@ func New(cfg Config) (*Catalog, error) {
 		watch:    make(map[Topic]*watchState),
 		index:    1,
 		absent:   1,
+
+		moveOrigins: make(map[*origin]int),
 	}
 	c.servicesWatch, c.nodesWatch = c.state(TopicServices), c.state(TopicNodes)
+	c.movesWatch = c.state(TopicMoves)
 	return c, nil
 }
 
@@ -245,7 +255,7 @@ func (c *Catalog) apply(r *Record, now time.Time) bool {
 	if o.records == nil {
 		o.records = make(map[Key]stored)
 	}
-	s := stored{version: r.Version, node: r.Node, service: r.Service, check: r.Check}
+	s := stored{version: r.Version, node: r.Node, service: r.Service, check: r.Check, move: r.Move}
 	if r.Deleted {
 		s.deletedAt = now.UnixNano()
 		o.tombs++
@@ -291,6 +301,9 @@ func (c *Catalog) index1(o *origin, s *stored) {
 		c.touchService(s.service.Name, true)
 	case s.check != nil:
 		c.touchCheck(o, s.check)
+	case s.move != nil:
+		c.moveOrigins[o]++
+		c.touchMove(s.move)
 	}
 	// Even a tombstone changes the node's record set, though no query by itself (its
 	// live predecessor was unindexed already).
@@ -316,8 +329,20 @@ func (c *Catalog) unindex(o *origin, s *stored) {
 		}
 	case s.check != nil:
 		c.touchCheck(o, s.check)
+	case s.move != nil:
+		if c.moveOrigins[o]--; c.moveOrigins[o] <= 0 {
+			delete(c.moveOrigins, o)
+		}
+		c.touchMove(s.move)
 	}
 	c.touchNode(o)
+}
+
+// touchMove marks the topics a pointer's change can affect: the moves list and its
+// service's, whose consumers (DNS, proxies, watches) show where instances went.
+func (c *Catalog) touchMove(m *Move) {
+	c.touchState(c.movesWatch)
+	c.touchService(m.Service, false)
 }
 
 // touchCheck marks the topics a check's change can affect: its service's, or every

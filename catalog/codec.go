@@ -20,6 +20,15 @@ import (
 //	service = name tags:(n:uvarint str*n) address port:varint meta:map
 //	          wpassing:varint wwarning:varint tagged:map kind
 //	check   = name service_id status:u8 output notes type interval:varint timeout:varint
+//	ext     = len:uvarint body                   every kind ≥ 4 (KindMove and later)
+//	move    = service to_node to_service_id at:varint(unix ns) until:varint(unix ns) flags:u8
+//
+// Kinds from KindMove up are extension kinds: their value travels as ext, so a decoder
+// that does not know a kind skips its body and returns the record without a value,
+// which Validate (and so Catalog.Apply) refuses alone: the other records of the
+// message still apply. Within a known extension body, bytes after the fields it knows
+// are ignored, so later versions can append fields. (Agents from before KindMove
+// refuse a whole message that holds a kind they do not know.)
 //
 // The decoder checks structure only (lengths against what remains, counts against
 // generous caps) and never allocates more than the input justifies; Catalog.Apply
@@ -89,8 +98,41 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = appendString(dst, c.Type)
 		dst = binary.AppendVarint(dst, int64(c.Interval))
 		dst = binary.AppendVarint(dst, int64(c.Timeout))
+	case KindMove:
+		if r.Move == nil {
+			return binary.AppendUvarint(dst, 0) // invalid, as decoded: kept decodable in length
+		}
+		dst = appendExt(dst, func(dst []byte) []byte {
+			m := r.Move
+			dst = appendString(dst, m.Service)
+			dst = appendString(dst, m.ToNode)
+			dst = appendString(dst, m.ToServiceID)
+			dst = binary.AppendVarint(dst, m.At.UnixNano())
+			dst = binary.AppendVarint(dst, m.Until.UnixNano())
+			var flags byte
+			if m.Explicit {
+				flags |= moveExplicit
+			}
+			return append(dst, flags)
+		})
+	default:
+		if r.Key.Kind.Extension() {
+			// An extension kind this version does not know, as the decoder returns
+			// it: an empty value keeps the record skippable.
+			dst = binary.AppendUvarint(dst, 0)
+		}
 	}
 	return dst
+}
+
+// moveExplicit is the move body's flag for Move.Explicit.
+const moveExplicit = 1
+
+// appendExt appends an extension value: its length, then the body body appends.
+func appendExt(dst []byte, body func([]byte) []byte) []byte {
+	b := body(nil)
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
 }
 
 // AppendRecords appends a count and then each record.
@@ -300,10 +342,43 @@ func (d *decoder) record() Record {
 		c.Interval = time.Duration(d.varint())
 		c.Timeout = time.Duration(d.varint())
 		r.Check = c
+	case KindMove:
+		body := decoder{b: d.ext()}
+		m := &Move{Service: body.str(), ToNode: body.str(), ToServiceID: body.str(),
+			At: time.Unix(0, body.varint()), Until: time.Unix(0, body.varint())}
+		flags := body.byte1()
+		m.Explicit = flags&moveExplicit != 0
+		if d.err == nil && body.err != nil {
+			d.fail("move value: %v", body.err)
+		}
+		if d.err == nil {
+			r.Move = m
+		}
 	default:
-		d.fail("unknown kind %d", r.Key.Kind)
+		if !r.Key.Kind.Extension() {
+			d.fail("unknown kind %d", r.Key.Kind)
+			break
+		}
+		// An extension kind this version does not know: skip its value. The record
+		// comes back without one, and Validate refuses it.
+		d.ext()
 	}
 	return r
+}
+
+// ext returns an extension value's body (see the format above).
+func (d *decoder) ext() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > maxWireString || n > uint64(len(d.b)-d.off) {
+		d.fail("extension value of %d bytes with %d left", n, len(d.b)-d.off)
+		return nil
+	}
+	b := d.b[d.off : d.off+int(n)]
+	d.off += int(n)
+	return b
 }
 
 // The anti-entropy messages' wire format, so their size is what benchmarks measure:

@@ -1,5 +1,6 @@
 // Package catalog is rumor's eventually consistent service catalog: it stores every
-// origin's versioned records (nodes, services, checks), merges them deterministically,
+// origin's versioned records (nodes, services, checks, and the forward pointers of
+// instances that moved: Move), merges them deterministically,
 // answers queries over them and tells waiters when an answer may have changed.
 //
 // It is the one place that decides what is true. Adapters (gossip, mDNS, health, HTTP,

@@ -27,6 +27,12 @@ func (c *Catalog) Endpoints(dst []Endpoint, name, tag string) []Endpoint {
 		if tag != "" && !s.HasTag(tag) {
 			continue
 		}
+		if o.records[Key{Kind: KindMove, ID: s.ID}].move != nil {
+			// Its origin says it moved: new connections go where it went. (An agent
+			// deletes a pointer when the instance registers again, so this holds only
+			// while the two records of a move are seen apart.)
+			continue
+		}
 		ep := Endpoint{Node: o.name, ServiceID: s.ID, Address: s.Address, Port: s.Port,
 			Weights: s.Weights, Status: c.statusLocked(o, s.ID)}
 		if ep.Address == "" && o.node != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"pgregory.net/rapid"
 
@@ -21,7 +22,7 @@ func history(t *rapid.T) []catalog.Record {
 		steps := rapid.IntRange(0, 12).Draw(t, "steps")
 		for range steps {
 			sid := rapid.SampledFrom([]string{"s1", "s2", "s3"}).Draw(t, "sid")
-			switch rapid.IntRange(0, 5).Draw(t, "op") {
+			switch rapid.IntRange(0, 6).Draw(t, "op") {
 			case 0:
 				n := catalogtest.Node(origin, rapid.SampledFrom([]string{"10.0.0.1", "10.0.0.2"}).Draw(t, "addr"))
 				n.Meta = map[string]string{"rack": rapid.SampledFrom([]string{"x", "y"}).Draw(t, "rack")}
@@ -36,7 +37,7 @@ func history(t *rapid.T) []catalog.Record {
 				owner := rapid.SampledFrom([]string{"", sid}).Draw(t, "owner")
 				out = append(out, w.PutCheck(catalogtest.Check(rapid.SampledFrom([]string{"c1", "c2"}).Draw(t, "cid"), owner, st)))
 			case 4:
-				kind := rapid.SampledFrom([]catalog.Kind{catalog.KindService, catalog.KindCheck}).Draw(t, "kind")
+				kind := rapid.SampledFrom([]catalog.Kind{catalog.KindService, catalog.KindCheck, catalog.KindMove}).Draw(t, "kind")
 				id := sid
 				if kind == catalog.KindCheck {
 					id = rapid.SampledFrom([]string{"c1", "c2"}).Draw(t, "cid")
@@ -44,6 +45,10 @@ func history(t *rapid.T) []catalog.Record {
 				out = append(out, w.Delete(catalog.Key{Kind: kind, ID: id}))
 			case 5:
 				w.Supersede(catalog.Version{Gen: w.Generation()}) // a restart
+			case 6:
+				at := time.Unix(1_700_000_000, 0)
+				out = append(out, w.PutMove(sid, &catalog.Move{Service: rapid.SampledFrom([]string{"web", "db"}).Draw(t, "mname"),
+					ToNode: rapid.SampledFrom([]string{"y", "z"}).Draw(t, "mto"), ToServiceID: sid, At: at, Until: at.Add(time.Hour)}))
 			}
 		}
 	}

@@ -36,9 +36,19 @@ const (
 	KindNode Kind = iota + 1
 	KindService
 	KindCheck
+	// KindMove is a forward pointer (Move) that an instance's old origin publishes
+	// when the instance reappears on another node; its ID is the instance's old
+	// service ID. It is the first extension kind: on the wire every kind from
+	// KindMove up carries its value behind a length, so an agent that does not know
+	// a kind skips that record alone (see the codec).
+	KindMove
 )
 
-// String returns "node", "service" or "check".
+// Extension reports whether k is an extension kind (KindMove and later), whose value
+// travels behind its length so that a decoder that does not know k skips the record.
+func (k Kind) Extension() bool { return k >= KindMove }
+
+// String returns "node", "service", "check" or "move".
 func (k Kind) String() string {
 	switch k {
 	case KindNode:
@@ -47,6 +57,8 @@ func (k Kind) String() string {
 		return "service"
 	case KindCheck:
 		return "check"
+	case KindMove:
+		return "move"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -61,8 +73,8 @@ type Key struct {
 func (k Key) String() string { return k.Kind.String() + "/" + k.ID }
 
 // Record is the unit of replication: one origin's versioned value for one key, or a
-// tombstone saying the key was deleted at that version. Exactly one of Node, Service and
-// Check is set, matching Kind, unless Deleted.
+// tombstone saying the key was deleted at that version. Exactly one of Node, Service,
+// Check and Move is set, matching Kind, unless Deleted.
 type Record struct {
 	Origin  string // the node (or external source) that owns and alone writes this record
 	Key     Key
@@ -72,6 +84,7 @@ type Record struct {
 	Node    *Node
 	Service *Service
 	Check   *Check
+	Move    *Move
 }
 
 // Validate checks that r is well formed: a known kind, the value matching the kind and
@@ -86,7 +99,7 @@ func (r *Record) Validate() error {
 		v.addf("record.version", "%s is reserved: generation and counter must be at most %d", r.Version, uint64(MaxVersionPart))
 	}
 	set := 0
-	for _, p := range []bool{r.Node != nil, r.Service != nil, r.Check != nil} {
+	for _, p := range []bool{r.Node != nil, r.Service != nil, r.Check != nil, r.Move != nil} {
 		if p {
 			set++
 		}
@@ -110,6 +123,11 @@ func (r *Record) Validate() error {
 		if !r.Deleted && (r.Key.Kind == KindService) != (r.Service != nil) {
 			v.addf("record", "%s record with the wrong value", r.Key.Kind)
 		}
+	case KindMove:
+		v.name("record.key.id", r.Key.ID)
+		if !r.Deleted && r.Move == nil {
+			v.addf("record", "move record with the wrong value")
+		}
 	default:
 		v.addf("record.key.kind", "unknown kind %d", uint8(r.Key.Kind))
 	}
@@ -132,6 +150,11 @@ func (r *Record) Validate() error {
 		err = r.Check.Validate()
 		if err == nil && r.Check.ID != r.Key.ID {
 			err = &FieldError{Field: "check.id", Reason: fmt.Sprintf("%q differs from the record's key %q", r.Check.ID, r.Key.ID)}
+		}
+	case r.Move != nil:
+		err = r.Move.Validate()
+		if err == nil && r.Move.ToNode == r.Origin {
+			err = &FieldError{Field: "move.to_node", Reason: fmt.Sprintf("%q is the record's origin: an instance cannot move to its own node", r.Origin)}
 		}
 	}
 	if err != nil {
@@ -218,6 +241,13 @@ func (w *Writer) PutService(s *Service) Record {
 // PutCheck returns the record publishing c.
 func (w *Writer) PutCheck(c *Check) Record {
 	return Record{Origin: w.origin, Key: Key{Kind: KindCheck, ID: c.ID}, Version: w.next(), Check: c.clone()}
+}
+
+// PutMove returns the record saying that this origin's instance serviceID moved as m
+// says (a forward pointer, see Move).
+func (w *Writer) PutMove(serviceID string, m *Move) Record {
+	c := *m
+	return Record{Origin: w.origin, Key: Key{Kind: KindMove, ID: serviceID}, Version: w.next(), Move: &c}
 }
 
 // Delete returns the tombstone for key.

@@ -20,6 +20,7 @@ const (
 	topicNodes
 	topicService
 	topicNode
+	topicMoves
 )
 
 // The topics without a name.
@@ -30,6 +31,8 @@ var (
 	TopicServices = Topic{kind: topicServices}
 	// TopicNodes moves when the set of nodes, their records or liveness may have changed.
 	TopicNodes = Topic{kind: topicNodes}
+	// TopicMoves moves when a forward pointer (Move) is written, rewritten or deleted.
+	TopicMoves = Topic{kind: topicMoves}
 )
 
 // ServiceTopic moves when the instances of the named service, their checks, their
@@ -50,6 +53,8 @@ func (t Topic) String() string {
 		return "nodes"
 	case topicService:
 		return "service:" + t.name
+	case topicMoves:
+		return "moves"
 	default:
 		return "node:" + t.name
 	}

@@ -58,6 +58,12 @@ type fileConfig struct {
 	// Upstreams are the local proxy's listeners of the agent itself (rumor's own
 	// key; a service's own upstreams sit in its definition).
 	Upstreams []definition.Upstream
+
+	// MoveRetention and MoveWindow (rumor's own keys) are how long this node keeps
+	// a forward pointer of a moved instance, and how long after a deregistration it
+	// watches for the instance to appear elsewhere (agent.Config's fields).
+	MoveRetention *time.Duration
+	MoveWindow    *time.Duration
 }
 
 // addressesConfig is Consul's "addresses" block: per-interface listen addresses.

@@ -51,6 +51,9 @@ type Settings struct {
 	// Upstreams are the local proxy's own listeners ("upstreams"), appended across
 	// files.
 	Upstreams []definition.Upstream `json:",omitempty"`
+	// MoveRetention and MoveWindow are move_retention and move_window (moves).
+	MoveRetention *time.Duration `json:",omitempty"`
+	MoveWindow    *time.Duration `json:",omitempty"`
 }
 
 // Apply sets the fields of cfg that the files gave.
@@ -97,6 +100,12 @@ func (s *Settings) Apply(cfg *agent.Config) {
 	}
 	if s.ReapAfter != nil {
 		cfg.ReapAfter = *s.ReapAfter
+	}
+	if s.MoveRetention != nil {
+		cfg.MoveRetention = *s.MoveRetention
+	}
+	if s.MoveWindow != nil {
+		cfg.MoveWindow = *s.MoveWindow
 	}
 	if s.UIEnabled != nil {
 		cfg.DisableUI = !*s.UIEnabled
@@ -243,6 +252,16 @@ func (pf *parsedFile) settings(s *Settings, h *httpParts) Errors {
 	}
 	if fc.ReconnectTimeout != nil {
 		s.ReapAfter = fc.ReconnectTimeout
+	}
+	if fc.MoveRetention != nil {
+		if *fc.MoveRetention <= 0 {
+			bad("move_retention", "%s must be positive", *fc.MoveRetention)
+		} else {
+			s.MoveRetention = fc.MoveRetention
+		}
+	}
+	if fc.MoveWindow != nil {
+		s.MoveWindow = fc.MoveWindow
 	}
 	for field, v := range map[string]*string{"http_token": fc.HTTPToken, "cert_file": fc.CertFile, "key_file": fc.KeyFile} {
 		if v != nil && strings.TrimSpace(*v) == "" {

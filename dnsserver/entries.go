@@ -420,6 +420,9 @@ func (s *Server) buildSD(qn string, n name) *entry {
 	if n.kind == kindSDType && len(insts) > 0 {
 		e.exists = true
 	}
+	if n.kind == kindSDInstance && !e.exists && len(insts) > 0 {
+		s.addMoved(e, qn, n, insts[0].Service.Name, insts) // moved.go
+	}
 	if !e.exists {
 		return nil
 	}

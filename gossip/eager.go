@@ -317,8 +317,14 @@ func (g *Gossip) onEager(sender string, flags byte, recs []catalog.Record) {
 }
 
 // chunkEager encodes recs as eager messages of at most about max bytes each (a single
-// record larger than max gets a message of its own).
+// record larger than max gets a message of its own); records of extension kinds go in
+// messages of their own (byWireKind).
 func chunkEager(sender string, flags byte, recs []catalog.Record, max int) [][]byte {
+	base, ext := byWireKind(recs)
+	return append(chunkEagerOf(sender, flags, base, max), chunkEagerOf(sender, flags, ext, max)...)
+}
+
+func chunkEagerOf(sender string, flags byte, recs []catalog.Record, max int) [][]byte {
 	head := append(appendSender(nil, msgEager, sender), flags)
 	var out [][]byte
 	var body []byte

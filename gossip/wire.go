@@ -132,8 +132,40 @@ func decodeKeys(typ byte, b []byte) (string, []catalog.OriginKeys, error) {
 
 // chunkRecords splits recs into encoded records messages of at most about max bytes
 // each (a single record larger than max gets a message of its own), so a full catalog
-// streams to a joining node in bounded pieces.
+// streams to a joining node in bounded pieces. Records of extension kinds go in
+// messages of their own (byWireKind).
 func chunkRecords(recs []catalog.Record, max int) [][]byte {
+	base, ext := byWireKind(recs)
+	return append(chunkRecordsOf(base, max), chunkRecordsOf(ext, max)...)
+}
+
+// byWireKind splits recs into the records of the first three kinds and those of
+// extension kinds (catalog.KindMove and later), keeping their order. Batched messages
+// carry the two apart: an agent from before extension kinds refuses a whole message
+// holding one, and then loses only the pointers, not the services sent with them.
+func byWireKind(recs []catalog.Record) (base, ext []catalog.Record) {
+	n := 0
+	for i := range recs {
+		if recs[i].Key.Kind.Extension() {
+			n++
+		}
+	}
+	if n == 0 {
+		return recs, nil
+	}
+	base = make([]catalog.Record, 0, len(recs)-n)
+	ext = make([]catalog.Record, 0, n)
+	for i := range recs {
+		if recs[i].Key.Kind.Extension() {
+			ext = append(ext, recs[i])
+		} else {
+			base = append(base, recs[i])
+		}
+	}
+	return base, ext
+}
+
+func chunkRecordsOf(recs []catalog.Record, max int) [][]byte {
 	var out [][]byte
 	var body []byte
 	count := 0

@@ -151,6 +151,9 @@ type Config struct {
 	// GET /v1/rumor/reachability. Optional: without it ?reachable keeps everything
 	// and that path answers 404.
 	Reachability Reachability
+	// Mover answers PUT /v1/rumor/service/move/{id}. Optional: without it that
+	// path answers 404. (GET /v1/rumor/moves reads the Catalog.)
+	Mover Mover
 	// WatchHeartbeat is how often a quiet /v1/rumor/watch stream sends a comment so
 	// proxies keep it open. Default 15s.
 	WatchHeartbeat time.Duration
@@ -196,6 +199,8 @@ type Handler struct {
 	proxy Proxy
 	// reach is what this agent can reach; nil: no reordering, no endpoint.
 	reach Reachability
+	// mover moves local instances explicitly; nil: no move endpoint.
+	mover Mover
 }
 
 // New returns a Handler for cfg.
@@ -211,6 +216,7 @@ func New(cfg Config) (*Handler, error) {
 		watchHeartbeat: cmp.Or(cfg.WatchHeartbeat, DefaultWatchHeartbeat)}
 	h.proxy = cfg.Proxy
 	h.reach = cfg.Reachability
+	h.mover = cfg.Mover
 	if cfg.Token != "" {
 		sum := sha256.Sum256([]byte(cfg.Token))
 		h.tokenSum = sum[:]

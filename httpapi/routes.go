@@ -61,6 +61,8 @@ func (h *Handler) routes(metrics prometheus.Gatherer) []route {
 		{"GET /v1/rumor/watch", h.watch, true},
 		{"GET /v1/rumor/upstreams", h.rumorUpstreams, h.proxy != nil},
 		{"GET /v1/rumor/reachability", h.rumorReachability, h.reach != nil},
+		{"GET /v1/rumor/moves", h.rumorMoves, true},
+		{"PUT /v1/rumor/service/move/{id}", h.rumorServiceMove, h.mover != nil},
 		{"GET /metrics", h.metricsHandler(metrics), metrics != nil},
 		{"/ui/", h.serveUI, ui}, // the web UI, which applies the token rules itself (Config.UI)
 		{"GET /ui", h.serveUI, ui},

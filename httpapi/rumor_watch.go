@@ -33,6 +33,13 @@ import (
 //	event: node
 //	data: {"Index":43,"Node":"n1","Deleted":false,"Liveness":"alive",…}
 //
+// A service stream also carries a "moved" event for each forward pointer of its
+// services (an instance that moved to another node, see GET /v1/rumor/moves), once
+// per version of the pointer, after the services' events:
+//
+//	event: moved
+//	data: {"Index":44,"Service":"web","From":"n1","ServiceID":"web-1","To":"n2",…}
+//
 // A service whose last instance went away gets an event with no instances; a node
 // that went away gets "Deleted": true. Index is the catalog index of the change (the
 // topic index of that service or node). While nothing changes, a comment line is sent
@@ -52,6 +59,12 @@ type watchServiceEvent struct {
 	Index     uint64
 	Service   string
 	Instances []serviceEntry
+}
+
+// watchMovedEvent is the data of a "moved" event.
+type watchMovedEvent struct {
+	Index uint64
+	MoveEntry
 }
 
 // watchNodeEvent is the data of a "node" event.
@@ -108,7 +121,7 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request) {
 	case nodes:
 		src = &nodeSource{cat: h.cat, f: q.filter, sent: map[string][]byte{}}
 	default:
-		src = &serviceSource{cat: h.cat, f: q.filter, names: services, sent: map[string]uint64{}}
+		src = &serviceSource{cat: h.cat, f: q.filter, names: services, sent: map[string]uint64{}, moved: map[string]string{}}
 	}
 
 	rc := http.NewResponseController(w)
@@ -185,6 +198,7 @@ type serviceSource struct {
 	f     catalog.Filter
 	names []string          // empty: every service
 	sent  map[string]uint64 // topic index last sent, by service
+	moved map[string]string // pointer version last sent, by "from/serviceID"
 }
 
 func (s *serviceSource) wake() catalog.Topic {
@@ -228,6 +242,34 @@ func (s *serviceSource) changes() []sseEvent {
 			}
 		}
 		out = append(out, sseEvent{id: ti, name: "service", data: ev})
+	}
+	return append(out, s.movedEvents()...)
+}
+
+// movedEvents returns a "moved" event for each pointer of the watched services not
+// sent at its current version.
+func (s *serviceSource) movedEvents() []sseEvent {
+	mc, ok := s.cat.(movesCatalog)
+	if !ok {
+		return nil
+	}
+	var ms []catalog.MoveEntry
+	if len(s.names) == 0 {
+		ms = mc.Moves("")
+	}
+	for _, name := range s.names {
+		ms = append(ms, mc.Moves(name)...)
+	}
+	var out []sseEvent
+	for i := range ms {
+		e := &ms[i]
+		key, ver := e.From+"/"+e.ServiceID, e.Version.String()
+		if s.moved[key] == ver {
+			continue
+		}
+		s.moved[key] = ver
+		idx := s.cat.TopicIndex(catalog.ServiceTopic(e.Move.Service))
+		out = append(out, sseEvent{id: idx, name: "moved", data: watchMovedEvent{Index: idx, MoveEntry: toMoveEntry(e)}})
 	}
 	return out
 }

@@ -68,6 +68,8 @@ type nodeView struct {
 	Instances []instView
 	// Failing are its checks that are not passing, serfHealth aside, sorted by ID.
 	Failing []failView
+	// Moves are its forward pointers: instances that left it (moves.go).
+	Moves []moveView
 }
 
 // instView is one service instance, compactly: what the services page counts.
@@ -219,7 +221,7 @@ func (m *model) read(name string, idx uint64, old *nodeView, now time.Time, firs
 	}
 	checks := m.cat.NodeChecks(name)
 	nv := &nodeView{index: idx, Name: name, ID: e.Node.ID, Address: e.Node.Address, Meta: e.Node.Meta,
-		Liveness: e.Liveness, Since: e.Since, Seen: now}
+		Liveness: e.Liveness, Since: e.Since, Seen: now, Moves: m.readMoves(name)}
 	if old != nil {
 		nv.Seen = old.Seen
 	}
@@ -437,6 +439,7 @@ func (m *model) diff(now time.Time, old, nv *nodeView) {
 			m.event(now, "check", name, f.ServiceName, "check "+f.CheckID+" on "+name+" is passing again (or gone)")
 		}
 	}
+	m.diffMoves(now, old, nv)
 }
 
 func (nv *nodeView) failingOrNil(id string) *failView {

@@ -268,6 +268,7 @@ type serviceData struct {
 	Curl     string
 	Dig      string // empty when the agent serves no DNS or the name is no DNS label
 	Problems []string
+	Moves    []moveRow // instances of it that moved to another node (moves.go)
 }
 
 type instanceRow struct {
@@ -326,6 +327,7 @@ func (u *UI) serviceView(r *http.Request, _ time.Time) (any, int) {
 	}
 	d.Curl = fmt.Sprintf("curl -s 'http://%s/v1/health/service/%s?passing'", r.Host, url.PathEscape(name))
 	d.Dig = digLine(u.cfg.DNSAddr, u.cfg.DNSDomain, name)
+	d.Moves = u.serviceMoves(name)
 	return d, http.StatusOK
 }
 
@@ -461,6 +463,7 @@ type nodeData struct {
 	Instances []nodeInstance
 	Checks    []catalog.CheckEntry
 	Events    []Event
+	Moves     []moveView // instances that moved away from it (moves.go)
 }
 
 type nodeInstance struct {
@@ -481,6 +484,7 @@ func (u *UI) nodeView(r *http.Request, now time.Time) (any, int) {
 			d.Instances = append(d.Instances, nodeInstance{Service: in.Service, ID: in.ID, Source: in.attrs.Source,
 				Status: in.Status, Tags: in.attrs.Tags})
 		}
+		d.Moves = nv.Moves
 	}
 	d.Events = m.recentEvents(50, func(e *Event) bool { return e.Node == name })
 	m.mu.RUnlock()

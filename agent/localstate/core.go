@@ -42,6 +42,10 @@ type Config struct {
 	State *State
 	// Limits bound the services and checks of this node. Default: see Limits.
 	Limits Limits
+	// Moves are this node's forward pointers to start from, by old service ID, as
+	// the agent saved them (moves.go). A pointer whose service is registered is
+	// dropped: the instance came back. Default: none.
+	Moves map[string]catalog.Move
 }
 
 // Ready is what a change asks of its caller, in the manner of etcd raft's Ready: the
@@ -55,6 +59,9 @@ type Ready struct {
 	// UpstreamsChanged says a service's upstreams (local proxy listeners) changed:
 	// the caller reads Upstreams again.
 	UpstreamsChanged bool
+	// MovesChanged says this node's forward pointers changed (moves.go): the caller
+	// persists Moves again.
+	MovesChanged bool
 }
 
 // Core is the agent's local state: the services and checks registered on this node,
@@ -74,7 +81,8 @@ type Core struct {
 	// 10,000 (setEntry keeps it).
 	owners map[string]string
 
-	configPolicy definition.Policy // policy for SourceConfig services
+	configPolicy definition.Policy       // policy for SourceConfig services
+	moves        map[string]catalog.Move // this node's forward pointers, by old service ID (moves.go)
 }
 
 // persisted is the policy a saved state is checked under: its checks were accepted
@@ -117,6 +125,14 @@ func New(cfg Config) (*Core, error) {
 		n.Source, n.File, n.Status, n.Maintenance = ls.Source, ls.File, ls.Status, ls.Maintenance
 		if err := c.restore(n.Service.ID, n); err != nil {
 			return nil, err
+		}
+	}
+	for id, m := range cfg.Moves {
+		if c.st.Services[id] == nil {
+			if c.moves == nil {
+				c.moves = map[string]catalog.Move{}
+			}
+			c.moves[id] = m
 		}
 	}
 	return c, nil
@@ -229,6 +245,7 @@ func (c *Core) commit(keep bool, changes ...change) (Ready, error) {
 	for i, ch := range changes {
 		c.diff(&rd, ch.key, olds[i], ch.next)
 	}
+	c.clearMoves(&rd, changes)
 	return rd, err
 }
 

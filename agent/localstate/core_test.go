@@ -65,6 +65,8 @@ func keys(recs []catalog.Record) []string {
 			kind = "service"
 		case catalog.KindCheck:
 			kind = "check"
+		case catalog.KindMove:
+			kind = "move"
 		}
 		out = append(out, op+" "+kind+":"+r.Key.ID)
 	}

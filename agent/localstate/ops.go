@@ -16,7 +16,8 @@ func (c *Core) SetNode(n catalog.Node) { c.node = n }
 func (c *Core) Generation() uint64 { return c.w.Generation() }
 
 // All returns records publishing everything this node holds: the node, its
-// maintenance and checks, and every service with its checks. Start publishes them,
+// maintenance and checks, every service with its checks, and its forward pointers
+// (moves.go). Start publishes them,
 // and so does Supersede, whose new generation replaces the whole previous set
 // everywhere.
 func (c *Core) All() []catalog.Record {
@@ -25,7 +26,7 @@ func (c *Core) All() []catalog.Record {
 	for _, s := range c.entries() {
 		c.diff(&rd, s.Service.ID, nil, s)
 	}
-	return append(recs, rd.Records...)
+	return append(append(recs, rd.Records...), c.moveRecords()...)
 }
 
 // Runnable returns every check the health manager runs, each at its last reported

@@ -39,6 +39,7 @@ type agentFlags struct {
 	dev, enableScriptChecks                                                          bool
 	enableLocalScriptChecks                                                          bool
 	reapAfter                                                                        time.Duration
+	moveRetention, moveWindow                                                        time.Duration
 	httpToken, httpTLSCert, httpTLSKey                                               string
 	httpTokenReads                                                                   bool
 	docker, dockerInternal                                                           bool
@@ -107,7 +108,7 @@ Configuration comes from, highest precedence first:
      client_addr, addresses.http, ports.http, ports.serf_lan, retry_join,
      start_join, encrypt, node_meta, enable_script_checks,
      enable_local_script_checks, log_level, reconnect_timeout, cert_file, key_file; and rumor's own http_token,
-     http_token_reads; ui_config.enabled) and may define services ("service" or "services", with
+     http_token_reads, move_retention, move_window; ui_config.enabled) and may define services ("service" or "services", with
      "check"/"checks"); later files override earlier ones, lists append;
   4. defaults.
 A flag's list (--join, --retry-join) replaces the files' list; --node-meta keys
@@ -193,6 +194,8 @@ func addAgentFlags(fl *pflag.FlagSet, f *agentFlags) {
 	fl.StringArrayVar(&f.nodeMeta, "node-meta", nil, "node metadata key=value (repeatable)")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error (default info; debug with --dev)")
 	fl.DurationVar(&f.reapAfter, "reap-after", 0, "how long a failed node's services stay (critical) before they are dropped (default 72h)")
+	fl.DurationVar(&f.moveRetention, "move-retention", 0, "how long this node keeps the forward pointer of a service instance that moved away (default 72h; see 'rumor service move --help')")
+	fl.DurationVar(&f.moveWindow, "move-window", 0, "how long after a deregistration the same service ID appearing on another node counts as a move (default 10m; negative: never)")
 	fl.BoolVar(&f.dev, "dev", false, "development mode: one node on loopback, in-memory state, fast failure detection, verbose logs")
 	fl.BoolVar(&f.enableScriptChecks, "enable-script-checks", false, "allow script checks (Args), which run any program as the agent's user: from config files, and through the HTTP API only with --http-token too")
 	fl.BoolVar(&f.enableLocalScriptChecks, "enable-local-script-checks", false, "allow script checks (Args) from config files only, never through the HTTP API")
@@ -316,6 +319,11 @@ func agentConfig(c *cli, f *agentFlags) (agent.Config, *slog.LevelVar, error) {
 		return cfg, nil, usagef("--reap-after %s: must not be negative", f.reapAfter)
 	}
 	override(f, "reap-after", &cfg.ReapAfter, f.reapAfter)
+	if f.moveRetention < 0 {
+		return cfg, nil, usagef("--move-retention %s: must not be negative", f.moveRetention)
+	}
+	override(f, "move-retention", &cfg.MoveRetention, f.moveRetention)
+	override(f, "move-window", &cfg.MoveWindow, f.moveWindow)
 	override(f, "http-token", &cfg.HTTPToken, f.httpToken) // or $RUMOR_HTTP_TOKEN, through applyEnv
 	override(f, "http-token-reads", &cfg.HTTPTokenReads, f.httpTokenReads)
 	override(f, "http-tls-cert", &cfg.HTTPTLSCert, f.httpTLSCert)

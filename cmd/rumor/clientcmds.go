@@ -170,7 +170,16 @@ whose every check passes.`,
 			for _, name := range sortedKeys(out) {
 				rows = append(rows, []string{name, strings.Join(out[name], ",")})
 			}
-			return table(c.stdout, []string{"SERVICE", "TAGS"}, rows)
+			if err := table(c.stdout, []string{"SERVICE", "TAGS"}, rows); err != nil {
+				return err
+			}
+			// Where instances went (forward pointers, 'rumor moves'); --json keeps its
+			// shape, and an agent without moves prints none.
+			ms, err := cl.moves(cmd.Context(), "")
+			if err != nil {
+				return nil
+			}
+			return printMoved(c.stdout, ms)
 		},
 	}
 	cmd.Flags().StringArrayVar(&tags, "tag", nil, "keep services carrying this tag (repeatable: all must match)")

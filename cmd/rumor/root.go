@@ -59,6 +59,7 @@ answered.`,
 	root.AddCommand(newValidateCmd(c), newReloadCmd(c))
 	root.AddCommand(newUpstreamsCmd(c)) // the local proxy (issue 17)
 	root.AddCommand(newBrowseCmd(c))
+	root.AddCommand(newMovesCmd(c)) // moves (issue 17); 'rumor service move' is in newServiceCmd
 	return root
 }
 

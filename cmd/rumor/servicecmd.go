@@ -158,6 +158,12 @@ when no instance matches, so scripts can test for one:
 				if err := table(c.stdout, []string{"NODE", "ID", "ADDRESS", "TAGS", "STATUS", "CHECKS"}, rows); err != nil {
 					return err
 				}
+				// Where instances of it went (forward pointers); --json keeps its shape.
+				if ms, err := newClient(&f).moves(cmd.Context(), a[0]); err == nil {
+					if err := printMoved(c.stdout, ms); err != nil {
+						return err
+					}
+				}
 			}
 			if len(insts) == 0 {
 				what := "instances"
@@ -175,6 +181,7 @@ when no instance matches, so scripts can test for one:
 	cmd.Flags().StringArrayVar(&tags, "tag", nil, "keep instances carrying this tag (repeatable: all must match)")
 	cmd.Flags().BoolVar(&passing, "passing", false, "keep instances whose every check passes")
 	addClientFlags(c, cmd, &f)
+	cmd.AddCommand(newServiceMoveCmd(c))
 	return cmd
 }
 

@@ -46,12 +46,14 @@ type watchEvent struct {
 type watchTarget struct {
 	path  string
 	parse func(ctx context.Context, cl *client, body []byte) (map[string]watchItem, error)
+	// added names the event of a new item; "" means "added" (moves: "moved").
+	added string
 }
 
 func newWatchCmd(c *cli) *cobra.Command {
 	var f clientFlags
 	cmd := &cobra.Command{
-		Use:   "watch services | service <name> | nodes",
+		Use:   "watch services | service <name> | nodes | moves",
 		Short: "Print changes to services, a service's instances or nodes as they happen",
 		Long: `Follow the catalog and print one line per change as it happens: first the
 current state ("current" lines), then "added", "changed" and "removed" lines.
@@ -59,6 +61,8 @@ current state ("current" lines), then "added", "changed" and "removed" lines.
   rumor watch services         service names and their tags
   rumor watch service <name>   instances of one service, with address and health
   rumor watch nodes            nodes, with address and membership status
+  rumor watch moves            service instances that moved to another node:
+                               a "moved" line per new or rewritten pointer
 
 It uses the agent's blocking queries, so a change shows within moments and an
 idle watch costs nothing. With --json every line is a JSON object (time, index,
@@ -69,17 +73,17 @@ exits 3 if no agent answers at the start.`,
 		Example: `  rumor watch service web
   rumor watch nodes --json | jq -c 'select(.event == "changed")'
   rumor watch services --http-addr 10.0.0.5:8500`,
-		ValidArgs: []string{"services", "service", "nodes"},
+		ValidArgs: []string{"services", "service", "nodes", "moves"},
 		Args: args(func(_ *cobra.Command, a []string) error {
 			switch {
 			case len(a) == 0:
 				return errors.New("say what to watch: services, service <name> or nodes")
 			case a[0] == "service" && len(a) != 2:
 				return errors.New("'watch service' takes one service name")
-			case (a[0] == "services" || a[0] == "nodes") && len(a) != 1:
+			case (a[0] == "services" || a[0] == "nodes" || a[0] == "moves") && len(a) != 1:
 				return fmt.Errorf("'watch %s' takes no further argument", a[0])
-			case a[0] != "services" && a[0] != "service" && a[0] != "nodes":
-				return fmt.Errorf("cannot watch %q: want services, service <name> or nodes", a[0])
+			case a[0] != "services" && a[0] != "service" && a[0] != "nodes" && a[0] != "moves":
+				return fmt.Errorf("cannot watch %q: want services, service <name>, nodes or moves", a[0])
 			}
 			return nil
 		}),
@@ -92,6 +96,8 @@ exits 3 if no agent answers at the start.`,
 				t = watchTarget{path: "/v1/health/service/" + url.PathEscape(a[1]), parse: parseServiceWatch}
 			case "nodes":
 				t = watchTarget{path: "/v1/catalog/nodes", parse: parseNodesWatch}
+			case "moves":
+				t = watchTarget{path: "/v1/rumor/moves", parse: parseMovesWatch, added: "moved"}
 			}
 			return runWatch(cmd.Context(), c, &f, t)
 		},
@@ -144,7 +150,7 @@ func runWatch(ctx context.Context, c *cli, f *clientFlags, t watchTarget) error 
 			fmt.Fprintf(c.stderr, "rumor: reconnected to the agent at %s\n", f.httpAddr)
 			lost, retry = false, watchRetryFirst
 		}
-		if err := printChanges(c.stdout, f.json, idx, prev, items, !connected); err != nil {
+		if err := printChanges(c.stdout, f.json, idx, prev, items, !connected, t.added); err != nil {
 			return err
 		}
 		connected = true
@@ -157,7 +163,10 @@ func runWatch(ctx context.Context, c *cli, f *clientFlags, t watchTarget) error 
 
 // printChanges prints a line per difference between prev and cur, or per item of cur
 // as "current" on the first answer.
-func printChanges(w io.Writer, asJSON bool, idx uint64, prev, cur map[string]watchItem, first bool) error {
+func printChanges(w io.Writer, asJSON bool, idx uint64, prev, cur map[string]watchItem, first bool, added string) error {
+	if added == "" {
+		added = "added"
+	}
 	now := time.Now().UTC().Format(time.RFC3339)
 	var events []watchEvent
 	var lines []string
@@ -184,7 +193,7 @@ func printChanges(w io.Writer, asJSON bool, idx uint64, prev, cur map[string]wat
 		case first:
 			add("current", k, &it, nil)
 		case !seen:
-			add("added", k, &it, nil)
+			add(added, k, &it, nil)
 		case old.desc != it.desc || old.status != it.status:
 			add("changed", k, &it, &old)
 		}
@@ -324,4 +333,19 @@ func tagsDesc(tags []string) string {
 		return "no-tags"
 	}
 	return "tags=" + strings.Join(tags, ",")
+}
+
+// parseMovesWatch reads the forward pointers, keyed by old node and service ID; a
+// rewritten pointer (a chain collapsed, a new target) is a change.
+func parseMovesWatch(_ context.Context, _ *client, body []byte) (map[string]watchItem, error) {
+	var ms []moveEntry
+	if err := json.Unmarshal(body, &ms); err != nil {
+		return nil, fmt.Errorf("the answer is not a list of moves: %w", err)
+	}
+	out := make(map[string]watchItem, len(ms))
+	for _, m := range ms {
+		out[m.From+"/"+m.ServiceID] = watchItem{desc: fmt.Sprintf("%s to %s/%s (until %s)", m.Service, m.To, m.ToServiceID, m.Until),
+			value: m}
+	}
+	return out, nil
 }
