@@ -67,7 +67,6 @@ var thirdParty = map[string][]string{
 	"github.com/hashicorp/memberlist":  {"gossip", "sim", "internal/memnet", "internal/netemagent"},
 	"github.com/hashicorp/serf":        {"gossip", "sim"},
 	"github.com/miekg/dns":             {"dnsserver", "mdns"},
-	"github.com/brutella/dnssd":        {"mdns"},
 	"github.com/moby/moby":             {"docker"},
 	"github.com/containerd/errdefs":    {"docker"}, // the moby client's error kinds (IsNotFound)
 	"github.com/spf13/cobra":           {"cmd/"},

@@ -33,8 +33,11 @@ func (a *Agent) newUI() (webUI, error) {
 	if a.cfg.DisableUI {
 		return nil, nil
 	}
-	cfg := ui.Config{Catalog: a.cat, Agent: uiAgent{a, a.cfg.Clock.Now(), a.reach}, Token: a.cfg.HTTPToken,
+	cfg := ui.Config{Catalog: a.cat, Agent: uiAgent{a, a.cfg.Clock.Now()}, Token: a.cfg.HTTPToken,
 		TokenReads: a.cfg.HTTPTokenReads, Logger: a.log.With("component", "ui"), Now: a.cfg.Clock.Now}
+	if a.reach != nil { // newUI runs after Start created it
+		cfg.Reachability = uiReach{a.reach}
+	}
 	if a.dns != nil && a.dnsStarted { // Start starts DNS before the UI: its port is known
 		cfg.DNSAddr, cfg.DNSDomain = a.dns.Addr().String(), a.cfg.DNS.Domain
 	}
@@ -49,7 +52,6 @@ func (a *Agent) newUI() (webUI, error) {
 type uiAgent struct {
 	a       *Agent
 	started time.Time
-	reach   *reachability.Tracker // nil if none; newUI runs after Start created it
 }
 
 var _ ui.Agent = uiAgent{}
@@ -97,11 +99,15 @@ func (x uiAgent) LocalSources() map[string]string {
 	return out
 }
 
-func (x uiAgent) Unreachable() []ui.Unreachable {
-	if x.reach == nil {
-		return nil
-	}
-	es := x.reach.Unreachable()
+// uiReach adapts the reachability tracker to ui.Reachability.
+type uiReach struct{ t *reachability.Tracker }
+
+var _ ui.Reachability = uiReach{}
+
+func (x uiReach) Version() uint64 { return x.t.Version() }
+
+func (x uiReach) Unreachable() []ui.Unreachable {
+	es := x.t.Unreachable()
 	out := make([]ui.Unreachable, len(es))
 	for i, e := range es {
 		out[i] = ui.Unreachable{Addr: e.Addr, Since: e.Since, Checked: e.Checked, Source: e.Source}

@@ -66,9 +66,10 @@ type Catalog struct {
 	pending  []*watchState          // topics touched by the mutation in progress
 	// The entries of the unnamed topics, cached.
 	servicesWatch, nodesWatch *watchState
-	index                     uint64 // global index, ≥ 1
-	absent                    uint64 // index reported for topics without a watch entry
-	orphans                   int    // watch entries whose subject no longer exists
+	index                     uint64  // global index, ≥ 1
+	absent                    uint64  // index reported for topics without a watch entry
+	orphans                   int     // watch entries whose subject no longer exists
+	nodeLog                   nodeLog // the last node topic moves (NodesChangedSince)
 	// moveOrigins counts the move records (live or expired) of each origin that holds
 	// any, so reading pointers skips the origins without.
 	moveOrigins map[*origin]int

@@ -67,6 +67,7 @@ type watchState struct {
 	index   uint64
 	ch      chan struct{} // closed and cleared when the topic moves; nil if nobody waits
 	pending bool          // touched by the mutation in progress
+	node    string        // the node's name, for a NodeTopic: commit logs it (nodeLog)
 }
 
 // orphanLimit is how many watch entries of vanished services may pile up before
@@ -78,6 +79,9 @@ func (c *Catalog) state(t Topic) *watchState {
 	w := c.watch[t]
 	if w == nil {
 		w = &watchState{index: c.topicIndexLocked(t)}
+		if t.kind == topicNode {
+			w.node = t.name
+		}
 		c.watch[t] = w
 	}
 	return w
@@ -131,6 +135,9 @@ func (c *Catalog) commit() {
 	c.index++
 	c.touch(TopicAll)
 	for _, w := range c.pending {
+		if w.node != "" {
+			c.nodeLog.add(c.index, w.node)
+		}
 		w.index, w.pending = c.index, false
 		if w.ch != nil {
 			close(w.ch)

@@ -3,7 +3,9 @@ package catalog_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -240,5 +242,53 @@ func TestNodeIndexes(t *testing.T) {
 	c.NodeIndexes(got)
 	if got["a"] != before || got["b"] <= want["b"] || got["b"] != c.TopicIndex(catalog.NodeTopic("b")) {
 		t.Fatalf("after b failed: %v (before %v)", got, want)
+	}
+}
+
+// NodesChangedSince reports exactly the nodes whose topic moved after an index, the
+// going of a node included, until its log no longer reaches back.
+func TestNodesChangedSince(t *testing.T) {
+	c, clk := catalogtest.New(t, catalog.Config{})
+	a, b := catalog.NewWriter("a", 1), catalog.NewWriter("b", 1)
+	if _, err := c.Apply(a.PutNode(catalogtest.Node("a", "10.0.0.1")), b.PutNode(catalogtest.Node("b", "10.0.0.2"))); err != nil {
+		t.Fatal(err)
+	}
+	changed := func(after uint64) ([]string, uint64, bool) {
+		t.Helper()
+		names, idx, ok := c.NodesChangedSince(after, nil)
+		slices.Sort(names)
+		return slices.Compact(names), idx, ok
+	}
+	names, idx, ok := changed(0)
+	if !ok || !slices.Equal(names, []string{"a", "b"}) || idx != c.Index() {
+		t.Fatalf("since 0: %v at %d, %v; want a and b at %d", names, idx, ok, c.Index())
+	}
+	if names, _, ok := changed(idx); !ok || len(names) != 0 {
+		t.Fatalf("since now: %v, %v; want nothing", names, ok)
+	}
+	clk.Advance(time.Second)
+	c.SetLiveness("b", catalog.LivenessFailed)
+	names, idx2, ok := changed(idx)
+	if !ok || !slices.Equal(names, []string{"b"}) || idx2 <= idx {
+		t.Fatalf("after b failed: %v at %d, %v; want b after %d", names, idx2, ok, idx)
+	}
+	if _, err := c.Apply(a.PutService(catalogtest.Service("web", "web", 80))); err != nil {
+		t.Fatal(err)
+	}
+	if names, _, _ := changed(idx2); !slices.Equal(names, []string{"a"}) {
+		t.Fatalf("after a's service: %v, want a", names)
+	}
+	// Many more moves than the log keeps: a reader that far behind must compare all.
+	for i := range 5000 {
+		w := catalog.NewWriter(fmt.Sprintf("n%04d", i), 1)
+		if _, err := c.Apply(w.PutNode(catalogtest.Node(w.Origin(), "10.1.0.1"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, ok := changed(idx2); ok {
+		t.Fatal("5,000 moves later, the log still claims to know every move")
+	}
+	if names, _, ok := changed(c.Index() - 1); !ok || len(names) != 1 {
+		t.Fatalf("the last move: %v, %v; want one node", names, ok)
 	}
 }

@@ -251,3 +251,40 @@ func TestServiceFile(t *testing.T) {
 		}
 	}
 }
+
+// TestDNSNearKey: dns_config.near turns on --dns-near's ordering; a later file's false
+// turns it off again, a file without the key leaves the flag's value, and a value that
+// is not a boolean is an error naming the key.
+func TestDNSNearKey(t *testing.T) {
+	dir := t.TempDir()
+	on := write(t, dir, "on.json", `{"dns_config": {"near": true}}`)
+	off := write(t, dir, "off.hcl", `dns_config { near = false }`)
+	none := write(t, dir, "none.json", `{"dns_config": {"only_passing": true}}`)
+	for _, tc := range []struct {
+		name  string
+		files []string
+		flag  bool // OrderNear before Apply, as a flag set it
+		want  bool
+	}{
+		{"on", []string{on}, false, true},
+		{"later file turns it off", []string{on, off}, false, false},
+		{"not given keeps the flag", []string{none}, true, true},
+		{"not given keeps the default", []string{none}, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := config.Load(tc.files, config.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := agent.Config{DNS: agent.DNSConfig{OrderNear: tc.flag}}
+			c.Settings.DNS.Apply(&cfg)
+			if cfg.DNS.OrderNear != tc.want {
+				t.Errorf("OrderNear = %v, want %v", cfg.DNS.OrderNear, tc.want)
+			}
+		})
+	}
+	bad := write(t, dir, "bad.json", `{"dns_config": {"near": "closest"}}`)
+	if _, err := config.Load([]string{bad}, config.Options{}); err == nil || !strings.Contains(err.Error(), "near") {
+		t.Errorf("near = \"closest\": error %v, want one naming dns_config.near", err)
+	}
+}

@@ -14,8 +14,8 @@ import (
 // The DNS server's keys, as Consul spells them: ports.dns (-1 turns DNS off),
 // addresses.dns (else client_addr), domain, alt_domain, recursors and the dns_config
 // block (only_passing, node_ttl, service_ttl, a_record_limit, recursor_timeout), plus
-// rumor's own dns_config.negative_ttl, dns_config.max_udp_size and
-// dns_config.only_reachable.
+// rumor's own dns_config.negative_ttl, dns_config.max_udp_size,
+// dns_config.only_reachable and dns_config.near.
 
 // DefaultDNSPort is Consul's DNS port, used with addresses.dns or client_addr when
 // ports.dns is not given.
@@ -31,6 +31,7 @@ type dnsFileConfig struct {
 	NegativeTTL     *time.Duration // rumor's own: the SOA's TTL and minimum (RFC 2308)
 	MaxUDPSize      *int           // rumor's own: the largest EDNS0 UDP answer
 	OnlyReachable   *bool          // rumor's own: leave out instances this host cannot reach
+	Near            *bool          // rumor's own: service answers nearest first (--dns-near)
 }
 
 // DNSSettings are the DNS keys config files gave; nil or empty means not given.
@@ -47,6 +48,7 @@ type DNSSettings struct {
 	NegativeTTL     *time.Duration
 	MaxUDPSize      *int
 	OnlyReachable   *bool
+	Near            *bool
 }
 
 // dnsParts are the pieces of the DNS address, merged across files.
@@ -141,6 +143,9 @@ func (pf *parsedFile) dnsSettings(s *DNSSettings, d *dnsParts) Errors {
 		if c.OnlyReachable != nil {
 			s.OnlyReachable = c.OnlyReachable
 		}
+		if c.Near != nil {
+			s.Near = c.Near
+		}
 		for k, v := range c.ServiceTTL {
 			if k == "" || strings.Contains(strings.TrimSuffix(k, "*"), "*") {
 				bad("dns_config.service_ttl", "%q: want a service name, or a prefix ending in *", k)
@@ -201,5 +206,8 @@ func (s *DNSSettings) Apply(cfg *agent.Config) {
 	}
 	if s.OnlyReachable != nil {
 		cfg.DNS.OnlyReachable = *s.OnlyReachable
+	}
+	if s.Near != nil {
+		cfg.DNS.OrderNear = *s.Near
 	}
 }

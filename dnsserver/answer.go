@@ -31,20 +31,20 @@ type bound struct{ na, ne int }
 
 // pack packs r into buf, leaving out whole units from the end (and setting TC) until
 // it fits r.size (RFC 2181 §9). A unit is an instance's records: a cut never leaves an
-// SRV without its target's address.
-func (s *Server) pack(r *reply, buf []byte) ([]byte, error) {
-	wire, err := r.m.PackBuffer(buf)
+// SRV without its target's address. sc holds packMsg's reused table and copies.
+func (s *Server) pack(r *reply, buf []byte, sc *scratch) ([]byte, error) {
+	wire, err := packMsg(r.m, buf, sc.comp, &sc.rrs)
 	for (err != nil || len(wire) > r.size) && len(r.bounds) > 1 {
 		r.bounds = r.bounds[:len(r.bounds)-1]
 		b := r.bounds[len(r.bounds)-1]
 		r.m.Answer, r.m.Extra = r.m.Answer[:b.na], r.m.Extra[:b.ne]
 		r.m.Truncated = true
-		wire, err = r.m.PackBuffer(buf)
+		wire, err = packMsg(r.m, buf, sc.comp, &sc.rrs)
 	}
 	if err == nil && len(wire) > r.size { // not even one unit fits: an empty answer with TC
 		r.m.Answer, r.m.Ns, r.m.Truncated = nil, nil, true
 		r.m.Extra = slices.DeleteFunc(r.m.Extra, func(rr dns.RR) bool { return rr.Header().Rrtype != dns.TypeOPT })
-		wire, err = r.m.PackBuffer(buf)
+		wire, err = packMsg(r.m, buf, sc.comp, &sc.rrs)
 	}
 	return wire, err
 }
@@ -189,7 +189,10 @@ func (s *Server) fill(r *reply, e *entry, units []unit) {
 			idx[i], idx[j] = idx[j], idx[i]
 		}
 	}
-	r.bounds = append(r.bounds[:0], bound{len(m.Answer), len(m.Extra)})
+	// Room for k units of the usual shape at once, rather than append's doublings.
+	m.Answer = slices.Grow(m.Answer, k*len(units[0].ans))
+	m.Extra = slices.Grow(m.Extra, k*len(units[0].extra))
+	r.bounds = append(slices.Grow(r.bounds[:0], k+1), bound{len(m.Answer), len(m.Extra)})
 	est, added := 0, 0
 	// add appends a unit's records unless the answer is full (then it sets TC).
 	add := func(u *unit) bool {

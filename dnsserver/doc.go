@@ -26,7 +26,11 @@
 // Config.LIFOAbove (adaptive LIFO); a full queue drops its oldest packet, and a packet
 // older than Config.MaxQueueDelay behind such a backlog is dropped unanswered. Under
 // overload the queries that are answered stay fast and the rest are shed (and counted
-// in rumor_dns_shed_total) instead of every query getting slow. TCP is served by
+// in rumor_dns_shed_total) instead of every query getting slow. While a backlog waits
+// and no reader has read for a millisecond (every P busy answering, the readers
+// parked in the netpoller), workers read the sockets themselves without waiting, so
+// queries do not age in the socket unseen. Each reader and worker reuses its answer
+// buffer and compression table (packMsg): a UDP answer allocates 9 times. TCP is served by
 // miekg/dns's Server, one goroutine per connection, bounded by Config.MaxTCPConns.
 //
 // # Concurrency

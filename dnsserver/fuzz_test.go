@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -67,9 +68,12 @@ func FuzzHandle(f *testing.F) {
 			if act != actAnswer {
 				continue
 			}
-			out, err := srv.pack(r, make([]byte, dns.MaxMsgSize))
+			out, err := srv.pack(r, make([]byte, dns.MaxMsgSize), newScratch())
 			if err != nil {
 				t.Fatalf("answer does not pack: %v\n%v", err, r.m)
+			}
+			if want, err := r.m.PackBuffer(make([]byte, dns.MaxMsgSize)); err != nil || !bytes.Equal(out, want) {
+				t.Fatalf("packMsg gave\n%x\nPackBuffer gave (%v)\n%x", out, err, want)
 			}
 			if !tcp && len(out) > DefaultMaxUDPSize {
 				t.Fatalf("UDP answer of %d bytes", len(out))

@@ -2,6 +2,8 @@ package dnsserver
 
 import (
 	"encoding/binary"
+	"net/netip"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -52,4 +54,26 @@ func arrival(oob []byte, now time.Time) time.Time {
 		}
 	}
 	return now
+}
+
+// readNow reads one datagram that already waits in the socket fd into buf, without
+// waiting and without the net package's read lock (which the socket's reader holds
+// while it is parked); ok is false when none waits. Only the sender's address
+// allocates.
+func readNow(fd uintptr, buf, oob []byte) (n, oobn int, from netip.AddrPort, ok bool) {
+	n, oobn, _, sa, err := syscall.Recvmsg(int(fd), buf, oob, syscall.MSG_DONTWAIT)
+	if err != nil {
+		return 0, 0, netip.AddrPort{}, false
+	}
+	switch a := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return n, oobn, netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)), true
+	case *syscall.SockaddrInet6:
+		ip := netip.AddrFrom16(a.Addr)
+		if a.ZoneId != 0 {
+			ip = ip.WithZone(strconv.FormatUint(uint64(a.ZoneId), 10)) // net resolves numeric zones
+		}
+		return n, oobn, netip.AddrPortFrom(ip, uint16(a.Port)), true
+	}
+	return 0, 0, netip.AddrPort{}, false
 }

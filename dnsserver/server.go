@@ -29,10 +29,14 @@ type Server struct {
 	rtts   atomic.Pointer[map[string]time.Duration] // OrderNear's estimates; nil when off or unknown
 	names  atomic.Pointer[names]                    // service names by lower case
 
-	udp  []*net.UDPConn
-	tcp  net.Listener
-	tcpS *dns.Server
-	addr netip.AddrPort
+	udp []*net.UDPConn
+	raw []syscall.RawConn // udp's, for drain
+	// lastRead is when a reader last read a datagram (Unix ns): workers drain the
+	// sockets only when the readers have not run for a while.
+	lastRead atomic.Int64
+	tcp      net.Listener
+	tcpS     *dns.Server
+	addr     netip.AddrPort
 
 	q        queue
 	forwards chan struct{} // semaphore of forwarded queries
@@ -79,6 +83,15 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.tcp = &limitListener{Listener: ln, sem: make(chan struct{}, s.cfg.MaxTCPConns), refused: s.metrics.tcpRefused}
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	for _, c := range s.udp {
+		rc, err := c.SyscallConn()
+		if err != nil {
+			s.closeSockets()
+			_ = ln.Close()
+			return fmt.Errorf("dnsserver: udp socket: %w", err)
+		}
+		s.raw = append(s.raw, rc)
+	}
 	for _, c := range s.udp {
 		s.wg.Go(func() { s.readUDP(c) })
 	}
@@ -228,7 +241,7 @@ const inlineBelow = time.Millisecond
 func (s *Server) readUDP(c *net.UDPConn) {
 	_ = c.SetReadBuffer(4 << 20) // room for bursts; capped by net.core.rmem_max
 	oob := make([]byte, oobSize)
-	out := make([]byte, 0, dns.MaxMsgSize)
+	sc := newScratch()
 	for {
 		bp := bufPool.Get().(*[]byte)
 		n, oobn, _, from, err := c.ReadMsgUDPAddrPort(*bp, oob)
@@ -241,28 +254,68 @@ func (s *Server) readUDP(c *net.UDPConn) {
 			continue
 		}
 		now := time.Now()
+		s.lastRead.Store(now.UnixNano())
 		p := packet{buf: bp, n: n, from: from, conn: c, at: arrival(oob[:oobn], now)}
-		age, idle := now.Sub(p.at), s.q.empty()
-		if age < inlineBelow && idle {
-			out = s.serveUDP(p, out)
+		if now.Sub(p.at) < inlineBelow && s.q.empty() {
+			s.serveUDP(p, sc)
 			bufPool.Put(bp)
 			continue
 		}
-		if age > s.cfg.MaxQueueDelay && !idle && s.q.backlogged() { // stale in the socket, behind a backlog: shed at once
-			bufPool.Put(bp)
-			s.metrics.shed.WithLabelValues("too_old").Inc()
-			continue
-		}
-		if old, dropped := s.q.push(p); dropped {
-			bufPool.Put(old.buf)
-			s.metrics.shed.WithLabelValues("queue_full").Inc()
+		s.admit(p, now)
+	}
+}
+
+// admit queues a datagram for the workers, or sheds it when it is already older
+// than MaxQueueDelay while a backlog waits: overload, so its client has likely
+// given up, and answering it would delay fresher ones.
+func (s *Server) admit(p packet, now time.Time) {
+	if now.Sub(p.at) > s.cfg.MaxQueueDelay && s.q.backlogged() {
+		bufPool.Put(p.buf)
+		s.metrics.shed.WithLabelValues("too_old").Inc()
+		return
+	}
+	if old, dropped := s.q.push(p); dropped {
+		bufPool.Put(old.buf)
+		s.metrics.shed.WithLabelValues("queue_full").Inc()
+	}
+}
+
+// drainMax is how many waiting datagrams a worker reads per socket after each answer
+// while a backlog waits: more than arrive meanwhile at twice the rate the server
+// answers, so the sockets stay short and the queue holds the excess.
+const drainMax = 8
+
+// drain reads the datagrams already waiting in the sockets into the queue, without
+// waiting. Workers call it while a backlog waits: then every P may be busy answering,
+// and the readers, parked in the netpoller, run only when the runtime polls it,
+// which with every P busy can be 10 ms apart (sysmon); meanwhile queries would age in
+// the sockets, unseen by the LIFO order and the shedding.
+func (s *Server) drain(sc *scratch) {
+	for i, c := range s.udp {
+		var ps [drainMax]packet
+		got := 0
+		_ = s.raw[i].Control(func(fd uintptr) {
+			for got < drainMax {
+				bp := bufPool.Get().(*[]byte)
+				n, oobn, from, ok := readNow(fd, *bp, sc.oob)
+				if !ok {
+					bufPool.Put(bp)
+					return
+				}
+				ps[got] = packet{buf: bp, n: n, from: from, conn: c, at: arrival(sc.oob[:oobn], time.Now())}
+				got++
+			}
+		})
+		now := time.Now()
+		for _, p := range ps[:got] {
+			s.admit(p, now)
 		}
 	}
 }
 
 // work answers queued UDP queries, newest first, until the queue closes.
 func (s *Server) work() {
-	out := make([]byte, 0, dns.MaxMsgSize)
+	sc := newScratch()
 	for {
 		p, backlog, ok := s.q.pop()
 		if !ok {
@@ -274,32 +327,56 @@ func (s *Server) work() {
 			s.metrics.shed.WithLabelValues("too_old").Inc()
 			continue
 		}
-		out = s.serveUDP(p, out)
+		s.serveUDP(p, sc)
 		bufPool.Put(p.buf)
+		if time.Now().UnixNano()-s.lastRead.Load() > int64(readersLate) && !s.q.empty() {
+			s.drain(sc)
+		}
 	}
 }
 
-// serveUDP answers one packet; out is a reusable buffer.
-func (s *Server) serveUDP(p packet, out []byte) []byte {
+// readersLate is how long no reader may have read for a worker to drain the sockets
+// itself while a backlog waits. Draining when the readers do run would only cost
+// a system call (EAGAIN) per socket and answer.
+const readersLate = time.Millisecond
+
+// scratch is what one goroutine reuses from query to query: the answer's buffer and
+// packMsg's compression table. A UDP reader or worker owns one; TCP answers borrow
+// one from scratchPool.
+type scratch struct {
+	out  []byte
+	comp map[string]int
+	rrs  rrCopies
+	oob  []byte // drain's control messages
+}
+
+func newScratch() *scratch {
+	return &scratch{out: make([]byte, dns.MaxMsgSize), comp: make(map[string]int, 32), oob: make([]byte, oobSize)}
+}
+
+var scratchPool = sync.Pool{New: func() any { return newScratch() }}
+
+// serveUDP answers one packet with sc's buffers.
+func (s *Server) serveUDP(p packet, sc *scratch) {
 	req := new(dns.Msg)
 	data := (*p.buf)[:p.n]
 	if err := req.Unpack(data); err != nil {
 		m := formErr(data)
 		if m == nil {
 			s.metrics.observe(0, -1, p.at)
-			return out
+			return
 		}
-		if b, err := m.PackBuffer(out[:cap(out)]); err == nil {
+		if b, err := packMsg(m, sc.out, sc.comp, &sc.rrs); err == nil {
 			_, _ = p.conn.WriteToUDPAddrPort(b, p.from)
 		}
 		s.metrics.observe(0, dns.RcodeFormatError, p.at)
-		return out
+		return
 	}
 	r, act := s.handle(req, false)
 	switch act {
 	case actDrop:
 		s.metrics.observe(0, -1, p.at)
-		return out
+		return
 	case actForward:
 		s.forward(req, r.m, func(r *dns.Msg) {
 			b, err := r.Pack()
@@ -308,18 +385,17 @@ func (s *Server) serveUDP(p packet, out []byte) []byte {
 			}
 			s.metrics.observe(req.Question[0].Qtype, r.Rcode, p.at)
 		})
-		return out
+		return
 	}
-	b, err := s.pack(r, out[:cap(out)])
+	b, err := s.pack(r, sc.out, sc)
 	if err != nil {
 		s.cfg.Logger.Warn("dns pack", "err", err)
-		return out
+		return
 	}
 	if _, err := p.conn.WriteToUDPAddrPort(b, p.from); err != nil {
 		s.cfg.Logger.Debug("dns udp write", "err", err)
 	}
 	s.metrics.observe(qtypeOf(req), r.m.Rcode, p.at)
-	return b[:0]
 }
 
 // serveTCP answers one query of a TCP connection.
@@ -340,12 +416,12 @@ func (s *Server) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
 		<-done
 		return
 	}
-	bp := bufPool.Get().(*[]byte)
-	wire, err := s.pack(rep, *bp)
+	sc := scratchPool.Get().(*scratch)
+	wire, err := s.pack(rep, sc.out, sc)
 	if err == nil {
 		_, err = w.Write(wire)
 	}
-	bufPool.Put(bp)
+	scratchPool.Put(sc)
 	if err != nil {
 		s.cfg.Logger.Debug("dns tcp answer", "err", err)
 	}

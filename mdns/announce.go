@@ -2,61 +2,50 @@ package mdns
 
 import (
 	"context"
+	"hash/maphash"
 	"log/slog"
-	"maps"
-	"slices"
+	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/brutella/dnssd"
-	dnssdlog "github.com/brutella/dnssd/log"
 )
 
-// quietLibrary turns off dnssd's own logging (it prints to stdout); the adapter logs
-// what matters through slog.
-var quietLibrary sync.Once
-
-// announcer publishes a set of DNS-SD instances with dnssd's responder (probing and
-// renaming on conflict, RFC 6762 §8–9; announcements; goodbyes on removal and on
-// stop). Its run goroutine owns the responder; set hands it the wanted set.
+// announcer runs the responder (responder.go) on the querier's sockets: its run
+// goroutine owns the responder and feeds it the wanted set (from set), the packets
+// the querier's readers tap, and its timers.
 type announcer struct {
 	log     *slog.Logger
 	metrics *metrics
+	q       *querier
+	in      chan packet
+	echo    *echoFilter
 
 	mu     sync.Mutex
 	latest wanted
-	gen    uint64        // grows with every set
 	wake   chan struct{} // signalled (never blocking) by set
 }
 
-type wanted struct {
-	ifaces []string
-	svcs   map[string]dnssd.Config // by type + "/" + name
+func newAnnouncer(log *slog.Logger, m *metrics, q *querier) *announcer {
+	a := &announcer{log: log, metrics: m, q: q, in: make(chan packet, 256), echo: newEchoFilter(), wake: make(chan struct{}, 1)}
+	q.tap = a.deliver
+	return a
 }
 
-type handle struct {
-	cfg   dnssd.Config
-	h     dnssd.ServiceHandle
-	added time.Time
-}
-
-// announceSpan is how long dnssd keeps announcing a new instance (two announcements a
-// second apart, RFC 6762 §8.3). Its announcing goroutine cannot be stopped, so a
-// goodbye sent sooner would be undone by the second announcement: removals of
-// instances younger than this wait for it.
-const announceSpan = 1100 * time.Millisecond
-
-func newAnnouncer(log *slog.Logger, m *metrics) *announcer {
-	quietLibrary.Do(func() { dnssdlog.Info.Disable(); dnssdlog.Debug.Disable() })
-	return &announcer{log: log, metrics: m, wake: make(chan struct{}, 1)}
+// deliver hands a received packet to run, dropping it when run is behind (as the
+// network would).
+func (a *announcer) deliver(p packet) {
+	select {
+	case a.in <- p:
+	default:
+		a.metrics.dropped.Inc()
+	}
 }
 
 // set replaces the wanted instances; it never blocks (the newest set wins).
 func (a *announcer) set(w wanted) {
 	a.mu.Lock()
 	a.latest = w
-	a.gen++
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
@@ -64,99 +53,102 @@ func (a *announcer) set(w wanted) {
 	}
 }
 
-// current returns the newest wanted set and its generation.
-func (a *announcer) current() (wanted, uint64) {
+func (a *announcer) current() wanted {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.latest, a.gen
+	return a.latest
 }
 
-// run publishes until ctx ends, then says goodbye to everything and returns once the
-// responder has stopped. An error opening the responder is logged and ends run.
+// run publishes until ctx ends, then says goodbye to everything (one packet per
+// interface) and returns. The querier's sockets must stay open until it returns.
 func (a *announcer) run(ctx context.Context) {
-	resp, err := dnssd.NewResponder()
-	if err != nil {
-		a.log.Error("mdns: cannot announce", "error", err)
-		return
-	}
-	// dnssd leaks goroutines on contexts that end by deadline: only cancel this one.
-	rctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = resp.Respond(rctx)
-	}()
-	handles := map[string]*handle{}
+	r := newResponder(a.log, a.metrics, (*announcerSender)(a))
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
+		now := time.Now()
+		r.tick(now)
+		timer.Reset(max(time.Until(r.next(now)), time.Millisecond))
 		select {
 		case <-ctx.Done():
-			cancel() // goodbyes for everything still announced
-			<-done
+			r.shutdown(time.Now())
 			return
 		case <-a.wake:
+			r.set(a.current(), time.Now())
+		case p := <-a.in:
+			a.handle(r, p)
+			for more := true; more; { // what else is waiting, before the timers
+				select {
+				case p := <-a.in:
+					a.handle(r, p)
+				default:
+					more = false
+				}
+			}
+		case <-timer.C:
 		}
-		w, gen := a.current()
-		a.reconcile(ctx, resp, handles, w, gen)
 	}
 }
 
-// reconcile adds, updates and removes instances so that handles matches w (of
-// generation gen); it returns early when a newer set arrives, which wakes run again.
-func (a *announcer) reconcile(ctx context.Context, resp dnssd.Responder, handles map[string]*handle, w wanted, gen uint64) {
-	for k, h := range handles {
-		c, ok := w.svcs[k]
-		if ok && c.Port == h.cfg.Port && c.Host == h.cfg.Host && slices.Equal(w.ifaces, h.cfg.Ifaces) {
-			if !maps.Equal(c.Text, h.cfg.Text) {
-				h.h.UpdateText(c.Text, resp)
-				h.cfg.Text = c.Text
-			}
-			continue
-		}
-		if d := time.Until(h.added.Add(announceSpan)); d > 0 {
-			t := time.NewTimer(d)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
-		}
-		resp.Remove(h.h) // sends the goodbye (TTL 0)
-		delete(handles, k)
-	}
-	if len(w.ifaces) == 0 {
-		a.metrics.announced.Set(float64(len(handles)))
+// handle gives the responder a packet unless it is the echo of one it sent (on any
+// interface: an agent with two interfaces on one link hears itself, and that is not
+// a conflict).
+func (a *announcer) handle(r *responder, p packet) {
+	if a.echo.seen(p.data, time.Now()) {
 		return
 	}
-	keys := slices.Sorted(maps.Keys(w.svcs))
-	for _, k := range keys {
-		if _, ok := handles[k]; ok {
-			continue
+	r.handle(p, time.Now())
+}
+
+// announcerSender sends the responder's packets on the querier's sockets, noting
+// each in the echo filter.
+type announcerSender announcer
+
+func (s *announcerSender) multicast(ifi *net.Interface, b []byte) {
+	s.echo.note(b, time.Now())
+	s.q.write(ifi, b, s.metrics.responses, s.metrics.responseBytes)
+}
+
+func (s *announcerSender) unicast(ifi *net.Interface, to netip.AddrPort, b []byte) {
+	s.echo.note(b, time.Now())
+	s.q.writeTo(ifi, to, b, s.metrics.responses, s.metrics.responseBytes)
+}
+
+// echoFilter remembers the packets the responder sent in the last echoTTL, by hash,
+// so that their echoes (multicast loopback, a second interface on the same link) are
+// recognised. Only the responder's packets go in: they carry this host's own
+// records, so no other host sends the same bytes; a query may be byte-identical to
+// another host's and must not be taken for an echo.
+type echoFilter struct {
+	mu   sync.Mutex
+	seed maphash.Seed
+	sent map[uint64]time.Time
+}
+
+const echoTTL = 10 * time.Second
+
+func newEchoFilter() *echoFilter {
+	return &echoFilter{seed: maphash.MakeSeed(), sent: map[uint64]time.Time{}}
+}
+
+func (f *echoFilter) note(b []byte, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.sent) > 1024 {
+		for h, t := range f.sent {
+			if now.Sub(t) > echoTTL {
+				delete(f.sent, h)
+			}
 		}
-		if ctx.Err() != nil {
-			return
-		}
-		// A newer wanted set replaces this one between additions (each probes ~1 s).
-		if _, g := a.current(); g != gen {
-			return
-		}
-		c := w.svcs[k]
-		c.Ifaces = w.ifaces
-		svc, err := dnssd.NewService(c)
-		if err != nil {
-			a.log.Warn("mdns: cannot announce", "instance", c.Name, "type", c.Type, "error", err)
-			continue
-		}
-		h, err := resp.Add(svc) // probes, renames on conflict, announces
-		if err != nil {
-			a.log.Warn("mdns: cannot announce", "instance", c.Name, "type", c.Type, "error", err)
-			continue
-		}
-		if got := h.Service().Name; got != c.Name {
-			a.log.Info("mdns: instance renamed after a conflict", "instance", c.Name, "now", got, "type", c.Type)
-		}
-		handles[k] = &handle{cfg: c, h: h, added: time.Now()}
 	}
-	a.metrics.announced.Set(float64(len(handles)))
+	f.sent[maphash.Bytes(f.seed, b)] = now
+}
+
+func (f *echoFilter) seen(b []byte, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t, ok := f.sent[maphash.Bytes(f.seed, b)]
+	return ok && now.Sub(t) <= echoTTL
 }
 
 // hostLabel turns a node name into a .local host label: letters, digits and '-'.

@@ -3,11 +3,14 @@
 // types it is told to into the catalog, and finds the gossip addresses of peer agents
 // so that agents on one link form a pool with no seed address (zero-config join).
 //
-// Publishing (probing, conflict renaming, announcements, goodbyes) is done by
-// github.com/brutella/dnssd's responder; querying is this package's own (querier.go,
-// cache.go), on github.com/miekg/dns and golang.org/x/net: continuous queries with
-// backoff, known-answer suppression, cache refresh at 80–95 % of a record's TTL and
-// timer-driven expiry, which dnssd's browser lacks. It reaches the rest of rumor only
+// Both sides are this package's own, on github.com/miekg/dns and golang.org/x/net.
+// Publishing (responder.go, driven by announce.go): probing and conflict renaming,
+// announcements merged into as few packets as fit, the cache-flush bit, a per-record
+// rate limit of one multicast a second per interface, answers with known-answer and
+// duplicate-answer suppression, one prompt goodbye packet. Querying (querier.go,
+// cache.go): continuous queries with backoff, known-answer suppression, cache refresh
+// at 80–95 % of a record's TTL and timer-driven expiry. Both use one pair of sockets
+// (IPv4, IPv6) on UDP 5353, shared with other responders on the host (Avahi). It reaches the rest of rumor only
 // through the small interfaces it declares (Sink, Joiner): it never imports another
 // adapter, and it never writes to the catalog itself.
 //

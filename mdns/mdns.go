@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/brutella/dnssd"
-
 	"github.com/rumor-sd/rumor/catalog"
 )
 
@@ -30,7 +28,11 @@ type MDNS struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	kick   chan struct{} // wakes the join loop
+	// The announcer stops first, so that its goodbyes go out on the querier's
+	// sockets before they close.
+	annCancel context.CancelFunc
+	annDone   chan struct{}
+	kick      chan struct{} // wakes the join loop
 
 	mu       sync.Mutex
 	started  bool
@@ -82,12 +84,14 @@ func (m *MDNS) Start() error {
 		return err
 	}
 	m.q = q
-	m.ann = newAnnouncer(m.log, m.metrics)
+	m.ann = newAnnouncer(m.log, m.metrics, q)
 	m.ifaces = m.selectIfaces()
 	q.setIfaces(m.ifaces)
 	m.announceLocked()
+	annCtx, annCancel := context.WithCancel(m.ctx)
+	m.annCancel, m.annDone = annCancel, make(chan struct{})
 	m.wg.Go(func() { q.run(m.ctx) })
-	m.wg.Go(func() { m.ann.run(m.ctx) })
+	m.wg.Go(func() { defer close(m.annDone); m.ann.run(annCtx) })
 	m.wg.Go(m.watchIfaces)
 	if m.cfg.Joiner != nil {
 		m.wg.Go(m.joinLoop)
@@ -101,6 +105,13 @@ func (m *MDNS) Start() error {
 // them. It is idempotent.
 func (m *MDNS) Close() error {
 	m.closeOnce.Do(func() {
+		m.mu.Lock()
+		annCancel, annDone := m.annCancel, m.annDone
+		m.mu.Unlock()
+		if annCancel != nil {
+			annCancel()
+			<-annDone
+		}
 		m.cancel()
 		m.wg.Wait()
 	})
@@ -128,9 +139,9 @@ func (m *MDNS) SetServices(svcs []catalog.Service) {
 // announceLocked hands the announcer the instances wanted now.
 func (m *MDNS) announceLocked() {
 	host := hostLabel(m.cfg.Node)
-	w := wanted{ifaces: slices.Clone(m.ifaces), svcs: map[string]dnssd.Config{}}
+	w := wanted{ifaces: slices.Clone(m.ifaces), host: host, svcs: map[string]serviceSpec{}}
 	if m.cfg.GossipPort > 0 && m.cfg.Fingerprint != "" {
-		w.svcs[RumorType+"/"+m.cfg.Node] = dnssd.Config{Name: m.cfg.Node, Type: RumorType, Host: host,
+		w.svcs[RumorType+"/"+m.cfg.Node] = serviceSpec{Name: m.cfg.Node, Type: RumorType,
 			Port: m.cfg.GossipPort, Text: map[string]string{"v": "1", MarkerKey: m.cfg.Node, "id": m.cfg.NodeID,
 				"dc": m.cfg.Datacenter, "fp": m.cfg.Fingerprint}}
 	}
@@ -144,7 +155,7 @@ func (m *MDNS) announceLocked() {
 			continue
 		}
 		name := InstanceName(s.ID, m.cfg.Node)
-		w.svcs[t+"/"+name] = dnssd.Config{Name: name, Type: t, Host: host, Port: s.Port, Text: ServiceText(m.cfg.Node, s)}
+		w.svcs[t+"/"+name] = serviceSpec{Name: name, Type: t, Port: s.Port, Text: ServiceText(m.cfg.Node, s)}
 	}
 	m.ann.set(w)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 )
@@ -58,6 +59,10 @@ type querier struct {
 
 	sendMu sync.Mutex // SetMulticastInterface + WriteTo go together
 
+	// tap, when set before run, receives every packet read on an interface, queries
+	// and packets from other ports included (the responder); it must not block.
+	tap func(packet)
+
 	packets chan packet
 	ifaceCh chan []string
 
@@ -77,6 +82,7 @@ type schedule struct {
 
 type packet struct {
 	ifindex int
+	src     netip.AddrPort
 	data    []byte
 }
 
@@ -154,10 +160,16 @@ func (q *querier) read4(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if cm == nil || !fromMDNSPort(src) {
+		if cm == nil {
 			continue
 		}
-		q.deliver(ctx, packet{ifindex: cm.IfIndex, data: b[:n]})
+		p := packet{ifindex: cm.IfIndex, src: addrPort(src), data: b[:n]}
+		if q.tap != nil {
+			q.tap(p)
+		}
+		if fromMDNSPort(src) {
+			q.deliver(ctx, p)
+		}
 	}
 }
 
@@ -168,11 +180,30 @@ func (q *querier) read6(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		if cm == nil || !fromMDNSPort(src) {
+		if cm == nil {
 			continue
 		}
-		q.deliver(ctx, packet{ifindex: cm.IfIndex, data: b[:n]})
+		p := packet{ifindex: cm.IfIndex, src: addrPort(src), data: b[:n]}
+		if q.tap != nil {
+			q.tap(p)
+		}
+		if fromMDNSPort(src) {
+			q.deliver(ctx, p)
+		}
 	}
+}
+
+// addrPort turns a UDP source address into a netip.AddrPort (with its zone).
+func addrPort(a net.Addr) netip.AddrPort {
+	u, ok := a.(*net.UDPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ip, ok := netip.AddrFromSlice(u.IP)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ip.Unmap().WithZone(u.Zone), uint16(u.Port))
 }
 
 // fromMDNSPort: responses must come from port 5353 (RFC 6762 §6, §11).
@@ -466,25 +497,46 @@ func (q *querier) send(ifi *net.Interface, qs []dns.Question, known []dns.RR) {
 			q.log.Debug("mdns: pack query", "error", err)
 			continue
 		}
-		q.write(ifi, b)
+		q.write(ifi, b, q.metrics.sent, q.metrics.sentBytes)
 	}
 }
 
-// write multicasts b on ifi over IPv4 and IPv6.
-func (q *querier) write(ifi *net.Interface, b []byte) {
+// write multicasts b on ifi over IPv4 and IPv6, counting packets and bytes sent.
+func (q *querier) write(ifi *net.Interface, b []byte, packets, bytes prometheus.Counter) {
 	q.sendMu.Lock()
 	defer q.sendMu.Unlock()
 	if q.v4 != nil && q.v4.SetMulticastInterface(ifi) == nil {
 		if _, err := q.v4.WriteTo(b, nil, &net.UDPAddr{IP: groupV4.AsSlice(), Port: mdnsPort}); err == nil {
-			q.metrics.sent.Inc()
-			q.metrics.sentBytes.Add(float64(len(b)))
+			packets.Inc()
+			bytes.Add(float64(len(b)))
 		}
 	}
 	if q.v6 != nil && q.v6.SetMulticastInterface(ifi) == nil {
 		if _, err := q.v6.WriteTo(b, nil, &net.UDPAddr{IP: groupV6.AsSlice(), Port: mdnsPort, Zone: ifi.Name}); err == nil {
-			q.metrics.sent.Inc()
-			q.metrics.sentBytes.Add(float64(len(b)))
+			packets.Inc()
+			bytes.Add(float64(len(b)))
 		}
+	}
+}
+
+// writeTo sends b by unicast to one address, through ifi for a link-local one.
+func (q *querier) writeTo(ifi *net.Interface, to netip.AddrPort, b []byte, packets, bytes prometheus.Counter) {
+	var err error
+	switch {
+	case to.Addr().Is4() && q.v4 != nil:
+		_, err = q.v4.WriteTo(b, nil, net.UDPAddrFromAddrPort(to))
+	case to.Addr().Is6() && q.v6 != nil:
+		a := net.UDPAddrFromAddrPort(to)
+		if a.Zone == "" && to.Addr().IsLinkLocalUnicast() {
+			a.Zone = ifi.Name
+		}
+		_, err = q.v6.WriteTo(b, nil, a)
+	default:
+		return
+	}
+	if err == nil {
+		packets.Inc()
+		bytes.Add(float64(len(b)))
 	}
 }
 

@@ -80,6 +80,11 @@ type Tracker struct {
 	entries map[string]*Entry
 	queue   []string        // addresses to probe, oldest first
 	queued  map[string]bool // members of queue and probes in flight
+	// version moves whenever Unreachable's answer may have changed other than by a
+	// newer Checked time (see Version); expires is when the first unreachable entry
+	// not refreshed since falls out of that answer by age (zero: none will).
+	version uint64
+	expires time.Time
 
 	wake   chan struct{}
 	ctx    context.Context
@@ -146,13 +151,20 @@ func (t *Tracker) record(addr string, ok bool, source string) {
 		e = &Entry{Addr: addr, Reachable: ok, Since: now}
 		t.entries[addr] = e
 		if !ok {
+			t.version++
 			t.cfg.Logger.Debug("reachability: unreachable from here", "addr", addr, "source", source)
 		}
 	} else if e.Reachable != ok {
 		e.Reachable, e.Since = ok, now
+		t.version++
 		t.cfg.Logger.Debug("reachability: changed", "addr", addr, "reachable", ok, "source", source)
+	} else if !ok && (e.Source != source || !t.cfg.Probe && now.Sub(e.Checked) > t.cfg.Forget) {
+		t.version++ // another source, or back from having aged out of Unreachable
 	}
 	e.Checked, e.Source = now, source
+	if !ok && !t.cfg.Probe && t.expires.IsZero() {
+		t.expires = now.Add(t.cfg.Forget)
+	}
 }
 
 // evictLocked drops the entry checked longest ago.
@@ -165,6 +177,9 @@ func (t *Tracker) evictLocked() {
 	}
 	if oldest != nil {
 		delete(t.entries, oldest.Addr)
+		if !oldest.Reachable {
+			t.version++
+		}
 	}
 }
 
@@ -178,7 +193,7 @@ func (t *Tracker) Reachable(addr string) bool {
 	defer t.mu.Unlock()
 	e := t.entries[addr]
 	if e != nil && now.Sub(e.Checked) > t.cfg.Forget && !t.cfg.Probe {
-		delete(t.entries, addr)
+		delete(t.entries, addr) // already out of Unreachable's answer: no new version
 		e = nil
 	}
 	if t.cfg.Probe && (e == nil || now.Sub(e.Checked) > t.cfg.Trust) && !t.queued[addr] && len(t.queue) < t.cfg.MaxEntries {
@@ -205,6 +220,29 @@ func (t *Tracker) Unreachable() []Entry {
 	t.mu.Unlock()
 	slices.SortFunc(out, func(a, b Entry) int { return cmp.Compare(a.Addr, b.Addr) })
 	return out
+}
+
+// Version returns a number that moves whenever Unreachable's answer may have
+// changed: an address became unreachable or reachable again, came from another
+// source, was evicted, or (without probes) aged out after Forget. A newer Checked
+// time alone does not move it, so a proxy reporting every connect does not make
+// readers re-read. It is cheap, for readers that poll it (the web UI, once per
+// refresh): without probes, the first call after an entry's age-out scans the
+// entries once to find the next.
+func (t *Tracker) Version() uint64 {
+	now := t.cfg.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.expires.IsZero() && !now.Before(t.expires) {
+		t.version++
+		t.expires = time.Time{}
+		for _, e := range t.entries {
+			if at := e.Checked.Add(t.cfg.Forget); !e.Reachable && at.After(now) && (t.expires.IsZero() || at.Before(t.expires)) {
+				t.expires = at
+			}
+		}
+	}
+	return t.version
 }
 
 // Known reports whether any address is known unreachable: answers need reordering.

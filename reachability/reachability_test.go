@@ -128,6 +128,35 @@ func TestReportsOnly(t *testing.T) {
 	}
 }
 
+// TestVersion: Version moves with every change of Unreachable's answer (a new
+// unreachable address, recovery, another source, the age-out after Forget) and not
+// when a result only repeats what is known.
+func TestVersion(t *testing.T) {
+	clk := &clock{now: time.Unix(1000, 0)}
+	tr, err := reachability.New(reachability.Config{Now: clk.Now, Forget: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := tr.Version()
+	step := func(what string, moves bool, do func()) {
+		t.Helper()
+		do()
+		got := tr.Version()
+		if moved := got != v; moved != moves {
+			t.Errorf("%s: version %d -> %d, want moved=%v", what, v, got, moves)
+		}
+		v = got
+	}
+	step("a reachable address", false, func() { tr.Report("10.0.0.1:80", true) })
+	step("an unreachable address", true, func() { tr.Report("10.0.0.2:80", false) })
+	step("the same result again, later", false, func() { clk.Advance(10 * time.Second); tr.Report("10.0.0.2:80", false) })
+	step("nothing ages out before Forget", false, func() { clk.Advance(40 * time.Second) })
+	step("aged out after Forget", true, func() { clk.Advance(30 * time.Second) })
+	step("nothing more to age out", false, func() { clk.Advance(time.Hour) })
+	step("unreachable again", true, func() { tr.Report("10.0.0.2:80", false) })
+	step("recovered", true, func() { tr.Report("10.0.0.2:80", true) })
+}
+
 func TestConfig(t *testing.T) {
 	if _, err := reachability.New(reachability.Config{Rate: -1}); err == nil {
 		t.Fatal("a negative rate was accepted")

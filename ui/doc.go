@@ -15,17 +15,26 @@
 // Every page is whole as sent, so it works without JavaScript (reload to refresh).
 // Its one script (assets/ui.js) opens one server-sent-events stream per tab, on the
 // page's own URL with Accept: text/event-stream, and replaces the page's <main> with
-// the server's rendering of it whenever that may have changed (live.go). Nothing is
-// polled. Lists are paged on the server, 50 rows a page. Sparklines are inline SVG
-// drawn by Go (render.go).
+// the server's rendering of it whenever that changed (live.go). Nothing is polled by
+// the browser. Lists are paged on the server, 50 rows a page. Sparklines are inline
+// SVG drawn by Go (render.go).
 //
 // The pages read the model (model.go), the UI's own view of the catalog: one
 // goroutine follows the catalog's index and, at most once per Config.Coalesce
-// (250 ms), reads again only the nodes whose topic moved (Catalog.NodeIndexes), and
-// keeps per-service counts, the failing checks with the time this agent first saw
-// them fail, and an event log. A service's page reads its instances from the
-// catalog. The sampler (sampler.go) keeps the last 60 samples of the request and
-// change rates, and of each member's round-trip time.
+// (250 ms), reads again only the nodes that moved (the catalog's log of node
+// changes, Catalog.NodesChangedSince; every node's index only when that log no
+// longer reaches back), and keeps per-service counts, the failing checks with the
+// time this agent first saw them fail, and an event log. A service's page reads its
+// instances from the catalog. The sampler (sampler.go) keeps the last 60 samples of
+// the request and change rates, and of each member's round-trip time.
+//
+// Live pages are rendered by one goroutine, not by their streams: once per URL that
+// open tabs show, when what the page reads moved (the model, the sampler, or
+// Config.Reachability's version, polled once per Coalesce) and only when the page's
+// data differ from the last rendering's; the streams of that URL then write the same
+// bytes, gzipped once for all of them. Rows that pages show by the hundred (failing
+// checks, events) are written once, when the model first holds them, and completed
+// with their age at each rendering.
 //
 // # Security
 //
@@ -37,9 +46,9 @@
 //
 // # Concurrency
 //
-// A UI serves requests concurrently. Start runs two goroutines (follow and sample);
-// each live stream runs on its request's goroutine and ends when the client goes or
-// Close is called; Close waits for the goroutines Start started.
+// A UI serves requests concurrently. Start runs three goroutines (follow, sample and
+// liveLoop); each live stream runs on its request's goroutine and ends when the
+// client goes or Close is called; Close waits for the goroutines Start started.
 //
 // # Testing
 //

@@ -3,6 +3,7 @@ package ui
 import (
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -30,9 +31,11 @@ type model struct {
 	now func() time.Time
 
 	// Owned by the refresh goroutine: no lock.
-	indexes map[string]uint64 // scratch for NodeIndexes
-	attrs   map[string]*attrs // interned instance attributes, by key
-	self    string
+	indexes  map[string]uint64 // scratch for NodeIndexes; the index of each node read
+	logIndex uint64            // the catalog's index when the model last learned what moved
+	logged   []string          // scratch for NodesChangedSince
+	attrs    map[string]*attrs // interned instance attributes, by key
+	self     string
 
 	mu       sync.RWMutex
 	loaded   bool      // the first refresh is done
@@ -92,6 +95,7 @@ type attrs struct {
 
 // failView is one check that is not passing.
 type failView struct {
+	Node        string
 	CheckID     string
 	Name        string
 	ServiceID   string
@@ -102,6 +106,9 @@ type failView struct {
 	// the first look at the catalog (it may have been so for longer).
 	Since  time.Time
 	Approx bool
+	// head and tail are its row of the failing page around its age (checkRow),
+	// written once.
+	head, tail string
 }
 
 // svcSummary is one service name's instances counted.
@@ -122,6 +129,8 @@ type Event struct {
 	Node    string
 	Service string // "" for node events
 	Text    string
+	// head and tail are the event's list item around its age (eventList), written once.
+	head, tail string
 }
 
 func newModel(cat Catalog, ag Agent, now func() time.Time) *model {
@@ -138,27 +147,50 @@ func (m *model) wait() (uint64, <-chan struct{}) {
 }
 
 // refresh brings the model up to date with the catalog: it reads the nodes whose
-// topic moved, then swaps them in under the lock.
+// topic moved, then swaps them in under the lock. It learns which moved from the
+// catalog's log of node changes (NodesChangedSince), which costs what moved; only
+// the first time, and when the log no longer reaches back, does it compare every
+// node's index (NodeIndexes).
 func (m *model) refresh() {
 	if m.self == "" {
 		m.self = m.ag.Self().Name // not in newModel: the agent may hold its lock while creating the UI
 	}
-	m.cat.NodeIndexes(m.indexes)
 	m.mu.RLock()
-	var read []string
-	for name, idx := range m.indexes {
-		if old := m.nodes[name]; old == nil || old.index != idx {
-			read = append(read, name)
-		}
-	}
-	var gone []string
-	for name := range m.nodes {
-		if _, ok := m.indexes[name]; !ok {
-			gone = append(gone, name)
-		}
-	}
 	first := !m.loaded
 	m.mu.RUnlock()
+	var read, gone []string
+	full := true
+	if !first {
+		names, idx, ok := m.cat.NodesChangedSince(m.logIndex, m.logged[:0])
+		if ok {
+			full = false
+			m.logIndex = idx
+			slices.Sort(names)
+			read = slices.Compact(names)
+			m.logged = names[:0]
+			for _, name := range read {
+				m.indexes[name] = idx // what read records as the node's index
+			}
+		}
+	}
+	if full {
+		m.logIndex, _ = m.cat.Watch(catalog.TopicAll) // before NodeIndexes: a move in between is read again
+		m.cat.NodeIndexes(m.indexes)
+		m.mu.RLock()
+		for name, idx := range m.indexes {
+			if old := m.nodes[name]; old == nil || old.index != idx {
+				read = append(read, name)
+			}
+		}
+		if len(m.indexes) != len(m.nodes) || len(read) > 0 {
+			for name := range m.nodes {
+				if _, ok := m.indexes[name]; !ok {
+					gone = append(gone, name)
+				}
+			}
+		}
+		m.mu.RUnlock()
+	}
 	if len(read) == 0 && len(gone) == 0 && !first {
 		return
 	}
@@ -243,12 +275,20 @@ func (m *model) read(name string, idx uint64, old *nodeView, now time.Time, firs
 		if c.Status == catalog.StatusPassing {
 			continue
 		}
-		f := failView{CheckID: c.ID, Name: c.Name, ServiceID: c.ServiceID, ServiceName: checks[i].ServiceName,
+		f := failView{Node: name, CheckID: c.ID, Name: c.Name, ServiceID: c.ServiceID, ServiceName: checks[i].ServiceName,
 			Status: c.Status, Output: c.Output, Since: now, Approx: first}
+		var prev *failView
 		if old != nil {
-			if prev := old.failing(c.ID); prev != nil && prev.Status == c.Status {
+			if prev = old.failing(c.ID); prev != nil && prev.Status == c.Status {
 				f.Since, f.Approx = prev.Since, prev.Approx
 			}
+		}
+		if prev != nil && *prev == (failView{Node: name, CheckID: c.ID, Name: c.Name, ServiceID: c.ServiceID,
+			ServiceName: checks[i].ServiceName, Status: c.Status, Output: c.Output, Since: f.Since, Approx: f.Approx,
+			head: prev.head, tail: prev.tail}) {
+			f.head, f.tail = prev.head, prev.tail // unchanged: so is its row
+		} else {
+			f.head, f.tail = checkRowHTML(&f)
 		}
 		nv.Failing = append(nv.Failing, f)
 	}
@@ -262,8 +302,11 @@ func (m *model) read(name string, idx uint64, old *nodeView, now time.Time, firs
 		nv.Instances = append(nv.Instances, instView{Service: s.Name, ID: s.ID,
 			Status: catalog.Worse(nodeStatus, svcStatus[s.ID]), attrs: m.intern(s, sourceOf(name, s, local))})
 	}
-	slices.SortFunc(nv.Instances, func(a, b instView) int {
-		return cmpStrings(a.Service, b.Service, a.ID, b.ID)
+	// sort.Slice, not slices.SortFunc: a generic sort of this struct would add
+	// about 10 KB to the binary (issue 18 caps the UI at 300 KB).
+	sort.Slice(nv.Instances, func(i, j int) bool {
+		a, b := &nv.Instances[i], &nv.Instances[j]
+		return cmpStrings(a.Service, b.Service, a.ID, b.ID) < 0
 	})
 	if old != nil {
 		for i := range old.Instances {
@@ -464,6 +507,7 @@ func firstLine(s string) string {
 func (m *model) event(now time.Time, kind, node, service, text string) {
 	m.evSeq++
 	ev := Event{Seq: m.evSeq, Time: now, Kind: kind, Node: node, Service: service, Text: text}
+	ev.head, ev.tail = eventHTML(&ev)
 	if len(m.events) < maxEvents {
 		m.events = append(m.events, ev)
 		return

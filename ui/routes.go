@@ -35,6 +35,9 @@ type page struct {
 	title func(r *http.Request) string
 	// sampled pages show sparklines, so their live stream moves with the sampler too.
 	sampled bool
+	// reach pages show what this host cannot reach, so their live stream moves with
+	// Config.Reachability's version too.
+	reach bool
 	// build returns the page's data and its HTTP status (200, or 404 for a service or
 	// node that is not there: the page says so).
 	build func(u *UI, r *http.Request, now time.Time) (any, int)
@@ -50,7 +53,7 @@ func (u *UI) routes() error {
 	}
 	u.tmpls = tmpls
 	pages := map[string]page{
-		"GET /ui/{$}":      {tmpl: "failing", nav: "failing", title: fixed("Failing now"), build: (*UI).failingView},
+		"GET /ui/{$}":      {tmpl: "failing", nav: "failing", title: fixed("Failing now"), reach: true, build: (*UI).failingView},
 		"GET /ui/services": {tmpl: "services", nav: "services", title: fixed("Services"), build: (*UI).servicesView},
 		"GET /ui/services/{name}": {tmpl: "service", nav: "services",
 			title: func(r *http.Request) string { return r.PathValue("name") }, build: (*UI).serviceView},
@@ -60,6 +63,7 @@ func (u *UI) routes() error {
 		"GET /ui/agent": {tmpl: "agent", nav: "agent", title: fixed("This agent"), sampled: true, build: (*UI).agentView},
 		"GET /ui/lan":   {tmpl: "lan", nav: "lan", title: fixed("LAN (mDNS)"), build: (*UI).lanView},
 	}
+	u.pages = pages
 	for pattern, p := range pages {
 		u.mux.HandleFunc(pattern, u.handle(p))
 	}
@@ -166,13 +170,22 @@ func (u *UI) handle(p page) http.HandlerFunc {
 func (u *UI) render(p page, r *http.Request, name string) ([]byte, int) {
 	now := u.cfg.Now()
 	main, status := p.build(u, r, now)
-	data := pageData{Title: p.title(r), Nav: p.nav, Self: u.self(), Now: now, Logout: u.cfg.TokenReads, Main: main}
 	var buf bytes.Buffer
-	if err := u.tmpls[p.tmpl].ExecuteTemplate(&buf, name, data); err != nil {
-		u.log.Error("ui: render", "page", p.tmpl, "error", err)
+	if err := u.execute(&buf, p, r, name, now, main); err != nil {
 		return []byte("<p>The page could not be rendered: " + template.HTMLEscapeString(err.Error()) + "</p>"), http.StatusInternalServerError
 	}
 	return buf.Bytes(), status
+}
+
+// execute executes a page's template with main, the data its build returned; an
+// error is logged.
+func (u *UI) execute(buf *bytes.Buffer, p page, r *http.Request, name string, now time.Time, main any) error {
+	data := pageData{Title: p.title(r), Nav: p.nav, Self: u.self(), Now: now, Logout: u.cfg.TokenReads, Main: main}
+	if err := u.tmpls[p.tmpl].ExecuteTemplate(buf, name, data); err != nil {
+		u.log.Error("ui: render", "page", p.tmpl, "error", err)
+		return err
+	}
+	return nil
 }
 
 // notFound answers 404 with a page saying what is missing.

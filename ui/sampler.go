@@ -1,7 +1,6 @@
 package ui
 
 import (
-	"math"
 	"sync"
 	"time"
 
@@ -15,7 +14,11 @@ import (
 // historyLen is how many samples a sparkline shows.
 const historyLen = 60
 
-// series is a ring of the last historyLen samples; NaN marks a gap.
+// gap is an unknown sample: a gap in a sparkline, "—" as a number. It is not NaN,
+// so that page data holding one compare equal (reflect.DeepEqual) when unchanged.
+const gap = -1.0
+
+// series is a ring of the last historyLen samples; gap marks a gap.
 type series struct {
 	vals  [historyLen]float32
 	n     int // samples taken, at most historyLen counted
@@ -44,10 +47,10 @@ func (s *series) values() []float64 {
 	return out
 }
 
-// last returns the newest sample, NaN if none.
+// last returns the newest sample, gap if none.
 func (s *series) last() float64 {
 	if s == nil || s.n == 0 {
-		return math.NaN()
+		return gap
 	}
 	return float64(s.vals[(s.start+s.n-1)%historyLen])
 }
@@ -122,7 +125,7 @@ func (s *sampler) take(ag Agent, cat Catalog, members bool) {
 			if mb.RTT > 0 {
 				r.push(float64(mb.RTT) / float64(time.Millisecond))
 			} else {
-				r.push(math.NaN())
+				r.push(gap)
 			}
 		}
 		for name := range s.rtt {

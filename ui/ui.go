@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
@@ -22,6 +23,10 @@ import (
 type Catalog interface {
 	// NodeIndexes fills dst with the topic index of every node, after clearing it.
 	NodeIndexes(dst map[string]uint64)
+	// NodesChangedSince appends the names of the nodes that moved after index
+	// after and returns them with the catalog's index; ok is false when the
+	// catalog no longer knows every move since (then NodeIndexes tells).
+	NodesChangedSince(after uint64, dst []string) (names []string, index uint64, ok bool)
 	// NodeServices returns a node and its services; catalog.ErrNotFound if gone.
 	NodeServices(node string) (catalog.NodeEntry, []catalog.Service, error)
 	// NodeChecks returns every check of a node, serfHealth included.
@@ -45,13 +50,22 @@ type Agent interface {
 	// LocalSources says who registered each service of this node, by service ID:
 	// "file" (a config file) or "api".
 	LocalSources() map[string]string
-	// Unreachable lists the instance addresses this host cannot reach, as its
-	// reachability tracker knows them (from the local proxy's connects and probes),
-	// sorted by address.
-	Unreachable() []Unreachable
 	// Upstreams lists the local proxy's upstreams and their instances, sorted by
 	// listen address; none when the agent runs no proxy.
 	Upstreams() []Upstream
+}
+
+// Reachability is this host's knowledge of the instance addresses it cannot reach
+// (the agent adapts its reachability tracker: the local proxy's connects and
+// probes). Calls run concurrently and do not block. The failing page lists them; its
+// live stream polls Version once per Config.Coalesce, since reachability moves
+// without the catalog.
+type Reachability interface {
+	// Unreachable lists the addresses known unreachable from here, sorted by address.
+	Unreachable() []Unreachable
+	// Version moves whenever Unreachable's answer may have changed (a newer
+	// Checked time alone need not move it).
+	Version() uint64
 }
 
 // Unreachable is one instance address this host cannot reach.
@@ -118,6 +132,9 @@ type Config struct {
 	Catalog Catalog
 	// Agent describes this node. Required.
 	Agent Agent
+	// Reachability says which instance addresses this host cannot reach. Optional:
+	// nil lists none.
+	Reachability Reachability
 	// Token, when set with TokenReads, is required on every page, as on the API's
 	// reads: in X-Consul-Token, "Authorization: Bearer" or the cookie that the login
 	// form sets. Without TokenReads the UI, which only reads, is open.
@@ -162,8 +179,11 @@ type UI struct {
 	model *model
 	samp  *sampler
 	live  *liveCache
-	mux   *http.ServeMux
-	tmpls map[string]*template.Template // by page
+	// renders counts the live pages' renderings (Renders).
+	renders atomic.Uint64
+	mux     *http.ServeMux
+	tmpls   map[string]*template.Template // by page
+	pages   map[string]page               // by the mux's pattern
 
 	ctx    context.Context // ends with Close: live streams and the loops stop
 	cancel context.CancelFunc
@@ -214,6 +234,7 @@ func (u *UI) Start() {
 	u.start.Do(func() {
 		u.wg.Go(u.follow)
 		u.wg.Go(u.sample)
+		u.wg.Go(u.liveLoop)
 	})
 }
 

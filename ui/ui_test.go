@@ -2,6 +2,7 @@ package ui_test
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -28,7 +29,9 @@ type fakeAgent struct {
 	requests uint64
 	dns      uint64 // DNS queries answered
 	unreach  []ui.Unreachable
-	ups      []ui.Upstream
+	// reachVersion moves with unreach (fakeReach.Version).
+	reachVersion uint64
+	ups          []ui.Upstream
 }
 
 func (f *fakeAgent) Self() ui.Self {
@@ -47,10 +50,28 @@ func (f *fakeAgent) Counters() ui.Counters {
 	return ui.Counters{HTTPRequests: f.requests, DNSQueries: f.dns}
 }
 
-func (f *fakeAgent) Unreachable() []ui.Unreachable {
+// fakeReach is the UI's Config.Reachability in tests: the fake agent's unreach
+// list, whose version moves with every setUnreachable.
+type fakeReach struct{ f *fakeAgent }
+
+func (r fakeReach) Unreachable() []ui.Unreachable {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	return append([]ui.Unreachable(nil), r.f.unreach...)
+}
+
+func (r fakeReach) Version() uint64 {
+	r.f.mu.Lock()
+	defer r.f.mu.Unlock()
+	return r.f.reachVersion
+}
+
+// setUnreachable replaces the unreachable list and moves its version.
+func (f *fakeAgent) setUnreachable(es []ui.Unreachable) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]ui.Unreachable(nil), f.unreach...)
+	f.unreach = es
+	f.reachVersion++
 }
 
 func (f *fakeAgent) Upstreams() []ui.Upstream {
@@ -95,8 +116,11 @@ func newFixture(t *testing.T, n int, cfg ui.Config) *fixture {
 		f.ag.members = append(f.ag.members, ui.Member{Name: name, State: catalog.LivenessAlive, RTT: time.Duration(i+1) * time.Millisecond})
 	}
 	cfg.Catalog, cfg.Agent, cfg.Now = cat, f.ag, clk.Now
-	cfg.Coalesce = 10 * time.Millisecond
-	cfg.SampleEvery = 10 * time.Millisecond
+	if cfg.Reachability == nil {
+		cfg.Reachability = fakeReach{f.ag}
+	}
+	cfg.Coalesce = cmp.Or(cfg.Coalesce, 10*time.Millisecond)
+	cfg.SampleEvery = cmp.Or(cfg.SampleEvery, 10*time.Millisecond)
 	u, err := ui.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -475,6 +499,9 @@ func TestLiveStream(t *testing.T) {
 	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
 		t.Fatalf("Content-Type %q", ct)
 	}
+	if !resp.Uncompressed { // the client asked for gzip and inflated it as it came
+		t.Error("the stream was not gzipped")
+	}
 	events := readEvents(resp.Body)
 	first := <-events
 	if !strings.Contains(first, "all passing") {
@@ -608,6 +635,65 @@ func TestFailingShowsUnreachable(t *testing.T) {
 	if txt := text(doc); !strings.Contains(txt, "2 unreachable from here") || strings.Contains(txt, "all passing") {
 		t.Errorf("the summary does not count the unreachable addresses: %q", txt)
 	}
+}
+
+// TestLiveUnreachable: the landing page's live stream shows an address becoming
+// unreachable, and reachable again, with no change to the catalog: the UI follows
+// reachability's version, not only the catalog's.
+func TestLiveUnreachable(t *testing.T) {
+	// No sampling during the test: only reachability's version can wake the stream.
+	f := newFixture(t, 2, ui.Config{SampleEvery: time.Hour})
+	f.waitFor(t, "/ui/", "the model loaded", func(d *html.Node) bool { return strings.Contains(text(d), "all passing") })
+	events := f.stream(t, "/ui/")
+	if first := <-events; !strings.Contains(first, "all passing") {
+		t.Fatalf("first event is not the page's main: %q", first)
+	}
+	idx := f.cat.Index()
+	now := f.clk.Now()
+	f.ag.setUnreachable([]ui.Unreachable{{Addr: "10.0.0.1:8080", Since: now, Checked: now, Source: "probe"}})
+	want := `data-unreachable="10.0.0.1:8080"`
+	if ev := nextEvent(t, events, "the unreachable address"); !strings.Contains(ev, want) {
+		t.Fatalf("the update lacks the unreachable address: %q", ev)
+	}
+	f.ag.setUnreachable(nil)
+	if ev := nextEvent(t, events, "the address reachable again"); strings.Contains(ev, want) || !strings.Contains(ev, "all passing") {
+		t.Fatalf("the update still lists the address: %q", ev)
+	}
+	if got := f.cat.Index(); got != idx {
+		t.Fatalf("the catalog moved (%d -> %d): the test must change reachability only", idx, got)
+	}
+}
+
+// stream opens a page's live stream, not compressed (TestLiveStream reads a gzipped
+// one), and returns its "main" events; it ends with the test.
+func (f *fixture) stream(t *testing.T, path string) <-chan string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+path, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return readEvents(resp.Body)
+}
+
+// nextEvent waits up to 10 s for the next event.
+func nextEvent(t *testing.T, events <-chan string, what string) string {
+	t.Helper()
+	select {
+	case ev, ok := <-events:
+		if !ok {
+			t.Fatalf("%s: the stream ended", what)
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no update within 10s", what)
+	}
+	return ""
 }
 
 // TestAgentShowsUpstreams: the agent page lists the proxy's upstreams with their

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -60,8 +61,8 @@ func (u *UI) self() Self { return u.cfg.Agent.Self() }
 
 type failingData struct {
 	Loaded   bool
-	Down     []nodeRow // nodes not alive
-	Checks   []failRow // this page of them
+	Down     []nodeRow   // nodes not alive
+	Checks   []*failView // this page of them (the model's: never modified)
 	Critical int
 	Warning  int
 	Nodes    int
@@ -79,23 +80,18 @@ type unreachRow struct {
 	Services  []string // the upstreams' services, parallel to Instances
 }
 
-type failRow struct {
-	Node string
-	failView
-}
-
 func (u *UI) failingView(r *http.Request, now time.Time) (any, int) {
 	m := u.model
 	m.mu.RLock()
 	d := failingData{Loaded: m.loaded, Nodes: len(m.nodes), Services: len(m.services)}
-	var rows []failRow
+	var rows []*failView
 	for _, name := range slices.Sorted(maps.Keys(m.trouble)) {
 		nv := m.nodes[name]
 		if nv.Liveness != catalog.LivenessAlive {
 			d.Down = append(d.Down, u.nodeRow(nv, now))
 		}
-		for _, f := range nv.Failing {
-			rows = append(rows, failRow{Node: name, failView: f})
+		for i := range nv.Failing {
+			rows = append(rows, &nv.Failing[i]) // a node's view is replaced, never changed
 		}
 	}
 	m.mu.RUnlock()
@@ -108,7 +104,7 @@ func (u *UI) failingView(r *http.Request, now time.Time) (any, int) {
 		}
 	}
 	// Worst first, then the newest failure first: what just broke is at the top.
-	slices.SortStableFunc(rows, func(a, b failRow) int {
+	slices.SortStableFunc(rows, func(a, b *failView) int {
 		if c := cmp.Compare(b.Status, a.Status); c != 0 {
 			return c
 		}
@@ -123,7 +119,10 @@ func (u *UI) failingView(r *http.Request, now time.Time) (any, int) {
 // unreachable lists what this host cannot reach, naming the proxy's instances at
 // each address.
 func (u *UI) unreachable() []unreachRow {
-	es := u.cfg.Agent.Unreachable()
+	if u.cfg.Reachability == nil {
+		return nil
+	}
+	es := u.cfg.Reachability.Unreachable()
 	if len(es) == 0 {
 		return nil
 	}
@@ -385,7 +384,7 @@ type nodeRow struct {
 	Since    time.Time
 	Approx   bool // Since is when this agent first saw the node
 	Why      string
-	RTT      float64 // ms; NaN if unknown
+	RTT      float64 // ms; gap if unknown
 	Services int
 	Failing  int
 	Meta     []string
@@ -404,7 +403,7 @@ func (u *UI) nodeRow(nv *nodeView, _ time.Time) nodeRow {
 	return row
 }
 
-// rttOf returns the last sampled round trip to a node, in ms; NaN if unknown.
+// rttOf returns the last sampled round trip to a node, in ms; gap if unknown.
 func (u *UI) rttOf(name string) float64 {
 	u.samp.mu.RLock()
 	defer u.samp.mu.RUnlock()
@@ -607,7 +606,11 @@ func (u *UI) lanView(r *http.Request, _ time.Time) (any, int) {
 	}
 	m.mu.RUnlock()
 	d.Services = len(services)
-	slices.SortStableFunc(rows, func(a, b lanRow) int { return cmpStrings(a.Service, b.Service, a.ID, b.ID) })
+	// sort.SliceStable: a generic stable sort of this struct would add about 10 KB
+	// to the binary (issue 18 caps the UI at 300 KB).
+	sort.SliceStable(rows, func(i, j int) bool {
+		return cmpStrings(rows[i].Service, rows[j].Service, rows[i].ID, rows[j].ID) < 0
+	})
 	d.Pager = paginate(r, len(rows))
 	d.Rows = pageOf(rows, d.Pager)
 	addrs := map[string]map[string]string{} // origin -> service ID -> host:port, for this page's origins

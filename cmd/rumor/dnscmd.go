@@ -33,7 +33,7 @@ func addDNSFlags(fl *pflag.FlagSet, f *dnsFlags) {
 	fl.StringArrayVar(&f.recursors, "dns-recursor", nil, "DNS server, host[:port], that names outside the zones are forwarded to (repeatable; default: none, such names are REFUSED; config: recursors)")
 	fl.BoolVar(&f.onlyPassing, "dns-only-passing", false, "answer only instances whose checks pass, not those warning (config: dns_config.only_passing)")
 	fl.BoolVar(&f.onlyReachable, "dns-only-reachable", false, "leave out of answers the instances this host cannot reach (by default they come last; config: dns_config.only_reachable)")
-	fl.BoolVar(&f.near, "dns-near", false, "order service answers nearest first by network coordinates (as ?near=_agent) instead of at random")
+	fl.BoolVar(&f.near, "dns-near", false, "order service answers nearest first by network coordinates (as ?near=_agent) instead of at random; config: dns_config.near")
 	fl.DurationVar(&f.nodeTTL, "dns-node-ttl", 0, "TTL of node and addr answers (default 0; config: dns_config.node_ttl)")
 	fl.StringArrayVar(&f.serviceTTL, "dns-service-ttl", nil, "TTL of a service's answers, name=duration; a name ending in * is a prefix (repeatable; default 0; config: dns_config.service_ttl)")
 	fl.DurationVar(&f.negativeTTL, "dns-negative-ttl", 0, "TTL of NXDOMAIN and NODATA answers (their SOA) (default 30s)")

@@ -428,3 +428,68 @@ func TestInterfacesComeAndGo(t *testing.T) {
 		return errors.New("not yet")
 	})
 }
+
+// TestConflictWithAvahi: probing against a real Avahi: a name Avahi holds already is
+// defended by it and the agent renames its instance (RFC 6762 §8.1, §9); a name the
+// agent holds is defended by the agent, and Avahi renames its own.
+func TestConflictWithAvahi(t *testing.T) {
+	l := newLAN(t, 2, avahiTools...)
+	av := l.avahi(1, "av2")
+	av.publish("web1-h1", "_web._tcp", 9999)
+	poll(t, 10*time.Second, "Avahi's web1-h1", func() error {
+		lines, err := av.browse("_web._tcp")
+		if err != nil || len(lines) != 1 {
+			return fmt.Errorf("got %q, %v", lines, err)
+		}
+		return nil
+	})
+	p := l.agent(0, "h1")
+	poll(t, 15*time.Second, "agent up", func() error { _, err := l.members(0); return err })
+	for _, body := range []string{`{"ID": "web1", "Name": "web", "Port": 8080}`, `{"ID": "api1", "Name": "api", "Port": 9000}`} {
+		if _, err := l.do(0, "PUT", "/v1/agent/service/register", body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Avahi publishes the agent's api1-h1 name after the agent announced it.
+	poll(t, 10*time.Second, "the agent's api1-h1", func() error {
+		lines, err := av.browse("_api._tcp")
+		if err != nil || len(lines) != 1 || !strings.Contains(lines[0], ";9000;") {
+			return fmt.Errorf("got %q, %v", lines, err)
+		}
+		return nil
+	})
+	av.publish("api1-h1", "_api._tcp", 7777)
+	names := func(typ string) (map[string]string, error) {
+		lines, err := av.browse(typ)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]string{} // name → port
+		for _, line := range lines {
+			if f := strings.Split(line, ";"); len(f) > 8 {
+				out[avahiUnescape(f[3])] = f[8]
+			}
+		}
+		return out, nil
+	}
+	poll(t, 20*time.Second, "the agent renamed web1-h1, Avahi renamed api1-h1", func() error {
+		web, err := names("_web._tcp")
+		if err != nil {
+			return err
+		}
+		api, err := names("_api._tcp")
+		if err != nil {
+			return err
+		}
+		if web["web1-h1"] != "9999" || web["web1-h1 (2)"] != "8080" {
+			return fmt.Errorf("_web._tcp: %v, want web1-h1 on 9999 (Avahi) and web1-h1 (2) on 8080 (the agent)", web)
+		}
+		if api["api1-h1"] != "9000" || len(api) != 2 {
+			return fmt.Errorf("_api._tcp: %v, want api1-h1 on 9000 (the agent) and Avahi's renamed", api)
+		}
+		return nil
+	})
+	if out := p.Output(); !strings.Contains(out, "renamed after a conflict") {
+		t.Errorf("the agent did not log its rename:\n%s", out)
+	}
+}
