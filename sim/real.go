@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strings"
 	"sync"
@@ -52,14 +53,18 @@ func RunReal(ctx context.Context, sc scenario.Scenario, opt RealOptions) (scenar
 		opt: opt,
 		rng: rand.New(rand.NewPCG(sc.Seed, 0x5eed)),
 		net: memnet.NewNetwork(memnet.Config{Seed: sc.Seed, QueueLen: 4096,
-			Link: memnet.Link{Loss: sc.Link.Loss, Latency: sc.Link.Latency, Jitter: sc.Link.Jitter}}),
-		tr: newTracker(),
+			Link: memLink(sc.Link)}),
+		tr:   newTracker(),
+		link: memLink(sc.Link),
 	}
 	defer r.close()
 	rep, err := r.run(ctx)
 	rep.Wall = time.Since(wallStart)
 	return rep, err
 }
+
+// startSpread is about how long the initial nodes take to start, one after another.
+const startSpread = time.Second
 
 type realRun struct {
 	sc    scenario.Scenario
@@ -76,6 +81,7 @@ type realRun struct {
 // simNode is one simulated agent: a catalog behind a recording store, and gossip.
 type simNode struct {
 	name  string
+	id    string // the node record's ID
 	cat   *catalog.Catalog
 	store *recStore
 	w     *catalog.Writer
@@ -85,8 +91,26 @@ type simNode struct {
 	since time.Time // started
 }
 
+// logf writes one progress line, with the scheduler's busy time so far: inside a
+// synctest bubble there is no wall clock, and this is what shows which phase costs.
 func (r *realRun) logf(format string, args ...any) {
-	fmt.Fprintf(r.opt.Progress, "[%s n=%d] "+format+"\n", append([]any{r.sc.Name, r.sc.Nodes}, args...)...)
+	fmt.Fprintf(r.opt.Progress, "[%s n=%d busy=%.1fs] "+format+"\n",
+		append([]any{r.sc.Name, r.sc.Nodes, busySeconds()}, args...)...)
+}
+
+// busySeconds is runtime/metrics' estimate of the time the process's processors
+// (GOMAXPROCS) spent running Go code and collecting garbage. It counts wall time
+// while busy, so on a loaded machine it exceeds the CPU time the OS gave.
+func busySeconds() float64 {
+	s := []metrics.Sample{{Name: "/cpu/classes/user:cpu-seconds"}, {Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	var sum float64
+	for _, v := range s {
+		if v.Value.Kind() == metrics.KindFloat64 {
+			sum += v.Value.Float64()
+		}
+	}
+	return sum
 }
 
 func (r *realRun) close() {
@@ -115,13 +139,31 @@ func (r *realRun) run(ctx context.Context) (scenario.Report, error) {
 	var ms0 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 
+	// The initial nodes start and join first, and publish their node record and
+	// services once every node sees every other: as agents registering after a rolling
+	// start. Publishing before joining had every record reach a node first by a join's
+	// anti-entropy, which re-broadcasts it by piggyback, so hundreds of nodes each
+	// queued every record of the cluster and the start took tens of seconds of virtual
+	// time (a third of a 500-node run). What is measured starts after all this.
 	r.logf("starting %d nodes", sc.Nodes)
 	for range sc.Nodes {
-		if _, err := r.startNode(ctx); err != nil {
+		if _, err := r.startNode(ctx, false); err != nil {
 			return rep, err
 		}
 	}
+	r.logf("started and joined %d nodes", sc.Nodes)
+	joined := time.Now()
+	if err := waitForEvery(ctx, r.opt.ConvergeTimeout, 100*time.Millisecond, r.allSeeAll); err != nil {
+		return rep, fmt.Errorf("sim: membership of %d nodes: %w", sc.Nodes, err)
+	}
+	r.logf("every node sees every other after %s", time.Since(joined).Round(time.Millisecond))
+	// All at once. Publishing one node after another 20 ms apart (so that each
+	// node's eager flood ended before the next began) cost more than it saved at
+	// 500 nodes: 500 floods of 9 × 500 packets each, uncoalesced.
 	for _, n := range r.nodes {
+		if err := n.publishNode(); err != nil {
+			return rep, err
+		}
 		for j := range sc.Services {
 			if err := n.publish(n.w.PutService(service(fmt.Sprintf("svc-%d", j), 0))); err != nil {
 				return rep, err
@@ -129,7 +171,14 @@ func (r *realRun) run(ctx context.Context) (scenario.Report, error) {
 		}
 	}
 	start := time.Now()
-	if err := waitFor(ctx, r.opt.ConvergeTimeout, r.converged); err != nil {
+	lastLog := start
+	if err := waitFor(ctx, r.opt.ConvergeTimeout, func() bool {
+		if time.Since(lastLog) >= 5*time.Second {
+			lastLog = time.Now()
+			r.logDivergence(start)
+		}
+		return r.converged()
+	}); err != nil {
 		return rep, fmt.Errorf("sim: initial convergence of %d nodes: %w", sc.Nodes, err)
 	}
 	rep.Converge = time.Since(start)
@@ -231,7 +280,7 @@ func (r *realRun) apply(ctx context.Context, e scenario.Event) error {
 		r.logf("t=%s crashed %d nodes", e.At, k)
 		if e.Kind == scenario.Churn {
 			for range k {
-				if _, err := r.startNode(ctx); err != nil {
+				if _, err := r.startNode(ctx, true); err != nil {
 					return err
 				}
 			}
@@ -255,7 +304,7 @@ func (r *realRun) apply(ctx context.Context, e scenario.Event) error {
 		r.tr.heal(time.Now())
 		r.logf("t=%s healed", e.At)
 	case scenario.SetLink:
-		r.link = memnet.Link{Loss: e.Link.Loss, Latency: e.Link.Latency, Jitter: e.Link.Jitter}
+		r.link = memLink(e.Link)
 		r.net.SetDefaultLink(r.link)
 		r.logf("t=%s link %+v", e.At, e.Link)
 	case scenario.Slow:
@@ -278,6 +327,11 @@ func (r *realRun) apply(ctx context.Context, e scenario.Event) error {
 	return nil
 }
 
+// memLink is a scenario's link as memnet sets it.
+func memLink(l scenario.Link) memnet.Link {
+	return memnet.Link{Loss: l.Loss, Latency: l.Latency, Jitter: l.Jitter, Duplicate: l.Duplicate, Bandwidth: l.Bandwidth}
+}
+
 // kill crashes a node: its network goes down at once (peers get nothing more from
 // it), then its gossip stops, which sends nothing since the network is down.
 func (r *realRun) kill(n *simNode) {
@@ -287,11 +341,19 @@ func (r *realRun) kill(n *simNode) {
 	_ = n.g.Shutdown()
 }
 
-func (r *realRun) startNode(ctx context.Context) (*simNode, error) {
+// startNode starts a node and joins it to a few live ones. With announce it then
+// publishes its node record, as an agent does at start; the initial nodes publish
+// theirs later, together (run).
+func (r *realRun) startNode(ctx context.Context, announce bool) (*simNode, error) {
 	// Hosts start at different moments, so their gossip and probe timers (which
 	// memberlist aligns to its start) are out of phase; without this, in a synctest
 	// bubble every node would start at the same instant and gossip in lockstep.
-	if err := sleep(ctx, time.Duration(r.rng.Int64N(int64(200*time.Millisecond)))); err != nil {
+	// The gaps add up to about startSpread whatever N: enough to spread the phases of
+	// the longest of those timers (the 1 s probe interval) evenly, without keeping
+	// hundreds of nodes running for minutes of virtual time before the scenario starts
+	// (gaps of up to 200 ms each cost 50 s of a 500-node start, a third of its CPU).
+	gap := int64(2*startSpread) / int64(max(r.sc.Nodes, 1))
+	if err := sleep(ctx, time.Duration(r.rng.Int64N(gap+1))); err != nil {
 		return nil, err
 	}
 	name := fmt.Sprintf("n%05d", r.seq)
@@ -303,17 +365,12 @@ func (r *realRun) startNode(ctx context.Context) (*simNode, error) {
 	tr := r.net.NewTransport(name)
 	store := &recStore{Catalog: cat, self: name, tr: r.tr}
 	g, err := gossip.New(gossip.Config{NodeName: name, BindAddr: tr.IP(), BindPort: tr.Port(), Transport: tr,
-		Store: store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MemberlistHook: r.opt.MemberlistHook})
+		Store: store, Logger: slog.New(slog.DiscardHandler), MemberlistHook: r.opt.MemberlistHook})
 	if err != nil {
 		return nil, fmt.Errorf("sim: start %s: %w", name, err)
 	}
-	n := &simNode{name: name, cat: cat, store: store, g: g, tr: tr, since: time.Now(),
+	n := &simNode{name: name, id: fmt.Sprintf("00000000-0000-4000-8000-%012d", r.seq), cat: cat, store: store, g: g, tr: tr, since: time.Now(),
 		w: catalog.NewWriter(name, uint64(time.Now().UnixMilli())+1)}
-	id := fmt.Sprintf("00000000-0000-4000-8000-%012d", r.seq)
-	if err := n.publish(n.w.PutNode(&catalog.Node{ID: id, Name: name, Address: tr.IP(), Datacenter: "dc1"})); err != nil {
-		_ = g.Shutdown()
-		return nil, err
-	}
 	live := r.live()
 	r.nodes = append(r.nodes, n)
 	if len(live) > 0 {
@@ -326,7 +383,34 @@ func (r *realRun) startNode(ctx context.Context) (*simNode, error) {
 			return nil, fmt.Errorf("sim: %s join: %w", name, err)
 		}
 	}
+	if announce {
+		if err := n.publishNode(); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
+}
+
+// publishNode publishes the node's own node record.
+func (n *simNode) publishNode() error {
+	return n.publish(n.w.PutNode(&catalog.Node{ID: n.id, Name: n.name, Address: n.tr.IP(), Datacenter: "dc1"}))
+}
+
+// allSeeAll reports whether every live node's gossip sees every live node alive.
+func (r *realRun) allSeeAll() bool {
+	live := r.live()
+	for _, o := range live {
+		alive := 0
+		for _, m := range o.g.Members() {
+			if m.State == catalog.LivenessAlive {
+				alive++
+			}
+		}
+		if alive < len(live) {
+			return false
+		}
+	}
+	return true
 }
 
 func (n *simNode) publish(recs ...catalog.Record) error {
@@ -350,6 +434,26 @@ func (r *realRun) converged() bool {
 		}
 	}
 	return true
+}
+
+// logDivergence logs how far the cluster is from converged: how many nodes' catalogs
+// differ from the most common one, and the fewest members any node sees.
+func (r *realRun) logDivergence(start time.Time) {
+	live := r.live()
+	count := map[catalog.Summary]int{}
+	for _, n := range live {
+		count[n.cat.Summary()]++
+	}
+	best := 0
+	for _, c := range count {
+		best = max(best, c)
+	}
+	fewest := len(live)
+	for _, n := range live {
+		fewest = min(fewest, len(n.g.Members()))
+	}
+	r.logf("t=%s converging: %d of %d catalogs differ from the most common one (%d distinct); fewest members seen %d",
+		time.Since(start).Round(time.Millisecond), len(live)-best, len(live), len(count), fewest)
 }
 
 // recStore is a node's catalog as gossip sees it, telling the tracker when a

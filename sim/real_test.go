@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,13 +39,18 @@ func runBubble(t *testing.T, sc scenario.Scenario) scenario.Report {
 	t.Helper()
 	var rep scenario.Report
 	var err error
+	// Hundreds of nodes allocate fast and the heap they keep is large: the collector
+	// at GOGC 100 took about a third of a 200-node run's CPU. Let the heap grow to
+	// 4 × the live heap, and bound it by a soft limit instead.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(6 << 30))
 	start := time.Now() // outside the bubble: wall-clock time
 	synctest.Test(t, func(t *testing.T) {
 		var progress strings.Builder
 		rep, err = RunReal(context.Background(), sc, RealOptions{Progress: &progress})
 		// memberlist's Shutdown does not wait for probes in flight: let them end.
 		time.Sleep(time.Minute)
-		if err != nil {
+		if err != nil || testing.Verbose() {
 			t.Logf("progress:\n%s", progress.String())
 		}
 	})
@@ -155,11 +161,22 @@ var flagValidate = flag.String("sim.validate", "", "sizes at which TestModelVali
 // predictions (registration to 50 % of nodes, crash detection by all) against tier 1.
 const validationBound = 0.20
 
+// tailSlack is the absolute error allowed on the 99 % tail besides validationBound:
+// in a bubble with no link latency, tier 1's eager path moves in steps of its
+// coalescing window (5 ms), so a 5 ms tail against a 10 ms one is one step, not
+// a 100 % error.
+const tailSlack = 5 * time.Millisecond
+
 // TestModelValidation runs the convergence and failure scenarios in both tiers at
 // the same sizes and seeds, and fails if the model's median spread or detection is
-// off by more than validationBound. The tails (99 %, 100 %) and bytes per node are
-// printed, not bounded: the model overestimates the tail and underestimates the
-// bytes (README, "Simulator at scale").
+// off by more than validationBound, or its 99 % tail (the median over registrations
+// of the time to reach 99 % of nodes) is slower than tier 1's by more than
+// validationBound or tailSlack, whichever is larger. A tier-1 tail slower than the
+// model's is logged, not failed: tier 1's eager path sometimes misses more nodes,
+// depending on goroutine scheduling (README). The 100 % tail and bytes per node are printed, not bounded:
+// tier 1's 100 % tail is bimodal (a node the eager path missed is repaired by the
+// origin's piggyback within a second, or by push-pull tens of seconds later) and
+// varies from run to run more than 20 % (README, "Simulator at scale").
 //
 //	go test ./sim -run TestModelValidation -sim.validate 100,500 -v
 func TestModelValidation(t *testing.T) {
@@ -198,6 +215,18 @@ func TestModelValidation(t *testing.T) {
 					t.Errorf("nothing to compare: %s", e)
 				} else if w > validationBound {
 					t.Errorf("model off by %.0f%% (bound %.0f%%): %s", 100*w, 100*validationBound, e)
+				}
+				if _, r99, _ := real.Reg(); r99 > 0 {
+					_, m99, _ := m.Reg()
+					bound := max(time.Duration(validationBound*float64(r99)), tailSlack)
+					switch d := m99 - r99; {
+					case d > bound:
+						t.Errorf("99 %% tail: model %s, tier 1 %s: model slower by %s (bound %s)", m99, r99, d, bound)
+					case -d > bound:
+						// One tier-1 run in four at N = 100 had a burst's misses push its
+						// 99 % tail to about 1 s (README): reported, not failed.
+						t.Logf("99 %% tail: tier 1 %s, model %s: tier 1's eager path missed more nodes in this run", r99, m99)
+					}
 				}
 			})
 		}

@@ -319,12 +319,18 @@ func allAlive(nodes []*node) bool {
 
 // waitFor polls cond every 5 ms until it holds, d passes, or ctx ends.
 func waitFor(ctx context.Context, d time.Duration, cond func() bool) error {
+	return waitForEvery(ctx, d, 5*time.Millisecond, cond)
+}
+
+// waitForEvery is waitFor polling cond every poll: for conditions too costly to
+// check every 5 ms.
+func waitForEvery(ctx context.Context, d, poll time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not within %s", d)
 		}
-		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+		if err := sleep(ctx, poll); err != nil {
 			return err
 		}
 	}

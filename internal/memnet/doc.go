@@ -21,7 +21,8 @@
 // Nodes are named by the caller and addressed by the network ("10.0.0.N:7946");
 // every method that takes a node accepts either. A packet travels over a
 // directed link whose [Link] (loss, latency, jitter) is the network default
-// unless [Network.SetLink] overrides it. A packet is dropped when it is sent
+// unless [Network.SetLink] overrides it; a link may also duplicate packets and
+// cap its bandwidth, queueing packets behind each other. A packet is dropped when it is sent
 // if either end is down or the two ends are separated ([Network.Partition],
 // [Network.Cut]), or by the link's loss; and again when it would arrive if the
 // receiver is down or the ends are separated by then, or if the receiver's

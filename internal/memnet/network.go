@@ -56,6 +56,16 @@ type Link struct {
 	// packet, so that packets sent in one order can arrive in another.
 	// Default 0.
 	Jitter time.Duration
+
+	// Duplicate is the probability, in [0, 1], that a delivered packet arrives
+	// twice; the copy takes its own jitter, so it may arrive first. Default 0.
+	Duplicate float64
+
+	// Bandwidth caps the link, in bytes per second: a packet waits for the
+	// packets before it on the same directed link to be sent, then takes
+	// len/Bandwidth to send, before its latency and jitter. Streams are not
+	// limited. Default 0: unlimited.
+	Bandwidth float64
 }
 
 func (l Link) validate() error {
@@ -64,6 +74,12 @@ func (l Link) validate() error {
 	}
 	if l.Latency < 0 || l.Jitter < 0 || l.Jitter == math.MaxInt64 {
 		return fmt.Errorf("latency %v and jitter %v must be >= 0", l.Latency, l.Jitter)
+	}
+	if math.IsNaN(l.Duplicate) || l.Duplicate < 0 || l.Duplicate > 1 {
+		return fmt.Errorf("duplicate %v not in [0, 1]", l.Duplicate)
+	}
+	if math.IsNaN(l.Bandwidth) || math.IsInf(l.Bandwidth, 0) || l.Bandwidth < 0 {
+		return fmt.Errorf("bandwidth %v must be a finite number >= 0", l.Bandwidth)
 	}
 	return nil
 }
@@ -114,7 +130,8 @@ type Network struct {
 	cut     map[string]bool
 	parts   []partition
 	streams map[*stream]struct{}
-	flights map[*flight]struct{} // delayed packets, so Shutdown can stop them
+	flights map[*flight]struct{}  // delayed packets, so Shutdown can stop them
+	busy    map[linkKey]time.Time // when each bandwidth-capped link is free again
 }
 
 // flight is a delayed packet waiting for its timer.
@@ -158,6 +175,7 @@ func NewNetwork(cfg Config) *Network {
 		cut:     make(map[string]bool),
 		streams: make(map[*stream]struct{}),
 		flights: make(map[*flight]struct{}),
+		busy:    make(map[linkKey]time.Time),
 	}
 	return n
 }
@@ -441,16 +459,42 @@ func (n *Network) send(src *Transport, b []byte, addr string) error {
 		src.stats.drop(DropLoss)
 		return nil
 	}
-	delay := l.Latency
-	if l.Jitter > 0 {
-		delay += time.Duration(n.rng.Int64N(int64(l.Jitter) + 1))
+	// Bandwidth: the packet is sent once the link is free, and takes its size
+	// over the rate; the queueing delay adds to latency and jitter.
+	var wait time.Duration
+	if l.Bandwidth > 0 {
+		k := linkKey{src.addr, dst.addr}
+		now := time.Now()
+		start := n.busy[k]
+		if start.Before(now) {
+			start = now
+		}
+		end := start.Add(time.Duration(float64(len(b)) / l.Bandwidth * float64(time.Second)))
+		n.busy[k] = end
+		wait = end.Sub(now)
 	}
-	// The caller may reuse b once WriteTo returns.
-	buf := append([]byte(nil), b...)
+	copies := 1
+	if l.Duplicate >= 1 || (l.Duplicate > 0 && n.rng.Float64() < l.Duplicate) {
+		copies = 2
+		src.stats.duplicated.Add(1)
+	}
+	for range copies {
+		delay := wait + l.Latency
+		if l.Jitter > 0 {
+			delay += time.Duration(n.rng.Int64N(int64(l.Jitter) + 1))
+		}
+		// The caller may reuse b once WriteTo returns.
+		n.dispatchLocked(src, dst, append([]byte(nil), b...), delay)
+	}
+	n.mu.Unlock()
+	return nil
+}
+
+// dispatchLocked delivers buf now, or after delay from its own timer.
+func (n *Network) dispatchLocked(src, dst *Transport, buf []byte, delay time.Duration) {
 	if delay <= 0 {
 		n.deliverLocked(src, dst, buf)
-		n.mu.Unlock()
-		return nil
+		return
 	}
 	// One timer per packet: packets with different delays reorder, and
 	// inside a synctest bubble the timer runs on fake time. The timer is
@@ -467,8 +511,6 @@ func (n *Network) send(src *Transport, b []byte, addr string) error {
 		delete(n.flights, f)
 		n.deliverLocked(src, dst, buf)
 	})
-	n.mu.Unlock()
-	return nil
 }
 
 // deliverLocked puts a packet into dst's queue if the path is still open and

@@ -606,6 +606,8 @@ func TestBadArgumentsPanic(t *testing.T) {
 			{"node in both groups", func() { n.Partition([]string{"a"}, []string{"b", "a"}) }},
 			{"loss above 1", func() { n.SetDefaultLink(memnet.Link{Loss: 1.5}) }},
 			{"negative latency", func() { n.SetLink("a", "b", memnet.Link{Latency: -1}) }},
+			{"duplicate above 1", func() { n.SetDefaultLink(memnet.Link{Duplicate: 2}) }},
+			{"negative bandwidth", func() { n.SetLink("a", "b", memnet.Link{Bandwidth: -1}) }},
 			{"empty name", func() { n.NewTransport("") }},
 		}
 		for _, tc := range tests {
@@ -622,6 +624,82 @@ func TestBadArgumentsPanic(t *testing.T) {
 		send(t, trs[0], trs[1], 1)
 		if got := len(drain(trs[1])); got != 1 {
 			t.Errorf("after the panics %d packets arrived, want 1", got)
+		}
+	})
+}
+
+// TestDuplicate measures duplication against its setting: with Duplicate p, about
+// p of the packets arrive twice, and the stats count every copy.
+func TestDuplicate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const count, p = 2000, 0.25
+		n, trs := newNodes(t, memnet.Config{Seed: 3, QueueLen: 2 * count,
+			Link: memnet.Link{Duplicate: p, Latency: time.Millisecond, Jitter: time.Millisecond}}, "a", "b")
+		a, b := trs[0], trs[1]
+		for i := range count {
+			if _, err := a.WriteTo([]byte{byte(i >> 8), byte(i)}, b.Addr()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(3 * time.Millisecond)
+		synctest.Wait()
+		ps := drain(b)
+		seen := map[int]int{}
+		for _, pk := range ps {
+			seen[int(pk.Buf[0])<<8|int(pk.Buf[1])]++
+		}
+		dups := len(ps) - count
+		// Binomial(2000, 0.25): mean 500, standard deviation 19; ±100 is over 5.
+		if dups < 400 || dups > 600 {
+			t.Errorf("%d of %d packets duplicated at Duplicate %v, want about %v", dups, count, p, p*count)
+		}
+		for v, c := range seen {
+			if c > 2 {
+				t.Errorf("packet %d arrived %d times", v, c)
+			}
+		}
+		if s := a.Stats(); s.Duplicated != uint64(dups) {
+			t.Errorf("a.Duplicated = %d, want %d", s.Duplicated, dups)
+		}
+		if tot := n.Stats(); tot.PacketsSent+tot.Duplicated != tot.PacketsReceived+tot.Dropped.Total() {
+			t.Errorf("network stats %+v: sent + duplicated != received + dropped", tot)
+		}
+	})
+}
+
+// TestBandwidth measures a capped link against its setting: packets queue behind
+// each other and leave at the link's rate, so a burst takes its size over the rate,
+// and another link is not slowed.
+func TestBandwidth(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const count, size, rate, lat = 100, 1000, 100_000.0, 5 * time.Millisecond // 10 ms a packet
+		n, trs := newNodes(t, memnet.Config{QueueLen: count}, "a", "b", "c")
+		a, b, c := trs[0], trs[1], trs[2]
+		n.SetLink("a", "b", memnet.Link{Bandwidth: rate, Latency: lat})
+		start := time.Now()
+		buf := make([]byte, size)
+		for i := range count {
+			buf[0] = byte(i)
+			if _, err := a.WriteTo(buf, b.Addr()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := a.WriteTo(buf, c.Addr()); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(drain(c)); got != 1 {
+			t.Errorf("uncapped link a → c delivered %d packets at once, want 1", got)
+		}
+		for i := range count {
+			p := <-b.PacketCh()
+			want := lat + time.Duration(i+1)*time.Duration(size/rate*float64(time.Second))
+			if got := p.Timestamp.Sub(start); got != want || int(p.Buf[0]) != i {
+				t.Fatalf("packet %d (of %d) arrived after %v, want packet %d after %v", p.Buf[0], count, got, i, want)
+			}
+		}
+		// count × size bytes over rate: 1 s, plus the latency.
+		if el := time.Since(start); el != time.Second+lat {
+			t.Errorf("burst of %d × %d bytes at %v B/s took %v, want %v", count, size, rate, el, time.Second+lat)
 		}
 	})
 }

@@ -50,14 +50,15 @@ func (d Drops) Total() uint64 { return d.Down + d.Partition + d.Loss + d.QueueFu
 // Stats are one node's counters, or the sum over a network.
 //
 // Drops are counted against the sender, whatever the reason, so that for a
-// whole network PacketsSent = PacketsReceived + Dropped.Total() + packets
-// still in flight.
+// whole network PacketsSent + Duplicated = PacketsReceived + Dropped.Total() +
+// packets still in flight.
 type Stats struct {
 	PacketsSent     uint64 // WriteTo calls, including packets then dropped
 	BytesSent       uint64 // payload bytes of PacketsSent
 	PacketsReceived uint64 // packets put into this node's queue
 	BytesReceived   uint64 // payload bytes of PacketsReceived
 	Dropped         Drops  // this node's packets that never reached a queue
+	Duplicated      uint64 // this node's packets the network delivered twice (Link.Duplicate)
 
 	Dials               uint64 // streams this node opened
 	DialsFailed         uint64 // dials that failed: unreachable or refused
@@ -74,6 +75,7 @@ func (s *Stats) add(o Stats) {
 	s.Dropped.Partition += o.Dropped.Partition
 	s.Dropped.Loss += o.Dropped.Loss
 	s.Dropped.QueueFull += o.Dropped.QueueFull
+	s.Duplicated += o.Duplicated
 	s.Dials += o.Dials
 	s.DialsFailed += o.DialsFailed
 	s.StreamBytesSent += o.StreamBytesSent
@@ -87,6 +89,7 @@ type counters struct {
 	packetsSent, bytesSent         atomic.Uint64
 	packetsReceived, bytesReceived atomic.Uint64
 	dropped                        [DropQueueFull + 1]atomic.Uint64
+	duplicated                     atomic.Uint64
 
 	dials, dialsFailed                   atomic.Uint64
 	streamBytesSent, streamBytesReceived atomic.Uint64
@@ -106,6 +109,7 @@ func (c *counters) snapshot() Stats {
 			Loss:      c.dropped[DropLoss].Load(),
 			QueueFull: c.dropped[DropQueueFull].Load(),
 		},
+		Duplicated:          c.duplicated.Load(),
 		Dials:               c.dials.Load(),
 		DialsFailed:         c.dialsFailed.Load(),
 		StreamBytesSent:     c.streamBytesSent.Load(),

@@ -76,7 +76,8 @@ func TestSeedMatters(t *testing.T) {
 	}
 }
 
-// What must hold in any run: everything reaches everyone on a lossless network, a
+// What must hold in any run: everything reaches everyone on a lossless network once
+// anti-entropy has run, a
 // crash is detected within memberlist's bound, traffic grows with N.
 func TestInvariants(t *testing.T) {
 	p := DefaultParams()
@@ -94,7 +95,13 @@ func TestInvariants(t *testing.T) {
 				t.Errorf("N=%d: detection %s outside [%s, %s]", n, d, lo, hi)
 			}
 		}
-		conv, _ := Run(load(t, "convergence", n), p)
+		// The eager path misses a few nodes (a forwarder leaves out the senders and
+		// origins of every record in its batch, so origins of simultaneous records
+		// miss each other's), and anti-entropy repairs them within an interval or two
+		// (60 s at 1,000 nodes): give it three.
+		sc := load(t, "convergence", n)
+		sc.Duration = max(sc.Duration, 3*p.pushPullEvery(n))
+		conv, _ := Run(sc, p)
 		if conv.Unreached > 0 {
 			t.Errorf("N=%d: %d registrations never reached everyone", n, conv.Unreached)
 		}

@@ -29,10 +29,14 @@ type Params struct {
 	PushPullInterval time.Duration // 10s
 
 	// Eager path (gossip's EagerConfig): a new record goes at once to every member
-	// when N ≤ EagerAllBelow (64), else to EagerFanout random members (0: ⌈ln N⌉ + 2),
-	// and with EagerForward each node that first gets it that way passes it on to as
-	// many instead of queueing it for piggyback; each hop takes EagerDelay beyond the
-	// link's delay (0: the first change after a quiet spell is not delayed).
+	// when the origin sees at most EagerAllBelow (64) others, receivers not passing it
+	// on; else to EagerFanout random members (0: ⌈ln N⌉ + 2) flagged to forward (with
+	// EagerForward), and each node that first gets it so forwards it to as many,
+	// leaving out the senders and origins of the records in its batch. Records that
+	// come on the eager path are never queued for piggyback: the origin's piggyback
+	// queue and anti-entropy repair what it misses, and those misses are the tail.
+	// EagerDelay is the coalescing window (gossip's Delay, 5ms): the first change
+	// after a quiet spell leaves at once, later ones wait for the window to close.
 	// EagerAllBelow = 0 and EagerFanout = 0 with EagerForward false: off.
 	EagerAllBelow int
 	EagerFanout   int
@@ -69,7 +73,7 @@ func DefaultParams() Params {
 		ProbeInterval: time.Second, IndirectChecks: 3, SuspicionMult: 4, SuspicionMaxTimeoutMult: 6,
 		GossipInterval: 200 * time.Millisecond, GossipNodes: 3, RetransmitMult: 4, RecordRetransmitMult: 2,
 		PacketBytes: 1400, PushPullInterval: 10 * time.Second,
-		EagerAllBelow: 64, EagerForward: true,
+		EagerAllBelow: 64, EagerForward: true, EagerDelay: 5 * time.Millisecond,
 		RecordBytes: 48, MemberMsgBytes: 50, PacketOverhead: 30, PingBytes: 70, AckBytes: 140,
 		NodeStateBytes: 70, SummaryBytes: 2100, PushPullHeader: 60, StreamRecordMul: 2,
 		MemPerMember: 500, MemPerRecord: 700, MemBase: 350000,

@@ -12,6 +12,7 @@
 //	seed       1                      # seed of every random choice (default 1)
 //	services   10                     # services each node registers before t=0 (default 0)
 //	link       loss=1% latency=2ms jitter=1ms   # the network at t=0 (default: lossless, instant)
+//	                                            # also dup=1% (duplicated) and bw=125000 (bytes/s per link; tier 1 only)
 //	duration   60s                    # how long to run after t=0 (required)
 //	at 1s  register 100               # 100 new services on random nodes; their spread is measured
 //	at 5s  kill 5%                    # crash 5% of the live nodes (or a count); detection is measured
@@ -44,11 +45,15 @@ import (
 )
 
 // Link is how packets travel: the share lost, a fixed one-way delay and a uniform
-// extra delay in [0, Jitter].
+// extra delay in [0, Jitter], the share delivered twice, and a per-link bandwidth
+// cap in bytes per second (0: none). Tier 1 applies all of them (memnet.Link); the
+// model ignores Duplicate and Bandwidth.
 type Link struct {
-	Loss    float64
-	Latency time.Duration
-	Jitter  time.Duration
+	Loss      float64
+	Latency   time.Duration
+	Jitter    time.Duration
+	Duplicate float64
+	Bandwidth float64
 }
 
 // Kind names what an Event does.
@@ -258,7 +263,7 @@ func duration(s string) (time.Duration, error) {
 func parseLink(a []string) (Link, error) {
 	var l Link
 	if len(a) == 0 {
-		return l, fmt.Errorf("need loss=…, latency=… or jitter=…")
+		return l, fmt.Errorf("need loss=…, latency=…, jitter=…, dup=… or bw=…")
 	}
 	for _, kv := range a {
 		k, v, ok := strings.Cut(kv, "=")
@@ -276,12 +281,26 @@ func parseLink(a []string) (Link, error) {
 			if err != nil || l.Loss < 0 || l.Loss > 1 {
 				err = fmt.Errorf("loss %q: want a share like 5%% or 0.05", v)
 			}
+		case "dup":
+			p, pct := strings.CutSuffix(v, "%")
+			l.Duplicate, err = strconv.ParseFloat(p, 64)
+			if pct {
+				l.Duplicate /= 100
+			}
+			if err != nil || l.Duplicate < 0 || l.Duplicate > 1 {
+				err = fmt.Errorf("dup %q: want a share like 1%% or 0.01", v)
+			}
+		case "bw":
+			l.Bandwidth, err = strconv.ParseFloat(v, 64)
+			if err != nil || l.Bandwidth < 0 || math.IsInf(l.Bandwidth, 0) {
+				err = fmt.Errorf("bw %q: want bytes per second, like 125000", v)
+			}
 		case "latency":
 			l.Latency, err = duration(v)
 		case "jitter":
 			l.Jitter, err = duration(v)
 		default:
-			err = fmt.Errorf("unknown link setting %q (want loss, latency or jitter)", k)
+			err = fmt.Errorf("unknown link setting %q (want loss, latency, jitter, dup or bw)", k)
 		}
 		if err != nil {
 			return l, err

@@ -18,7 +18,7 @@ at 10s heal
 at 1s register 20
 at 5s kill 10%
 at 6s slow 2 300ms
-at 7s link loss=0.2
+at 7s link loss=0.2 dup=1% bw=125000
 at 0s change 10 3600s
 `), "file")
 	if err != nil {
@@ -40,8 +40,8 @@ at 0s change 10 3600s
 	if k := sc.Events[2]; k.N(50) != 5 || k.Share != 0.1 {
 		t.Errorf("kill 10%% of 50 = %d (%+v), want 5", k.N(50), k)
 	}
-	if l := sc.Events[4].Link; l.Loss != 0.2 {
-		t.Errorf("link loss=0.2 parsed as %v", l.Loss)
+	if l := sc.Events[4].Link; l.Loss != 0.2 || l.Duplicate != 0.01 || l.Bandwidth != 125000 {
+		t.Errorf("link loss=0.2 dup=1%% bw=125000 parsed as %+v", l)
 	}
 }
 
@@ -63,6 +63,8 @@ func TestParseErrors(t *testing.T) {
 		{"unknown event", "nodes 5\nduration 1s\nat 1s explode", "line 3: explode: unknown event"},
 		{"bad share", "nodes 5\nduration 1s\nat 1s kill 150%", "not a share"},
 		{"bad loss", "nodes 5\nlink loss=2\nduration 1s", "loss"},
+		{"bad dup", "nodes 5\nlink dup=-1%\nduration 1s", "dup"},
+		{"bad bandwidth", "nodes 5\nlink bw=fast\nduration 1s", "bw"},
 		{"bad duration", "nodes 5\nduration soon", "not a duration"},
 		{"event after end", "nodes 5\nduration 1s\nat 2s heal", "after the duration"},
 		{"missing args", "nodes 5\nduration 1s\nat 1s register", "takes 1 argument"},
