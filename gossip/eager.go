@@ -115,7 +115,7 @@ type eager struct {
 	own     []catalog.Record
 	ownIdx  map[string]int // origin/key → index in own
 	fwd     []catalog.Record
-	exclude map[string]bool // senders of the records in fwd
+	fwdFrom []string // fwdFrom[i] sent fwd[i] to this node
 
 	m eagerMetrics
 }
@@ -129,7 +129,7 @@ type eagerMetrics struct {
 
 func newEager(g *Gossip, cfg EagerConfig, reg prometheus.Registerer) (*eager, error) {
 	const ns, sub = "rumor", "gossip"
-	e := &eager{g: g, cfg: cfg, kick: make(chan struct{}, 1), ownIdx: map[string]int{}, exclude: map[string]bool{}}
+	e := &eager{g: g, cfg: cfg, kick: make(chan struct{}, 1), ownIdx: map[string]int{}}
 	e.m = eagerMetrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "eager_messages_sent_total",
 			Help: "Eager-path messages sent, by mode (direct: origin to every member; fanout: origin to a few; forward: passed on)."}, []string{"mode"}),
@@ -173,7 +173,7 @@ func (e *eager) publish(recs []catalog.Record) {
 func (e *eager) forward(r *catalog.Record, sender string) {
 	e.mu.Lock()
 	e.fwd = append(e.fwd, *r)
-	e.exclude[sender] = true
+	e.fwdFrom = append(e.fwdFrom, sender)
 	e.mu.Unlock()
 	e.wake()
 }
@@ -217,13 +217,10 @@ func (e *eager) loop() {
 // flush sends every pending record and reports whether there was any.
 func (e *eager) flush() bool {
 	e.mu.Lock()
-	own, fwd, exclude := e.own, e.fwd, e.exclude
-	e.own, e.fwd = nil, nil
+	own, fwd, fwdFrom := e.own, e.fwd, e.fwdFrom
+	e.own, e.fwd, e.fwdFrom = nil, nil, nil
 	if len(own) > 0 {
 		e.ownIdx = map[string]int{}
-	}
-	if len(fwd) > 0 {
-		e.exclude = map[string]bool{}
 	}
 	e.mu.Unlock()
 	if len(own) == 0 && len(fwd) == 0 {
@@ -241,10 +238,7 @@ func (e *eager) flush() bool {
 	}
 	if len(fwd) > 0 {
 		e.m.recordsForwarded.Add(float64(len(fwd)))
-		for i := range fwd {
-			exclude[fwd[i].Origin] = true
-		}
-		e.send(pick(peers, e.cfg.fanoutFor(len(peers)+1), exclude), fwd, eagerForward, "forward")
+		e.send(pick(peers, e.cfg.fanoutFor(len(peers)+1), haveAll(fwd, fwdFrom)), fwd, eagerForward, "forward")
 	}
 	return true
 }
@@ -275,6 +269,27 @@ func (e *eager) send(peers []*memberlist.Node, recs []catalog.Record, flags byte
 			e.m.bytes.WithLabelValues(mode).Add(float64(len(msg)))
 		}
 	}
+}
+
+// haveAll returns the nodes known to hold every record of a forwarded batch: those
+// that are, for each record, its origin or the peer that sent it here. Only they are
+// left out of the forward. Leaving out the origins and senders of any record instead
+// would, when several nodes publish at once, leave each of those origins out of
+// nearly every forward carrying the others' records, and the nodes missed that way
+// would wait for anti-entropy (found by the simulator: 1.3 % of nodes at N = 100).
+func haveAll(fwd []catalog.Record, from []string) map[string]bool {
+	if len(fwd) == 0 {
+		return nil
+	}
+	have := map[string]bool{fwd[0].Origin: true, from[0]: true}
+	for i := 1; i < len(fwd) && len(have) > 0; i++ {
+		for n := range have {
+			if n != fwd[i].Origin && n != from[i] {
+				delete(have, n)
+			}
+		}
+	}
+	return have
 }
 
 // pick returns up to k of peers at random, leaving out those named in exclude.

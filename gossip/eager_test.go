@@ -319,3 +319,36 @@ func FuzzDecodeEager(f *testing.F) {
 		}
 	})
 }
+
+// A forward leaves out only the nodes that hold every record of its batch: when
+// records of several origins travel together, none of those origins may be left out
+// for all of them, or it misses the others' records until anti-entropy.
+func TestEagerForwardLeavesOutOnlyWhoHasAll(t *testing.T) {
+	rec := func(origin string) catalog.Record { return catalog.Record{Origin: origin} }
+	cases := []struct {
+		name string
+		fwd  []catalog.Record
+		from []string
+		want []string
+	}{
+		{"one origin, one sender", []catalog.Record{rec("a"), rec("a")}, []string{"x", "x"}, []string{"a", "x"}},
+		{"one origin, two senders", []catalog.Record{rec("a"), rec("a")}, []string{"x", "y"}, []string{"a"}},
+		{"from the origin itself", []catalog.Record{rec("a")}, []string{"a"}, []string{"a"}},
+		{"several origins at once", []catalog.Record{rec("a"), rec("b"), rec("c")}, []string{"a", "b", "c"}, nil},
+		{"several origins, one relay", []catalog.Record{rec("a"), rec("b")}, []string{"x", "x"}, []string{"x"}},
+		{"nothing", nil, nil, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := haveAll(tc.fwd, tc.from)
+			if len(got) != len(tc.want) {
+				t.Fatalf("haveAll = %v, want %v", got, tc.want)
+			}
+			for _, n := range tc.want {
+				if !got[n] {
+					t.Fatalf("haveAll = %v, want %v", got, tc.want)
+				}
+			}
+		})
+	}
+}

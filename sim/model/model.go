@@ -431,8 +431,9 @@ func (m *model) eagerTick(n int32) {
 
 // eagerFlush sends n's pending eager records: its own to every member it sees when
 // they are at most EagerAllBelow, else to a fan-out of random members, flagged to be
-// forwarded; records to forward to a fan-out that leaves out their senders and
-// origins, flagged again.
+// forwarded; records to forward to a fan-out that leaves out the nodes known to hold
+// all of them (for every record its origin or sender, as gossip's haveAll), flagged
+// again.
 func (m *model) eagerFlush(n int32) {
 	nd := &m.nodes[n]
 	own, fwd, excl := nd.eOwn, nd.eFwd, nd.eExcl
@@ -466,11 +467,22 @@ func (m *model) eagerFlush(n int32) {
 		}
 	}
 	if len(fwd) > 0 {
-		for _, rid := range fwd {
-			excl = append(excl, m.recs[m.rumors[rid].subject].origin)
-		}
-		m.eagerSend(n, m.pickN(n, fan, excl), fwd, how)
+		m.eagerSend(n, m.pickN(n, fan, m.haveAll(fwd, excl)), fwd, how)
 	}
+}
+
+// haveAll returns the nodes that are, for every record of fwd, its origin or the
+// node that sent it (from[i]): as gossip's eager forward, only they are left out.
+func (m *model) haveAll(fwd, from []int32) []int32 {
+	if len(fwd) == 0 {
+		return nil
+	}
+	have := []int32{m.recs[m.rumors[fwd[0]].subject].origin, from[0]}
+	for i := 1; i < len(fwd) && len(have) > 0; i++ {
+		origin := m.recs[m.rumors[fwd[i]].subject].origin
+		have = slices.DeleteFunc(have, func(x int32) bool { return x != origin && x != from[i] })
+	}
+	return have
 }
 
 // crashedUnknown counts crashed nodes n has not yet declared failed.
