@@ -203,7 +203,16 @@ func perfServer(b testing.TB) *Server {
 			b.Fatal(err)
 		}
 	}
-	srv, err := New(Config{Addr: "127.0.0.1:0", Catalog: cat, ARecordLimit: 5, NodeName: "node-000"})
+	cfg := Config{Addr: "127.0.0.1:0", Catalog: cat, ARecordLimit: 5, NodeName: "node-000"}
+	// DNSPERF_MAX_QUEUE_DELAY (a duration) compares shedding ages.
+	if v := os.Getenv("DNSPERF_MAX_QUEUE_DELAY"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatalf("DNSPERF_MAX_QUEUE_DELAY: %v", err)
+		}
+		cfg.MaxQueueDelay = d
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
