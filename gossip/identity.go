@@ -35,28 +35,87 @@ import (
 // under another node ID.
 var ErrNameConflict = errors.New("gossip: node name conflict")
 
-// metaPrefix starts the node meta: "rumor-id=<node ID>".
+// metaPrefix starts the text form of the node meta: "rumor-id=<node ID>".
 const metaPrefix = "rumor-id="
+
+// metaUUID starts the compact form of the node meta: this byte, then the 16 bytes of
+// a node ID that is a canonical lower-case UUID. The meta rides in every alive
+// message and in every member entry of every push-pull, so its size is paid per
+// member per exchange: 17 bytes against the text form's 45 (which cost about 150 B/s
+// per agent at 50 agents, measured with sim/netbench). Its first byte is not
+// printable, so it never reads as the text form; agents from before it read no ID
+// from it, as from an agent without one.
+const metaUUID = 0x01
 
 // deadNodeReclaim is memberlist's DeadNodeReclaimTime: how long after a node is
 // declared dead its name may come back at another address. Identity is checked by
 // node ID (AliveDelegate), so there is no reason to wait.
 const deadNodeReclaim = time.Nanosecond
 
+// encodeMeta returns the node meta carrying id: the compact form for a canonical
+// lower-case UUID (what the data dir generates), else the text form.
 func encodeMeta(id string) []byte {
 	if id == "" {
 		return nil
+	}
+	if b, ok := uuidBytes(id); ok {
+		return append([]byte{metaUUID}, b[:]...)
 	}
 	return []byte(metaPrefix + id)
 }
 
 // metaID returns the node ID in a node's meta, or "" (an older agent, or none).
 func metaID(meta []byte) string {
+	if len(meta) == 17 && meta[0] == metaUUID {
+		return uuidString([16]byte(meta[1:]))
+	}
 	s, ok := strings.CutPrefix(string(meta), metaPrefix)
 	if !ok {
 		return ""
 	}
 	return s
+}
+
+// uuidBytes parses s as a UUID in canonical lower-case form (8-4-4-4-12 hex
+// digits); anything else, even a UUID in upper case, is refused, so that
+// uuidString(uuidBytes(s)) == s always holds and the ID read back is the one sent.
+func uuidBytes(s string) (b [16]byte, ok bool) {
+	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return b, false
+	}
+	digits := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36]
+	for i := range b {
+		hi, ok1 := lowerHex(digits[2*i])
+		lo, ok2 := lowerHex(digits[2*i+1])
+		if !ok1 || !ok2 {
+			return b, false
+		}
+		b[i] = hi<<4 | lo
+	}
+	return b, true
+}
+
+func lowerHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// uuidString formats b as a canonical lower-case UUID.
+func uuidString(b [16]byte) string {
+	const hex = "0123456789abcdef"
+	out := make([]byte, 0, 36)
+	for i, x := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out = append(out, '-')
+		}
+		out = append(out, hex[x>>4], hex[x&0xf])
+	}
+	return string(out)
 }
 
 // NotifyAlive implements memberlist.AliveDelegate: an alive message for a name a live

@@ -41,13 +41,29 @@ func (c *testCluster) startAs(host, name, id string) *node {
 // name with another node ID fails its join with ErrNameConflict, and the existing
 // node's service never disappears from a peer's view.
 func TestDuplicateNameRefused(t *testing.T) {
+	// Node IDs in the text form of the meta ("id-n01") and in the compact one (UUIDs,
+	// what the data dir generates).
+	uuidIDs := func(cfg *Config) { cfg.NodeID = "00000000-0000-4000-8000-0000000000" + cfg.NodeName[1:] }
+	for _, tc := range []struct {
+		name     string
+		ids      func(*Config)
+		impostor string
+	}{
+		{"text", withIDs, "id-impostor"},
+		{"uuid", uuidIDs, "ffffffff-0000-4000-8000-000000000001"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testDuplicateNameRefused(t, tc.ids, tc.impostor) })
+	}
+}
+
+func testDuplicateNameRefused(t *testing.T, ids func(*Config), impostorID string) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newTestCluster(t, 2, withIDs)
+		c := newTestCluster(t, 2, ids)
 		defer c.shutdown()
 		owner := c.nodes[1]
 		owner.publish(owner.w.PutService(catalogtest.Service("web-1", "web", 80)))
 		within(t, 5*time.Second, "web on n00", func() bool { return instances(c.nodes[0].cat, "web") == "n01/web-1=passing" })
-		imp := c.startAs("impostor-host", "n01", "id-impostor")
+		imp := c.startAs("impostor-host", "n01", impostorID)
 		c.nodes = append(c.nodes, imp)
 		imp.publish(imp.w.PutService(catalogtest.Service("web-1", "web", 6666)))
 		_, err := imp.g.Join(context.Background(), []string{c.nodes[0].tr.Addr()})
@@ -120,4 +136,37 @@ func TestSameNodeNewAddress(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The node meta carries a canonical UUID in 17 bytes and any other ID as text; both
+// read back as the ID sent, and the text form of agents before the compact one still
+// reads.
+func TestNodeMeta(t *testing.T) {
+	for _, tc := range []struct {
+		id      string
+		compact bool
+	}{
+		{"6f1c2a4e-9b3d-4c5e-8f70-1a2b3c4d5e6f", true},
+		{"00000000-0000-0000-0000-000000000000", true},
+		{"6F1C2A4E-9B3D-4C5E-8F70-1A2B3C4D5E6F", false}, // upper case: sent as text, read back as is
+		{"6f1c2a4e9b3d4c5e8f701a2b3c4d5e6f", false},
+		{"6f1c2a4e-9b3d-4c5e-8f70-1a2b3c4d5e6g", false},
+		{"id-n01", false},
+	} {
+		m := encodeMeta(tc.id)
+		if got := metaID(m); got != tc.id {
+			t.Errorf("metaID(encodeMeta(%q)) = %q", tc.id, got)
+		}
+		if compact := len(m) == 17 && m[0] == metaUUID; compact != tc.compact {
+			t.Errorf("encodeMeta(%q) = %q: compact %v, want %v", tc.id, m, compact, tc.compact)
+		}
+	}
+	if got := metaID([]byte(metaPrefix + "6f1c2a4e-9b3d-4c5e-8f70-1a2b3c4d5e6f")); got != "6f1c2a4e-9b3d-4c5e-8f70-1a2b3c4d5e6f" {
+		t.Errorf("the text form of an older agent reads as %q", got)
+	}
+	for _, m := range [][]byte{nil, {metaUUID}, {metaUUID, 1, 2}, []byte("rumor"), make([]byte, 18)} {
+		if got := metaID(m); got != "" {
+			t.Errorf("metaID(%q) = %q, want none", m, got)
+		}
+	}
 }
