@@ -9,29 +9,17 @@ import (
 	"net/url"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rumor-sd/rumor/httpapi"
 )
 
-// moveEntry is one forward pointer as GET /v1/rumor/moves answers it (and as the
-// move commands print it with --json).
-type moveEntry struct {
-	Service     string
-	From        string
-	ServiceID   string
-	To          string
-	ToServiceID string
-	At          string
-	Until       string
-	Explicit    bool
-	Version     string
-}
-
 // moves reads the forward pointers the agent knows, of one service or ("") all.
-func (c *client) moves(ctx context.Context, service string) ([]moveEntry, error) {
+func (c *client) moves(ctx context.Context, service string) ([]httpapi.MoveEntry, error) {
 	path := "/v1/rumor/moves"
 	if service != "" {
 		path += "?service=" + url.QueryEscape(service)
 	}
-	var out []moveEntry
+	var out []httpapi.MoveEntry
 	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
 		return nil, describe(err)
 	}
@@ -39,7 +27,7 @@ func (c *client) moves(ctx context.Context, service string) ([]moveEntry, error)
 }
 
 // printMoved writes a "moved" section under a listing: where instances went.
-func printMoved(w io.Writer, ms []moveEntry) error {
+func printMoved(w io.Writer, ms []httpapi.MoveEntry) error {
 	if len(ms) == 0 {
 		return nil
 	}
@@ -91,7 +79,7 @@ node's pointer is rewritten to C: a chain is always one hop.
 			if toID != "" {
 				q.Set("to-id", toID)
 			}
-			var m moveEntry
+			var m httpapi.MoveEntry
 			err := newClient(&f).do(cmd.Context(), http.MethodPut, "/v1/rumor/service/move/"+url.PathEscape(id)+"?"+q.Encode(), nil, &m)
 			var ae *apiError
 			if errors.As(err, &ae) && ae.status == http.StatusNotFound {
@@ -134,7 +122,7 @@ one service's.`,
 			}
 			if f.json {
 				if ms == nil {
-					ms = []moveEntry{}
+					ms = []httpapi.MoveEntry{}
 				}
 				return printJSON(c.stdout, ms)
 			}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rumor-sd/rumor/agent"
+	"github.com/rumor-sd/rumor/httpapi"
 	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
@@ -53,7 +54,7 @@ func TestServiceMoveCommand(t *testing.T) {
 		}
 	}
 	r := rumor(t, env, "service", "move", "web-1", "--to", "node2", "--json")
-	var m moveEntry
+	var m httpapi.MoveEntry
 	if err := json.Unmarshal([]byte(r.stdout), &m); r.code != 0 || err != nil {
 		t.Fatalf("move: %+v %v", r, err)
 	}

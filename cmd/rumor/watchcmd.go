@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/rumor-sd/rumor/httpapi"
 )
 
 // Timing of `rumor watch`.
@@ -338,7 +340,7 @@ func tagsDesc(tags []string) string {
 // parseMovesWatch reads the forward pointers, keyed by old node and service ID; a
 // rewritten pointer (a chain collapsed, a new target) is a change.
 func parseMovesWatch(_ context.Context, _ *client, body []byte) (map[string]watchItem, error) {
-	var ms []moveEntry
+	var ms []httpapi.MoveEntry
 	if err := json.Unmarshal(body, &ms); err != nil {
 		return nil, fmt.Errorf("the answer is not a list of moves: %w", err)
 	}
