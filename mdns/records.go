@@ -23,33 +23,21 @@ const (
 const legacyTTL = 10
 
 // escapeLabel writes one DNS label in miekg/dns's presentation form, the form in
-// which it unpacks names, so that names built here compare equal to names received:
-// the characters it escapes get a backslash, bytes outside printable ASCII become
-// \DDD.
-func escapeLabel(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '.' || c == ' ' || c == '\'' || c == '@' || c == ';' || c == '(' || c == ')' || c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
-		case c < ' ' || c > '~':
-			fmt.Fprintf(&b, "\\%03d", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
+// which it unpacks names, so that names built here compare equal to names received.
+func escapeLabel(s string) string { return escapePresentation(s, `. '@;()"\`) }
 
 // escapeTXT writes one TXT string in miekg/dns's presentation form.
-func escapeTXT(s string) string {
+func escapeTXT(s string) string { return escapePresentation(s, `"\`) }
+
+// escapePresentation gives the bytes in special a backslash and writes bytes outside
+// printable ASCII as \DDD, as miekg/dns does for labels and TXT strings (which differ
+// only in what is special).
+func escapePresentation(s, special string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
-		case c == '"' || c == '\\':
+		case strings.IndexByte(special, c) >= 0:
 			b.WriteByte('\\')
 			b.WriteByte(c)
 		case c < ' ' || c > '~':
