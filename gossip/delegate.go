@@ -35,17 +35,22 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 // LocalState implements memberlist.Delegate: our part of a push-pull exchange is only
-// the 2 KiB summary with our name; the digests and records that differ follow over
-// the reliable path.
-func (d *delegate) LocalState(bool) []byte {
+// the 8-byte hash of our summary with our name (the 2 KiB summary itself in a join);
+// where the hashes differ, the summaries, then the digests and records that differ,
+// follow over the reliable path (worker.go: onStateHash).
+func (d *delegate) LocalState(join bool) []byte {
 	s := d.g.store.Summary()
 	d.g.metrics.pushPull.Inc()
-	return encodeState(d.g.cfg.NodeName, &s)
+	if join {
+		return encodeState(d.g.cfg.NodeName, &s)
+	}
+	return encodeStateHash(d.g.cfg.NodeName, s.Hash())
 }
 
-// MergeRemoteState implements memberlist.Delegate: the peer's summary arrived.
+// MergeRemoteState implements memberlist.Delegate: the peer's summary, or its hash,
+// arrived.
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
-	d.g.deliver(inboxMsg{data: append([]byte(nil), buf...), join: join})
+	d.g.deliver(inboxMsg{data: append([]byte(nil), buf...), join: join, pushPull: true})
 }
 
 // NotifyJoin implements memberlist.EventDelegate: a node is alive (new, or back).

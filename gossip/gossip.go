@@ -125,6 +125,7 @@ type memberState struct {
 type inboxMsg struct {
 	data     []byte
 	join     bool // push-pull state received during a join
+	pushPull bool // push-pull state (not a message over the reliable path)
 	unparked bool // handled once already, parked until its sender was reported (park.go)
 }
 

@@ -227,7 +227,7 @@ var mlTypes = []string{"ping", "indirect-ping", "ack", "suspect", "alive", "dead
 	"user", "compress", "encrypt", "nack", "crc", "err"}
 
 var userTypes = map[byte]string{1: "records", 2: "digest", 3: "keys", 4: "state", 5: "leave", 6: "keysack",
-	7: "keyquery", 8: "keyresponse", 9: "eager"}
+	7: "keyquery", 8: "keyresponse", 9: "eager", 10: "statehash"}
 
 // split parses a memberlist message into its parts.
 func split(b []byte, prefix string) []part {
