@@ -254,7 +254,7 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 	default:
 		mc = memberlist.DefaultLANConfig()
 	}
-	// Push-pull carries only our 2 KiB summary (plus memberlist's member list), so it
+	// Push-pull carries only our summary's hash (plus memberlist's member list), so it
 	// can run three times as often as memberlist's default: it is what repairs records
 	// the fast path missed, and it bounds how stale a replica can be.
 	mc.PushPullInterval /= pushPullSpeedup
