@@ -240,7 +240,9 @@ func startHAProxyDriver(b *testing.B, bin string, seamless bool, ports []int) *h
 
 func (d *haproxyDriver) addr() string { return d.listen }
 
-func (d *haproxyDriver) sock(gen int) string { return filepath.Join(d.dir, "g"+strconv.Itoa(gen)+".sock") }
+func (d *haproxyDriver) sock(gen int) string {
+	return filepath.Join(d.dir, "g"+strconv.Itoa(gen)+".sock")
+}
 
 // set writes generation gen+1's configuration and starts its process, replacing the
 // current one; it returns once the new process listens (its stats socket accepts:
