@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -357,6 +358,9 @@ func contains(live []*backend, index map[string]*backend, b *backend) bool {
 func (up *upstream) newBackend(node, serviceID, host string, port int, now time.Time) *backend {
 	b := &backend{up: up, key: node + "/" + serviceID, node: node, serviceID: serviceID, host: host, port: port,
 		addr: net.JoinHostPort(host, strconv.Itoa(port)), added: now}
+	if ip, err := netip.ParseAddr(host); err == nil && port <= 65535 {
+		b.ap = netip.AddrPortFrom(ip.Unmap(), uint16(port))
+	}
 	up.all[b] = struct{}{}
 	return b
 }
@@ -391,6 +395,10 @@ func (up *upstream) drainLocked(b *backend) {
 	b.drainStop = context.AfterFunc(p.ctx, finish)
 }
 
+// accept waits for a connection, then hands the listener to a new accept goroutine
+// and serves the connection itself: the connection starts at once, on the goroutine
+// the poller woke, rather than after a new goroutine is scheduled (the hand-off moves
+// off the connection's path to the next accept).
 func (up *upstream) accept() {
 	var delay time.Duration
 	for {
@@ -411,8 +419,9 @@ func (up *upstream) accept() {
 			}
 			continue
 		}
-		delay = 0
-		up.p.wg.Go(func() { up.serve(c) })
+		up.p.wg.Go(up.accept)
+		up.serve(c)
+		return
 	}
 }
 
@@ -432,7 +441,13 @@ func (up *upstream) serve(c *net.TCPConn) {
 			break
 		}
 		b.active.Add(1)
-		conn, err := d.DialContext(up.ctx, "tcp", b.addr)
+		var conn net.Conn
+		var err error
+		if b.ap.IsValid() {
+			conn, err = d.DialTCP(up.ctx, "tcp", netip.AddrPort{}, b.ap) // no address to parse
+		} else {
+			conn, err = d.DialContext(up.ctx, "tcp", b.addr) // a host name
+		}
 		if err != nil {
 			b.active.Add(-1)
 			up.failed(b, err)
