@@ -517,12 +517,12 @@ func (up *upstream) pipe(c, bc *net.TCPConn, b *backend) {
 	go pp.copyUp() // owned by pipe, which waits for it
 	down, err := copyAdaptive(c, bc)
 	if err != nil {
-		pp.abort()
+		pp.abort(true)
 	} else {
 		_ = c.CloseWrite()
 	}
 	pp.wg.Wait()
-	pp.abort()
+	pp.abort(false)
 	b.untrack(bc)
 	m.active.Dec()
 	m.bytesUp.Add(float64(pp.up))
@@ -544,15 +544,22 @@ func (pp *pipeState) copyUp() {
 	n, err := copyAdaptive(pp.bc, pp.c)
 	pp.up = n
 	if err != nil {
-		pp.abort()
+		pp.abort(true)
 		return
 	}
 	_ = pp.bc.CloseWrite()
 }
 
 // abort closes both connections once (a second Close only makes an error to drop).
-func (pp *pipeState) abort() {
+// After an error (mostly a reset by one side) both are reset, so that an abort is
+// forwarded as one and the proxy's end keeps no TIME_WAIT; at the end of a
+// connection both are closed normally.
+func (pp *pipeState) abort(reset bool) {
 	if !pp.closed.Swap(true) {
+		if reset {
+			_ = pp.c.SetLinger(0)
+			_ = pp.bc.SetLinger(0)
+		}
 		_ = pp.c.Close()
 		_ = pp.bc.Close()
 	}
