@@ -3,7 +3,6 @@ package proxy
 import (
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,9 +16,8 @@ type backend struct {
 	key       string // node/serviceID
 	node      string
 	serviceID string
-	addr      string         // ip:port
-	ap        netip.AddrPort // addr parsed, invalid when host is a name
-	host      string         // the address and port addr is made of
+	addr      string // ip:port
+	host      string // the address and port addr is made of
 	port      int
 	// weight is the instance's weight for its current status; rtt its distance.
 	weight atomic.Int64

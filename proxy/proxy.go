@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -358,9 +357,6 @@ func contains(live []*backend, index map[string]*backend, b *backend) bool {
 func (up *upstream) newBackend(node, serviceID, host string, port int, now time.Time) *backend {
 	b := &backend{up: up, key: node + "/" + serviceID, node: node, serviceID: serviceID, host: host, port: port,
 		addr: net.JoinHostPort(host, strconv.Itoa(port)), added: now}
-	if ip, err := netip.ParseAddr(host); err == nil && port <= 65535 {
-		b.ap = netip.AddrPortFrom(ip.Unmap(), uint16(port))
-	}
 	up.all[b] = struct{}{}
 	return b
 }
@@ -441,13 +437,10 @@ func (up *upstream) serve(c *net.TCPConn) {
 			break
 		}
 		b.active.Add(1)
-		var conn net.Conn
-		var err error
-		if b.ap.IsValid() {
-			conn, err = d.DialTCP(up.ctx, "tcp", netip.AddrPort{}, b.ap) // no address to parse
-		} else {
-			conn, err = d.DialContext(up.ctx, "tcp", b.addr) // a host name
-		}
+		// Not Dialer.DialTCP with a parsed address: without a local address it still
+		// binds the socket to port 0 before connecting (a system call more, and a
+		// local port not shared with other destinations).
+		conn, err := d.DialContext(up.ctx, "tcp", b.addr)
 		if err != nil {
 			b.active.Add(-1)
 			up.failed(b, err)
