@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,6 +33,7 @@ var (
 	flagNodes    = flag.Int("sim.nodes", 0, "override the scenario's node count (default: 20 for the checked-in scenarios, the file's own with -sim.scenario)")
 	flagSeed     = flag.Uint64("sim.seed", 0, "override the scenario's seed")
 	flagJSON     = flag.String("sim.json", "", "write the tier-1 reports as JSON to this file")
+	flagBytes    = flag.Bool("sim.bytes", false, "log what tier 1 sends per node-second by message type")
 )
 
 // runBubble runs sc in a synctest bubble and returns its report.
@@ -47,7 +49,18 @@ func runBubble(t *testing.T, sc scenario.Scenario) scenario.Report {
 	start := time.Now() // outside the bubble: wall-clock time
 	synctest.Test(t, func(t *testing.T) {
 		var progress strings.Builder
-		rep, err = RunReal(context.Background(), sc, RealOptions{Progress: &progress})
+		opt := RealOptions{Progress: &progress}
+		var bc *byteCounter
+		if *flagBytes {
+			bc = newByteCounter()
+			opt.WrapTransport = bc.wrap
+			opt.Measuring = func() { bc.on.Store(true) }
+		}
+		rep, err = RunReal(context.Background(), sc, opt)
+		if bc != nil && rep.NodeHours > 0 {
+			t.Logf("%s at %d nodes, bytes sent by kind:\n%s", sc.Name, sc.Nodes, bc.table(rep.NodeHours*3600))
+			rep.BytesByKind = bc.perNodeSec(rep.NodeHours * 3600)
+		}
 		// memberlist's Shutdown does not wait for probes in flight: let them end.
 		time.Sleep(time.Minute)
 		if err != nil || testing.Verbose() {
@@ -146,6 +159,20 @@ func TestReal(t *testing.T) {
 	}
 }
 
+// kinds formats a BytesByKind map, largest first.
+func kinds(by map[string]float64) string {
+	ks := make([]string, 0, len(by))
+	for k := range by {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool { return by[ks[i]] > by[ks[j]] })
+	var parts []string
+	for _, k := range ks {
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, by[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func hasEvent(sc scenario.Scenario, k scenario.Kind) bool {
 	for _, e := range sc.Events {
 		if e.Kind == k {
@@ -210,7 +237,7 @@ func TestModelValidation(t *testing.T) {
 				e := model.Compare(m, real)
 				var b strings.Builder
 				_ = scenario.WriteTable(&b, []scenario.Report{real, m})
-				t.Logf("%s\nmodel error: %s", b.String(), e)
+				t.Logf("%s\nmodel error: %s\nmodel bytes/s/node by kind: %s", b.String(), e, kinds(m.BytesByKind))
 				if w := e.Worst(); math.IsNaN(w) {
 					t.Errorf("nothing to compare: %s", e)
 				} else if w > validationBound {

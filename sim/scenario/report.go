@@ -53,6 +53,10 @@ type Report struct {
 	// BytesPerNodeSec is the traffic every node sent (packets and streams), averaged
 	// over nodes and the scenario's duration.
 	BytesPerNodeSec float64
+	// BytesByKind splits BytesPerNodeSec by what carried it: the model's own kinds
+	// (probe, eager, gossip, push-pull, ...); tier 1 fills it only when asked
+	// (go test ./sim -sim.bytes), by memberlist and gossip message type.
+	BytesByKind map[string]float64 `json:",omitempty"`
 	// MemPerNode is the simulator's heap per node (real tier) or the model's estimate
 	// of an agent's gossip state per node, in bytes.
 	MemPerNode float64
