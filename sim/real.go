@@ -507,8 +507,11 @@ func (r *realRun) startNode(ctx context.Context, announce bool) (*simNode, error
 	// 1 s put every push-pull of the cluster into the same 10 s of each interval,
 	// memberlist's random stagger: the bytes a 30 s scenario measured depended on
 	// whether that slot fell into it, 0 or 1 push-pull per node at N = 500.)
-	if r.pushPull > 0 {
-		spread := pushPullScale(r.pushPull, r.sc.Nodes)
+	// Nodes started by a scenario's events keep the 1 s spread they always had.
+	if spread := time.Second; r.pushPull > 0 {
+		if !announce {
+			spread = pushPullScale(r.pushPull, r.sc.Nodes)
+		}
 		gap := int64(2*spread) / int64(max(r.sc.Nodes, 1))
 		if err := sleep(ctx, time.Duration(r.rng.Int64N(gap+1))); err != nil {
 			return nil, err
