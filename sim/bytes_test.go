@@ -102,7 +102,17 @@ type countingTransport struct {
 }
 
 func (t *countingTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	t.c.add("udp ", len(b), classify(b))
+	parts := classify(b)
+	t.c.add("udp ", len(b), parts)
+	if *detail {
+		kinds := map[string]bool{}
+		for _, p := range parts {
+			kinds[p.kind] = true
+		}
+		if len(kinds) == 1 && (kinds["suspect"] || kinds["dead"] || kinds["alive"]) {
+			t.c.add(fmt.Sprintf("packet of %02d member msgs ", len(parts)), len(b), []part{{"", 1}})
+		}
+	}
 	return t.NodeAwareTransport.WriteToAddress(b, a)
 }
 
@@ -162,7 +172,7 @@ func (c *countingConn) Close() error {
 	return c.Conn.Close()
 }
 
-var eagerK = flag.Bool("sim.bytes.eagerk", false, "with -sim.bytes, split eager messages by their record count")
+var detail = flag.Bool("sim.bytes.detail", false, "with -sim.bytes, split eager messages by their record count and count packets of membership messages by size")
 
 type part struct {
 	kind string
@@ -192,7 +202,7 @@ func userKind(b []byte) string {
 	case 6:
 		return "user keysack"
 	case 9:
-		if eagerK != nil && *eagerK {
+		if *detail {
 			if l, n := binary.Uvarint(b[1:]); n > 0 && 1+n+int(l)+1 < len(b) {
 				if k, m := binary.Uvarint(b[1+n+int(l)+1:]); m > 0 {
 					return fmt.Sprintf("user eager k=%02d", k)

@@ -273,7 +273,11 @@ func (m *model) advance(t int64) {
 		limit := retransmits(m.p.RetransmitMult*m.p.RecordRetransmitMult, n)
 		demand := m.changeRate * float64(n) * float64(limit) // record transmits per node per second
 		capacity := float64(m.p.GossipNodes*(m.p.PacketBytes-m.p.PacketOverhead)/m.p.RecordBytes) / m.p.GossipInterval.Seconds()
-		m.addBytes(kindChanges, dt*float64(n)*min(demand, capacity)*float64(m.p.RecordWire))
+		sent := min(demand, capacity)
+		// Records per packet decide what compression saves (gossipWire).
+		perPacket := max(1, sent*m.p.GossipInterval.Seconds()/float64(m.p.GossipNodes))
+		wire := min(float64(m.p.RecordWire), float64(m.p.RecordBatchWire)+float64(m.p.GossipBatchWire)/perPacket)
+		m.addBytes(kindChanges, dt*float64(n)*sent*wire)
 	}
 	// False failures: a probe of a live node fails if the ping or its ack is lost,
 	// every indirect probe fails and the TCP fallback fails; the suspicion becomes a
@@ -686,7 +690,7 @@ func (m *model) sendPacket(from, to int32) {
 		pkt = m.pkts[m.free[k-1]][:0]
 	}
 	keep := nd.queue[:0]
-	wire := 0 // what the packet costs on the wire, compressed
+	alone, batch := 0, 0 // what the packet's messages cost on the wire (gossipWire)
 	for _, q := range nd.queue {
 		r := m.rumors[q.rumor]
 		if int(r.size) <= budget {
@@ -694,9 +698,9 @@ func (m *model) sendPacket(from, to int32) {
 			pkt = append(pkt, q.rumor)
 			q.tx++
 			if r.kind == rRecord {
-				wire += m.p.RecordWire
+				alone, batch = alone+m.p.RecordWire, batch+m.p.RecordBatchWire
 			} else {
-				wire += m.p.MemberMsgWire
+				alone, batch = alone+m.p.MemberMsgWire, batch+m.p.MemberMsgBatchWire
 			}
 		}
 		lim := limRecord
@@ -711,7 +715,7 @@ func (m *model) sendPacket(from, to int32) {
 	if len(pkt) == 0 {
 		return
 	}
-	m.addBytes(kindGossip, float64(wire))
+	m.addBytes(kindGossip, float64(m.p.gossipWire(alone, batch)))
 	d, ok := m.path(from, to)
 	var id int32
 	if k := len(m.free); k > 0 {

@@ -56,14 +56,20 @@ type Params struct {
 	// similar records, a member list and a summary with empty buckets shrink.
 	PingBytes     int // 69: a ping
 	AckBytes      int // 258: an ack, with rumor's network coordinate (JSON)
-	RecordWire    int // 49: a record on the piggyback path, with its share of the packet
-	MemberMsgWire int // 38: a suspect or dead message, with its share of the packet
+	// A gossip packet of k messages costs min(Σ their sizes alone, GossipBatchWire +
+	// Σ their sizes in a batch) (gossipWire): memberlist compresses a packet only when
+	// that shrinks it, and similar messages compress well together (tier 1 at N = 200:
+	// 44 bytes for one suspect or dead message, 89 for two, 133 for four, 207 for nine).
+	RecordWire         int // 49: a record alone, with the packet's framing
+	RecordBatchWire    int // 17: a record among others in a compressed packet
+	MemberMsgWire      int // 44: a suspect or dead message alone
+	MemberMsgBatchWire int // 16: a suspect or dead message among others
+	GossipBatchWire    int // 62: a compressed packet's own cost
 	// An eager message with one record costs EagerSingleWire (memberlist sends it
 	// uncompressed: compressing would not shrink it); with k ≥ 2 similar records,
-	// EagerBatchWire + k·EagerRecordWire (eagerWire).
+	// EagerBatchWire + k·RecordBatchWire (eagerWire).
 	EagerSingleWire int // 52
 	EagerBatchWire  int // 68
-	EagerRecordWire int // 17
 	// One side of a push-pull: memberlist's header and framing, each member's state,
 	// and rumor's 2 KiB summary, whose empty buckets compress away:
 	// PushPullHeader + N·NodeStateBytes + SummaryBytes + SummaryBucketBytes·(non-empty buckets).
@@ -97,8 +103,8 @@ func DefaultParams() Params {
 		PacketBytes: 1400, PushPullInterval: 10 * time.Second,
 		EagerAllBelow: 64, EagerForward: true, EagerDelay: 5 * time.Millisecond,
 		RecordBytes: 48, MemberMsgBytes: 50, PacketOverhead: 30,
-		PingBytes: 69, AckBytes: 258, RecordWire: 49, MemberMsgWire: 38,
-		EagerSingleWire: 52, EagerBatchWire: 68, EagerRecordWire: 17,
+		PingBytes: 69, AckBytes: 258, RecordWire: 49, RecordBatchWire: 17, MemberMsgWire: 44, MemberMsgBatchWire: 16,
+		GossipBatchWire: 62, EagerSingleWire: 52, EagerBatchWire: 68,
 		PushPullHeader: 500, NodeStateBytes: 5, SummaryBytes: 0, SummaryBucketBytes: 15, StreamRecordMul: 2,
 		MemPerMember: 500, MemPerRecord: 700, MemBase: 350000,
 	}
@@ -118,7 +124,13 @@ func (p *Params) eagerWire(k int) int {
 	if k <= 1 {
 		return p.EagerSingleWire
 	}
-	return min(p.EagerSingleWire+(k-1)*p.RecordBytes, p.EagerBatchWire+k*p.EagerRecordWire)
+	return min(p.EagerSingleWire+(k-1)*p.RecordBytes, p.EagerBatchWire+k*p.RecordBatchWire)
+}
+
+// gossipWire is what a gossip packet costs on the wire: alone is the sum of its
+// messages' sizes alone, batch the sum of their sizes in a compressed batch.
+func (p *Params) gossipWire(alone, batch int) int {
+	return min(alone, p.GossipBatchWire+batch)
 }
 
 // retransmits is memberlist's retransmitLimit: mult × ⌈log10(n+1)⌉.
