@@ -64,7 +64,7 @@ func RunReal(ctx context.Context, sc scenario.Scenario, opt RealOptions) (scenar
 		opt: opt,
 		rng: rand.New(rand.NewPCG(sc.Seed, 0x5eed)),
 		net: memnet.NewNetwork(memnet.Config{Seed: sc.Seed, QueueLen: 4096,
-			Link: memLink(sc.Link)}),
+			Link: startLink(sc.Link)}),
 		tr:   newTracker(),
 		link: memLink(sc.Link),
 	}
@@ -168,6 +168,9 @@ func (r *realRun) run(ctx context.Context) (scenario.Report, error) {
 	runtime.ReadMemStats(&ms1)
 	rep.MemPerNode = float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc)) / float64(sc.Nodes)
 
+	if r.link != startLink(sc.Link) {
+		r.net.SetDefaultLink(r.link)
+	}
 	t0 := time.Now()
 	r.tr.setStart(t0)
 	if r.opt.Measuring != nil {
@@ -308,6 +311,16 @@ func (r *realRun) apply(ctx context.Context, e scenario.Event) error {
 		return fmt.Errorf("unknown event kind %q", e.Kind)
 	}
 	return nil
+}
+
+// startLink is the link during the start (realRun.start): the scenario's without its
+// loss and duplication, which apply from the moment measurement starts. On a lossy
+// link memberlist's suspicions and refutations never stop, so the start would never
+// see gossip quiet.
+func startLink(l scenario.Link) memnet.Link {
+	m := memLink(l)
+	m.Loss, m.Duplicate = 0, 0
+	return m
 }
 
 // memLink is a scenario's link as memnet sets it.
