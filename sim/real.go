@@ -38,8 +38,9 @@ type RealOptions struct {
 	PublishAtStart bool
 	// Measuring, if set, is called once when the measured part of the scenario starts.
 	Measuring func()
-	// ConvergeTimeout bounds the wait for the initial cluster to agree, in the
-	// run's own time. Default 10 minutes.
+	// ConvergeTimeout bounds each wait of the start (realRun.start: membership,
+	// catalogs with PublishAtStart, gossip quiet), in the run's own time. Default 10
+	// minutes.
 	ConvergeTimeout time.Duration
 }
 
