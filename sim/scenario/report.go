@@ -23,7 +23,9 @@ type Report struct {
 	Seed     uint64
 
 	// Converge is how long the initial cluster (everyone joined, Services each
-	// registered) took until every catalog held everything. Real tier only.
+	// registered) took until every catalog held everything. Real tier only, and only
+	// when its records were published through gossip (sim.RealOptions.PublishAtStart):
+	// by default tier 1 fills the initial catalogs directly, and Converge is zero.
 	Converge time.Duration
 
 	// Spreads has one entry per registered service, in registration order.
