@@ -1,13 +1,11 @@
 package gossip
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net/netip"
 	"time"
 
 	"github.com/hashicorp/memberlist"
-	"github.com/hashicorp/serf/coordinate"
 
 	"github.com/rumor-sd/rumor/catalog"
 )
@@ -37,17 +35,22 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte {
 }
 
 // LocalState implements memberlist.Delegate: our part of a push-pull exchange is only
-// the 2 KiB summary with our name; the digests and records that differ follow over
-// the reliable path.
-func (d *delegate) LocalState(bool) []byte {
+// the 8-byte hash of our summary with our name (the 2 KiB summary itself in a join);
+// where the hashes differ, the summaries, then the digests and records that differ,
+// follow over the reliable path (worker.go: onStateHash).
+func (d *delegate) LocalState(join bool) []byte {
 	s := d.g.store.Summary()
 	d.g.metrics.pushPull.Inc()
-	return encodeState(d.g.cfg.NodeName, &s)
+	if join {
+		return encodeState(d.g.cfg.NodeName, &s)
+	}
+	return encodeStateHash(d.g.cfg.NodeName, s.Hash())
 }
 
-// MergeRemoteState implements memberlist.Delegate: the peer's summary arrived.
+// MergeRemoteState implements memberlist.Delegate: the peer's summary, or its hash,
+// arrived.
 func (d *delegate) MergeRemoteState(buf []byte, join bool) {
-	d.g.deliver(inboxMsg{data: append([]byte(nil), buf...), join: join})
+	d.g.deliver(inboxMsg{data: append([]byte(nil), buf...), join: join, pushPull: true})
 }
 
 // NotifyJoin implements memberlist.EventDelegate: a node is alive (new, or back).
@@ -110,12 +113,9 @@ func (d *delegate) NotifyConflict(existing, other *memberlist.Node) {
 }
 
 // AckPayload implements memberlist.PingDelegate: our coordinate rides on ping acks.
+// It is binary (coord.go), a fifth of the JSON it once was.
 func (d *delegate) AckPayload() []byte {
-	b, err := json.Marshal(d.g.coords.GetCoordinate())
-	if err != nil {
-		return nil
-	}
-	return b
+	return encodeCoord(d.g.coords.GetCoordinate())
 }
 
 // NotifyPingComplete implements memberlist.PingDelegate: a ping to other completed in
@@ -124,18 +124,18 @@ func (d *delegate) NotifyPingComplete(other *memberlist.Node, rtt time.Duration,
 	if len(payload) == 0 {
 		return
 	}
-	var c coordinate.Coordinate
-	if err := json.Unmarshal(payload, &c); err != nil || !c.IsValid() {
+	c, err := decodeCoord(payload)
+	if err != nil || !c.IsValid() {
 		d.g.metrics.dropped.WithLabelValues("bad_coordinate").Inc()
 		return
 	}
-	if _, err := d.g.coords.Update(other.Name, &c, rtt); err != nil {
+	if _, err := d.g.coords.Update(other.Name, c, rtt); err != nil {
 		d.g.metrics.dropped.WithLabelValues("bad_coordinate").Inc()
 		return
 	}
 	d.g.mu.Lock()
 	if ms := d.g.members[other.Name]; ms != nil {
-		ms.coord = &c
+		ms.coord = c
 	}
 	if self := d.g.members[d.g.cfg.NodeName]; self != nil {
 		self.coord = d.g.coords.GetCoordinate()

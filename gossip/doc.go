@@ -13,10 +13,11 @@
 // replaces a queued older one), and a node passes on records it sees for the first
 // time; a record too large for a packet goes over TCP to a few random peers, who pass
 // it on the same way. The repair path is anti-entropy on memberlist's push-pull: the
-// two nodes swap a 2 KiB catalog summary; each then sends the other its digest of the
-// buckets that differ, and gets back only the records it lacks, in bounded chunks over
-// TCP — so a joining node receives the full catalog in its first exchange, and a steady
-// cluster exchanges summaries only.
+// two nodes swap the 8-byte hash of their 2 KiB catalog summaries (a join swaps the
+// summaries); where the hashes differ each sends the other its summary over TCP, each
+// then sends the other its digest of the buckets that differ, and gets back only the
+// records it lacks, in bounded chunks over TCP — so a joining node receives the full
+// catalog in its first exchange, and a steady cluster exchanges hashes only.
 //
 // memberlist never probes a node it declared dead, so failed members are retried in
 // the background (after 1 s, backing off to ReconnectMaxBackoff, 2 s; after 5 minutes

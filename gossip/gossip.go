@@ -125,6 +125,7 @@ type memberState struct {
 type inboxMsg struct {
 	data     []byte
 	join     bool // push-pull state received during a join
+	pushPull bool // push-pull state (not a message over the reliable path)
 	unparked bool // handled once already, parked until its sender was reported (park.go)
 }
 
@@ -253,7 +254,7 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 	default:
 		mc = memberlist.DefaultLANConfig()
 	}
-	// Push-pull carries only our 2 KiB summary (plus memberlist's member list), so it
+	// Push-pull carries only our summary's hash (plus memberlist's member list), so it
 	// can run three times as often as memberlist's default: it is what repairs records
 	// the fast path missed, and it bounds how stale a replica can be.
 	mc.PushPullInterval /= pushPullSpeedup

@@ -256,6 +256,7 @@ func FuzzWireRoundTrip(f *testing.F) {
 	f.Add(encodeDigest("peer", &d))
 	f.Add(encodeKeys(msgKeys, "peer", sampleKeys()))
 	f.Add(encodeLeave("peer"))
+	f.Add(encodeStateHash("peer", 42))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) == 0 {
 			return
@@ -300,6 +301,14 @@ func FuzzWireRoundTrip(f *testing.F) {
 			s2, sum2, err := decodeState(encodeState(sender, &sum))
 			if err != nil || s2 != sender || sum2 != sum {
 				t.Fatalf("state does not round-trip: %v", err)
+			}
+		case msgStateHash:
+			sender, h, err := decodeStateHash(b)
+			if err != nil {
+				return
+			}
+			if !bytes.Equal(encodeStateHash(sender, h), b) {
+				t.Fatalf("state hash does not round-trip")
 			}
 		case msgDigest:
 			sender, dg, err := decodeDigest(b)

@@ -20,6 +20,7 @@ import (
 //	keysack = 6 like keys                                   the answer to keys
 //	keyquery, keyresponse = 7, 8                            pool-wide keyring operations (keyquery.go)
 //	eager   = 9 sender:str flags:byte catalog.AppendRecords  a change sent at once (eager.go)
+//	statehash = 10 sender:str hash:uint64 (big endian)      push-pull user state: the summary's Hash
 //
 // A message that names its sender does so because memberlist does not say who sent
 // it, and the answer goes back to that node.
@@ -30,6 +31,11 @@ const (
 	msgState   byte = 4
 	msgLeave   byte = 5
 	msgKeysAck byte = 6
+	// msgStateHash is what a periodic push-pull carries instead of the summary: in
+	// an idle pool summaries agree, and 8 bytes say so as well as 2 KiB (a join still
+	// sends the summary). A node whose summary hashes differently answers with its
+	// summary (msgState) over the reliable path, and the exchange goes on from there.
+	msgStateHash byte = 10
 )
 
 // errMalformed is wrapped by every decoding error of gossip's messages.
@@ -96,6 +102,21 @@ func decodeState(b []byte) (string, catalog.Summary, error) {
 		return "", s, fmt.Errorf("%w: %w", errMalformed, err)
 	}
 	return sender, s, nil
+}
+
+func encodeStateHash(sender string, h uint64) []byte {
+	return binary.BigEndian.AppendUint64(appendSender(nil, msgStateHash, sender), h)
+}
+
+func decodeStateHash(b []byte) (string, uint64, error) {
+	sender, rest, err := readSender(b, msgStateHash)
+	if err != nil {
+		return "", 0, err
+	}
+	if len(rest) != 8 {
+		return "", 0, fmt.Errorf("%w: state hash of %d bytes", errMalformed, len(rest))
+	}
+	return sender, binary.BigEndian.Uint64(rest), nil
 }
 
 func encodeDigest(sender string, d *catalog.Digest) []byte {

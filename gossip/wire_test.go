@@ -51,6 +51,14 @@ func TestWireRoundTrips(t *testing.T) {
 	if sender, err := decodeLeave(encodeLeave("n4")); err != nil || sender != "n4" {
 		t.Fatalf("leave: %s %v", sender, err)
 	}
+	if sender, h, err := decodeStateHash(encodeStateHash("n5", s.Hash())); err != nil || sender != "n5" || h != s.Hash() {
+		t.Fatalf("state hash: %s %x %v", sender, h, err)
+	}
+	for _, b := range [][]byte{nil, {msgStateHash}, {msgStateHash, 1, 'a'}, append(encodeStateHash("n5", 1), 0), encodeState("n5", &s)} {
+		if _, _, err := decodeStateHash(b); !errors.Is(err, errMalformed) {
+			t.Errorf("state hash %v: error %v, want errMalformed", b, err)
+		}
+	}
 }
 
 func TestChunkRecordsBoundsMessages(t *testing.T) {

@@ -62,7 +62,22 @@ func (g *Gossip) handle(m inboxMsg) {
 		if g.parkIfUnknown(sender, m) {
 			return
 		}
-		g.onSummary(sender, &sum)
+		if g.onSummary(sender, &sum) && m.pushPull && !m.join {
+			// A periodic push-pull with the summary itself comes from an agent before
+			// msgStateHash, which never hears ours that way: send it, so that it asks
+			// us for what it lacks too. (A join exchanges summaries both ways.)
+			g.sendState(sender)
+		}
+	case msgStateHash:
+		sender, h, err := decodeStateHash(m.data)
+		if err != nil {
+			g.drop("malformed", err)
+			return
+		}
+		if g.parkIfUnknown(sender, m) {
+			return
+		}
+		g.onStateHash(sender, h)
 	case msgDigest:
 		sender, d, err := decodeDigest(m.data)
 		if err != nil {
@@ -136,6 +151,8 @@ func msgName(typ byte) string {
 		return "keyresponse"
 	case msgEager:
 		return "eager"
+	case msgStateHash:
+		return "statehash"
 	}
 	return "unknown"
 }
@@ -206,26 +223,57 @@ func (g *Gossip) spreads(origin string) bool {
 	return known
 }
 
-// onSummary handles a peer's push-pull summary: where it differs from ours, ask the
-// peer for what we lack by sending our digest of the differing buckets.
-func (g *Gossip) onSummary(sender string, peer *catalog.Summary) {
+// onSummary handles a peer's summary: where it differs from ours, ask the peer for
+// what we lack by sending our digest of the differing buckets. It reports whether
+// they differed.
+func (g *Gossip) onSummary(sender string, peer *catalog.Summary) bool {
 	if sender == g.cfg.NodeName {
-		return
+		return false
 	}
 	ours := g.store.Summary()
 	diff := ours.Diff(peer)
 	if len(diff) == 0 {
 		g.metrics.antiEntropy.WithLabelValues("in_sync").Inc()
-		return
+		return false
 	}
 	to := g.nodeByName(sender)
 	if to == nil {
 		g.drop("unknown_sender", errors.New(sender))
-		return
+		return false
 	}
 	g.metrics.antiEntropy.WithLabelValues("digest_sent").Inc()
 	d := g.store.Digest(diff)
 	g.sendReliable(to, encodeDigest(g.cfg.NodeName, &d), "digest")
+	return true
+}
+
+// onStateHash handles the hash of a peer's summary from a periodic push-pull: equal
+// to ours, the catalogs agree and nothing more is sent; else our summary goes to the
+// peer, which asks us (onSummary) for what it lacks. The peer got our hash in the same
+// exchange and sends us its summary likewise, so each side pulls what it lacks, one
+// message later than when push-pull carried the summaries themselves.
+func (g *Gossip) onStateHash(sender string, h uint64) {
+	if sender == g.cfg.NodeName {
+		return
+	}
+	ours := g.store.Summary()
+	if ours.Hash() == h {
+		g.metrics.antiEntropy.WithLabelValues("in_sync").Inc()
+		return
+	}
+	g.metrics.antiEntropy.WithLabelValues("summary_sent").Inc()
+	g.sendState(sender)
+}
+
+// sendState sends our summary to a member over the reliable path.
+func (g *Gossip) sendState(name string) {
+	to := g.nodeByName(name)
+	if to == nil {
+		g.drop("unknown_sender", errors.New(name))
+		return
+	}
+	s := g.store.Summary()
+	g.sendReliable(to, encodeState(g.cfg.NodeName, &s), "state")
 }
 
 // onDigest answers a peer's digest with the records it lacks, in chunks, and with our

@@ -54,8 +54,8 @@ type Params struct {
 	// message by message (go test ./sim -run 'TestReal$' -sim.bytes, at N = 100,
 	// 200 and 500). Compression is why these differ from the sizes above: a batch of
 	// similar records, a member list and a summary with empty buckets shrink.
-	PingBytes     int // 69: a ping
-	AckBytes      int // 258: an ack, with rumor's network coordinate (JSON)
+	PingBytes int // 69: a ping
+	AckBytes  int // 66: an ack, with rumor's network coordinate (46 bytes of binary; 258 with the JSON before)
 	// A gossip packet of k messages costs min(Σ their sizes alone, GossipBatchWire +
 	// Σ their sizes in a batch) (gossipWire): memberlist compresses a packet only when
 	// that shrinks it, and similar messages compress well together (tier 1 at N = 200:
@@ -71,15 +71,17 @@ type Params struct {
 	EagerSingleWire int // 52
 	EagerBatchWire  int // 68
 	// One side of a push-pull: memberlist's header and framing, each member's state,
-	// and rumor's 2 KiB summary, whose empty buckets compress away:
+	// and rumor's user state, which in a periodic push-pull is the summary's 8-byte hash
+	// (a join's carries the 2 KiB summary, whose empty buckets compress away; set
+	// SummaryBucketBytes 15 and SummaryBytes 0 to model that, as before the hash):
 	// PushPullHeader + N·NodeStateBytes + SummaryBytes + SummaryBucketBytes·(non-empty buckets).
-	// Fitted to tier 1's 2,271, 3,634 and 6,294 bytes at N = 100, 200 and 500 (within
-	// 2 %). Tier 1's node names and IDs are sequential and compress to about 5 bytes
+	// The summary's part was fitted to tier 1's 2,271, 3,634 and 6,294 bytes at N = 100,
+	// 200 and 500 (within 2 %); with the hash tier 1 sends 1,260 bytes at N = 100. Tier 1's node names and IDs are sequential and compress to about 5 bytes
 	// a member; a deployment's random node IDs (16 bytes each) would cost more.
 	PushPullHeader     int // 500
 	NodeStateBytes     int // 5
-	SummaryBytes       int // 0
-	SummaryBucketBytes int // 15: one non-empty bucket (8 bytes of hash, which LZW expands)
+	SummaryBytes       int // 3: the summary's hash, compressed with the member list
+	SummaryBucketBytes int // 0 (15 for a whole summary: one non-empty bucket, 8 bytes of hash, which LZW expands)
 	StreamRecordMul    int // 2: a record sent over TCP (anti-entropy) costs this many RecordBytes
 	// PushPullRecordBytes charges each push-pull side this many bytes per record in the
 	// catalog (0: the design, where a steady cluster swaps summaries only). Tier 1
@@ -103,9 +105,9 @@ func DefaultParams() Params {
 		PacketBytes: 1400, PushPullInterval: 10 * time.Second,
 		EagerAllBelow: 64, EagerForward: true, EagerDelay: 5 * time.Millisecond,
 		RecordBytes: 48, MemberMsgBytes: 50, PacketOverhead: 30,
-		PingBytes: 69, AckBytes: 258, RecordWire: 49, RecordBatchWire: 17, MemberMsgWire: 44, MemberMsgBatchWire: 16,
+		PingBytes: 69, AckBytes: 66, RecordWire: 49, RecordBatchWire: 17, MemberMsgWire: 44, MemberMsgBatchWire: 16,
 		GossipBatchWire: 62, EagerSingleWire: 52, EagerBatchWire: 68,
-		PushPullHeader: 500, NodeStateBytes: 5, SummaryBytes: 0, SummaryBucketBytes: 15, StreamRecordMul: 2,
+		PushPullHeader: 500, NodeStateBytes: 5, SummaryBytes: 3, SummaryBucketBytes: 0, StreamRecordMul: 2,
 		MemPerMember: 500, MemPerRecord: 700, MemBase: 350000,
 	}
 }

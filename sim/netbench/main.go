@@ -85,6 +85,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	loopback := fs.Bool("loopback", false, "with --propagation: run the agents on 127.0.0.1 in this namespace (no root needed; no byte counts)")
 	consulBin := fs.String("consul", "", "with --propagation --loopback: also time a Consul pool (1 server, N-1 clients) run from this consul binary")
 	baseline := fs.Bool("baseline", false, "with --propagation: also time rumor with its eager path off (runs internal/netemagent --eager=false)")
+	noMDNS := fs.Bool("no-mdns", false, "run the rumor agents with --mdns=false (mDNS is on by default in the CLI, and its multicast counts in idle traffic; internal/netemagent never runs it)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: netbench [flags]
 
@@ -166,6 +167,8 @@ Flags:
 	if *delay > 0 || *jitter > 0 {
 		pkg = netemPkg
 		agentArgs = []string{"--delay", delay.String(), "--jitter", jitter.String()}
+	} else if *noMDNS {
+		agentArgs = []string{"--mdns=false"}
 	}
 	if bin == "" {
 		if bin, err = build(pkg); err != nil {

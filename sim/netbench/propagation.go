@@ -542,7 +542,7 @@ func propagationMain(ctx context.Context, stdout, stderr io.Writer, r propRun) e
 	}
 	systems := []system{{"rumor", r.bin, r.agentArgs}}
 	if r.baseBin != "" {
-		systems = append(systems, system{"rumor, eager path off", r.baseBin, append(slices.Clone(r.agentArgs), "--eager=false")})
+		systems = append(systems, system{"rumor, eager path off", r.baseBin, append(netemArgs(r.agentArgs), "--eager=false")})
 	}
 	var results []propResult
 	for _, n := range r.sizes {
@@ -594,4 +594,10 @@ func stopLocal(procs []*localProc, failed bool, what string, logf func(string, .
 		}
 		p.stop()
 	}
+}
+
+// netemArgs returns the agent flags internal/netemagent takes: all but --mdns=false
+// (--no-mdns), which it has no flag for as it never runs mDNS.
+func netemArgs(args []string) []string {
+	return slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--mdns=false" })
 }
