@@ -303,14 +303,7 @@ func BenchmarkDNSPerf(b *testing.B) {
 // with the query's ID. It returns its address; it stops when the benchmark ends.
 func floorServer(b *testing.B, srv *Server) string {
 	b.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion("web.service.consul.", dns.TypeSRV)
-	r, _ := srv.handle(m, false)
-	answer, err := srv.pack(r, make([]byte, dns.MaxMsgSize), newScratch())
-	if err != nil {
-		b.Fatal(err)
-	}
-	answer = slices.Clone(answer)
+	answer := floorAnswer(b, srv)
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		b.Fatal(err)
@@ -333,4 +326,17 @@ func floorServer(b *testing.B, srv *Server) string {
 		})
 	}
 	return c.LocalAddr().String()
+}
+
+// floorAnswer is srv's answer to web.service.consul SRV, packed.
+func floorAnswer(b *testing.B, srv *Server) []byte {
+	b.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion("web.service.consul.", dns.TypeSRV)
+	r, _ := srv.handle(m, false)
+	answer, err := srv.pack(r, make([]byte, dns.MaxMsgSize), newScratch())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return slices.Clone(answer)
 }
