@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"runtime"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -144,7 +145,7 @@ func (t *udpThread) run() {
 			}
 			t.answer(sl.data(), sl.trunc, &sl.name, sl.namelen, sl.at)
 		}
-		t.flush()
+		t.flushFresh()
 	}
 }
 
@@ -204,6 +205,34 @@ func (t *udpThread) flush() {
 		t.s.metrics.observe(a.qtype, a.rcode, a.at)
 	}
 	t.pending = t.pending[:0]
+}
+
+// flushFresh is flush behind a backlog: an answer whose query has aged past
+// MaxQueueDelay while its batch was answered (the thread was preempted between
+// reading and writing: under overload it always has work, so the scheduler takes the
+// CPU from it mid-batch) is shed, too_old, as it would have been before it was
+// answered.
+func (t *udpThread) flushFresh() {
+	now := time.Now()
+	k := 0
+	for i, a := range t.pending {
+		if now.Sub(a.at) > t.s.cfg.MaxQueueDelay {
+			t.s.metrics.shed.WithLabelValues("too_old").Inc()
+			continue
+		}
+		if k != i {
+			t.out.hdrs[k], t.out.iovs[k], t.out.names[k] = t.out.hdrs[i], t.out.iovs[i], t.out.names[i]
+			t.out.bufs[k], t.out.bufs[i] = t.out.bufs[i], t.out.bufs[k]
+			t.out.iovs[k].Base = &t.out.bufs[k][0]
+			t.out.iovs[i].Base = &t.out.bufs[i][0]
+			t.out.hdrs[k].hdr.Name = (*byte)(unsafe.Pointer(&t.out.names[k]))
+			t.out.hdrs[k].hdr.Iov = &t.out.iovs[k]
+			t.pending[k] = a
+		}
+		k++
+	}
+	t.pending = t.pending[:k]
+	t.flush()
 }
 
 // sendTo writes one answer from another goroutine (a forwarded query's); the socket

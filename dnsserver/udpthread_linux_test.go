@@ -278,3 +278,37 @@ func TestNetpollUDP(t *testing.T) {
 		t.Errorf("rcode %s, %d answers", dns.RcodeToString[r.Rcode], len(r.Answer))
 	}
 }
+
+// TestThreadFlushShedsAged: behind a backlog, an answer whose query aged past
+// MaxQueueDelay while its batch was answered is shed at the write; the others go out
+// to their own clients.
+func TestThreadFlushShedsAged(t *testing.T) {
+	srv := perfServer(t)
+	th, _ := newTestThread(t, srv, 64)
+	var sinks []*net.UDPConn
+	now := time.Now()
+	for i, at := range []time.Time{now, now.Add(-time.Second), now} {
+		sink := sendConn(t)
+		sinks = append(sinks, sink)
+		to := sink.LocalAddr().(*net.UDPAddr).AddrPort()
+		var name unix.RawSockaddrInet6
+		in4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&name))
+		in4.Family, in4.Addr = unix.AF_INET, to.Addr().As4()
+		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&in4.Port))[:], to.Port())
+		th.answer(srvQuery(t, uint16(i+1)), false, &name, unix.SizeofSockaddrInet4, at)
+	}
+	th.flushFresh()
+	for i, sink := range []*net.UDPConn{sinks[0], sinks[2]} {
+		id := uint16(2*i + 1)
+		if got := readAnswers(t, sink, 1); !got[id] {
+			t.Errorf("client of query %d got %v", id, got)
+		}
+	}
+	if n := testutil.ToFloat64(srv.metrics.shed.WithLabelValues("too_old")); n != 1 {
+		t.Errorf("too_old %v, want 1", n)
+	}
+	_ = sinks[1].SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := sinks[1].Read(make([]byte, 512)); err == nil {
+		t.Errorf("the aged query's client got %d bytes", n)
+	}
+}
