@@ -95,9 +95,10 @@ type udpThread struct {
 
 // answered is what metrics.observe needs of an answer once it is written.
 type answered struct {
-	qtype uint16
-	rcode int
-	at    time.Time
+	qtype   uint16
+	rcode   int
+	at      time.Time
+	backlog bool // popped behind a backlog: flushFresh may shed it
 }
 
 func (t *udpThread) run() {
@@ -143,7 +144,11 @@ func (t *udpThread) run() {
 				s.metrics.shed.WithLabelValues("too_old").Inc()
 				continue
 			}
+			k := len(t.pending)
 			t.answer(sl.data(), sl.trunc, &sl.name, sl.namelen, sl.at)
+			if len(t.pending) > k {
+				t.pending[k].backlog = backlog
+			}
 		}
 		t.flushFresh()
 	}
@@ -216,7 +221,7 @@ func (t *udpThread) flushFresh() {
 	now := time.Now()
 	k := 0
 	for i, a := range t.pending {
-		if now.Sub(a.at) > t.s.cfg.MaxQueueDelay {
+		if a.backlog && now.Sub(a.at) > t.s.cfg.MaxQueueDelay {
 			t.s.metrics.shed.WithLabelValues("too_old").Inc()
 			continue
 		}

@@ -284,10 +284,11 @@ func TestNetpollUDP(t *testing.T) {
 // to their own clients.
 func TestThreadFlushShedsAged(t *testing.T) {
 	srv := perfServer(t)
+	srv.cfg.MaxQueueDelay = time.Minute // however slow the race detector makes the answers
 	th, _ := newTestThread(t, srv, 64)
 	var sinks []*net.UDPConn
 	now := time.Now()
-	for i, at := range []time.Time{now, now.Add(-time.Second), now} {
+	for i, at := range []time.Time{now, now.Add(-time.Hour), now} {
 		sink := sendConn(t)
 		sinks = append(sinks, sink)
 		to := sink.LocalAddr().(*net.UDPAddr).AddrPort()
@@ -296,6 +297,9 @@ func TestThreadFlushShedsAged(t *testing.T) {
 		in4.Family, in4.Addr = unix.AF_INET, to.Addr().As4()
 		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&in4.Port))[:], to.Port())
 		th.answer(srvQuery(t, uint16(i+1)), false, &name, unix.SizeofSockaddrInet4, at)
+	}
+	for i := range th.pending {
+		th.pending[i].backlog = true
 	}
 	th.flushFresh()
 	for i, sink := range []*net.UDPConn{sinks[0], sinks[2]} {
