@@ -80,7 +80,9 @@ func (s *Server) closeFDs() {
 // hand-off), answers what it read inline and writes the answers with one sendmmsg.
 // When a full batch shows a backlog in the socket it drains the socket into its
 // own bounded queue, answers newest first past LIFOAbove and sheds the queries older
-// than MaxQueueDelay, as the workers do with the netpoller design. It owns all its
+// than MaxQueueDelay, as the workers do with the netpoller design (where a late
+// query under the LIFO threshold is still answered: here whatever is queued came
+// behind a backlog). It owns all its
 // buffers: nothing is shared with other threads but the server's cache.
 type udpThread struct {
 	s   *Server
@@ -95,10 +97,9 @@ type udpThread struct {
 
 // answered is what metrics.observe needs of an answer once it is written.
 type answered struct {
-	qtype   uint16
-	rcode   int
-	at      time.Time
-	backlog bool // popped behind a backlog: flushFresh may shed it
+	qtype uint16
+	rcode int
+	at    time.Time
 }
 
 func (t *udpThread) run() {
@@ -138,17 +139,17 @@ func (t *udpThread) run() {
 				break
 			}
 		}
+		// Whatever waits in the queue came behind a backlog (a full batch): past
+		// MaxQueueDelay it is shed, under the LIFO threshold too, or the oldest
+		// queries, which newest-first leaves at the bottom, would be answered late
+		// whenever the thread catches up.
 		for len(t.pending) < len(t.out.hdrs) && t.q.n > 0 {
-			sl, backlog := t.q.pop(s.cfg.LIFOAbove)
-			if backlog && now.Sub(sl.at) > s.cfg.MaxQueueDelay {
+			sl, _ := t.q.pop(s.cfg.LIFOAbove)
+			if time.Since(sl.at) > s.cfg.MaxQueueDelay {
 				s.metrics.shed.WithLabelValues("too_old").Inc()
 				continue
 			}
-			k := len(t.pending)
 			t.answer(sl.data(), sl.trunc, &sl.name, sl.namelen, sl.at)
-			if len(t.pending) > k {
-				t.pending[k].backlog = backlog
-			}
 		}
 		t.flushFresh()
 	}
@@ -212,7 +213,7 @@ func (t *udpThread) flush() {
 	t.pending = t.pending[:0]
 }
 
-// flushFresh is flush behind a backlog: an answer whose query has aged past
+// flushFresh is flush for answers from the queue (behind a backlog): an answer whose query has aged past
 // MaxQueueDelay while its batch was answered (the thread was preempted between
 // reading and writing: under overload it always has work, so the scheduler takes the
 // CPU from it mid-batch) is shed, too_old, as it would have been before it was
@@ -221,7 +222,7 @@ func (t *udpThread) flushFresh() {
 	now := time.Now()
 	k := 0
 	for i, a := range t.pending {
-		if a.backlog && now.Sub(a.at) > t.s.cfg.MaxQueueDelay {
+		if now.Sub(a.at) > t.s.cfg.MaxQueueDelay {
 			t.s.metrics.shed.WithLabelValues("too_old").Inc()
 			continue
 		}

@@ -205,8 +205,8 @@ func TestThreadAnswersBatches(t *testing.T) {
 
 // TestThreadSheds: a backlog in the socket is drained into the thread's queue (a
 // full queue drops its oldest: queue_full), answered newest first, and the queries
-// older than MaxQueueDelay behind it are shed (too_old); without a backlog the
-// last one is answered however old.
+// older than MaxQueueDelay in it are shed (too_old), under the LIFO threshold too:
+// whatever is queued came behind a backlog. Fresh ones are answered.
 func TestThreadSheds(t *testing.T) {
 	srv := perfServer(t)
 	srv.cfg.MaxQueueDelay = time.Nanosecond // everything queued is old
@@ -220,20 +220,27 @@ func TestThreadSheds(t *testing.T) {
 		}
 	}
 	runThread(t, th) // all 100 wait in the socket: a backlog from the first read
-	got := readAnswers(t, cl, 1)
-	// The ring kept the newest 64 (37..100); LIFO shed 100 down to 38 as too old,
-	// and 37, alone in the queue, was no backlog.
-	if !got[sent-ring+1] {
-		t.Errorf("answered %v, want query %d", got, sent-ring+1)
-	}
+	// The ring kept the newest 64 and shed them all as too old.
 	testkit.Poll(t, 5*time.Second, time.Millisecond, "the shed counts", func() error {
 		full := testutil.ToFloat64(srv.metrics.shed.WithLabelValues("queue_full"))
 		old := testutil.ToFloat64(srv.metrics.shed.WithLabelValues("too_old"))
-		if full != sent-ring || old != ring-1 {
-			return fmt.Errorf("queue_full %v (want %d), too_old %v (want %d)", full, sent-ring, old, ring-1)
+		if full != sent-ring || old != ring {
+			return fmt.Errorf("queue_full %v (want %d), too_old %v (want %d)", full, sent-ring, old, ring)
 		}
 		return nil
 	})
+	_ = cl.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := cl.Read(make([]byte, 512)); err == nil {
+		t.Errorf("a shed query was answered (%d bytes)", n)
+	}
+	// Without a backlog (fewer than a batch waiting) a query is answered inline,
+	// however old the 1 ns limit makes it.
+	if _, err := cl.WriteToUDPAddrPort(srvQuery(t, 500), addr); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAnswers(t, cl, 1); !got[500] {
+		t.Errorf("answers %v, want query 500", got)
+	}
 }
 
 // TestThreadAllocs bounds the thread path's allocations per answer as
@@ -297,9 +304,6 @@ func TestThreadFlushShedsAged(t *testing.T) {
 		in4.Family, in4.Addr = unix.AF_INET, to.Addr().As4()
 		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&in4.Port))[:], to.Port())
 		th.answer(srvQuery(t, uint16(i+1)), false, &name, unix.SizeofSockaddrInet4, at)
-	}
-	for i := range th.pending {
-		th.pending[i].backlog = true
 	}
 	th.flushFresh()
 	for i, sink := range []*net.UDPConn{sinks[0], sinks[2]} {
