@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -39,7 +40,8 @@ func TestMain(m *testing.M) {
 }
 
 // benchChild runs a rumor proxy: spec is "listenPort,backendPort,…". It prints
-// "ready" once listening and runs until its stdin closes.
+// "ready" once listening and runs until its stdin closes. Lines on stdin change the
+// catalog (see childCommand), each answered with "ok" once the proxy's set has it.
 func benchChild(spec string) int {
 	parts := strings.Split(spec, ",")
 	if n, err := strconv.Atoi(os.Getenv("RUMOR_PROXYBENCH_PROXY_PROCS")); err == nil && n > 0 {
@@ -77,9 +79,74 @@ func benchChild(spec string) int {
 		}
 	}
 	fmt.Println("ready")
-	_, _ = io.Copy(io.Discard, os.Stdin)
+	writers := map[string]*catalog.Writer{}
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		if err := childCommand(cat, px, writers, sc.Text()); err != nil {
+			fmt.Println("error", err)
+			continue
+		}
+		fmt.Println("ok")
+	}
 	_ = px.Close()
 	return 0
+}
+
+// childCommand applies one line of benchChild's stdin: "add PORT" puts an instance
+// web-PORT on a node of its own, "crit PORT" fails its check, "del PORT" deletes it.
+// It returns once the proxy's set has the change (bounded: 5 s).
+func childCommand(cat *catalog.Catalog, px *proxy.Proxy, writers map[string]*catalog.Writer, line string) error {
+	op, port, _ := strings.Cut(line, " ")
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("command %q: %w", line, err)
+	}
+	node, id := "p"+port, "web-"+port
+	w := writers[node]
+	var recs []catalog.Record
+	switch op {
+	case "add":
+		if w == nil {
+			w = catalog.NewWriter(node, 1)
+			writers[node] = w
+			recs = append(recs, w.PutNode(catalogtest.Node(node, "127.0.0.1")))
+		}
+		recs = append(recs, w.PutService(catalogtest.Service(id, "web", n)))
+	case "crit":
+		if w == nil {
+			return fmt.Errorf("command %q: no such instance", line)
+		}
+		recs = append(recs, w.PutCheck(catalogtest.Check("c-"+id, id, catalog.StatusCritical)))
+	case "del":
+		if w == nil {
+			return fmt.Errorf("command %q: no such instance", line)
+		}
+		recs = append(recs, w.Delete(catalog.Key{Kind: catalog.KindService, ID: id}),
+			w.Delete(catalog.Key{Kind: catalog.KindCheck, ID: "c-" + id}))
+	default:
+		return fmt.Errorf("command %q: unknown", line)
+	}
+	if _, err := cat.Apply(recs...); err != nil {
+		return fmt.Errorf("command %q: %w", line, err)
+	}
+	want := op == "add"
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		live := false
+		for _, u := range px.Upstreams() {
+			for _, in := range u.Instances {
+				if in.ServiceID == id && !in.Draining {
+					live = true
+				}
+			}
+		}
+		if live == want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("command %q: not applied by the proxy after 5s", line)
+		}
+		time.Sleep(100 * time.Microsecond) // polling the proxy's set, with a deadline
+	}
 }
 
 // benchBackend answers "R" with a 64-byte response and "S" + 8-byte length with that

@@ -20,9 +20,10 @@
 //
 // # Concurrency
 //
-// A Proxy's methods are safe for concurrent use. Each upstream runs an accept loop
-// and a catalog-watch loop; each connection runs two goroutines (one per direction).
-// Close stops them all and waits.
+// A Proxy's methods are safe for concurrent use. Each upstream runs an accept
+// goroutine and a catalog-watch loop; the accept goroutine that gets a connection
+// starts the next one and serves the connection itself, and each connection runs
+// two goroutines (one per direction). Close stops them all and waits.
 //
 // # Testing
 //

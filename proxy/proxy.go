@@ -391,6 +391,10 @@ func (up *upstream) drainLocked(b *backend) {
 	b.drainStop = context.AfterFunc(p.ctx, finish)
 }
 
+// accept waits for a connection, then hands the listener to a new accept goroutine
+// and serves the connection itself: the connection starts at once, on the goroutine
+// the poller woke, rather than after a new goroutine is scheduled (the hand-off moves
+// off the connection's path to the next accept).
 func (up *upstream) accept() {
 	var delay time.Duration
 	for {
@@ -411,8 +415,9 @@ func (up *upstream) accept() {
 			}
 			continue
 		}
-		delay = 0
-		up.p.wg.Go(func() { up.serve(c) })
+		up.p.wg.Go(up.accept)
+		up.serve(c)
+		return
 	}
 }
 
@@ -432,6 +437,9 @@ func (up *upstream) serve(c *net.TCPConn) {
 			break
 		}
 		b.active.Add(1)
+		// Not Dialer.DialTCP with a parsed address: without a local address it still
+		// binds the socket to port 0 before connecting (a system call more, and a
+		// local port not shared with other destinations).
 		conn, err := d.DialContext(up.ctx, "tcp", b.addr)
 		if err != nil {
 			b.active.Add(-1)
@@ -500,14 +508,14 @@ func (up *upstream) pipe(c, bc *net.TCPConn, b *backend) {
 	pp := &pipeState{c: c, bc: bc}
 	pp.wg.Add(1)
 	go pp.copyUp() // owned by pipe, which waits for it
-	down, err := copyAdaptive(c, bc)
+	down, peer, err := copyAdaptive(c, bc)
 	if err != nil {
-		pp.abort()
+		pp.abort(peer)
 	} else {
 		_ = c.CloseWrite()
 	}
 	pp.wg.Wait()
-	pp.abort()
+	pp.close()
 	b.untrack(bc)
 	m.active.Dec()
 	m.bytesUp.Add(float64(pp.up))
@@ -526,17 +534,35 @@ type pipeState struct {
 // copyUp copies the client's bytes to the instance, then forwards the half-close.
 func (pp *pipeState) copyUp() {
 	defer pp.wg.Done()
-	n, err := copyAdaptive(pp.bc, pp.c)
+	n, peer, err := copyAdaptive(pp.bc, pp.c)
 	pp.up = n
 	if err != nil {
-		pp.abort()
+		pp.abort(peer)
 		return
 	}
 	_ = pp.bc.CloseWrite()
 }
 
-// abort closes both connections once (a second Close only makes an error to drop).
-func (pp *pipeState) abort() {
+// abort closes both connections after an error (mostly a reset by one side),
+// resetting peer, the side that did not fail (both when peer is nil): an abort is
+// forwarded as one, and the proxy's end keeps no TIME_WAIT.
+func (pp *pipeState) abort(peer *net.TCPConn) {
+	if pp.closed.Swap(true) {
+		return
+	}
+	if peer != nil {
+		_ = peer.SetLinger(0)
+	} else {
+		_ = pp.c.SetLinger(0)
+		_ = pp.bc.SetLinger(0)
+	}
+	_ = pp.c.Close()
+	_ = pp.bc.Close()
+}
+
+// close closes both connections normally, unless abort did. A second Close would
+// only make an error to drop.
+func (pp *pipeState) close() {
 	if !pp.closed.Swap(true) {
 		_ = pp.c.Close()
 		_ = pp.bc.Close()
@@ -562,10 +588,11 @@ const copyBuf = 16 << 10
 // buffer the stream is bulk, and the rest goes through io.Copy, which splices
 // between two *net.TCPConn on Linux (no copy through user space, but two splice
 // calls and a pipe per transfer, which costs more than it saves on small ones).
-func copyAdaptive(dst, src *net.TCPConn) (int64, error) {
+// On an error, peer is the side that did not fail: dst when reading src failed, src
+// when writing dst did, nil when the error does not tell (a splice).
+func copyAdaptive(dst, src *net.TCPConn) (total int64, peer *net.TCPConn, err error) {
 	bp := bufPool.Get().(*[]byte)
 	buf := *bp
-	var total int64
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
@@ -573,20 +600,20 @@ func copyAdaptive(dst, src *net.TCPConn) (int64, error) {
 			total += int64(w)
 			if werr != nil {
 				bufPool.Put(bp)
-				return total, werr
+				return total, src, werr
 			}
 		}
 		if err != nil {
 			bufPool.Put(bp)
 			if errors.Is(err, io.EOF) {
-				return total, nil
+				return total, nil, nil
 			}
-			return total, err
+			return total, dst, err
 		}
 		if n == len(buf) {
 			bufPool.Put(bp)
 			m, err := io.Copy(dst, src)
-			return total + m, err
+			return total + m, nil, err
 		}
 	}
 }

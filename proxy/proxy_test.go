@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -450,5 +451,48 @@ func TestNearestOnTies(t *testing.T) {
 		if got := helloClose(t, addr); got != "near" {
 			t.Fatalf("connection %d went to %q, want the nearer instance", i, got)
 		}
+	}
+}
+
+// TestResetForwarded: a client that aborts its connection (a reset) aborts the
+// instance's too, rather than closing it normally.
+func TestResetForwarded(t *testing.T) {
+	c := newCluster(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan error, 1)
+	go func() {
+		s, err := ln.Accept()
+		if err != nil {
+			got <- err
+			return
+		}
+		defer s.Close()
+		_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(s, "b\n"); err != nil {
+			got <- err
+			return
+		}
+		_, err = io.Copy(io.Discard, s)
+		got <- err // nil on a normal close
+	}()
+	c.add("n1", "web-1", ln.Addr().(*net.TCPAddr).Port, 1)
+	_, addr := newProxy(t, c, proxy.Config{})
+	name, conn, err := hello(addr)
+	if err != nil || name != "b" {
+		t.Fatalf("hello = %q, %v", name, err)
+	}
+	_ = conn.(*net.TCPConn).SetLinger(0)
+	_ = conn.Close()
+	select {
+	case err := <-got:
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("the instance's connection ended with %v, want a reset", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the instance's connection still open 10s after the client's reset")
 	}
 }

@@ -2,9 +2,11 @@ package sim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"runtime/metrics"
@@ -27,8 +29,18 @@ type RealOptions struct {
 	Progress io.Writer
 	// MemberlistHook, if set, adjusts every node's memberlist config (what-if runs).
 	MemberlistHook func(*memberlist.Config)
-	// ConvergeTimeout bounds the wait for the initial cluster to agree, in the
-	// run's own time. Default 10 minutes.
+	// WrapTransport, if set, wraps every node's transport (gossip.Config's
+	// WrapTransport): tests count what is sent by message type with it.
+	WrapTransport func(memberlist.NodeAwareTransport) (memberlist.NodeAwareTransport, error)
+	// PublishAtStart has the initial nodes publish their records through gossip, all
+	// at once, and waits for every catalog to hold them, instead of filling the
+	// catalogs directly (realRun.start).
+	PublishAtStart bool
+	// Measuring, if set, is called once when the measured part of the scenario starts.
+	Measuring func()
+	// ConvergeTimeout bounds each wait of the start (realRun.start: membership,
+	// catalogs with PublishAtStart, gossip quiet), in the run's own time. Default 10
+	// minutes.
 	ConvergeTimeout time.Duration
 }
 
@@ -53,7 +65,7 @@ func RunReal(ctx context.Context, sc scenario.Scenario, opt RealOptions) (scenar
 		opt: opt,
 		rng: rand.New(rand.NewPCG(sc.Seed, 0x5eed)),
 		net: memnet.NewNetwork(memnet.Config{Seed: sc.Seed, QueueLen: 4096,
-			Link: memLink(sc.Link)}),
+			Link: startLink(sc.Link)}),
 		tr:   newTracker(),
 		link: memLink(sc.Link),
 	}
@@ -63,8 +75,14 @@ func RunReal(ctx context.Context, sc scenario.Scenario, opt RealOptions) (scenar
 	return rep, err
 }
 
-// startSpread is about how long the initial nodes take to start, one after another.
-const startSpread = time.Second
+// pushPullScale is memberlist's push-pull interval at n members: the configured one,
+// times 1 + ⌈log2(n) − log2(32)⌉ above 32 members.
+func pushPullScale(interval time.Duration, n int) time.Duration {
+	if n <= 32 {
+		return interval
+	}
+	return time.Duration(math.Ceil(math.Log2(float64(n))-math.Log2(32))+1) * interval
+}
 
 type realRun struct {
 	sc    scenario.Scenario
@@ -75,6 +93,9 @@ type realRun struct {
 	nodes []*simNode // every node ever started, in start order
 	seq   int        // next node number
 	regs  int        // services registered by events
+	// pushPull is the push-pull interval every node's memberlist was given (gossip's,
+	// after MemberlistHook), read from the first node's config.
+	pushPull time.Duration
 	link  memnet.Link
 }
 
@@ -139,57 +160,23 @@ func (r *realRun) run(ctx context.Context) (scenario.Report, error) {
 	var ms0 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 
-	// The initial nodes start and join first, and publish their node record and
-	// services once every node sees every other: as agents registering after a rolling
-	// start. Publishing before joining had every record reach a node first by a join's
-	// anti-entropy, which re-broadcasts it by piggyback, so hundreds of nodes each
-	// queued every record of the cluster and the start took tens of seconds of virtual
-	// time (a third of a 500-node run). What is measured starts after all this.
-	r.logf("starting %d nodes", sc.Nodes)
-	for range sc.Nodes {
-		if _, err := r.startNode(ctx, false); err != nil {
-			return rep, err
-		}
+	// The initial cluster: what is measured starts after it (see start).
+	if err := r.start(ctx, &rep); err != nil {
+		return rep, err
 	}
-	r.logf("started and joined %d nodes", sc.Nodes)
-	joined := time.Now()
-	if err := waitForEvery(ctx, r.opt.ConvergeTimeout, 100*time.Millisecond, r.allSeeAll); err != nil {
-		return rep, fmt.Errorf("sim: membership of %d nodes: %w", sc.Nodes, err)
-	}
-	r.logf("every node sees every other after %s", time.Since(joined).Round(time.Millisecond))
-	// All at once. Publishing one node after another 20 ms apart (so that each
-	// node's eager flood ended before the next began) cost more than it saved at
-	// 500 nodes: 500 floods of 9 × 500 packets each, uncoalesced.
-	for _, n := range r.nodes {
-		if err := n.publishNode(); err != nil {
-			return rep, err
-		}
-		for j := range sc.Services {
-			if err := n.publish(n.w.PutService(service(fmt.Sprintf("svc-%d", j), 0))); err != nil {
-				return rep, err
-			}
-		}
-	}
-	start := time.Now()
-	lastLog := start
-	if err := waitFor(ctx, r.opt.ConvergeTimeout, func() bool {
-		if time.Since(lastLog) >= 5*time.Second {
-			lastLog = time.Now()
-			r.logDivergence(start)
-		}
-		return r.converged()
-	}); err != nil {
-		return rep, fmt.Errorf("sim: initial convergence of %d nodes: %w", sc.Nodes, err)
-	}
-	rep.Converge = time.Since(start)
-	r.logf("all catalogs equal after %s", rep.Converge.Round(time.Millisecond))
 	runtime.GC()
 	var ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms1)
 	rep.MemPerNode = float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc)) / float64(sc.Nodes)
 
+	if r.link != startLink(sc.Link) {
+		r.net.SetDefaultLink(r.link)
+	}
 	t0 := time.Now()
 	r.tr.setStart(t0)
+	if r.opt.Measuring != nil {
+		r.opt.Measuring()
+	}
 	stats0 := r.net.Stats()
 	var nodeSecs float64 // live node-seconds, for per-node rates
 	last := t0
@@ -327,6 +314,16 @@ func (r *realRun) apply(ctx context.Context, e scenario.Event) error {
 	return nil
 }
 
+// startLink is the link during the start (realRun.start): the scenario's without its
+// loss and duplication, which apply from the moment measurement starts. On a lossy
+// link memberlist's suspicions and refutations never stop, so the start would never
+// see gossip quiet.
+func startLink(l scenario.Link) memnet.Link {
+	m := memLink(l)
+	m.Loss, m.Duplicate = 0, 0
+	return m
+}
+
 // memLink is a scenario's link as memnet sets it.
 func memLink(l scenario.Link) memnet.Link {
 	return memnet.Link{Loss: l.Loss, Latency: l.Latency, Jitter: l.Jitter, Duplicate: l.Duplicate, Bandwidth: l.Bandwidth}
@@ -341,20 +338,198 @@ func (r *realRun) kill(n *simNode) {
 	_ = n.g.Shutdown()
 }
 
+// start brings up the initial cluster as a settled deployment: every node sees every
+// other alive, every catalog holds every node's records, and membership's own
+// gossip about the start has died down. How it gets there is not what the
+// scenarios measure, so it takes the shortest way that leaves the protocol as the
+// agent runs it:
+//
+//   - Membership: each node joins the first node (the seed every operator lists) and
+//     two random live ones. The seed then knows everyone, since a join is a
+//     push-pull of both member lists; once all have started, each node that does
+//     not yet see everyone joins the seed again and gets the full list. Left to
+//     gossip alone, membership took 15–52 s of virtual time to settle at 500 nodes.
+//   - Catalogs: every node's node record and services are applied to every catalog
+//     directly, each catalog decoding its own copy of the encoded records as gossip
+//     does: the state anti-entropy reaches. Publishing them all through gossip at
+//     once cost more than half of a 500-node run's CPU (every record arrives about
+//     ⌈ln N⌉ + 2 times on the eager path) and then tens of seconds of virtual time
+//     waiting for push-pull to repair what the eager path missed.
+//     RealOptions.PublishAtStart does that instead.
+//   - Quiet: every node queued an alive message for each member it learnt of, and
+//     retransmits it RetransmitMult × ⌈log10(N+1)⌉ times; start returns once every
+//     node has sent fewer packets in the last second than a node with anything
+//     queued sends (quietPackets), so none of that is in what is measured.
+func (r *realRun) start(ctx context.Context, rep *scenario.Report) error {
+	sc := r.sc
+	r.logf("starting %d nodes", sc.Nodes)
+	for range sc.Nodes {
+		if _, err := r.startNode(ctx, false); err != nil {
+			return err
+		}
+	}
+	r.logf("started and joined %d nodes", sc.Nodes)
+	joined := time.Now()
+	seed := []string{r.nodes[0].tr.Addr()}
+	rejoined := 0
+	for _, n := range r.nodes[1:] {
+		if n.aliveSeen() >= len(r.nodes) {
+			continue
+		}
+		if _, err := n.g.Join(ctx, seed); err != nil {
+			return fmt.Errorf("sim: %s join %s: %w", n.name, seed[0], err)
+		}
+		rejoined++
+	}
+	if err := waitForEvery(ctx, r.opt.ConvergeTimeout, 100*time.Millisecond, r.allSeeAll); err != nil {
+		return fmt.Errorf("sim: membership of %d nodes: %w", sc.Nodes, err)
+	}
+	r.logf("every node sees every other after %s (%d joined the seed again)", time.Since(joined).Round(time.Millisecond), rejoined)
+
+	if r.opt.PublishAtStart {
+		if err := r.publishAll(ctx, rep); err != nil {
+			return err
+		}
+	} else if err := r.fillCatalogs(); err != nil {
+		return err
+	}
+	quiet := time.Now()
+	if err := r.waitQuiet(ctx); err != nil {
+		return fmt.Errorf("sim: start of %d nodes: %w", sc.Nodes, err)
+	}
+	r.logf("quiet after %s", time.Since(quiet).Round(time.Millisecond))
+	return nil
+}
+
+// fillCatalogs gives every catalog every initial node's records (start).
+func (r *realRun) fillCatalogs() error {
+	var all []catalog.Record
+	for _, n := range r.nodes {
+		all = append(all, n.w.PutNode(n.nodeRecord()))
+		for j := range r.sc.Services {
+			all = append(all, n.w.PutService(service(fmt.Sprintf("svc-%d", j), 0)))
+		}
+	}
+	enc := catalog.AppendRecords(nil, all)
+	for _, n := range r.nodes {
+		recs, err := catalog.DecodeRecords(enc)
+		if err != nil {
+			return fmt.Errorf("sim: initial records: %w", err)
+		}
+		if _, err := n.store.Apply(recs...); err != nil {
+			return fmt.Errorf("sim: %s apply: %w", n.name, err)
+		}
+	}
+	if !r.converged() {
+		return errors.New("sim: initial catalogs differ after filling them")
+	}
+	r.logf("filled %d catalogs with %d records each", len(r.nodes), len(all))
+	return nil
+}
+
+// publishAll has every initial node publish its node record and services through
+// gossip, all at once, and waits until every catalog holds everything: the
+// start before fillCatalogs (RealOptions.PublishAtStart).
+func (r *realRun) publishAll(ctx context.Context, rep *scenario.Report) error {
+	// All at once. Publishing one node after another 20 ms apart (so that each
+	// node's eager flood ended before the next began) cost more than it saved at
+	// 500 nodes: 500 floods of 9 × 500 packets each, uncoalesced.
+	for _, n := range r.nodes {
+		if err := n.publishNode(); err != nil {
+			return err
+		}
+		for j := range r.sc.Services {
+			if err := n.publish(n.w.PutService(service(fmt.Sprintf("svc-%d", j), 0))); err != nil {
+				return err
+			}
+		}
+	}
+	start := time.Now()
+	lastLog := start
+	if err := waitFor(ctx, r.opt.ConvergeTimeout, func() bool {
+		if time.Since(lastLog) >= 5*time.Second {
+			lastLog = time.Now()
+			r.logDivergence(start)
+		}
+		return r.converged()
+	}); err != nil {
+		return fmt.Errorf("sim: initial convergence of %d nodes: %w", r.sc.Nodes, err)
+	}
+	rep.Converge = time.Since(start)
+	r.logf("all catalogs equal after %s", rep.Converge.Round(time.Millisecond))
+	return nil
+}
+
+// quietPackets is how many packets a node may send in a second and still count as
+// quiet: a node with anything queued for gossip sends GossipNodes (3) packets every
+// GossipInterval (200 ms), 15 a second, while a quiet one sends its probe's ping
+// and acks to those probing it (1 and about 1 a second).
+const quietPackets = 8
+
+// waitQuiet waits until, over the last second, every live node sent fewer than
+// quietPackets packets.
+func (r *realRun) waitQuiet(ctx context.Context) error {
+	const window, poll = time.Second, 200 * time.Millisecond
+	live := r.live()
+	hist := make([][]uint64, len(live)) // packets sent, one sample per poll
+	deadline := time.Now().Add(r.opt.ConvergeTimeout)
+	for {
+		quiet := true
+		for i, n := range live {
+			h := append(hist[i], n.tr.Stats().PacketsSent)
+			if len(h) > int(window/poll)+1 {
+				h = h[1:]
+			}
+			hist[i] = h
+			if len(h) <= int(window/poll) || h[len(h)-1]-h[0] >= quietPackets {
+				quiet = false
+			}
+		}
+		if quiet {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("gossip not quiet within %s", r.opt.ConvergeTimeout)
+		}
+		if err := sleep(ctx, poll); err != nil {
+			return err
+		}
+	}
+}
+
+// hook is every node's MemberlistHook: RealOptions' and then reading the push-pull
+// interval.
+func (r *realRun) hook(mc *memberlist.Config) {
+	if r.opt.MemberlistHook != nil {
+		r.opt.MemberlistHook(mc)
+	}
+	if r.pushPull == 0 {
+		r.pushPull = mc.PushPullInterval
+	}
+}
+
 // startNode starts a node and joins it to a few live ones. With announce it then
 // publishes its node record, as an agent does at start; the initial nodes publish
 // theirs later, together (run).
 func (r *realRun) startNode(ctx context.Context, announce bool) (*simNode, error) {
-	// Hosts start at different moments, so their gossip and probe timers (which
-	// memberlist aligns to its start) are out of phase; without this, in a synctest
-	// bubble every node would start at the same instant and gossip in lockstep.
-	// The gaps add up to about startSpread whatever N: enough to spread the phases of
-	// the longest of those timers (the 1 s probe interval) evenly, without keeping
-	// hundreds of nodes running for minutes of virtual time before the scenario starts
-	// (gaps of up to 200 ms each cost 50 s of a 500-node start, a third of its CPU).
-	gap := int64(2*startSpread) / int64(max(r.sc.Nodes, 1))
-	if err := sleep(ctx, time.Duration(r.rng.Int64N(gap+1))); err != nil {
-		return nil, err
+	// Hosts start at different moments, so their timers (which memberlist aligns to
+	// its start) are out of phase; without this, in a synctest bubble every node would
+	// start at the same instant and gossip in lockstep. The gaps add up to about one
+	// push-pull interval at N members whatever N, the longest of those timers: each
+	// node's push-pulls then fall at their own moment of the interval, as in a
+	// deployment whose agents started at different times. (Starting them all within
+	// 1 s put every push-pull of the cluster into the same 10 s of each interval,
+	// memberlist's random stagger: the bytes a 30 s scenario measured depended on
+	// whether that slot fell into it, 0 or 1 push-pull per node at N = 500.)
+	// Nodes started by a scenario's events keep the 1 s spread they always had.
+	if spread := time.Second; r.pushPull > 0 {
+		if !announce {
+			spread = pushPullScale(r.pushPull, r.sc.Nodes)
+		}
+		gap := int64(2*spread) / int64(max(r.sc.Nodes, 1))
+		if err := sleep(ctx, time.Duration(r.rng.Int64N(gap+1))); err != nil {
+			return nil, err
+		}
 	}
 	name := fmt.Sprintf("n%05d", r.seq)
 	r.seq++
@@ -365,7 +540,8 @@ func (r *realRun) startNode(ctx context.Context, announce bool) (*simNode, error
 	tr := r.net.NewTransport(name)
 	store := &recStore{Catalog: cat, self: name, tr: r.tr}
 	g, err := gossip.New(gossip.Config{NodeName: name, BindAddr: tr.IP(), BindPort: tr.Port(), Transport: tr,
-		Store: store, Logger: slog.New(slog.DiscardHandler), MemberlistHook: r.opt.MemberlistHook})
+		Store: store, Logger: slog.New(slog.DiscardHandler), MemberlistHook: r.hook,
+		WrapTransport: r.opt.WrapTransport})
 	if err != nil {
 		return nil, fmt.Errorf("sim: start %s: %w", name, err)
 	}
@@ -374,10 +550,16 @@ func (r *realRun) startNode(ctx context.Context, announce bool) (*simNode, error
 	live := r.live()
 	r.nodes = append(r.nodes, n)
 	if len(live) > 0 {
-		// Join a few live nodes, as operators list a few seeds.
+		// Join a few live nodes, as operators list a few seeds: for the initial
+		// nodes, the first node and two others (start).
 		var seeds []string
+		if !announce {
+			seeds = append(seeds, live[0].tr.Addr())
+		}
 		for _, i := range r.rng.Perm(len(live))[:min(3, len(live))] {
-			seeds = append(seeds, live[i].tr.Addr())
+			if a := live[i].tr.Addr(); len(seeds) < 3 && !slices.Contains(seeds, a) {
+				seeds = append(seeds, a)
+			}
 		}
 		if _, err := g.Join(ctx, seeds); err != nil {
 			return nil, fmt.Errorf("sim: %s join: %w", name, err)
@@ -393,24 +575,33 @@ func (r *realRun) startNode(ctx context.Context, announce bool) (*simNode, error
 
 // publishNode publishes the node's own node record.
 func (n *simNode) publishNode() error {
-	return n.publish(n.w.PutNode(&catalog.Node{ID: n.id, Name: n.name, Address: n.tr.IP(), Datacenter: "dc1"}))
+	return n.publish(n.w.PutNode(n.nodeRecord()))
+}
+
+func (n *simNode) nodeRecord() *catalog.Node {
+	return &catalog.Node{ID: n.id, Name: n.name, Address: n.tr.IP(), Datacenter: "dc1"}
 }
 
 // allSeeAll reports whether every live node's gossip sees every live node alive.
 func (r *realRun) allSeeAll() bool {
 	live := r.live()
 	for _, o := range live {
-		alive := 0
-		for _, m := range o.g.Members() {
-			if m.State == catalog.LivenessAlive {
-				alive++
-			}
-		}
-		if alive < len(live) {
+		if o.aliveSeen() < len(live) {
 			return false
 		}
 	}
 	return true
+}
+
+// aliveSeen is how many members n's gossip sees alive, itself included.
+func (n *simNode) aliveSeen() int {
+	alive := 0
+	for _, m := range n.g.Members() {
+		if m.State == catalog.LivenessAlive {
+			alive++
+		}
+	}
+	return alive
 }
 
 func (n *simNode) publish(recs ...catalog.Record) error {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,6 +33,8 @@ var (
 	flagNodes    = flag.Int("sim.nodes", 0, "override the scenario's node count (default: 20 for the checked-in scenarios, the file's own with -sim.scenario)")
 	flagSeed     = flag.Uint64("sim.seed", 0, "override the scenario's seed")
 	flagJSON     = flag.String("sim.json", "", "write the tier-1 reports as JSON to this file")
+	flagBytes    = flag.Bool("sim.bytes", false, "log what tier 1 sends per node-second by message type")
+	flagPublish  = flag.Bool("sim.publishstart", false, "the initial nodes publish their records through gossip, all at once, instead of the catalogs being filled (RealOptions.PublishAtStart)")
 )
 
 // runBubble runs sc in a synctest bubble and returns its report.
@@ -47,7 +50,18 @@ func runBubble(t *testing.T, sc scenario.Scenario) scenario.Report {
 	start := time.Now() // outside the bubble: wall-clock time
 	synctest.Test(t, func(t *testing.T) {
 		var progress strings.Builder
-		rep, err = RunReal(context.Background(), sc, RealOptions{Progress: &progress})
+		opt := RealOptions{Progress: &progress, PublishAtStart: *flagPublish}
+		var bc *byteCounter
+		if *flagBytes {
+			bc = newByteCounter()
+			opt.WrapTransport = bc.wrap
+			opt.Measuring = func() { bc.on.Store(true) }
+		}
+		rep, err = RunReal(context.Background(), sc, opt)
+		if bc != nil && rep.NodeHours > 0 {
+			t.Logf("%s at %d nodes, bytes sent by kind:\n%s", sc.Name, sc.Nodes, bc.table(rep.NodeHours*3600))
+			rep.BytesByKind = bc.perNodeSec(rep.NodeHours * 3600)
+		}
 		// memberlist's Shutdown does not wait for probes in flight: let them end.
 		time.Sleep(time.Minute)
 		if err != nil || testing.Verbose() {
@@ -146,6 +160,20 @@ func TestReal(t *testing.T) {
 	}
 }
 
+// kinds formats a BytesByKind map, largest first.
+func kinds(by map[string]float64) string {
+	ks := make([]string, 0, len(by))
+	for k := range by {
+		ks = append(ks, k)
+	}
+	sort.Slice(ks, func(i, j int) bool { return by[ks[i]] > by[ks[j]] })
+	var parts []string
+	for _, k := range ks {
+		parts = append(parts, fmt.Sprintf("%s %.0f", k, by[k]))
+	}
+	return strings.Join(parts, ", ")
+}
+
 func hasEvent(sc scenario.Scenario, k scenario.Kind) bool {
 	for _, e := range sc.Events {
 		if e.Kind == k {
@@ -168,15 +196,17 @@ const validationBound = 0.20
 const tailSlack = 5 * time.Millisecond
 
 // TestModelValidation runs the convergence and failure scenarios in both tiers at
-// the same sizes and seeds, and fails if the model's median spread or detection is
-// off by more than validationBound, or its 99 % tail (the median over registrations
-// of the time to reach 99 % of nodes) is slower than tier 1's by more than
-// validationBound or tailSlack, whichever is larger. A tier-1 tail slower than the
-// model's is logged, not failed: tier 1's eager path sometimes misses more nodes,
-// depending on goroutine scheduling (README). The 100 % tail and bytes per node are printed, not bounded:
-// tier 1's 100 % tail is bimodal (a node the eager path missed is repaired by the
-// origin's piggyback within a second, or by push-pull tens of seconds later) and
-// varies from run to run more than 20 % (README, "Simulator at scale").
+// the same sizes and seeds, and fails if the model is off by more than
+// validationBound on the median spread (time to reach 50 % of nodes), crash
+// detection or bytes sent per node; or if its 99 % tail (the median over
+// registrations of the time to reach 99 % of nodes) is slower than tier 1's, or its
+// 100 % tail differs from tier 1's either way, by more than validationBound or
+// tailSlack, whichever is larger. A tier-1 99 % tail slower than the model's is
+// logged, not failed: tier 1's eager path sometimes missed more nodes, depending on
+// goroutine scheduling (README). The 100 % tail (its median over registrations) is
+// bounded only since gossip's forward fix (haveAll): before it, tier 1's 100 % tail
+// was bimodal (a node the eager path missed waited for push-pull) and varied from
+// run to run more than 20 %; a registration tier 1 leaves unreached is logged.
 //
 //	go test ./sim -run TestModelValidation -sim.validate 100,500 -v
 func TestModelValidation(t *testing.T) {
@@ -210,11 +240,31 @@ func TestModelValidation(t *testing.T) {
 				e := model.Compare(m, real)
 				var b strings.Builder
 				_ = scenario.WriteTable(&b, []scenario.Report{real, m})
-				t.Logf("%s\nmodel error: %s", b.String(), e)
+				t.Logf("%s\nmodel error: %s\nmodel bytes/s/node by kind: %s", b.String(), e, kinds(m.BytesByKind))
 				if w := e.Worst(); math.IsNaN(w) {
 					t.Errorf("nothing to compare: %s", e)
 				} else if w > validationBound {
 					t.Errorf("model off by %.0f%% (bound %.0f%%): %s", 100*w, 100*validationBound, e)
+				}
+				if math.IsNaN(e.Bytes) || math.Abs(e.Bytes) > validationBound {
+					t.Errorf("bytes per node: model %.0f, tier 1 %.0f B/s: off by %+.0f%% (bound %.0f%%)",
+						m.BytesPerNodeSec, real.BytesPerNodeSec, 100*e.Bytes, 100*validationBound)
+				}
+				if len(real.Spreads) > 0 {
+					_, _, r100 := real.Reg()
+					_, _, m100 := m.Reg()
+					bound := max(time.Duration(validationBound*float64(r100)), tailSlack)
+					if m100-r100 > bound || r100-m100 > bound {
+						t.Errorf("100 %% tail: model %s, tier 1 %s: off by more than %s", m100, r100, bound)
+					}
+					if m.Unreached > 0 {
+						t.Errorf("the model left %d of %d registrations unreached", m.Unreached, len(m.Spreads))
+					}
+					if real.Unreached > 0 {
+						// Seen once in eight runs at N = 100 (README): the median above
+						// holds; TestReal fails on it at its own sizes.
+						t.Logf("tier 1 left %d of %d registrations unreached", real.Unreached, len(real.Spreads))
+					}
 				}
 				if _, r99, _ := real.Reg(); r99 > 0 {
 					_, m99, _ := m.Reg()

@@ -79,7 +79,7 @@ It runs in real time: about two minutes per size with the default windows.`,
 	// Scenario runs (issue 14): the model at any size, or real nodes in real time.
 	fl.StringVar(&scenarioFile, "scenario", "", "run this scenario script with the model (see sim/testdata/*.txt) instead of the benchmark")
 	fl.StringVar(&scenarioNodes, "scenario-nodes", "", "with --scenario: cluster sizes, comma-separated (default: the script's)")
-	fl.BoolVar(&scenarioReal, "real", false, "with --scenario: run real gossip nodes in real time instead of the model (small N: it takes the scenario's duration)")
+	fl.BoolVar(&scenarioReal, "real", false, "with --scenario: run real gossip nodes in real time instead of the model (small N: it takes one push-pull interval, 10 s at up to 32 nodes, to start, and then the scenario's duration)")
 	fl.StringVar(&scenarioPlots, "plots", "", "with --scenario: write SVG plots into this directory")
 	fl.StringVar(&scenarioSet, "set", "", "with --scenario: model parameters, comma-separated Name=value (e.g. EagerAllBelow=64,EagerFanout=4)")
 	return cmd

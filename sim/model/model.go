@@ -179,11 +179,30 @@ type model struct {
 	emsgs  [][]int32 // eager messages' records, shared by their receivers
 
 	bytes      float64 // simulated bytes sent
+	bytesBy    [numKinds]float64
 	nodeSecs   float64 // live node-seconds
 	lastT      int64
 	changeRate float64 // record changes per node per second from "change" events
 	falseExp   float64
 	events     []scenario.Event
+}
+
+// The kinds of traffic the model charges bytes for (Report.BytesByKind).
+const (
+	kindProbe    = iota // pings and acks, direct and indirect
+	kindChanges         // the steady change rate's piggyback, in closed form
+	kindEager           // eager-path messages
+	kindGossip          // piggyback packets: records and membership messages
+	kindPushPull        // push-pull exchanges: member lists and summaries, both ways
+	kindRepair          // records anti-entropy sends
+	numKinds
+)
+
+var kindNames = [numKinds]string{"probe", "changes", "eager", "gossip", "push-pull", "repair"}
+
+func (m *model) addBytes(kind int, b float64) {
+	m.bytes += b
+	m.bytesBy[kind] += b
 }
 
 // Run runs sc on the model with parameters p.
@@ -246,15 +265,36 @@ func (m *model) advance(t int64) {
 	loss := m.link.Loss
 	pfail := 1 - (1-loss)*(1-loss)
 	probeBytes := float64(m.p.PingBytes+m.p.AckBytes) * (1 + pfail*float64(m.p.IndirectChecks)*2)
-	m.bytes += dt * float64(m.live) * probeBytes / m.p.ProbeInterval.Seconds()
-	// A steady change rate: each change is sent limit times by every node, but no
-	// node can send more than its packets hold.
+	m.addBytes(kindProbe, dt*float64(m.live)*probeBytes/m.p.ProbeInterval.Seconds())
+	// A steady change rate, in closed form. With the eager path, as gossip does it: the
+	// origin sends each change to every member (at most EagerAllBelow) or to a fan-out
+	// f, each node that first gets it forwards it to f more (so about N·f messages a
+	// change), one record each at these rates; receivers do not piggyback it, only the
+	// origin, limit times. Tier 1 at N = 100 (bandwidth scenario): 98.5 B/s eager and
+	// 3.3 B/s piggyback per node, this formula 103 and 3.3. Without the eager path
+	// every node piggybacks each change limit times, as far as its packets hold.
 	if m.changeRate > 0 {
 		n := m.live
 		limit := retransmits(m.p.RetransmitMult*m.p.RecordRetransmitMult, n)
-		demand := m.changeRate * float64(n) * float64(limit*m.p.RecordBytes) // per node per second
-		capacity := float64(m.p.GossipNodes*m.p.PacketBytes) / m.p.GossipInterval.Seconds()
-		m.bytes += dt * float64(n) * min(demand, capacity)
+		if m.eagerOn() {
+			msgs := float64(n - 1) // direct to all, not forwarded
+			if m.p.EagerAllBelow == 0 || n-1 > m.p.EagerAllBelow {
+				msgs = float64(n * m.fanout(n-1))
+				if !m.p.EagerForward {
+					msgs = float64(m.fanout(n - 1))
+				}
+			}
+			perChange := msgs*float64(m.p.eagerWire(1)) + float64(limit*m.p.RecordWire)
+			m.addBytes(kindChanges, dt*float64(n)*m.changeRate*perChange)
+		} else {
+			demand := m.changeRate * float64(n) * float64(limit) // record transmits per node per second
+			capacity := float64(m.p.GossipNodes*(m.p.PacketBytes-m.p.PacketOverhead)/m.p.RecordBytes) / m.p.GossipInterval.Seconds()
+			sent := min(demand, capacity)
+			// Records per packet decide what compression saves (gossipWire).
+			perPacket := max(1, sent*m.p.GossipInterval.Seconds()/float64(m.p.GossipNodes))
+			wire := min(float64(m.p.RecordWire), float64(m.p.RecordBatchWire)+float64(m.p.GossipBatchWire)/perPacket)
+			m.addBytes(kindChanges, dt*float64(n)*sent*wire)
+		}
 	}
 	// False failures: a probe of a live node fails if the ping or its ack is lost,
 	// every indirect probe fails and the TCP fallback fails; the suspicion becomes a
@@ -384,6 +424,15 @@ func (m *model) register(origin int32) {
 }
 
 // eagerOn says whether the eager path is on.
+// fanout is the eager fan-out at peers live peers: EagerFanout, or gossip's
+// ⌈ln n⌉ + 2 for n live members.
+func (m *model) fanout(peers int) int {
+	if m.p.EagerFanout > 0 {
+		return m.p.EagerFanout
+	}
+	return int(math.Ceil(math.Log(float64(max(peers+1, 2))))) + 2
+}
+
 func (m *model) eagerOn() bool {
 	return m.p.EagerAllBelow > 0 || m.p.EagerFanout > 0 || m.p.EagerForward
 }
@@ -445,10 +494,7 @@ func (m *model) eagerFlush(n int32) {
 	if v := m.crashedUnknown(n); v > 0 {
 		peers += v
 	}
-	fan := m.p.EagerFanout
-	if fan == 0 {
-		fan = int(math.Ceil(math.Log(float64(max(peers+1, 2))))) + 2
-	}
+	fan := m.fanout(peers)
 	how := int32(1)
 	if !m.p.EagerForward {
 		how = 3
@@ -531,10 +577,11 @@ func (m *model) eagerSend(from int32, targets []int32, recs []int32, how int32) 
 	}
 	id := int32(len(m.emsgs))
 	m.emsgs = append(m.emsgs, slices.Clone(recs))
-	size := eagerHeader + len(recs)*m.p.RecordBytes
+	size := eagerHeader + len(recs)*m.p.RecordBytes // uncompressed: what decides packet or stream
+	wire := m.p.eagerWire(len(recs))
 	reliable := size > eagerPacketMax
 	for _, t := range targets {
-		m.bytes += float64(size + m.p.PacketOverhead)
+		m.addBytes(kindEager, float64(wire))
 		var d int64
 		ok := true
 		if reliable {
@@ -666,12 +713,18 @@ func (m *model) sendPacket(from, to int32) {
 		pkt = m.pkts[m.free[k-1]][:0]
 	}
 	keep := nd.queue[:0]
+	alone, batch := 0, 0 // what the packet's messages cost on the wire (gossipWire)
 	for _, q := range nd.queue {
 		r := m.rumors[q.rumor]
 		if int(r.size) <= budget {
 			budget -= int(r.size)
 			pkt = append(pkt, q.rumor)
 			q.tx++
+			if r.kind == rRecord {
+				alone, batch = alone+m.p.RecordWire, batch+m.p.RecordBatchWire
+			} else {
+				alone, batch = alone+m.p.MemberMsgWire, batch+m.p.MemberMsgBatchWire
+			}
 		}
 		lim := limRecord
 		if r.kind != rRecord {
@@ -685,7 +738,7 @@ func (m *model) sendPacket(from, to int32) {
 	if len(pkt) == 0 {
 		return
 	}
-	m.bytes += float64(m.p.PacketBytes - m.p.PacketOverhead - budget + m.p.PacketOverhead)
+	m.addBytes(kindGossip, float64(m.p.gossipWire(alone, batch)))
 	d, ok := m.path(from, to)
 	var id int32
 	if k := len(m.free); k > 0 {
@@ -761,18 +814,17 @@ func (m *model) pushPull(n int32) {
 		return
 	}
 	records := float64(m.live * (1 + m.sc.Services))
-	state := float64(m.p.PushPullHeader+m.p.SummaryBytes+m.live*m.p.NodeStateBytes) +
-		m.p.PushPullRecordBytes*records
-	m.bytes += 2 * state
+	state := m.p.pushPullBytes(m.live) + m.p.PushPullRecordBytes*records
+	m.addBytes(kindPushPull, 2*state)
 	d := int64(2 * (m.link.Latency + m.slow[n] + m.slow[t]))
 	for _, r := range m.recs {
 		a, b := r.known[n] != 0, r.known[t] != 0
 		switch {
 		case a && !b:
-			m.bytes += float64(m.p.StreamRecordMul * m.p.RecordBytes)
+			m.addBytes(kindRepair, float64(m.p.StreamRecordMul*m.p.RecordBytes))
 			m.schedule(event{at: m.now + d, kind: evLearn, node: t, a: r.rumor, b: 2})
 		case b && !a:
-			m.bytes += float64(m.p.StreamRecordMul * m.p.RecordBytes)
+			m.addBytes(kindRepair, float64(m.p.StreamRecordMul*m.p.RecordBytes))
 			m.schedule(event{at: m.now + d, kind: evLearn, node: n, a: r.rumor, b: 2})
 		}
 	}
@@ -813,7 +865,7 @@ func (m *model) probe(v *victim) {
 		}
 		// Direct ping, indirect pings, then at the end of the interval: suspect.
 		m.schedule(event{at: m.now + int64(m.p.ProbeInterval), kind: evSuspect, node: o, a: vi})
-		m.bytes += float64(m.p.PingBytes * (1 + 2*m.p.IndirectChecks))
+		m.addBytes(kindProbe, float64(m.p.PingBytes*(1+2*m.p.IndirectChecks)))
 		break
 	}
 	m.nextProbe(vi, v)
@@ -909,6 +961,12 @@ func (m *model) report() scenario.Report {
 	rep.FalseFailures = int(math.Round(m.falseExp))
 	if m.nodeSecs > 0 {
 		rep.BytesPerNodeSec = m.bytes / m.nodeSecs
+		rep.BytesByKind = map[string]float64{}
+		for k, b := range m.bytesBy {
+			if b > 0 {
+				rep.BytesByKind[kindNames[k]] = b / m.nodeSecs
+			}
+		}
 	}
 	perMember := 1 + float64(m.sc.Services) + float64(len(m.recs))/float64(max(1, m.sc.Nodes)) // node record + services
 	rep.MemPerNode = float64(m.p.MemBase) + float64(m.live)*(float64(m.p.MemPerMember)+perMember*float64(m.p.MemPerRecord))

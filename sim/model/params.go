@@ -43,16 +43,44 @@ type Params struct {
 	EagerForward  bool
 	EagerDelay    time.Duration
 
-	// Message sizes in bytes (payload, as memnet counts them), calibrated against tier 1.
-	RecordBytes     int // 48: one service record in a gossip packet (gossip's encoding: 45 bytes, plus framing)
-	MemberMsgBytes  int // 50: a suspect, dead or alive message
-	PacketOverhead  int // 30: compound header and framing per packet
-	PingBytes       int // 70: a ping
-	AckBytes        int // 140: an ack, with rumor's network coordinate
-	NodeStateBytes  int // 70: one member in a push-pull exchange
-	SummaryBytes    int // 2100: rumor's catalog summary in a push-pull exchange
-	PushPullHeader  int // 60
-	StreamRecordMul int // 2: a record sent over TCP (anti-entropy) costs this many RecordBytes
+	// Message sizes in bytes, uncompressed: what decides how many messages fit a
+	// gossip packet and whether an eager batch goes as a packet or on the stream.
+	RecordBytes    int // 48: one service record in a gossip packet (gossip's encoding: 45 bytes, plus framing)
+	MemberMsgBytes int // 50: a suspect, dead or alive message
+	PacketOverhead int // 30: compound header and framing per packet
+
+	// What each message costs on the wire (payload as memnet counts it, after
+	// memberlist's LZW compression of every packet and stream), measured in tier 1
+	// message by message (go test ./sim -run 'TestReal$' -sim.bytes, at N = 100,
+	// 200 and 500). Compression is why these differ from the sizes above: a batch of
+	// similar records, a member list and a summary with empty buckets shrink.
+	PingBytes     int // 69: a ping
+	AckBytes      int // 258: an ack, with rumor's network coordinate (JSON)
+	// A gossip packet of k messages costs min(Σ their sizes alone, GossipBatchWire +
+	// Σ their sizes in a batch) (gossipWire): memberlist compresses a packet only when
+	// that shrinks it, and similar messages compress well together (tier 1 at N = 200:
+	// 44 bytes for one suspect or dead message, 89 for two, 133 for four, 207 for nine).
+	RecordWire         int // 49: a record alone, with the packet's framing
+	RecordBatchWire    int // 17: a record among others in a compressed packet
+	MemberMsgWire      int // 44: a suspect or dead message alone
+	MemberMsgBatchWire int // 16: a suspect or dead message among others
+	GossipBatchWire    int // 62: a compressed packet's own cost
+	// An eager message with one record costs EagerSingleWire (memberlist sends it
+	// uncompressed: compressing would not shrink it); with k ≥ 2 similar records,
+	// EagerBatchWire + k·RecordBatchWire (eagerWire).
+	EagerSingleWire int // 52
+	EagerBatchWire  int // 68
+	// One side of a push-pull: memberlist's header and framing, each member's state,
+	// and rumor's 2 KiB summary, whose empty buckets compress away:
+	// PushPullHeader + N·NodeStateBytes + SummaryBytes + SummaryBucketBytes·(non-empty buckets).
+	// Fitted to tier 1's 2,271, 3,634 and 6,294 bytes at N = 100, 200 and 500 (within
+	// 2 %). Tier 1's node names and IDs are sequential and compress to about 5 bytes
+	// a member; a deployment's random node IDs (16 bytes each) would cost more.
+	PushPullHeader     int // 500
+	NodeStateBytes     int // 5
+	SummaryBytes       int // 0
+	SummaryBucketBytes int // 15: one non-empty bucket (8 bytes of hash, which LZW expands)
+	StreamRecordMul    int // 2: a record sent over TCP (anti-entropy) costs this many RecordBytes
 	// PushPullRecordBytes charges each push-pull side this many bytes per record in the
 	// catalog (0: the design, where a steady cluster swaps summaries only). Tier 1
 	// measures steady-state push-pull traffic of about 17, 51 and 76 bytes per record
@@ -74,10 +102,35 @@ func DefaultParams() Params {
 		GossipInterval: 200 * time.Millisecond, GossipNodes: 3, RetransmitMult: 4, RecordRetransmitMult: 2,
 		PacketBytes: 1400, PushPullInterval: 10 * time.Second,
 		EagerAllBelow: 64, EagerForward: true, EagerDelay: 5 * time.Millisecond,
-		RecordBytes: 48, MemberMsgBytes: 50, PacketOverhead: 30, PingBytes: 70, AckBytes: 140,
-		NodeStateBytes: 70, SummaryBytes: 2100, PushPullHeader: 60, StreamRecordMul: 2,
+		RecordBytes: 48, MemberMsgBytes: 50, PacketOverhead: 30,
+		PingBytes: 69, AckBytes: 258, RecordWire: 49, RecordBatchWire: 17, MemberMsgWire: 44, MemberMsgBatchWire: 16,
+		GossipBatchWire: 62, EagerSingleWire: 52, EagerBatchWire: 68,
+		PushPullHeader: 500, NodeStateBytes: 5, SummaryBytes: 0, SummaryBucketBytes: 15, StreamRecordMul: 2,
 		MemPerMember: 500, MemPerRecord: 700, MemBase: 350000,
 	}
+}
+
+// summaryBuckets is rumor's catalog summary's bucket count (catalog.NumBuckets).
+const summaryBuckets = 256
+
+// pushPullBytes is one side of a push-pull at n members (n origins in the catalog).
+func (p *Params) pushPullBytes(n int) float64 {
+	used := summaryBuckets * (1 - math.Pow(1-1.0/summaryBuckets, float64(n))) // expected non-empty buckets
+	return float64(p.PushPullHeader+n*p.NodeStateBytes+p.SummaryBytes) + float64(p.SummaryBucketBytes)*used
+}
+
+// eagerWire is what an eager message with k records costs on the wire.
+func (p *Params) eagerWire(k int) int {
+	if k <= 1 {
+		return p.EagerSingleWire
+	}
+	return min(p.EagerSingleWire+(k-1)*p.RecordBytes, p.EagerBatchWire+k*p.RecordBatchWire)
+}
+
+// gossipWire is what a gossip packet costs on the wire: alone is the sum of its
+// messages' sizes alone, batch the sum of their sizes in a compressed batch.
+func (p *Params) gossipWire(alone, batch int) int {
+	return min(alone, p.GossipBatchWire+batch)
 }
 
 // retransmits is memberlist's retransmitLimit: mult × ⌈log10(n+1)⌉.

@@ -23,9 +23,10 @@ type Errors struct {
 	Bytes    float64 // bytes per second per node
 }
 
-// Worst is the largest absolute error of the medians the validation bound applies
-// to — time to reach half the nodes, and crash detection by all — or NaN if there is
-// none. The tails (99 %, 100 %) and bytes are reported, not bounded: see README.
+// Worst is the largest absolute error of the medians — time to reach half the
+// nodes, and crash detection by all — or NaN if there is none. The tails (99 %,
+// 100 %), which move in 5 ms steps of the eager path's coalescing window, and bytes
+// are bounded separately (sim's TestModelValidation).
 func (e Errors) Worst() float64 {
 	w := math.NaN()
 	for _, v := range []float64{e.Reg50, e.Detect} {

@@ -23,7 +23,9 @@ type Report struct {
 	Seed     uint64
 
 	// Converge is how long the initial cluster (everyone joined, Services each
-	// registered) took until every catalog held everything. Real tier only.
+	// registered) took until every catalog held everything. Real tier only, and only
+	// when its records were published through gossip (sim.RealOptions.PublishAtStart):
+	// by default tier 1 fills the initial catalogs directly, and Converge is zero.
 	Converge time.Duration
 
 	// Spreads has one entry per registered service, in registration order.
@@ -53,6 +55,10 @@ type Report struct {
 	// BytesPerNodeSec is the traffic every node sent (packets and streams), averaged
 	// over nodes and the scenario's duration.
 	BytesPerNodeSec float64
+	// BytesByKind splits BytesPerNodeSec by what carried it: the model's own kinds
+	// (probe, eager, gossip, push-pull, ...); tier 1 fills it only when asked
+	// (go test ./sim -sim.bytes), by memberlist and gossip message type.
+	BytesByKind map[string]float64 `json:",omitempty"`
 	// MemPerNode is the simulator's heap per node (real tier) or the model's estimate
 	// of an agent's gossip state per node, in bytes.
 	MemPerNode float64
