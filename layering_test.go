@@ -77,7 +77,7 @@ var thirdParty = map[string][]string{
 	"github.com/go-viper/mapstructure": {"config"},
 	"github.com/hashicorp/go-bexpr":    {"httpapi"},
 	"google.golang.org/grpc":           {"health"},
-	"golang.org/x/sys":                 {"internal/", "agent", "mdns", "cmd/"},
+	"golang.org/x/sys":                 {"internal/", "agent", "mdns", "cmd/", "dnsserver"},
 	"golang.org/x/net":                 {"mdns", "internal/"},
 
 	"go.uber.org/goleak": {"internal/testkit"},
