@@ -39,6 +39,7 @@ var mayImport = map[string][]string{
 	"config":              {"catalog", "definition", "agent"},       // config files → agent.Config and service definitions
 	"sim":                 {"catalog", "gossip", "internal/memnet"}, // real gossip nodes on a simulated network
 	"sim/netbench":        {"sim", "internal/"},                     // runs agent processes; shares sim's table
+	"sim/idlebytes":       {"agent", "definition", "gossip"},        // agents in process, their gossip counted by message type
 	"cmd/":                {""},                                     // the CLI may use anything
 	"internal/":           {"catalog"},
 	"internal/netemagent": {"agent", "gossip"}, // a test binary: an agent whose gossip goes through gossip/netem
