@@ -39,6 +39,7 @@ var mayImport = map[string][]string{
 	"config":              {"catalog", "definition", "agent"},       // config files → agent.Config and service definitions
 	"sim":                 {"catalog", "gossip", "internal/memnet"}, // real gossip nodes on a simulated network
 	"sim/netbench":        {"sim", "internal/"},                     // runs agent processes; shares sim's table
+	"sim/idlebytes":       {"agent", "definition", "gossip"},        // agents in process, their gossip counted by message type
 	"cmd/":                {""},                                     // the CLI may use anything
 	"internal/":           {"catalog"},
 	"internal/netemagent": {"agent", "gossip"}, // a test binary: an agent whose gossip goes through gossip/netem
@@ -77,7 +78,7 @@ var thirdParty = map[string][]string{
 	"github.com/go-viper/mapstructure": {"config"},
 	"github.com/hashicorp/go-bexpr":    {"httpapi"},
 	"google.golang.org/grpc":           {"health"},
-	"golang.org/x/sys":                 {"internal/", "agent", "mdns", "cmd/"},
+	"golang.org/x/sys":                 {"internal/", "agent", "mdns", "cmd/", "dnsserver"},
 	"golang.org/x/net":                 {"mdns", "internal/"},
 
 	"go.uber.org/goleak": {"internal/testkit"},

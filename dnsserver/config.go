@@ -138,15 +138,25 @@ type Config struct {
 	// at once. Default 256.
 	MaxForwards int
 
-	// UDPReaders is the number of UDP sockets (SO_REUSEPORT), each with a reader.
-	// Default GOMAXPROCS.
+	// UDPReaders is the number of UDP sockets (SO_REUSEPORT). Default GOMAXPROCS.
 	UDPReaders int
 
-	// Workers is the number of goroutines answering UDP queries. Default GOMAXPROCS.
+	// Workers is, on Linux, the number of threads reading and answering each UDP
+	// socket; with NetpollUDP (and off Linux), the number of goroutines answering
+	// the queries the sockets' readers queue. Default GOMAXPROCS.
 	Workers int
 
-	// MaxQueue bounds the UDP queries waiting for a worker; when it is full the
-	// oldest is dropped. Default 1024.
+	// NetpollUDP serves UDP with goroutines in Go's netpoller (one reader per socket
+	// and a queue for the workers), the design before the threads and the only one
+	// off Linux. By default on Linux each socket is blocking, never registered with
+	// the netpoller, and read by Workers threads of their own in recvmmsg(2), which
+	// answer inline and write with sendmmsg(2): a datagram wakes its thread directly
+	// instead of waiting for the runtime to poll and schedule a reader.
+	NetpollUDP bool
+
+	// MaxQueue bounds the UDP queries waiting to be answered; when it is full the
+	// oldest is dropped. With threads each has an equal share of it (at least 64).
+	// Default 1024.
 	MaxQueue int
 
 	// LIFOAbove is the queue length past which workers answer the newest UDP query

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,6 +213,8 @@ func perfServer(b testing.TB) *Server {
 		}
 		cfg.MaxQueueDelay = d
 	}
+	// DNSPERF_NETPOLL=1 measures the netpoller design (Config.NetpollUDP).
+	cfg.NetpollUDP = os.Getenv("DNSPERF_NETPOLL") == "1"
 	srv, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -233,8 +236,8 @@ func BenchmarkDNSPerf(b *testing.B) {
 	b.ReportAllocs()
 	srv := perfServer(b)
 	addr := srv.Addr().String()
-	b.Logf("server: GOMAXPROCS %d, %d UDP sockets, %d workers; dnsperf on CPUs %q (all if empty)",
-		runtime.GOMAXPROCS(0), len(srv.udp), srv.cfg.Workers, os.Getenv("DNSPERF_CPU"))
+	b.Logf("server: GOMAXPROCS %d, %d UDP sockets (%d blocking, read by threads), %d workers; dnsperf on CPUs %q (all if empty)",
+		runtime.GOMAXPROCS(0), len(srv.udp)+len(srv.fds), len(srv.fds), srv.cfg.Workers, os.Getenv("DNSPERF_CPU"))
 	secs := 10
 	var udp perfResult
 	b.Run("udp", func(b *testing.B) {
@@ -252,6 +255,7 @@ func BenchmarkDNSPerf(b *testing.B) {
 		b.ReportMetric(ms(r.p99), "p99-ms")
 	})
 	b.Run("udp-half", func(b *testing.B) {
+		shed0 := shedTotal(srv)
 		_, h0 := serverHist(b, srv)
 		r := runDNSPerf(b, addr, secs, udp.qps/2)
 		b.ReportMetric(serverP99(b, srv, h0), "server-p99-ms")
@@ -260,6 +264,7 @@ func BenchmarkDNSPerf(b *testing.B) {
 		b.ReportMetric(ms(r.p99), "p99-ms")
 		b.ReportMetric(ms(r.p999), "p99.9-ms")
 		b.ReportMetric(100*float64(r.sent-r.answered)/float64(r.sent), "lost-pct")
+		b.ReportMetric(shedTotal(srv)-shed0, "shed")
 	})
 	overload := 60
 	if s, err := strconv.Atoi(os.Getenv("DNSPERF_OVERLOAD")); err == nil && s > 0 {
@@ -280,9 +285,11 @@ func BenchmarkDNSPerf(b *testing.B) {
 	})
 	// The floor: what dnsperf measures on this machine, at its load, against a
 	// responder that does nothing but send back one pre-packed answer (the server's
-	// own, five SRV records) with the query's ID, one goroutine per core, at the same
-	// rates. Latency the floor shows is the machine's and dnsperf's, not the server's.
-	floor := floorServer(b, srv)
+	// own, five SRV records) with the query's ID, at the same rates, read and written
+	// as the server does (on Linux threads in recvmmsg, one per core; elsewhere a
+	// goroutine per core). Latency the floor shows is the machine's and dnsperf's,
+	// not the server's.
+	floor := bestFloor(b, floorAnswer(b, srv))
 	b.Run("floor-half", func(b *testing.B) {
 		r := runDNSPerf(b, floor, secs, udp.qps/2)
 		b.ReportMetric(ms(r.p50), "p50-ms")
@@ -296,12 +303,79 @@ func BenchmarkDNSPerf(b *testing.B) {
 		b.ReportMetric(ms(r.p99), "p99-ms")
 		b.ReportMetric(100*float64(r.sent-r.answered)/float64(r.sent), "unanswered-pct")
 	})
+	// The same rates from the open-loop generator (Linux), which can offer twice the
+	// saturating rate and tells the server's share of the latency from its own.
+	loadgenRuns(b, srv, floor, udp.qps, overload)
 }
 
-// floorServer starts the floor's responder on loopback: GOMAXPROCS goroutines on one
-// socket, each reading a query and writing srv's answer to web.service.consul SRV
-// with the query's ID. It returns its address; it stops when the benchmark ends.
-func floorServer(b *testing.B, srv *Server) string {
+// floorServer starts the netpoller floor's responder on loopback: GOMAXPROCS
+// goroutines on one socket, each reading a query and writing answer with the query's
+// ID. With h, the responder's own share of the latency (kernel receive to answer
+// written) lands in h. It returns its address; it stops when the benchmark ends.
+func floorServer(b *testing.B, answer []byte, h *latHist) string {
+	b.Helper()
+	lc := net.ListenConfig{Control: reusePort}
+	pc, err := lc.ListenPacket(context.Background(), "udp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := pc.(*net.UDPConn)
+	_ = c.SetReadBuffer(4 << 20) // as the server's
+	var wg sync.WaitGroup
+	b.Cleanup(func() { _ = c.Close(); wg.Wait() })
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			in, out, oob := make([]byte, 512), slices.Clone(answer), make([]byte, oobSize)
+			for {
+				n, oobn, _, from, err := c.ReadMsgUDPAddrPort(in, oob)
+				if err != nil {
+					return
+				}
+				if n >= 2 {
+					out[0], out[1] = in[0], in[1]
+					_, _ = c.WriteToUDPAddrPort(out, from)
+					if now := time.Now(); h != nil {
+						h.add(now.Sub(arrival(oob[:oobn], now)).Nanoseconds())
+					}
+				}
+			}
+		})
+	}
+	return c.LocalAddr().String()
+}
+
+// latHist is a lock-free histogram of durations in 10 µs buckets up to 100 ms.
+type latHist struct{ n [10001]atomic.Uint64 }
+
+func (h *latHist) add(ns int64) {
+	i := max(0, min(ns/10000, int64(len(h.n)-1)))
+	h.n[i].Add(1)
+}
+
+func (h *latHist) reset() {
+	for i := range h.n {
+		h.n[i].Store(0)
+	}
+}
+
+// quantile returns the upper bound of the bucket holding quantile q, in ms.
+func (h *latHist) quantile(q float64) float64 {
+	var total uint64
+	for i := range h.n {
+		total += h.n[i].Load()
+	}
+	var c uint64
+	for i := range h.n {
+		c += h.n[i].Load()
+		if float64(c) >= q*float64(total) {
+			return float64(i+1) / 100
+		}
+	}
+	return -1
+}
+
+// floorAnswer is srv's answer to web.service.consul SRV, packed.
+func floorAnswer(b *testing.B, srv *Server) []byte {
 	b.Helper()
 	m := new(dns.Msg)
 	m.SetQuestion("web.service.consul.", dns.TypeSRV)
@@ -310,27 +384,5 @@ func floorServer(b *testing.B, srv *Server) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	answer = slices.Clone(answer)
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	b.Cleanup(func() { _ = c.Close(); wg.Wait() })
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			in, out := make([]byte, 512), slices.Clone(answer)
-			for {
-				n, from, err := c.ReadFromUDPAddrPort(in)
-				if err != nil {
-					return
-				}
-				if n >= 2 {
-					out[0], out[1] = in[0], in[1]
-					_, _ = c.WriteToUDPAddrPort(out, from)
-				}
-			}
-		})
-	}
-	return c.LocalAddr().String()
+	return slices.Clone(answer)
 }

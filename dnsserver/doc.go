@@ -18,27 +18,39 @@
 // in the next answer.
 //
 // UDP is served by its own loop rather than miekg/dns's Server, which starts one
-// goroutine per packet with no bound: one reader per SO_REUSEPORT socket. While the
-// workers' queue is empty and a datagram is fresh (the kernel's receive timestamp,
-// SO_TIMESTAMPNS, says it waited under a millisecond in the socket), the reader
-// answers it itself. Otherwise it pushes it onto a bounded queue that a fixed set of
-// workers serve first in, first out while it is short and newest first beyond
-// Config.LIFOAbove (adaptive LIFO); a full queue drops its oldest packet, and a packet
-// older than Config.MaxQueueDelay behind such a backlog is dropped unanswered. Under
-// overload the queries that are answered stay fast and the rest are shed (and counted
-// in rumor_dns_shed_total) instead of every query getting slow. While a backlog waits
-// and no reader has read for a millisecond (every P busy answering, the readers
-// parked in the netpoller), workers read the sockets themselves without waiting, so
-// queries do not age in the socket unseen. Each reader and worker reuses its answer
-// buffer and compression table (packMsg): a UDP answer allocates 9 times. TCP is served by
-// miekg/dns's Server, one goroutine per connection, bounded by Config.MaxTCPConns.
+// goroutine per packet with no bound. On Linux (unless Config.NetpollUDP) its sockets
+// are blocking SO_REUSEPORT sockets that Go's netpoller never sees, each read by
+// Config.Workers threads of their own (runtime.LockOSThread) blocked in recvmmsg(2):
+// a datagram wakes a thread directly, instead of waiting for the runtime to poll
+// epoll and schedule a parked reader. The thread answers what it read inline and
+// writes the answers with one sendmmsg(2). A full batch means a backlog waits in the
+// socket: the thread then drains the socket into a bounded queue of its own (no
+// lock: only it touches it), answers first in, first out while it is short and
+// newest first beyond Config.LIFOAbove, drops the oldest when it is full, and sheds
+// a query older than Config.MaxQueueDelay (the kernel's receive timestamp,
+// SO_TIMESTAMPNS) behind the backlog, before answering it or, if it aged while its
+// batch was answered, before writing it. Close sets a flag and wakes the threads with
+// shutdown(2); each returns, and its thread exits with it.
+//
+// Off Linux, and with Config.NetpollUDP, one reader goroutine per socket answers a
+// fresh datagram itself while the workers' queue is empty, and otherwise pushes it
+// onto a bounded queue that a fixed set of workers serve with the same policy; while
+// a backlog waits and no reader has read for a millisecond (every P busy answering,
+// the readers parked in the netpoller), workers read the sockets themselves without
+// waiting, so queries do not age in the socket unseen.
+//
+// Under overload the queries that are answered stay fast and the rest are shed (and
+// counted in rumor_dns_shed_total) instead of every query getting slow. Each thread,
+// reader and worker reuses its answer buffer and compression table (packMsg): a UDP
+// answer allocates 9 times. TCP is served by miekg/dns's Server, one goroutine per
+// connection, bounded by Config.MaxTCPConns.
 //
 // # Concurrency
 //
 // A Server is safe for concurrent use. Start starts its goroutines; Close stops them
 // and waits for them. The Catalog it is given must be safe for concurrent use; its
-// methods are called from the workers (on a cache miss) and from one watcher
-// goroutine.
+// methods are called from the UDP threads or workers and the TCP connections'
+// goroutines (on a cache miss) and from one watcher goroutine.
 //
 // # Testing
 //

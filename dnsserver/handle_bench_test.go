@@ -34,7 +34,7 @@ func BenchmarkServeUDP(b *testing.B) {
 	srv := perfServer(b)
 	q, sink := udpQuery(b)
 	to := sink.LocalAddr().(*net.UDPAddr).AddrPort()
-	conn := srv.udp[0]
+	conn := sendConn(b)
 	sc := newScratch()
 	buf := make([]byte, dns.MaxMsgSize)
 	b.ReportAllocs()
@@ -57,11 +57,12 @@ func TestServeUDPAllocs(t *testing.T) {
 	srv := perfServer(t)
 	q, sink := udpQuery(t)
 	to := sink.LocalAddr().(*net.UDPAddr).AddrPort()
+	conn := sendConn(t)
 	sc := newScratch()
 	buf := make([]byte, dns.MaxMsgSize)
 	serve := func() {
 		n := copy(buf, q)
-		srv.serveUDP(packet{buf: &buf, n: n, from: to, conn: srv.udp[0]}, sc)
+		srv.serveUDP(packet{buf: &buf, n: n, from: to, conn: conn}, sc)
 	}
 	serve() // the entry is built and cached on the first query
 	if raceEnabled {
@@ -82,4 +83,16 @@ func TestServeUDPAllocs(t *testing.T) {
 	if len(m.Answer) != 5 || len(m.Extra) != 5 || m.Truncated || !bytes.Equal(ans[:2], q[:2]) {
 		t.Errorf("answer: %d SRV, %d additional, TC %v, id %x (query %x)", len(m.Answer), len(m.Extra), m.Truncated, ans[:2], q[:2])
 	}
+}
+
+// sendConn is a UDP socket serveUDP writes answers from (the server's own, with
+// threads, are not net.UDPConns).
+func sendConn(tb testing.TB) *net.UDPConn {
+	tb.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // soReusePort is Linux's SO_REUSEPORT (asm-generic/socket.h), which package syscall
-// does not name; golang.org/x/sys is not an import of this package (layering_test.go).
+// does not name (the UDP threads use golang.org/x/sys/unix; the NetpollUDP sockets
+// keep to package syscall).
 const soReusePort = 0xf
 
 // reusePort sets SO_REUSEPORT, so several sockets share the port and the kernel

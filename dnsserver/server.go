@@ -29,8 +29,11 @@ type Server struct {
 	rtts   atomic.Pointer[map[string]time.Duration] // OrderNear's estimates; nil when off or unknown
 	names  atomic.Pointer[names]                    // service names by lower case
 
-	udp []*net.UDPConn
-	raw []syscall.RawConn // udp's, for drain
+	udp []*net.UDPConn // NetpollUDP's sockets
+	fds []int          // the UDP threads' blocking sockets (Linux without NetpollUDP)
+	// stopping tells the UDP threads to return once Close woke them.
+	stopping atomic.Bool
+	raw      []syscall.RawConn // udp's, for drain
 	// lastRead is when a reader last read a datagram (Unix ns): workers drain the
 	// sockets only when the readers have not run for a while.
 	lastRead atomic.Int64
@@ -87,16 +90,21 @@ func (s *Server) Start(ctx context.Context) error {
 		rc, err := c.SyscallConn()
 		if err != nil {
 			s.closeSockets()
+			s.closeFDs()
 			_ = ln.Close()
 			return fmt.Errorf("dnsserver: udp socket: %w", err)
 		}
 		s.raw = append(s.raw, rc)
 	}
-	for _, c := range s.udp {
-		s.wg.Go(func() { s.readUDP(c) })
-	}
-	for range s.cfg.Workers {
-		s.wg.Go(s.work)
+	if s.threadsUDP() {
+		s.startThreads()
+	} else {
+		for _, c := range s.udp {
+			s.wg.Go(func() { s.readUDP(c) })
+		}
+		for range s.cfg.Workers {
+			s.wg.Go(s.work)
+		}
 	}
 	started := make(chan struct{})
 	s.tcpS = &dns.Server{Listener: s.tcp, Net: "tcp", Handler: dns.HandlerFunc(s.serveTCP),
@@ -119,6 +127,25 @@ func (s *Server) Start(ctx context.Context) error {
 // listen opens the UDP sockets and the TCP listener on one port.
 func (s *Server) listen(ctx context.Context) (net.Listener, error) {
 	s.udp = nil
+	if s.threadsUDP() {
+		ua, err := net.ResolveUDPAddr("udp", s.cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("dnsserver: listen udp %s: %w", s.cfg.Addr, err)
+		}
+		ap := netip.AddrPortFrom(ua.AddrPort().Addr().Unmap(), ua.AddrPort().Port())
+		if !ap.Addr().IsValid() { // no host: every address, both families
+			ap = netip.AddrPortFrom(netip.IPv6Unspecified(), ap.Port())
+		}
+		if s.addr, err = s.listenThreads(ap); err != nil {
+			return nil, err
+		}
+		ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", s.addr.String())
+		if err != nil {
+			s.closeFDs()
+			return nil, fmt.Errorf("dnsserver: listen tcp %s: %w", s.addr, err)
+		}
+		return ln, nil
+	}
 	lc := net.ListenConfig{Control: reusePort}
 	pc, err := lc.ListenPacket(ctx, "udp", s.cfg.Addr)
 	if err != nil {
@@ -161,6 +188,8 @@ func (s *Server) Close() error {
 			return
 		}
 		s.cancel()
+		s.stopping.Store(true)
+		s.stopThreads()
 		s.closeSockets()
 		if s.tcpS != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -171,6 +200,7 @@ func (s *Server) Close() error {
 		}
 		s.q.close()
 		s.wg.Wait()
+		s.closeFDs() // after the threads and forwards, which write to them, returned
 	})
 	return s.closeErr
 }
@@ -358,44 +388,64 @@ var scratchPool = sync.Pool{New: func() any { return newScratch() }}
 
 // serveUDP answers one packet with sc's buffers.
 func (s *Server) serveUDP(p packet, sc *scratch) {
-	req := new(dns.Msg)
-	data := (*p.buf)[:p.n]
-	if err := req.Unpack(data); err != nil {
-		m := formErr(data)
-		if m == nil {
-			s.metrics.observe(0, -1, p.at)
-			return
-		}
-		if b, err := packMsg(m, sc.out, sc.comp, &sc.rrs); err == nil {
-			_, _ = p.conn.WriteToUDPAddrPort(b, p.from)
-		}
-		s.metrics.observe(0, dns.RcodeFormatError, p.at)
+	b, qtype, rcode, fwd := s.answerUDP((*p.buf)[:p.n], sc, p.at)
+	if fwd != nil {
+		s.forwardUDP(fwd, p.at, func(b []byte) { _, _ = p.conn.WriteToUDPAddrPort(b, p.from) })
 		return
 	}
-	r, act := s.handle(req, false)
-	switch act {
-	case actDrop:
-		s.metrics.observe(0, -1, p.at)
-		return
-	case actForward:
-		s.forward(req, r.m, func(r *dns.Msg) {
-			b, err := r.Pack()
-			if err == nil {
-				_, _ = p.conn.WriteToUDPAddrPort(b, p.from)
-			}
-			s.metrics.observe(req.Question[0].Qtype, r.Rcode, p.at)
-		})
-		return
-	}
-	b, err := s.pack(r, sc.out, sc)
-	if err != nil {
-		s.cfg.Logger.Warn("dns pack", "err", err)
+	if b == nil {
 		return
 	}
 	if _, err := p.conn.WriteToUDPAddrPort(b, p.from); err != nil {
 		s.cfg.Logger.Debug("dns udp write", "err", err)
 	}
-	s.metrics.observe(qtypeOf(req), r.m.Rcode, p.at)
+	s.metrics.observe(qtype, rcode, p.at)
+}
+
+// forwarding is a UDP query to forward to the recursors, and its prepared reply.
+type forwarding struct{ req, m *dns.Msg }
+
+// answerUDP answers one UDP query (received at at) into sc.out: the answer to write
+// and what metrics.observe needs once it is written. It returns nil when there is
+// nothing to write (dropped: counted here), or the query to forward (forwardUDP).
+func (s *Server) answerUDP(data []byte, sc *scratch, at time.Time) (wire []byte, qtype uint16, rcode int, fwd *forwarding) {
+	req := new(dns.Msg)
+	if err := req.Unpack(data); err != nil {
+		m := formErr(data)
+		if m == nil {
+			s.metrics.observe(0, -1, at)
+			return nil, 0, 0, nil
+		}
+		b, err := packMsg(m, sc.out, sc.comp, &sc.rrs)
+		if err != nil {
+			return nil, 0, 0, nil
+		}
+		return b, 0, dns.RcodeFormatError, nil
+	}
+	r, act := s.handle(req, false)
+	switch act {
+	case actDrop:
+		s.metrics.observe(0, -1, at)
+		return nil, 0, 0, nil
+	case actForward:
+		return nil, 0, 0, &forwarding{req: req, m: r.m}
+	}
+	b, err := s.pack(r, sc.out, sc)
+	if err != nil {
+		s.cfg.Logger.Warn("dns pack", "err", err)
+		return nil, 0, 0, nil
+	}
+	return b, qtypeOf(req), r.m.Rcode, nil
+}
+
+// forwardUDP forwards f and sends its answer with send, from another goroutine.
+func (s *Server) forwardUDP(f *forwarding, at time.Time, send func([]byte)) {
+	s.forward(f.req, f.m, func(r *dns.Msg) {
+		if b, err := r.Pack(); err == nil {
+			send(b)
+		}
+		s.metrics.observe(qtypeOf(f.req), r.Rcode, at)
+	})
 }
 
 // serveTCP answers one query of a TCP connection.

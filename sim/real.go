@@ -96,7 +96,7 @@ type realRun struct {
 	// pushPull is the push-pull interval every node's memberlist was given (gossip's,
 	// after MemberlistHook), read from the first node's config.
 	pushPull time.Duration
-	link  memnet.Link
+	link     memnet.Link
 }
 
 // simNode is one simulated agent: a catalog behind a recording store, and gossip.
