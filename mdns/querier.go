@@ -89,8 +89,9 @@ type querier struct {
 // heardQuery is another host's question: when, and from where (a truncated query's
 // known answers go on in the next packets from the same address, §7.2).
 type heardQuery struct {
-	at  time.Time
-	src netip.AddrPort
+	at        time.Time
+	src       netip.AddrPort
+	truncated bool
 }
 
 // heardKeep is how long a heard question is remembered: longer than any refresh
@@ -435,7 +436,7 @@ func (q *querier) tick(now time.Time) {
 			// Duplicate question suppression (§7.3): another host asked the same
 			// since this query's previous turn, with no known answer this querier
 			// lacks, so the answers it wants went (or were left out) for it too.
-			if q.heardSince(iface, qn, s.prev) {
+			if q.heardSince(iface, qn, s.prev, now) {
 				continue
 			}
 			qs = append(qs, qn)
@@ -552,7 +553,7 @@ func (q *querier) heardQuery(iface string, p packet, now time.Time) {
 			}
 		}
 		if all {
-			heard[qn] = heardQuery{at: now, src: p.src}
+			heard[qn] = heardQuery{at: now, src: p.src, truncated: m.Truncated}
 		} else {
 			delete(heard, qn)
 		}
@@ -560,16 +561,20 @@ func (q *querier) heardQuery(iface string, p packet, now time.Time) {
 }
 
 // heardSince reports whether another host asked qn on iface after since, with no
-// known answer this querier lacks.
-func (q *querier) heardSince(iface string, qn dns.Question, since time.Time) bool {
+// known answer this querier lacks. A truncated query counts only once the rest of
+// its known answers had their time to arrive.
+func (q *querier) heardSince(iface string, qn dns.Question, since, now time.Time) bool {
 	hq, ok := q.heard[iface][dns.Question{Name: strings.ToLower(qn.Name), Qtype: qn.Qtype, Qclass: dns.ClassINET}]
+	if hq.truncated && now.Sub(hq.at) <= continuationWait {
+		return false
+	}
 	return ok && !since.IsZero() && hq.at.After(since)
 }
 
 // heardWithin reports whether another host asked qn on iface within the last
 // window.
 func (q *querier) heardWithin(iface string, qn dns.Question, now time.Time, window time.Duration) bool {
-	return q.heardSince(iface, qn, now.Add(-window))
+	return q.heardSince(iface, qn, now.Add(-window), now)
 }
 
 // pruneHeard forgets questions heard more than heardKeep ago.

@@ -190,6 +190,11 @@ func TestQuerierDuplicateQuestion(t *testing.T) {
 			rest.Question = nil
 			tq.hear(rest, other, now.Add(450*time.Millisecond))
 		}, false},
+		{"truncated, the rest not yet due when the turn comes", func(tq *testQuerier, now time.Time) {
+			first := browseQuery([]int{1}, false)
+			first.Truncated = true
+			tq.hear(first, other, tq.types["_rumor._udp"].next.Add(-100*time.Millisecond))
+		}, false},
 		{"its own query's echo", func(tq *testQuerier, now time.Time) {
 			tq.hearRaw(tq.raw[len(tq.raw)-1], "10.0.0.1:5353", now)
 		}, false},
