@@ -138,23 +138,33 @@ func (c *cache) expire(now time.Time) bool {
 	return dropped
 }
 
+// refreshQuestion is a question for a record due for refresh, with the record's
+// refresh step (5 % of its TTL): another host's question within the last step asked
+// for it already (§7.3).
+type refreshQuestion struct {
+	dns.Question
+	step time.Duration
+}
+
 // dueRefreshes returns the questions for the records whose refresh point has passed,
 // moving each to its next point.
-func (c *cache) dueRefreshes(now time.Time) []dns.Question {
-	var qs []dns.Question
+func (c *cache) dueRefreshes(now time.Time) []refreshQuestion {
+	var qs []refreshQuestion
 	seen := map[dns.Question]bool{}
 	for k, e := range c.entries {
 		if e.refresh.IsZero() || now.Before(e.refresh) {
 			continue
 		}
-		for e.step < len(refreshPoints) && !now.Before(e.refreshAt(e.step)) {
+		// Each point's random variation is drawn once: drawing it again here could
+		// put the point just passed back in the future and ask twice for it.
+		for !e.refresh.IsZero() && !now.Before(e.refresh) {
 			e.step++
+			e.refresh = e.refreshAt(e.step)
 		}
-		e.refresh = e.refreshAt(e.step)
 		q := dns.Question{Name: e.rr.Header().Name, Qtype: k.typ, Qclass: dns.ClassINET}
 		if !seen[q] {
 			seen[q] = true
-			qs = append(qs, q)
+			qs = append(qs, refreshQuestion{Question: q, step: e.ttl / 20})
 		}
 	}
 	return qs

@@ -66,6 +66,13 @@ type querier struct {
 	packets chan packet
 	ifaceCh chan []string
 
+	// emit puts one packed query on the wire on ifi (q.write with the query
+	// counters; tests replace it).
+	emit func(ifi *net.Interface, b []byte)
+	// echo recognises the querier's own queries when they come back (multicast
+	// loopback), so that they never suppress the querier's next ones.
+	echo *echoFilter
+
 	// Owned by the loop.
 	ifaces    map[string]*net.Interface
 	caches    map[string]*cache
@@ -73,11 +80,35 @@ type querier struct {
 	asked     map[snapshotKey]map[dns.Question]*schedule
 	last      map[snapshotKey][]Instance
 	lastTypes []string
+	// heard holds, per interface, the questions other hosts asked recently whose
+	// known answers were all ones this querier would list too (duplicate question
+	// suppression, RFC 6762 §7.3).
+	heard map[string]map[dns.Question]heardQuery
 }
+
+// heardQuery is another host's question: when, and from where (a truncated query's
+// known answers go on in the next packets from the same address, §7.2).
+type heardQuery struct {
+	at        time.Time
+	src       netip.AddrPort
+	truncated bool
+}
+
+// heardKeep is how long a heard question is remembered: longer than any refresh
+// step (5 % of a 75-min TTL is 225 s) and than the first query intervals, shorter
+// than a browse interval at its hour.
+const heardKeep = 5 * time.Minute
+
+// continuationWait bounds how long after a truncated query its further known-answer
+// packets are taken as part of it (§7.2: 400–500 ms apart at most).
+const continuationWait = time.Second
 
 type schedule struct {
 	next     time.Time
 	interval time.Duration
+	// prev is when the previous query of this schedule was due (sent, or
+	// suppressed because another host asked the same, §7.3).
+	prev time.Time
 }
 
 type packet struct {
@@ -91,10 +122,7 @@ type packet struct {
 // browseTypes says whether to enumerate service types too.
 func openQuerier(log *slog.Logger, m *metrics, types []string, browseTypes bool,
 	onChange func(iface, typ string, insts []Instance), onTypes func([]string)) (*querier, error) {
-	q := &querier{log: log, metrics: m, onChange: onChange, onTypes: onTypes,
-		packets: make(chan packet, 256), ifaceCh: make(chan []string, 1),
-		ifaces: map[string]*net.Interface{}, caches: map[string]*cache{}, types: map[string]*schedule{},
-		asked: map[snapshotKey]map[dns.Question]*schedule{}, last: map[snapshotKey][]Instance{}}
+	q := newQuerier(log, m, types, browseTypes, onChange, onTypes)
 	var errs []error
 	if c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: groupV4.AsSlice(), Port: mdnsPort}); err != nil {
 		errs = append(errs, fmt.Errorf("IPv4: %w", err))
@@ -115,13 +143,25 @@ func openQuerier(log *slog.Logger, m *metrics, types []string, browseTypes bool,
 	if q.v4 == nil && q.v6 == nil {
 		return nil, fmt.Errorf("mdns: open the mDNS sockets: %w", errors.Join(errs...))
 	}
+	return q, nil
+}
+
+// newQuerier is a querier without sockets (openQuerier opens them; tests set emit).
+func newQuerier(log *slog.Logger, m *metrics, types []string, browseTypes bool,
+	onChange func(iface, typ string, insts []Instance), onTypes func([]string)) *querier {
+	q := &querier{log: log, metrics: m, onChange: onChange, onTypes: onTypes,
+		packets: make(chan packet, 256), ifaceCh: make(chan []string, 1),
+		ifaces: map[string]*net.Interface{}, caches: map[string]*cache{}, types: map[string]*schedule{},
+		asked: map[snapshotKey]map[dns.Question]*schedule{}, last: map[snapshotKey][]Instance{},
+		heard: map[string]map[dns.Question]heardQuery{}, echo: newEchoFilter()}
+	q.emit = func(ifi *net.Interface, b []byte) { q.write(ifi, b, q.metrics.sent, q.metrics.sentBytes) }
 	for _, t := range types {
 		q.types[t] = &schedule{}
 	}
 	if browseTypes {
 		q.types[servicesMeta] = &schedule{}
 	}
-	return q, nil
+	return q
 }
 
 // setIfaces tells the loop which interfaces to use; it never blocks (a newer list
@@ -276,6 +316,7 @@ func (q *querier) applyIfaces(names []string) {
 		}
 		delete(q.ifaces, n)
 		delete(q.caches, n)
+		delete(q.heard, n)
 		q.log.Info("mdns: interface dropped", "iface", n)
 	}
 	for n, ifi := range want {
@@ -316,10 +357,12 @@ func (q *querier) handle(p packet, now time.Time) {
 	}
 	q.metrics.received.Inc()
 	rrs, err := parseResponse(p.data)
+	if errors.Is(err, errNotResponse) {
+		q.heardQuery(iface, p, now)
+		return
+	}
 	if err != nil {
-		if !errors.Is(err, errNotResponse) {
-			q.metrics.malformed.Inc()
-		}
+		q.metrics.malformed.Inc()
 		return
 	}
 	c := q.caches[iface]
@@ -389,22 +432,23 @@ func (q *querier) tick(now time.Time) {
 			if s.next.IsZero() || now.Before(s.next) {
 				continue
 			}
-			name := t
-			if t != servicesMeta {
-				name = t + ".local."
+			qn := dns.Question{Name: browseName(t), Qtype: dns.TypePTR, Qclass: dns.ClassINET}
+			// Duplicate question suppression (§7.3): another host asked the same
+			// since this query's previous turn, with no known answer this querier
+			// lacks, so the answers it wants went (or were left out) for it too.
+			if q.heardSince(iface, qn, s.prev, now) {
+				continue
 			}
-			qs = append(qs, dns.Question{Name: name, Qtype: dns.TypePTR, Qclass: dns.ClassINET})
-			// Known-answer suppression (RFC 6762 §7.1): list the answers held for more
-			// than half their TTL still to run.
-			for _, e := range c.lookup(name, dns.TypePTR) {
-				if left := e.expires.Sub(now); left > e.ttl/2 {
-					rr := dns.Copy(e.rr)
-					rr.Header().Ttl = uint32(left / time.Second)
-					known = append(known, rr)
-				}
+			qs = append(qs, qn)
+			known = append(known, knownAnswers(c, qn, now)...)
+		}
+		// A refresh another host asked for in the last refresh step is answered
+		// for every cache on the link (§7.3).
+		for _, rq := range c.dueRefreshes(now) {
+			if !q.heardWithin(iface, rq.Question, now, rq.step) {
+				qs = append(qs, rq.Question)
 			}
 		}
-		qs = append(qs, c.dueRefreshes(now)...)
 		qs = append(qs, q.dueMissing(iface, now)...)
 		if len(qs) > 0 {
 			q.send(ifi, qs, known)
@@ -415,8 +459,131 @@ func (q *querier) tick(now time.Time) {
 		case s.next.IsZero():
 			s.next = now.Add(time.Duration(20+rand.IntN(100)) * time.Millisecond)
 		case !now.Before(s.next):
+			s.prev = s.next
 			s.interval = min(max(2*s.interval, firstQueryInterval), maxQueryInterval)
 			s.next = now.Add(s.interval)
+		}
+	}
+	q.pruneHeard(now)
+}
+
+// browseName is the PTR name browsed for a type ("_http._tcp", or servicesMeta).
+func browseName(t string) string {
+	if t == servicesMeta {
+		return t
+	}
+	return t + ".local."
+}
+
+// knownAnswers are the answers to a PTR question the querier lists in its query
+// (Known-Answer suppression, RFC 6762 §7.1): those held with more than half their
+// TTL still to run, with the TTL that remains.
+func knownAnswers(c *cache, qn dns.Question, now time.Time) []dns.RR {
+	if qn.Qtype != dns.TypePTR {
+		return nil
+	}
+	var out []dns.RR
+	for _, e := range c.lookup(qn.Name, dns.TypePTR) {
+		if left := e.expires.Sub(now); left > e.ttl/2 {
+			rr := dns.Copy(e.rr)
+			rr.Header().Ttl = uint32(left / time.Second)
+			out = append(out, rr)
+		}
+	}
+	return out
+}
+
+// heardQuery notes the QM questions of another host's query whose known answers
+// are all ones this querier would list too (§7.3), and forgets them again when a
+// continuation of a truncated query (§7.2) lists one it would not.
+func (q *querier) heardQuery(iface string, p packet, now time.Time) {
+	if p.src.Port() != mdnsPort || q.echo.seen(p.data, now) {
+		return // legacy queriers' questions get unicast answers; our own echo
+	}
+	var m dns.Msg
+	if m.Unpack(p.data) != nil || m.Response || m.Opcode != dns.OpcodeQuery {
+		return
+	}
+	c := q.caches[iface]
+	if q.heard[iface] == nil {
+		q.heard[iface] = map[dns.Question]heardQuery{}
+	}
+	heard := q.heard[iface]
+	// ours reports whether this querier would list rr as a known answer.
+	ours := func(rr dns.RR) bool {
+		h := rr.Header()
+		qn := dns.Question{Name: strings.ToLower(h.Name), Qtype: h.Rrtype, Qclass: dns.ClassINET}
+		k, ok := rdata(rr)
+		if !ok {
+			return false
+		}
+		for _, mine := range knownAnswers(c, qn, now) {
+			if d, _ := rdata(mine); d == k {
+				return true
+			}
+		}
+		return false
+	}
+	if len(m.Question) == 0 {
+		// More known answers of a truncated query: a question heard from the same
+		// host that lists one this querier lacks no longer counts as ours.
+		for _, rr := range records(m.Answer) {
+			h := rr.Header()
+			qn := dns.Question{Name: strings.ToLower(h.Name), Qtype: h.Rrtype, Qclass: dns.ClassINET}
+			if hq, ok := heard[qn]; ok && hq.src == p.src && now.Sub(hq.at) <= continuationWait && !ours(rr) {
+				delete(heard, qn)
+			}
+		}
+		return
+	}
+	for i, question := range m.Question {
+		if i >= maxQuestions {
+			break
+		}
+		if question.Qclass&cacheFlushBit != 0 || question.Qclass != dns.ClassINET {
+			continue // QU questions may be answered by unicast, to the asker only
+		}
+		qn := dns.Question{Name: strings.ToLower(question.Name), Qtype: question.Qtype, Qclass: dns.ClassINET}
+		all := true
+		for _, rr := range records(m.Answer) {
+			h := rr.Header()
+			if strings.EqualFold(h.Name, qn.Name) && h.Rrtype == qn.Qtype && !ours(rr) {
+				all = false
+				break
+			}
+		}
+		if all {
+			heard[qn] = heardQuery{at: now, src: p.src, truncated: m.Truncated}
+		} else {
+			delete(heard, qn)
+		}
+	}
+}
+
+// heardSince reports whether another host asked qn on iface after since, with no
+// known answer this querier lacks. A truncated query counts only once the rest of
+// its known answers had their time to arrive.
+func (q *querier) heardSince(iface string, qn dns.Question, since, now time.Time) bool {
+	hq, ok := q.heard[iface][dns.Question{Name: strings.ToLower(qn.Name), Qtype: qn.Qtype, Qclass: dns.ClassINET}]
+	if hq.truncated && now.Sub(hq.at) <= continuationWait {
+		return false
+	}
+	return ok && !since.IsZero() && hq.at.After(since)
+}
+
+// heardWithin reports whether another host asked qn on iface within the last
+// window.
+func (q *querier) heardWithin(iface string, qn dns.Question, now time.Time, window time.Duration) bool {
+	return q.heardSince(iface, qn, now.Add(-window), now)
+}
+
+// pruneHeard forgets questions heard more than heardKeep ago.
+func (q *querier) pruneHeard(now time.Time) {
+	for _, m := range q.heard {
+		for k, hq := range m {
+			if now.Sub(hq.at) > heardKeep {
+				delete(m, k)
+			}
 		}
 	}
 }
@@ -497,7 +664,8 @@ func (q *querier) send(ifi *net.Interface, qs []dns.Question, known []dns.RR) {
 			q.log.Debug("mdns: pack query", "error", err)
 			continue
 		}
-		q.write(ifi, b, q.metrics.sent, q.metrics.sentBytes)
+		q.echo.note(b, time.Now())
+		q.emit(ifi, b)
 	}
 }
 

@@ -159,14 +159,31 @@ func (b *bench) measure(ctx context.Context) (result, error) {
 		// Without the eager path every node re-broadcasts each of the n×services
 		// records RetransmitMult×log(n) times, which at 50 agents takes about a minute
 		// of gossip to drain: idle is idle only after that.
+		settleStart := time.Now()
+		qs0, rs0, settleOK := mdnsBytes(ctx, b.clients)
 		b.logf("letting the initial registrations' retransmits drain for %s", propagationSettle)
 		if err := sleep(ctx, propagationSettle); err != nil {
 			return res, err
 		}
 		b.logf("measuring idle traffic for %s", b.cfg.SteadyWindow)
+		q0, r0, mdnsOK := mdnsBytes(ctx, b.clients)
+		idleStart := time.Now()
 		idle, err := measureIdle(ctx, b.tb.BytesSent, n, b.cfg.SteadyWindow)
 		if err != nil {
 			return res, err
+		}
+		if q1, r1, ok := mdnsBytes(ctx, b.clients); ok && mdnsOK {
+			secs := time.Since(idleStart).Seconds() * float64(n)
+			b.logf("mDNS payload sent while idle, per agent: queries %.0f B/s, responses %.0f B/s (UDP payloads, IPv4 and IPv6)",
+				(q1-q0)/secs, (r1-r0)/secs)
+			// The querier's backoff puts its queries at 1, 3, 7, … 127, 255 s after
+			// an agent starts, all agents nearly together: whether the short window
+			// holds one of them is chance, so the settle period is reported too.
+			if settleOK {
+				secs := time.Since(settleStart).Seconds() * float64(n)
+				b.logf("mDNS payload sent over the settle period and the window, per agent: queries %.0f B/s, responses %.0f B/s",
+					(q1-qs0)/secs, (r1-rs0)/secs)
+			}
 		}
 		b.logf("idle traffic %.0f B/s per agent; timing %d registrations", idle, b.cfg.Registrations)
 		prop, err := measurePropagation(ctx, b.clients, b.cfg.Registrations, b.tb.BytesSent, idle)

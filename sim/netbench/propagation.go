@@ -81,6 +81,39 @@ func eagerCounts(ctx context.Context, clients []*client) (sent, received float64
 	return sent, received, ok
 }
 
+// mdnsBytes sums, over the agents, the mDNS query and responder bytes their
+// /metrics report; ok is false if any agent reports neither (mDNS off).
+func mdnsBytes(ctx context.Context, clients []*client) (queries, responses float64, ok bool) {
+	ok = true
+	for _, c := range clients {
+		body, _, err := c.get(ctx, "/metrics")
+		if err != nil {
+			return 0, 0, false
+		}
+		found := false
+		for _, line := range strings.Split(string(body), "\n") {
+			name, val, has := strings.Cut(line, " ")
+			if !has {
+				continue
+			}
+			v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+			if err != nil {
+				continue
+			}
+			switch name {
+			case "rumor_mdns_query_bytes_sent_total":
+				queries += v
+				found = true
+			case "rumor_mdns_response_bytes_sent_total":
+				responses += v
+				found = true
+			}
+		}
+		ok = ok && found
+	}
+	return queries, responses, ok
+}
+
 // measurePropagation registers one service per trial on a rotating agent and times,
 // by a blocking query on every other agent, when each answers with it. With
 // bytesSent (namespaces), it also reports the bytes every agent sent per change
