@@ -18,6 +18,7 @@ import (
 	"compress/lzw"
 	"context"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -294,10 +295,10 @@ func decompress(b []byte) ([]byte, error) {
 	case t&0xe0 == 0xa0:
 		n, b = int(t&0x1f), b[1:]
 	default:
-		return nil, fmt.Errorf("Buf type %#x", t)
+		return nil, fmt.Errorf("compressed message: Buf of msgpack type %#x", t)
 	}
 	if n > len(b) {
-		return nil, fmt.Errorf("short Buf")
+		return nil, errors.New("compressed message: Buf shorter than its length")
 	}
 	r := lzw.NewReader(bytes.NewReader(b[:n]), lzw.LSB, 8)
 	defer r.Close()
