@@ -597,12 +597,14 @@ func (q *querier) dueMissing(iface string, now time.Time) []dns.Question {
 		q.asked[k] = map[dns.Question]*schedule{}
 	}
 	var out []dns.Question
+	stillMissing := map[dns.Question]bool{}
 	for t := range q.types {
 		if t == servicesMeta {
 			continue
 		}
 		_, missing := c.instances(t, iface)
 		for _, m := range missing {
+			stillMissing[m] = true
 			s := q.asked[k][m]
 			if s == nil {
 				s = &schedule{next: now}
@@ -614,6 +616,14 @@ func (q *querier) dueMissing(iface string, now time.Time) []dns.Question {
 			s.interval = min(max(2*s.interval, questionRetry), maxQueryInterval)
 			s.next = now.Add(s.interval)
 			out = append(out, m)
+		}
+	}
+	// A question no longer missing (answered through a record handle did not match
+	// exactly, or its instance went away) leaves the schedule: its next time, past and
+	// never advanced again, would make nextEvent due at once and the loop spin.
+	for m := range q.asked[k] {
+		if !stillMissing[m] {
+			delete(q.asked[k], m)
 		}
 	}
 	return out

@@ -330,3 +330,25 @@ func TestQuerierLinkBrowseTraffic(t *testing.T) {
 		t.Errorf("%d browse queries, want %d–%d", browse, n+9, n+12)
 	}
 }
+
+// TestQuerierForgetsAnsweredQuestions: a question for what a browsed instance lacked
+// leaves the schedule once nothing lacks it, however the record came. Before, its
+// past next time kept nextEvent due, and the querier's loop ran every millisecond
+// (seen at 50 agents: a quarter of a core each on the agents that joined last).
+func TestQuerierForgetsAnsweredQuestions(t *testing.T) {
+	tq := newTestQuerier(t)
+	now := time.Unix(1_000_000, 0)
+	inst := "n1." + rumorPTR
+	tq.caches["eth0"].add(&dns.PTR{Hdr: dns.RR_Header{Name: rumorPTR, Rrtype: dns.TypePTR, Class: dns.ClassINET, Ttl: otherTTL}, Ptr: inst}, now)
+	tq.stepTo(&now, now.Add(2*time.Second))
+	if tq.asked(0, inst, dns.TypeSRV) == 0 {
+		t.Fatal("the querier never asked for the instance's missing SRV record")
+	}
+	tq.peer(1, now) // the rest arrives, not through handle
+	now = now.Add(time.Minute) // past the SRV question's next time
+	tq.peer(1, now)
+	tq.tick(now)
+	if next := tq.nextEvent(now); !next.After(now) {
+		t.Fatalf("next event at %s, not after now (%s): the loop would spin", next, now)
+	}
+}
