@@ -344,7 +344,7 @@ func TestQuerierForgetsAnsweredQuestions(t *testing.T) {
 	if tq.asked(0, inst, dns.TypeSRV) == 0 {
 		t.Fatal("the querier never asked for the instance's missing SRV record")
 	}
-	tq.peer(1, now) // the rest arrives, not through handle
+	tq.peer(1, now)            // the rest arrives, not through handle
 	now = now.Add(time.Minute) // past the SRV question's next time
 	tq.peer(1, now)
 	tq.tick(now)
