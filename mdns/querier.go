@@ -372,7 +372,6 @@ func (q *querier) handle(p packet, now time.Time) {
 	for _, rr := range rrs {
 		if q.wanted(c, rr) {
 			c.add(rr, now)
-			delete(q.asked[snapshotKey{iface, ""}], dns.Question{Name: rr.Header().Name, Qtype: rr.Header().Rrtype, Qclass: dns.ClassINET})
 		}
 	}
 }
@@ -618,9 +617,11 @@ func (q *querier) dueMissing(iface string, now time.Time) []dns.Question {
 			out = append(out, m)
 		}
 	}
-	// A question no longer missing (answered through a record handle did not match
-	// exactly, or its instance went away) leaves the schedule: its next time, past and
-	// never advanced again, would make nextEvent due at once and the loop spin.
+	// A question no longer missing (answered, or its instance went away) leaves the
+	// schedule, so that asking again starts the backoff afresh; its next time, past
+	// and never advanced again, would otherwise keep nextEvent due and the loop
+	// spinning. The loop ticks after every packet it handles, so an answer clears
+	// its question here at once.
 	for m := range q.asked[k] {
 		if !stillMissing[m] {
 			delete(q.asked[k], m)
