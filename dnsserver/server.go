@@ -295,13 +295,23 @@ func (s *Server) readUDP(c *net.UDPConn) {
 	}
 }
 
+// shedTooOld reports whether a query received at at has waited longer than
+// MaxQueueDelay by now, and counts it shed (too_old) if so. Callers ask it only
+// behind a backlog: a late query alone is a scheduling hiccup, not overload.
+func (s *Server) shedTooOld(at, now time.Time) bool {
+	if now.Sub(at) <= s.cfg.MaxQueueDelay {
+		return false
+	}
+	s.metrics.shed.WithLabelValues("too_old").Inc()
+	return true
+}
+
 // admit queues a datagram for the workers, or sheds it when it is already older
 // than MaxQueueDelay while a backlog waits: overload, so its client has likely
 // given up, and answering it would delay fresher ones.
 func (s *Server) admit(p packet, now time.Time) {
-	if now.Sub(p.at) > s.cfg.MaxQueueDelay && s.q.backlogged() {
+	if s.q.backlogged() && s.shedTooOld(p.at, now) {
 		bufPool.Put(p.buf)
-		s.metrics.shed.WithLabelValues("too_old").Inc()
 		return
 	}
 	if old, dropped := s.q.push(p); dropped {
@@ -352,9 +362,8 @@ func (s *Server) work() {
 			return
 		}
 		// Stale and behind a backlog: overload, not a scheduling hiccup.
-		if backlog && time.Since(p.at) > s.cfg.MaxQueueDelay {
+		if backlog && s.shedTooOld(p.at, time.Now()) {
 			bufPool.Put(p.buf)
-			s.metrics.shed.WithLabelValues("too_old").Inc()
 			continue
 		}
 		s.serveUDP(p, sc)

@@ -145,8 +145,7 @@ func (t *udpThread) run() {
 		// whenever the thread catches up.
 		for len(t.pending) < len(t.out.hdrs) && t.q.n > 0 {
 			sl, _ := t.q.pop(s.cfg.LIFOAbove)
-			if time.Since(sl.at) > s.cfg.MaxQueueDelay {
-				s.metrics.shed.WithLabelValues("too_old").Inc()
+			if s.shedTooOld(sl.at, time.Now()) {
 				continue
 			}
 			t.answer(sl.data(), sl.trunc, &sl.name, sl.namelen, sl.at)
@@ -222,8 +221,7 @@ func (t *udpThread) flushFresh() {
 	now := time.Now()
 	k := 0
 	for i, a := range t.pending {
-		if now.Sub(a.at) > t.s.cfg.MaxQueueDelay {
-			t.s.metrics.shed.WithLabelValues("too_old").Inc()
+		if t.s.shedTooOld(a.at, now) {
 			continue
 		}
 		if k != i {
