@@ -248,6 +248,47 @@ func TestGracefulLeaveIsGoneAtOnce(t *testing.T) {
 	})
 }
 
+// TestLeaveIntentIsRelayed: a leave intent that reached one peer only (the direct
+// sends to the others failed, as a TCP timeout under load does) still reaches every
+// peer, relayed on the piggyback path, so all of them see the node left, not failed.
+func TestLeaveIntentIsRelayed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newTestCluster(t, 4, nil)
+		defer c.shutdown()
+		leaver := c.nodes[3]
+		leaver.publish(leaver.w.PutService(catalogtest.Service("api-1", "api", 8080)))
+		within(t, 10*time.Second, "registration visible", allSee(c.nodes, "api", "n03/api-1=passing"))
+
+		// What Leave does, but the intent goes to n00 only and not on the leaver's
+		// own piggyback: only n00's relay can tell n01 and n02.
+		var first *memberlist.Node
+		for _, m := range leaver.g.ml.Members() {
+			if m.Name == c.nodes[0].name {
+				first = m
+			}
+		}
+		if err := leaver.g.ml.SendReliable(first, encodeLeave(leaver.name)); err != nil {
+			t.Fatalf("send the intent to n00: %v", err)
+		}
+		if err := leaver.g.ml.Leave(time.Second); err != nil {
+			t.Fatalf("memberlist leave: %v", err)
+		}
+		pass(leavePropagateDelay)
+		if err := leaver.g.Shutdown(); err != nil {
+			t.Fatal(err)
+		}
+		leaver.dead = true
+		within(t, 5*time.Second, "left everywhere", func() bool {
+			for _, nd := range c.live() {
+				if st, _ := nd.cat.Liveness(leaver.name); st != catalog.LivenessLeft {
+					return false
+				}
+			}
+			return allSee(c.live(), "api", "")()
+		})
+	})
+}
+
 func TestPartitionHealsWithoutManualJoin(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c := newTestCluster(t, 5, nil)

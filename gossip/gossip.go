@@ -505,6 +505,9 @@ func (g *Gossip) Leave(ctx context.Context) error {
 		timeout = time.Until(dl)
 	}
 	g.announceLeave(ctx, g.cfg.NodeName, timeout/2)
+	// The intent also rides the piggyback beside memberlist's own leave message, so a
+	// peer the direct send missed (a TCP timeout under load) still learns it in time.
+	g.queueLeaveIntent(g.cfg.NodeName)
 	err := g.ml.Leave(timeout / 2)
 	// memberlist's Leave returns once its leave message has been handed to the
 	// gossip that sends it, not once it was sent: shutting down at once closed the
@@ -579,13 +582,28 @@ func (g *Gossip) onLeaveIntent(name string) {
 		g.drop("unknown_leave", errors.New(name))
 		return
 	}
+	_, known := g.leaving[name]
 	g.leaving[name] = time.Now()
 	failed := ms.state == catalog.LivenessFailed
 	addr := ms.addr
 	g.mu.Unlock()
+	if !known {
+		// Pass it on, once, the way memberlist passes on the leave message itself:
+		// the leaver's direct send to us may have been the only one that arrived.
+		// A forged intent gains nothing by this (it could be sent to everyone
+		// directly, and only a departure membership reports within
+		// LeaveIntentTTL is taken for a leave).
+		g.queueLeaveIntent(name)
+	}
 	if failed {
 		g.setLiveness(name, addr, catalog.LivenessLeft)
 	}
+}
+
+// queueLeaveIntent queues name's leave intent on the piggyback path, replacing a
+// queued copy.
+func (g *Gossip) queueLeaveIntent(name string) {
+	g.queue.QueueBroadcast(&recordBroadcast{name: "\x00leave\x00" + name, msg: encodeLeave(name)})
 }
 
 // leftGracefully reports, under g.mu, whether name announced its leave within
