@@ -1,8 +1,9 @@
 package proxy
 
 import (
+	"io"
 	"math/rand/v2"
-	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,7 @@ type backend struct {
 	addr      string // ip:port
 	host      string // the address and port addr is made of
 	port      int
+	ip        netip.Addr // host parsed, for the event loops' connects; invalid for a name
 	// weight is the instance's weight for its current status; rtt its distance.
 	weight atomic.Int64
 	rtt    atomic.Int64 // ns; 0 when unknown
@@ -32,8 +34,8 @@ type backend struct {
 	draining     atomic.Bool
 
 	mu     sync.Mutex
-	conns  map[*net.TCPConn]struct{} // open connections to the instance, made at the first
-	closed bool                      // set by closeAll: no new connection starts
+	conns  map[io.Closer]struct{} // open connections to the instance, made at the first
+	closed bool                   // set by closeAll: no new connection starts
 
 	// Draining, guarded by up.mu: the timer and context callback that end it, and
 	// whether it ended.
@@ -76,20 +78,23 @@ type backendMetrics struct {
 	active                                      prometheus.Gauge
 }
 
-func (b *backend) track(c *net.TCPConn) bool {
+// track notes an open connection to the instance, which closeAll closes (for the
+// event loops, Close asks the connection's loop to). It reports false, and notes
+// nothing, once the instance is drained.
+func (b *backend) track(c io.Closer) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed { // closed by a drain: do not start
 		return false
 	}
 	if b.conns == nil {
-		b.conns = make(map[*net.TCPConn]struct{})
+		b.conns = make(map[io.Closer]struct{})
 	}
 	b.conns[c] = struct{}{}
 	return true
 }
 
-func (b *backend) untrack(c *net.TCPConn) {
+func (b *backend) untrack(c io.Closer) {
 	b.mu.Lock()
 	delete(b.conns, c)
 	b.mu.Unlock()

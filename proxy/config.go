@@ -98,7 +98,31 @@ type Config struct {
 	DrainTimeout time.Duration
 	// KeepAlive is the TCP keep-alive period of both sides. Default 15s.
 	KeepAlive time.Duration
+
+	// Engine is how connections are forwarded: EngineEpoll (event loops, Linux only)
+	// or EngineGoroutines (goroutines and the Go runtime's poller, any system).
+	// Default: DefaultEngine.
+	Engine Engine
+	// Loops is how many event loops (threads) EngineEpoll runs. Default 1.
+	Loops int
 }
+
+// Engine names a way of forwarding connections.
+type Engine string
+
+const (
+	// EngineGoroutines serves each connection on goroutines of its own (two: one
+	// per direction), through the Go runtime's network poller. It runs anywhere.
+	EngineGoroutines Engine = "goroutines"
+	// EngineEpoll serves every connection on event loops, each an OS thread of its
+	// own waiting in epoll, that accept, connect and copy without a goroutine per
+	// connection, like HAProxy. Linux only.
+	EngineEpoll Engine = "epoll"
+)
+
+// DefaultEngine is the Engine of a Config that names none: see engineDefault in
+// the engine's files.
+const DefaultEngine = engineDefault
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Catalog == nil {
@@ -122,6 +146,20 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.EjectAfter <= 0 {
 		c.EjectAfter = 3
+	}
+	if c.Loops <= 0 {
+		c.Loops = 1
+	}
+	switch c.Engine {
+	case "":
+		c.Engine = DefaultEngine
+	case EngineGoroutines:
+	case EngineEpoll:
+		if !epollSupported {
+			return c, fmt.Errorf("proxy: engine %q: Linux only", c.Engine)
+		}
+	default:
+		return c, fmt.Errorf("proxy: unknown engine %q: want %q or %q", c.Engine, EngineEpoll, EngineGoroutines)
 	}
 	return c, nil
 }

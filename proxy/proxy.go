@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"sync"
@@ -32,6 +33,8 @@ type Proxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	eng engine // how connections are forwarded (see Engine)
+
 	mu     sync.Mutex
 	ups    map[string]*upstream // by upstreamKey
 	closed bool
@@ -48,7 +51,13 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Proxy{cfg: cfg, log: cfg.Logger, m: m, ctx: ctx, cancel: cancel, ups: make(map[string]*upstream)}, nil
+	p := &Proxy{cfg: cfg, log: cfg.Logger, m: m, ctx: ctx, cancel: cancel, ups: make(map[string]*upstream)}
+	if cfg.Engine == EngineEpoll {
+		p.eng = newLoops(p, cfg.Loops)
+	} else {
+		p.eng = goEngine{p}
+	}
+	return p, nil
 }
 
 // Set makes ups the proxy's upstreams: it opens the listeners of new ones, closes
@@ -109,6 +118,7 @@ func (p *Proxy) Close() error {
 			up.stop()
 		}
 		p.cancel()
+		p.eng.close()
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
@@ -145,7 +155,7 @@ func (p *Proxy) Upstreams() []UpstreamStatus {
 	p.mu.Unlock()
 	out := make([]UpstreamStatus, 0, len(ups))
 	for _, up := range ups {
-		st := UpstreamStatus{Upstream: up.def, Listen: up.ln.Addr().String(), Instances: []InstanceStatus{}}
+		st := UpstreamStatus{Upstream: up.def, Listen: up.listen, Instances: []InstanceStatus{}}
 		up.mu.Lock()
 		for b := range up.all {
 			is := InstanceStatus{Node: b.node, Address: b.addr, Weight: b.weight.Load(), Active: b.active.Load(),
@@ -180,10 +190,12 @@ func cmpStr(a, b string) int {
 
 // upstream is one listener and its instances.
 type upstream struct {
-	p   *Proxy
-	def Upstream
-	ln  *net.TCPListener
-	cur atomicSet
+	p      *Proxy
+	def    Upstream
+	listen string           // the address actually listened on
+	ln     *net.TCPListener // the goroutine engine's listener
+	ll     *loopListener    // the event loops' listener
+	cur    atomicSet
 	// keepAliveInherited is set when accepted connections have the listener's
 	// keep-alive settings already (see listen).
 	keepAliveInherited bool
@@ -207,24 +219,57 @@ type upstream struct {
 const scanMax = 32
 
 func (p *Proxy) start(u Upstream) (*upstream, error) {
-	ln, inherits, err := listen(p.ctx, u.Addr(), p.cfg.KeepAlive)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: upstream %s: listen on %s: %w", u.Service, u.Addr(), err)
-	}
 	ctx, cancel := context.WithCancel(p.ctx)
-	up := &upstream{p: p, def: u, ln: ln, keepAliveInherited: inherits, ctx: ctx, cancel: cancel,
+	up := &upstream{p: p, def: u, ctx: ctx, cancel: cancel,
 		all: make(map[*backend]struct{}), noBackend: p.m.noBackend.WithLabelValues(u.Service)}
 	up.cur.Store(&set{})
 	up.rebuild() // before accepting, so the first connection finds the instances
+	if err := p.eng.listen(up); err != nil {
+		cancel()
+		return nil, fmt.Errorf("proxy: upstream %s: listen on %s: %w", u.Service, u.Addr(), err)
+	}
 	p.wg.Go(up.watch)
-	p.wg.Go(up.accept)
-	p.log.Info("proxy upstream listening", "service", u.Service, "tag", u.Tag, "addr", up.ln.Addr().String())
+	p.log.Info("proxy upstream listening", "service", u.Service, "tag", u.Tag, "addr", up.listen)
 	return up, nil
 }
 
+// engine forwards an upstream's connections: goroutines (goEngine) or event loops
+// (loops, Linux). Its methods are called with Proxy.mu held.
+type engine interface {
+	// listen opens up's listener, sets up.listen and starts accepting.
+	listen(up *upstream) error
+	// unlisten stops accepting and closes the listener before it returns, so that
+	// the address is free for the next listen.
+	unlisten(up *upstream)
+	// close ends the engine once every upstream is stopped: its connections close
+	// and its goroutines end (Proxy.wg waits for them).
+	close()
+}
+
+// goEngine forwards each connection on goroutines of its own: an accept goroutine
+// per upstream, which serves the connection it accepts, and one more per connection
+// for its second direction.
+type goEngine struct{ p *Proxy }
+
+func (e goEngine) listen(up *upstream) error {
+	ln, inherits, err := listen(e.p.ctx, up.def.Addr(), e.p.cfg.KeepAlive)
+	if err != nil {
+		return err
+	}
+	up.ln, up.keepAliveInherited, up.listen = ln, inherits, ln.Addr().String()
+	e.p.wg.Go(up.accept)
+	return nil
+}
+
+func (goEngine) unlisten(up *upstream) { _ = up.ln.Close() }
+
+// close has nothing to do: each connection's goroutines end when the upstream's
+// context is cancelled or their instance's drain closes it.
+func (goEngine) close() {}
+
 // stop closes the listener; open connections drain for DrainTimeout, then close.
 func (up *upstream) stop() {
-	_ = up.ln.Close()
+	up.p.eng.unlisten(up)
 	up.cancel()
 	up.mu.Lock()
 	for b := range up.all {
@@ -310,13 +355,15 @@ func (up *upstream) rebuild() {
 			index[b.key] = b
 		}
 	}
+	// Published before the instances that left drain, so that a connection which
+	// finds its pick draining also finds a new set to pick from (upstream.pick).
+	up.index = index
+	up.cur.Store(&set{live: live})
 	for _, b := range old {
 		if !contains(live, index, b) {
 			up.drainLocked(b)
 		}
 	}
-	up.index = index
-	up.cur.Store(&set{live: live})
 	up.p.m.rebuild.Observe(time.Since(start).Seconds())
 }
 
@@ -357,6 +404,9 @@ func contains(live []*backend, index map[string]*backend, b *backend) bool {
 func (up *upstream) newBackend(node, serviceID, host string, port int, now time.Time) *backend {
 	b := &backend{up: up, key: node + "/" + serviceID, node: node, serviceID: serviceID, host: host, port: port,
 		addr: net.JoinHostPort(host, strconv.Itoa(port)), added: now}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.Zone() == "" {
+		b.ip = ip.Unmap() // names and zoned addresses are resolved per connect
+	}
 	up.all[b] = struct{}{}
 	return b
 }
@@ -432,7 +482,7 @@ func (up *upstream) serve(c *net.TCPConn) {
 	var tried []*backend
 	for range p.cfg.Attempts {
 		now := time.Now()
-		b := up.cur.Load().pick(now, p.cfg.SlowStart, tried)
+		b := up.pick(now, tried)
 		if b == nil {
 			break
 		}
@@ -459,6 +509,19 @@ func (up *upstream) serve(c *net.TCPConn) {
 	}
 	_ = c.Close()
 	up.noBackend.Inc()
+}
+
+// pick picks an instance from the current set (set.pick), or nil. A rebuild
+// publishes a new set, then drains the instances it dropped: when the set changed
+// while the pick found no instance, it picks again from the new one, rather than
+// refuse a connection during a change.
+func (up *upstream) pick(now time.Time, tried []*backend) *backend {
+	for {
+		s := up.cur.Load()
+		if b := s.pick(now, up.p.cfg.SlowStart, tried); b != nil || up.cur.Load() == s {
+			return b
+		}
+	}
 }
 
 // failed counts a connect failure and ejects b after EjectAfter in a row, unless

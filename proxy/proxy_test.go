@@ -124,10 +124,18 @@ func (c *cluster) remove(node, id string) {
 	c.apply(w.Delete(catalog.Key{Kind: catalog.KindService, ID: id}), w.Delete(catalog.Key{Kind: catalog.KindCheck, ID: id + "-chk"}))
 }
 
-func newProxy(t *testing.T, c *cluster, cfg proxy.Config) (*proxy.Proxy, string) {
+// forEngines runs test once with each engine this system has.
+func forEngines(t *testing.T, test func(t *testing.T, eng proxy.Engine)) {
+	for _, eng := range testEngines {
+		t.Run(string(eng), func(t *testing.T) { test(t, eng) })
+	}
+}
+
+func newProxy(t *testing.T, eng proxy.Engine, c *cluster, cfg proxy.Config) (*proxy.Proxy, string) {
 	t.Helper()
 	testkit.NoLeaks(t)
 	cfg.Catalog = c.cat
+	cfg.Engine = eng
 	cfg.SlowStart = -1
 	p, err := proxy.New(cfg)
 	if err != nil {
@@ -167,184 +175,198 @@ func helloClose(t *testing.T, addr string) string {
 }
 
 func TestForwardAndHalfClose(t *testing.T) {
-	c := newCluster(t)
-	b := newBackend(t, "a")
-	c.add("n1", "web-1", b.port(), 1)
-	_, addr := newProxy(t, c, proxy.Config{})
-	conn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	payload := strings.Repeat("x", 1<<20)
-	go func() {
-		_, _ = io.WriteString(conn, payload)
-		_ = conn.(*net.TCPConn).CloseWrite() // the backend sees EOF only if the proxy forwards it
-	}()
-	got, err := io.ReadAll(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "a\n" + payload; string(got) != want {
-		t.Fatalf("got %d bytes, want %d (greeting and echo, then EOF)", len(got), len(want))
-	}
-}
-
-func TestBalanceWeighted(t *testing.T) {
-	c := newCluster(t)
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	c.add("n1", "web-1", a.port(), 1)
-	c.add("n2", "web-2", b.port(), 3)
-	_, addr := newProxy(t, c, proxy.Config{})
-	// Hold connections open, so least-connections weighted by 1:3 shows.
-	count := map[string]int{}
-	var conns []net.Conn
-	for range 40 {
-		name, conn, err := hello(addr)
+	forEngines(t, func(t *testing.T, eng proxy.Engine) {
+		c := newCluster(t)
+		b := newBackend(t, "a")
+		c.add("n1", "web-1", b.port(), 1)
+		_, addr := newProxy(t, eng, c, proxy.Config{})
+		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		conns = append(conns, conn)
-		count[name]++
-	}
-	for _, conn := range conns {
-		conn.Close()
-	}
-	if count["a"] < 5 || count["a"] > 15 || count["b"] < 25 {
-		t.Errorf("40 open connections split %v, want about 10:30 (weights 1:3)", count)
-	}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		payload := strings.Repeat("x", 1<<20)
+		go func() {
+			_, _ = io.WriteString(conn, payload)
+			_ = conn.(*net.TCPConn).CloseWrite() // the backend sees EOF only if the proxy forwards it
+		}()
+		got, err := io.ReadAll(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "a\n" + payload; string(got) != want {
+			t.Fatalf("got %d bytes, want %d (greeting and echo, then EOF)", len(got), len(want))
+		}
+	})
+}
+
+func TestBalanceWeighted(t *testing.T) {
+	forEngines(t, func(t *testing.T, eng proxy.Engine) {
+		c := newCluster(t)
+		a, b := newBackend(t, "a"), newBackend(t, "b")
+		c.add("n1", "web-1", a.port(), 1)
+		c.add("n2", "web-2", b.port(), 3)
+		_, addr := newProxy(t, eng, c, proxy.Config{})
+		// Hold connections open, so least-connections weighted by 1:3 shows.
+		count := map[string]int{}
+		var conns []net.Conn
+		for range 40 {
+			name, conn, err := hello(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, conn)
+			count[name]++
+		}
+		for _, conn := range conns {
+			conn.Close()
+		}
+		if count["a"] < 5 || count["a"] > 15 || count["b"] < 25 {
+			t.Errorf("40 open connections split %v, want about 10:30 (weights 1:3)", count)
+		}
+	})
 }
 
 func TestChangesTakeEffect(t *testing.T) {
-	c := newCluster(t)
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	c.add("n1", "web-1", a.port(), 1)
-	_, addr := newProxy(t, c, proxy.Config{})
-	if got := helloClose(t, addr); got != "a" {
-		t.Fatalf("got %q, want a", got)
-	}
-	c.add("n2", "web-2", b.port(), 1)
-	c.remove("n1", "web-1")
-	testkit.Eventually(t, 5*time.Second, "the proxy to use the new instance only", func() bool {
-		return helloClose(t, addr) == "b"
-	})
-	for range 20 {
-		if got := helloClose(t, addr); got != "b" {
-			t.Fatalf("after the change got %q, want b", got)
+	forEngines(t, func(t *testing.T, eng proxy.Engine) {
+		c := newCluster(t)
+		a, b := newBackend(t, "a"), newBackend(t, "b")
+		c.add("n1", "web-1", a.port(), 1)
+		_, addr := newProxy(t, eng, c, proxy.Config{})
+		if got := helloClose(t, addr); got != "a" {
+			t.Fatalf("got %q, want a", got)
 		}
-	}
-	c.status("n2", "web-2", catalog.StatusCritical)
-	testkit.Eventually(t, 5*time.Second, "a critical instance to get nothing", func() bool {
-		_, conn, err := hello(addr)
-		if err == nil {
-			conn.Close()
+		c.add("n2", "web-2", b.port(), 1)
+		c.remove("n1", "web-1")
+		testkit.Eventually(t, 5*time.Second, "the proxy to use the new instance only", func() bool {
+			return helloClose(t, addr) == "b"
+		})
+		for range 20 {
+			if got := helloClose(t, addr); got != "b" {
+				t.Fatalf("after the change got %q, want b", got)
+			}
 		}
-		return err != nil
+		c.status("n2", "web-2", catalog.StatusCritical)
+		testkit.Eventually(t, 5*time.Second, "a critical instance to get nothing", func() bool {
+			_, conn, err := hello(addr)
+			if err == nil {
+				conn.Close()
+			}
+			return err != nil
+		})
 	})
 }
 
 func TestEjection(t *testing.T) {
-	c := newCluster(t)
-	a := newBackend(t, "a")
-	b := newBackend(t, "b")
-	dead := newBackend(t, "dead")
-	deadPort := dead.port()
-	dead.close() // connection refused from now on
-	c.add("n1", "web-1", a.port(), 1)
-	c.add("n2", "web-2", b.port(), 1)
-	c.add("n3", "web-3", deadPort, 1)
-	p, addr := newProxy(t, c, proxy.Config{EjectAfter: 3, BaseEjection: time.Hour})
-	for i := range 30 {
-		if got := helloClose(t, addr); got != "a" && got != "b" {
-			t.Fatalf("connection %d: got %q", i, got)
+	forEngines(t, func(t *testing.T, eng proxy.Engine) {
+		c := newCluster(t)
+		a := newBackend(t, "a")
+		b := newBackend(t, "b")
+		dead := newBackend(t, "dead")
+		deadPort := dead.port()
+		dead.close() // connection refused from now on
+		c.add("n1", "web-1", a.port(), 1)
+		c.add("n2", "web-2", b.port(), 1)
+		c.add("n3", "web-3", deadPort, 1)
+		p, addr := newProxy(t, eng, c, proxy.Config{EjectAfter: 3, BaseEjection: time.Hour})
+		for i := range 30 {
+			if got := helloClose(t, addr); got != "a" && got != "b" {
+				t.Fatalf("connection %d: got %q", i, got)
+			}
 		}
-	}
-	var ejected bool
-	for _, in := range p.Upstreams()[0].Instances {
-		if in.ServiceID == "web-3" {
-			ejected = in.Ejections == 1 && !in.EjectedUntil.IsZero()
+		var ejected bool
+		for _, in := range p.Upstreams()[0].Instances {
+			if in.ServiceID == "web-3" {
+				ejected = in.Ejections == 1 && !in.EjectedUntil.IsZero()
+			}
 		}
-	}
-	if !ejected {
-		t.Errorf("the refusing instance is not ejected: %+v", p.Upstreams()[0].Instances)
-	}
+		if !ejected {
+			t.Errorf("the refusing instance is not ejected: %+v", p.Upstreams()[0].Instances)
+		}
+	})
 }
 
 // Never more than half ejected: with every instance refusing, one stays in.
 func TestPanicThreshold(t *testing.T) {
-	c := newCluster(t)
-	for i := range 2 {
-		d := newBackend(t, "dead")
-		port := d.port()
-		d.close()
-		c.add("n"+strconv.Itoa(i), "web-"+strconv.Itoa(i), port, 1)
-	}
-	p, addr := newProxy(t, c, proxy.Config{EjectAfter: 1, BaseEjection: time.Hour})
-	for range 10 {
-		if _, _, err := hello(addr); err == nil {
-			t.Fatal("a connection to refusing instances succeeded")
+	forEngines(t, func(t *testing.T, eng proxy.Engine) {
+		c := newCluster(t)
+		for i := range 2 {
+			d := newBackend(t, "dead")
+			port := d.port()
+			d.close()
+			c.add("n"+strconv.Itoa(i), "web-"+strconv.Itoa(i), port, 1)
 		}
-	}
-	out := 0
-	for _, in := range p.Upstreams()[0].Instances {
-		if !in.EjectedUntil.IsZero() {
-			out++
+		p, addr := newProxy(t, eng, c, proxy.Config{EjectAfter: 1, BaseEjection: time.Hour})
+		for range 10 {
+			if _, _, err := hello(addr); err == nil {
+				t.Fatal("a connection to refusing instances succeeded")
+			}
 		}
-	}
-	if out != 1 {
-		t.Errorf("%d of 2 instances ejected, want 1 (never more than half)", out)
-	}
+		out := 0
+		for _, in := range p.Upstreams()[0].Instances {
+			if !in.EjectedUntil.IsZero() {
+				out++
+			}
+		}
+		if out != 1 {
+			t.Errorf("%d of 2 instances ejected, want 1 (never more than half)", out)
+		}
+	})
 }
 
 func TestDrainClosesAfterTimeout(t *testing.T) {
-	c := newCluster(t)
-	a := newBackend(t, "a")
-	c.add("n1", "web-1", a.port(), 1)
-	_, addr := newProxy(t, c, proxy.Config{DrainTimeout: 200 * time.Millisecond})
-	_, conn, err := hello(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c.status("n1", "web-1", catalog.StatusMaintenance)
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	_, err = conn.Read(make([]byte, 1))
-	if err == nil || errors.Is(err, io.ErrNoProgress) {
-		t.Fatalf("read on a drained connection: %v, want it closed", err)
-	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatal("the drained connection was not closed within 10s")
-	}
+	forEngines(t, func(t *testing.T, eng proxy.Engine) {
+		c := newCluster(t)
+		a := newBackend(t, "a")
+		c.add("n1", "web-1", a.port(), 1)
+		_, addr := newProxy(t, eng, c, proxy.Config{DrainTimeout: 200 * time.Millisecond})
+		_, conn, err := hello(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		c.status("n1", "web-1", catalog.StatusMaintenance)
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		if err == nil || errors.Is(err, io.ErrNoProgress) {
+			t.Fatalf("read on a drained connection: %v, want it closed", err)
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("the drained connection was not closed within 10s")
+		}
+	})
 }
 
 func TestSetValidates(t *testing.T) {
-	c := newCluster(t)
-	p, _ := newProxy(t, c, proxy.Config{})
-	for _, tt := range []struct {
-		name string
-		ups  []proxy.Upstream
-		want string
-	}{
-		{"no service", []proxy.Upstream{{LocalBindPort: 1}}, "service: required"},
-		{"bad address", []proxy.Upstream{{Service: "web", LocalBindAddress: "nope", LocalBindPort: 1}}, "local_bind_address"},
-		{"bad port", []proxy.Upstream{{Service: "web", LocalBindPort: 70000}}, "local_bind_port"},
-		{"same address", []proxy.Upstream{{Service: "web", LocalBindPort: 9}, {Service: "db", LocalBindPort: 9}}, "already the address"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			err := p.Set(tt.ups)
-			if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, catalog.ErrInvalid) {
-				t.Fatalf("Set: %v, want an ErrInvalid naming %q", err, tt.want)
-			}
-			if n := len(p.Upstreams()); n != 1 {
-				t.Fatalf("a refused Set changed the upstreams: %d", n)
-			}
-		})
-	}
-	if err := p.Set(nil); err != nil || len(p.Upstreams()) != 0 {
-		t.Fatalf("Set(nil): %v, %d upstreams", err, len(p.Upstreams()))
-	}
+	forEngines(t, func(t *testing.T, eng proxy.Engine) {
+		c := newCluster(t)
+		p, _ := newProxy(t, eng, c, proxy.Config{})
+		for _, tt := range []struct {
+			name string
+			ups  []proxy.Upstream
+			want string
+		}{
+			{"no service", []proxy.Upstream{{LocalBindPort: 1}}, "service: required"},
+			{"bad address", []proxy.Upstream{{Service: "web", LocalBindAddress: "nope", LocalBindPort: 1}}, "local_bind_address"},
+			{"bad port", []proxy.Upstream{{Service: "web", LocalBindPort: 70000}}, "local_bind_port"},
+			{"same address", []proxy.Upstream{{Service: "web", LocalBindPort: 9}, {Service: "db", LocalBindPort: 9}}, "already the address"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				err := p.Set(tt.ups)
+				if err == nil || !strings.Contains(err.Error(), tt.want) || !errors.Is(err, catalog.ErrInvalid) {
+					t.Fatalf("Set: %v, want an ErrInvalid naming %q", err, tt.want)
+				}
+				if n := len(p.Upstreams()); n != 1 {
+					t.Fatalf("a refused Set changed the upstreams: %d", n)
+				}
+			})
+		}
+		if err := p.Set(nil); err != nil || len(p.Upstreams()) != 0 {
+			t.Fatalf("Set(nil): %v, %d upstreams", err, len(p.Upstreams()))
+		}
+	})
 }
 
 func TestParseUpstream(t *testing.T) {
@@ -377,122 +399,128 @@ func TestParseUpstream(t *testing.T) {
 // No connection fails while instances are added and removed under load: a removed
 // instance drains, new connections go to the new set.
 func TestNoFailureUnderChurn(t *testing.T) {
-	c := newCluster(t)
-	var bs []*backendServer
-	for i := range 3 {
-		bs = append(bs, newBackend(t, "b"+strconv.Itoa(i)))
-		c.add("n"+strconv.Itoa(i), "web-"+strconv.Itoa(i), bs[i].port(), 1)
-	}
-	_, addr := newProxy(t, c, proxy.Config{})
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var fails []error
-	conns := 0
-	for range 4 {
-		wg.Go(func() {
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				_, conn, err := hello(addr)
-				mu.Lock()
-				conns++
-				if err != nil {
-					fails = append(fails, err)
-				}
-				mu.Unlock()
-				if err == nil {
-					conn.Close()
-				}
-			}
-		})
-	}
-	for i := range 300 { // each change removes one instance or adds it back: two stay
-		k := i / 2 % 3
-		n := strconv.Itoa(k)
-		if i%2 == 0 {
-			c.remove("n"+n, "web-"+n)
-		} else {
-			c.add("n"+n, "web-"+n, bs[k].port(), 1)
+	forEngines(t, func(t *testing.T, eng proxy.Engine) {
+		c := newCluster(t)
+		var bs []*backendServer
+		for i := range 3 {
+			bs = append(bs, newBackend(t, "b"+strconv.Itoa(i)))
+			c.add("n"+strconv.Itoa(i), "web-"+strconv.Itoa(i), bs[i].port(), 1)
 		}
-		time.Sleep(time.Millisecond) // pacing the changes, not synchronising
-	}
-	close(stop)
-	wg.Wait()
-	if len(fails) > 0 || conns == 0 {
-		t.Fatalf("%d of %d connections failed during 300 changes: %v", len(fails), conns, fails[0])
-	}
-	t.Logf("%d connections, none failed, during 300 changes", conns)
+		_, addr := newProxy(t, eng, c, proxy.Config{})
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var fails []error
+		conns := 0
+		for range 4 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_, conn, err := hello(addr)
+					mu.Lock()
+					conns++
+					if err != nil {
+						fails = append(fails, err)
+					}
+					mu.Unlock()
+					if err == nil {
+						conn.Close()
+					}
+				}
+			})
+		}
+		for i := range 300 { // each change removes one instance or adds it back: two stay
+			k := i / 2 % 3
+			n := strconv.Itoa(k)
+			if i%2 == 0 {
+				c.remove("n"+n, "web-"+n)
+			} else {
+				c.add("n"+n, "web-"+n, bs[k].port(), 1)
+			}
+			time.Sleep(time.Millisecond) // pacing the changes, not synchronising
+		}
+		close(stop)
+		wg.Wait()
+		if len(fails) > 0 || conns == 0 {
+			t.Fatalf("%d of %d connections failed during 300 changes: %v", len(fails), conns, fails[0])
+		}
+		t.Logf("%d connections, none failed, during 300 changes", conns)
+	})
 }
 
 // On a tie (no open connections, equal weights) the nearer instance wins.
 func TestNearestOnTies(t *testing.T) {
-	c := newCluster(t)
-	far, near := newBackend(t, "far"), newBackend(t, "near")
-	c.add("n1", "web-1", far.port(), 1)
-	c.add("n2", "web-2", near.port(), 1)
-	p, addr := newProxy(t, c, proxy.Config{RTTs: func() map[string]time.Duration {
-		return map[string]time.Duration{"n1": 40 * time.Millisecond, "n2": time.Millisecond}
-	}})
-	idle := func() bool {
-		for _, in := range p.Upstreams()[0].Instances {
-			if in.Active != 0 {
-				return false
+	forEngines(t, func(t *testing.T, eng proxy.Engine) {
+		c := newCluster(t)
+		far, near := newBackend(t, "far"), newBackend(t, "near")
+		c.add("n1", "web-1", far.port(), 1)
+		c.add("n2", "web-2", near.port(), 1)
+		p, addr := newProxy(t, eng, c, proxy.Config{RTTs: func() map[string]time.Duration {
+			return map[string]time.Duration{"n1": 40 * time.Millisecond, "n2": time.Millisecond}
+		}})
+		idle := func() bool {
+			for _, in := range p.Upstreams()[0].Instances {
+				if in.Active != 0 {
+					return false
+				}
+			}
+			return true
+		}
+		for i := range 20 {
+			// A tie needs both idle: the previous connection's proxying has ended.
+			testkit.Eventually(t, 5*time.Second, "no open connection", idle)
+			if got := helloClose(t, addr); got != "near" {
+				t.Fatalf("connection %d went to %q, want the nearer instance", i, got)
 			}
 		}
-		return true
-	}
-	for i := range 20 {
-		// A tie needs both idle: the previous connection's proxying has ended.
-		testkit.Eventually(t, 5*time.Second, "no open connection", idle)
-		if got := helloClose(t, addr); got != "near" {
-			t.Fatalf("connection %d went to %q, want the nearer instance", i, got)
-		}
-	}
+	})
 }
 
 // TestResetForwarded: a client that aborts its connection (a reset) aborts the
 // instance's too, rather than closing it normally.
 func TestResetForwarded(t *testing.T) {
-	c := newCluster(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	got := make(chan error, 1)
-	go func() {
-		s, err := ln.Accept()
+	forEngines(t, func(t *testing.T, eng proxy.Engine) {
+		c := newCluster(t)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			got <- err
-			return
+			t.Fatal(err)
 		}
-		defer s.Close()
-		_ = s.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(s, "b\n"); err != nil {
-			got <- err
-			return
+		defer ln.Close()
+		got := make(chan error, 1)
+		go func() {
+			s, err := ln.Accept()
+			if err != nil {
+				got <- err
+				return
+			}
+			defer s.Close()
+			_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.WriteString(s, "b\n"); err != nil {
+				got <- err
+				return
+			}
+			_, err = io.Copy(io.Discard, s)
+			got <- err // nil on a normal close
+		}()
+		c.add("n1", "web-1", ln.Addr().(*net.TCPAddr).Port, 1)
+		_, addr := newProxy(t, eng, c, proxy.Config{})
+		name, conn, err := hello(addr)
+		if err != nil || name != "b" {
+			t.Fatalf("hello = %q, %v", name, err)
 		}
-		_, err = io.Copy(io.Discard, s)
-		got <- err // nil on a normal close
-	}()
-	c.add("n1", "web-1", ln.Addr().(*net.TCPAddr).Port, 1)
-	_, addr := newProxy(t, c, proxy.Config{})
-	name, conn, err := hello(addr)
-	if err != nil || name != "b" {
-		t.Fatalf("hello = %q, %v", name, err)
-	}
-	_ = conn.(*net.TCPConn).SetLinger(0)
-	_ = conn.Close()
-	select {
-	case err := <-got:
-		if !errors.Is(err, syscall.ECONNRESET) {
-			t.Fatalf("the instance's connection ended with %v, want a reset", err)
+		_ = conn.(*net.TCPConn).SetLinger(0)
+		_ = conn.Close()
+		select {
+		case err := <-got:
+			if !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("the instance's connection ended with %v, want a reset", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the instance's connection still open 10s after the client's reset")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the instance's connection still open 10s after the client's reset")
-	}
+	})
 }

@@ -1,0 +1,6 @@
+package proxy_test
+
+import "github.com/rumor-sd/rumor/proxy"
+
+// testEngines are the engines the shared tests run against.
+var testEngines = []proxy.Engine{proxy.EngineEpoll, proxy.EngineGoroutines}
