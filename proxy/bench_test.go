@@ -62,7 +62,11 @@ func benchChild(spec string) int {
 			return 1
 		}
 	}
-	px, err := proxy.New(proxy.Config{Catalog: cat, SlowStart: -1})
+	cfg := proxy.Config{Catalog: cat, SlowStart: -1, Engine: proxy.Engine(os.Getenv("RUMOR_PROXYBENCH_ENGINE"))}
+	if n, err := strconv.Atoi(os.Getenv("RUMOR_PROXYBENCH_LOOPS")); err == nil {
+		cfg.Loops = n
+	}
+	px, err := proxy.New(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -335,7 +339,9 @@ func median(xs []float64) float64 {
 // backends directly, and one connection's throughput (256 MB). Run it with
 // -benchtime 1x; RUMOR_PROXYBENCH_ROUNDS (3), RUMOR_PROXYBENCH_SECONDS (2) and
 // RUMOR_PROXYBENCH_CLIENTS (32) set the rounds, their length and the concurrent
-// clients (1 shows what each proxy adds to one connection's latency).
+// clients (1 shows what each proxy adds to one connection's latency);
+// RUMOR_PROXYBENCH_ENGINE and RUMOR_PROXYBENCH_LOOPS the rumor proxy's Engine and
+// Loops (their defaults when unset).
 func BenchmarkProxyVsHAProxy(b *testing.B) {
 	haproxy, err := exec.LookPath("haproxy")
 	if err != nil {
@@ -431,7 +437,8 @@ func BenchmarkProxyVsHAProxy(b *testing.B) {
 // BenchmarkConnection opens one connection after another (a 1-byte request, a
 // 64-byte answer, closed with a reset) to four backends, directly and through an
 // in-process proxy: the difference between the two is what the proxy costs a
-// connection, in time and allocations (the client's and the backends' are in both).
+// connection, in time and allocations (the client's and the backends' are in both),
+// with each engine.
 func BenchmarkConnection(b *testing.B) {
 	cat, _ := catalogtest.New(b, catalog.Config{})
 	var backends []string
@@ -445,15 +452,18 @@ func BenchmarkConnection(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	px, err := proxy.New(proxy.Config{Catalog: cat, SlowStart: -1})
-	if err != nil {
-		b.Fatal(err)
+	via := map[proxy.Engine]string{}
+	for _, eng := range testEngines {
+		px, err := proxy.New(proxy.Config{Catalog: cat, SlowStart: -1, Engine: eng})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = px.Close() })
+		if err := px.Set([]proxy.Upstream{{Service: "web", LocalBindAddress: "127.0.0.1"}}); err != nil {
+			b.Fatal(err)
+		}
+		via[eng] = px.Upstreams()[0].Listen
 	}
-	b.Cleanup(func() { _ = px.Close() })
-	if err := px.Set([]proxy.Upstream{{Service: "web", LocalBindAddress: "127.0.0.1"}}); err != nil {
-		b.Fatal(err)
-	}
-	via := px.Upstreams()[0].Listen
 	exchange := func(b *testing.B, addr string) {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
@@ -476,10 +486,12 @@ func BenchmarkConnection(b *testing.B) {
 			exchange(b, backends[i%len(backends)])
 		}
 	})
-	b.Run("proxy", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			exchange(b, via)
-		}
-	})
+	for _, eng := range testEngines {
+		b.Run("proxy-"+string(eng), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				exchange(b, via[eng])
+			}
+		})
+	}
 }
