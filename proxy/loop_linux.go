@@ -298,10 +298,17 @@ func (lp *loop) call(c cmd) error {
 
 // run is the loop's goroutine.
 func (lp *loop) run() {
-	// Never unlocked: a goroutine that ends locked ends its thread too, so Close
-	// leaves no thread behind.
+	// Not unlocked: a goroutine that ends locked ends its thread too, so Close
+	// leaves no thread behind; except the process's main thread, which the runtime
+	// would keep wedged instead: that one goes back to the runtime.
 	runtime.LockOSThread()
-	lp.tid.Store(int32(unix.Gettid()))
+	tid := unix.Gettid()
+	lp.tid.Store(int32(tid))
+	defer func() {
+		if tid == unix.Getpid() {
+			runtime.UnlockOSThread()
+		}
+	}()
 	for !lp.exiting {
 		n, err := unix.EpollWait(lp.epfd, lp.events, lp.timeout(time.Now()))
 		if err != nil && !errors.Is(err, unix.EINTR) {
