@@ -27,6 +27,9 @@ type ProxyConfig struct {
 	// SlowStart is how long a new instance takes to reach its full weight. Default
 	// 10s.
 	SlowStart time.Duration
+	// Engine is how the proxy forwards connections (proxy.EngineEpoll,
+	// proxy.EngineGoroutines). Default proxy.DefaultEngine.
+	Engine proxy.Engine
 }
 
 // startProxyLocked creates the proxy and opens the listeners of the upstreams known
@@ -43,6 +46,7 @@ func (a *Agent) startProxyLocked() error {
 	p, err := proxy.New(proxy.Config{
 		Catalog: a.cat, Logger: a.log.With("component", "proxy"), Registerer: a.reg,
 		RTTs: rtts, Reporter: a.reach, DrainTimeout: a.cfg.Proxy.DrainTimeout, SlowStart: a.cfg.Proxy.SlowStart,
+		Engine: a.cfg.Proxy.Engine,
 	})
 	if err != nil {
 		return err
