@@ -78,7 +78,7 @@ var thirdParty = map[string][]string{
 	"github.com/go-viper/mapstructure": {"config"},
 	"github.com/hashicorp/go-bexpr":    {"httpapi"},
 	"google.golang.org/grpc":           {"health"},
-	"golang.org/x/sys":                 {"internal/", "agent", "mdns", "cmd/", "dnsserver"},
+	"golang.org/x/sys":                 {"internal/", "agent", "mdns", "cmd/", "dnsserver", "proxy"},
 	"golang.org/x/net":                 {"mdns", "internal/"},
 
 	"go.uber.org/goleak": {"internal/testkit"},
