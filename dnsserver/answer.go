@@ -140,7 +140,8 @@ var picksPool = sync.Pool{New: func() any { return &picks{idx: make([]int, 0, 64
 func (s *Server) fill(r *reply, e *entry, units []unit) {
 	m := r.m
 	p := picksPool.Get().(*picks)
-	sel, tc := s.choose(e, units, r.size, p)
+	sel, tc, unreachable := s.choose(e, units, r.size, p)
+	s.metrics.unreachable.Add(float64(unreachable))
 	// Room for the units of the usual shape at once, rather than append's doublings.
 	m.Answer = slices.Grow(m.Answer, len(sel)*len(units[0].ans))
 	m.Extra = slices.Grow(m.Extra, len(sel)*len(units[0].extra))
@@ -164,8 +165,10 @@ func (s *Server) fill(r *reply, e *entry, units []unit) {
 // choose returns the indexes of the units an answer holds, in its order (random or
 // weighted for services, nearest first with OrderNear, reachable first), up to
 // ARecordLimit and no more than could fit size uncompressed twice over (pack trims
-// the rest); truncated says it stopped for size. The slice is p's.
-func (s *Server) choose(e *entry, units []unit, size int, p *picks) (sel []int, truncated bool) {
+// the rest); truncated says it stopped for size, unreachable how many instances it
+// found unreachable (for the caller to count once the answer is made: the fast path
+// may give up and leave the query to fill, which chooses again). The slice is p's.
+func (s *Server) choose(e *entry, units []unit, size int, p *picks) (sel []int, truncated bool, unreachable int) {
 	k := len(units)
 	if e.shuffle && s.cfg.ARecordLimit > 0 {
 		k = min(k, s.cfg.ARecordLimit)
@@ -241,7 +244,7 @@ func (s *Server) choose(e *entry, units []unit, size int, p *picks) (sel []int, 
 			}
 		}
 		p.sel = sel
-		return sel, truncated
+		return sel, truncated, 0
 	}
 	// Reachable instances first, in the order drawn; the others after them (so a cut
 	// leaves them out first), or not at all with OnlyReachable. Only the units looked
@@ -254,7 +257,7 @@ func (s *Server) choose(e *entry, units []unit, size int, p *picks) (sel []int, 
 			if !s.cfg.OnlyReachable {
 				later = append(later, i)
 			}
-			s.metrics.unreachable.Inc()
+			unreachable++
 			continue
 		}
 		if !add(i) {
@@ -268,7 +271,7 @@ func (s *Server) choose(e *entry, units []unit, size int, p *picks) (sel []int, 
 		}
 	}
 	p.sel, p.later = sel, later
-	return sel, truncated
+	return sel, truncated, unreachable
 }
 
 // weightedOrder orders idx as a weighted random permutation (Efraimidis–Spirakis:

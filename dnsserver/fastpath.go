@@ -19,7 +19,7 @@ import (
 
 // A wireRR is one of a unit's records in wire format: owner, type, class, TTL,
 // rdlength and rdata (uncompressed). Its owner is either a pointer to the question
-// (the name asked: 0xC00C, fixed), a pointer to a name an earlier record of the unit
+// (the name asked, in lower case as the entry's: 0xC00C, fixed), a pointer to a name an earlier record of the unit
 // holds (patched when the answer is assembled), or the name itself.
 type wireRR struct {
 	b []byte
@@ -123,11 +123,13 @@ type fastQuery struct {
 }
 
 // parseFast reads a query the fast path can answer: a standard query with one
-// question of class IN whose name is plain labels (letters, digits, '-', '_'; no
-// compression), then nothing, or one bare OPT record of version 0 and nothing else.
-// It writes the name in lower-case presentation form (with the final dot) into
-// lower, which must have room for 255 bytes, and returns its length; ok is false for
-// anything else, which the general path answers.
+// question of class IN whose name is plain labels (lower-case letters, digits, '-',
+// '_'; no compression), then nothing, or one bare OPT record of version 0 and nothing else.
+// It writes the name in presentation form (with the final dot) into lower, which
+// must have room for 255 bytes, and returns its length; ok is false for anything
+// else, which the general path answers. A name with upper-case letters is left to it
+// too: answers name their records in lower case (as the entries hold them), and the
+// fast path's owners point at the question as asked.
 func parseFast(data []byte, lower []byte) (q fastQuery, n int, ok bool) {
 	if len(data) < 12+1+4 || data[2]&0xF8 != 0 || // QR clear, opcode QUERY
 		binary.BigEndian.Uint16(data[4:]) != 1 || binary.BigEndian.Uint16(data[6:]) != 0 ||
@@ -135,6 +137,7 @@ func parseFast(data []byte, lower []byte) (q fastQuery, n int, ok bool) {
 		return q, 0, false
 	}
 	off := 12
+	mixed := false
 	for {
 		l := int(data[off])
 		if l == 0 {
@@ -147,7 +150,7 @@ func parseFast(data []byte, lower []byte) (q fastQuery, n int, ok bool) {
 		for _, c := range data[off+1 : off+1+l] {
 			switch {
 			case c >= 'A' && c <= 'Z':
-				c += 'a' - 'A'
+				mixed = true
 			case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
 			default:
 				return q, 0, false
@@ -159,7 +162,7 @@ func parseFast(data []byte, lower []byte) (q fastQuery, n int, ok bool) {
 		n++
 		off += 1 + l
 	}
-	if n == 0 || off+4 > len(data) || binary.BigEndian.Uint16(data[off+2:]) != dns.ClassINET {
+	if n == 0 || mixed || off+4 > len(data) || binary.BigEndian.Uint16(data[off+2:]) != dns.ClassINET {
 		return q, 0, false
 	}
 	q.qtype = binary.BigEndian.Uint16(data[off:])
@@ -204,11 +207,14 @@ func (s *Server) answerFast(data []byte, sc *scratch) (wire []byte, qtype uint16
 	if q.edns {
 		size = min(max(q.udpMax, 512), s.cfg.MaxUDPSize)
 	}
-	sel, tc := s.choose(e, units, size, &sc.picks)
+	sel, tc, unreachable := s.choose(e, units, size, &sc.picks)
 	if len(sel) == 0 {
 		return nil, 0, false
 	}
 	b, ok := s.assemble(data[:q.qend], q.edns, units, sel, tc, size, sc)
+	if ok && unreachable > 0 {
+		s.metrics.unreachable.Add(float64(unreachable))
+	}
 	return b, q.qtype, ok
 }
 

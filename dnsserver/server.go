@@ -398,7 +398,7 @@ type scratch struct {
 	rrs  rrCopies
 	oob  []byte // drain's control messages
 
-	// The fast path's (fastpath.go): the name asked in lower case, the entries of
+	// The fast path's (fastpath.go): the name asked (lower case), the entries of
 	// names asked before (nil: the general path answers it) as of Server.gen moving
 	// to gen, and choose's and assemble's working slices.
 	lower         [255]byte
