@@ -306,10 +306,15 @@ func (s *Server) readUDP(c *net.UDPConn) {
 }
 
 // shedTooOld reports whether a query received at at has waited longer than
-// MaxQueueDelay by now, and counts it shed (too_old) if so. Callers ask it only
-// behind a backlog: a late query alone is a scheduling hiccup, not overload.
-func (s *Server) shedTooOld(at, now time.Time) bool {
-	if now.Sub(at) <= s.cfg.MaxQueueDelay {
+// MaxQueueDelay by now (OverloadQueueDelay when it came from a queue in LIFO order:
+// overload), and counts it shed (too_old) if so. Callers ask it only behind a
+// backlog: a late query alone is a scheduling hiccup, not overload.
+func (s *Server) shedTooOld(at, now time.Time, overload bool) bool {
+	limit := s.cfg.MaxQueueDelay
+	if overload {
+		limit = s.cfg.OverloadQueueDelay
+	}
+	if now.Sub(at) <= limit {
 		return false
 	}
 	s.metrics.shed.WithLabelValues("too_old").Inc()
@@ -317,10 +322,10 @@ func (s *Server) shedTooOld(at, now time.Time) bool {
 }
 
 // admit queues a datagram for the workers, or sheds it when it is already older
-// than MaxQueueDelay while a backlog waits: overload, so its client has likely
+// than OverloadQueueDelay while a backlog waits: overload, so its client has likely
 // given up, and answering it would delay fresher ones.
 func (s *Server) admit(p packet, now time.Time) {
-	if s.q.backlogged() && s.shedTooOld(p.at, now) {
+	if s.q.backlogged() && s.shedTooOld(p.at, now, true) {
 		bufPool.Put(p.buf)
 		return
 	}
@@ -372,7 +377,7 @@ func (s *Server) work() {
 			return
 		}
 		// Stale and behind a backlog: overload, not a scheduling hiccup.
-		if backlog && s.shedTooOld(p.at, time.Now()) {
+		if backlog && s.shedTooOld(p.at, time.Now(), true) {
 			bufPool.Put(p.buf)
 			continue
 		}

@@ -100,6 +100,9 @@ type answered struct {
 	qtype uint16
 	rcode int
 	at    time.Time
+	// overload: the query was taken from the queue newest first, so flushFresh
+	// holds it to OverloadQueueDelay.
+	overload bool
 }
 
 func (t *udpThread) run() {
@@ -139,19 +142,29 @@ func (t *udpThread) run() {
 				break
 			}
 		}
-		// Whatever waits in the queue came behind a backlog (a full batch): past
-		// MaxQueueDelay it is shed, under the LIFO threshold too, or the oldest
-		// queries, which newest-first leaves at the bottom, would be answered late
-		// whenever the thread catches up.
-		for len(t.pending) < len(t.out.hdrs) && t.q.n > 0 {
-			sl, _ := t.q.pop(s.cfg.LIFOAbove)
-			if s.shedTooOld(sl.at, time.Now()) {
-				continue
-			}
-			t.answer(sl.data(), sl.trunc, &sl.name, sl.namelen, sl.at)
-		}
-		t.flushFresh()
+		t.answerQueued()
 	}
+}
+
+// answerQueued answers a batch from the queue and writes it. Whatever waits in the
+// queue came behind a backlog (a full batch): past MaxQueueDelay it is shed, under
+// the LIFO threshold too, or the oldest queries, which newest-first leaves at the
+// bottom, would be answered late whenever the thread catches up. Taken newest first
+// (overload), past OverloadQueueDelay.
+func (t *udpThread) answerQueued() {
+	s := t.s
+	for len(t.pending) < len(t.out.hdrs) && t.q.n > 0 {
+		sl, lifo := t.q.pop(s.cfg.LIFOAbove)
+		if s.shedTooOld(sl.at, time.Now(), lifo) {
+			continue
+		}
+		k := len(t.pending)
+		t.answer(sl.data(), sl.trunc, &sl.name, sl.namelen, sl.at)
+		if len(t.pending) > k {
+			t.pending[k].overload = lifo
+		}
+	}
+	t.flushFresh()
 }
 
 // arrivalAt is the kernel's receive time of a datagram, or now.
@@ -213,7 +226,7 @@ func (t *udpThread) flush() {
 }
 
 // flushFresh is flush for answers from the queue (behind a backlog): an answer whose query has aged past
-// MaxQueueDelay while its batch was answered (the thread was preempted between
+// MaxQueueDelay (OverloadQueueDelay if taken newest first) while its batch was answered (the thread was preempted between
 // reading and writing: under overload it always has work, so the scheduler takes the
 // CPU from it mid-batch) is shed, too_old, as it would have been before it was
 // answered.
@@ -221,7 +234,7 @@ func (t *udpThread) flushFresh() {
 	now := time.Now()
 	k := 0
 	for i, a := range t.pending {
-		if t.s.shedTooOld(a.at, now) {
+		if t.s.shedTooOld(a.at, now, a.overload) {
 			continue
 		}
 		if k != i {
