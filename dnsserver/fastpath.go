@@ -32,6 +32,7 @@ type wireRR struct {
 // before e is shared. A type whose units share an extra record (which fill adds
 // once) keeps none: its answers go the general way.
 func (e *entry) seal(qn string) {
+	buf := make([]byte, dns.MaxMsgSize) // one record at a time, packed here first
 	for _, units := range e.types {
 		shared := false
 		seen := map[dns.RR]bool{}
@@ -43,27 +44,28 @@ func (e *entry) seal(qn string) {
 		}
 		for i := range units {
 			if !shared {
-				units[i].wire = packUnit(qn, &units[i])
+				units[i].wire = packUnit(qn, &units[i], buf)
 			}
 		}
 	}
 }
 
-// packUnit packs a unit's records as wireRRs, or returns nil when one does not pack.
-func packUnit(qn string, u *unit) []wireRR {
+// packUnit packs a unit's records as wireRRs, or returns nil when one does not pack;
+// buf is room for one record.
+func packUnit(qn string, u *unit, buf []byte) []wireRR {
 	var names []heldName
 	out := make([]wireRR, 0, len(u.ans)+len(u.extra))
-	buf := make([]byte, dns.MaxMsgSize)
 	for i, rr := range slices2(u.ans, u.extra) {
 		rr = dns.Copy(rr) // PackRR writes Rdlength; the entry's records stay as built
 		end, err := dns.PackRR(rr, buf, 0, nil, false)
 		if err != nil {
 			return nil
 		}
-		nameEnd, err := dns.PackDomainName(rr.Header().Name, make([]byte, 256), 0, nil, false)
-		if err != nil {
-			return nil
+		nameEnd := 0 // the owner's end: its labels up to the root
+		for buf[nameEnd] != 0 {
+			nameEnd += 1 + int(buf[nameEnd])
 		}
+		nameEnd++
 		w := wireRR{ref: -1}
 		owner := rr.Header().Name
 		switch j := indexHeld(names, owner); {
