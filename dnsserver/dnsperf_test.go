@@ -177,6 +177,18 @@ func serverP99(b *testing.B, s *Server, before []uint64) float64 {
 	return -1 // past the last bucket
 }
 
+// serverOverPct is the share of the answers written between the two histograms that
+// took longer than the bucket bound ub (seconds), in percent.
+func serverOverPct(b *testing.B, s *Server, before []uint64, ub float64) float64 {
+	bounds, after := serverHist(b, s)
+	total := after[len(after)-1] - before[len(before)-1]
+	i := slices.Index(bounds, ub)
+	if i < 0 || total == 0 {
+		b.Fatalf("no bucket bound %v, or no answers", ub)
+	}
+	return 100 * float64(total-(after[i]-before[i])) / float64(total)
+}
+
 // shedTotal is the server's shed count over every reason.
 func shedTotal(s *Server) float64 {
 	var n float64
