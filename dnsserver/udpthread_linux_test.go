@@ -324,8 +324,9 @@ func TestThreadFlushShedsAged(t *testing.T) {
 }
 
 // TestThreadOverloadSheds: a query taken from the queue newest first (more than
-// LIFOAbove wait: overload) is held to OverloadQueueDelay, one taken in order to
-// MaxQueueDelay; and an answer to a query taken newest first that aged past
+// LIFOAbove wait: overload) is held to OverloadQueueDelay, and so is the rest of the
+// queue, taken in order, until it empties; a queue that never grew past LIFOAbove is
+// held to MaxQueueDelay; and an answer to a query taken newest first that aged past
 // OverloadQueueDelay before its write is shed at the write.
 func TestThreadOverloadSheds(t *testing.T) {
 	srv := perfServer(t)
@@ -339,21 +340,29 @@ func TestThreadOverloadSheds(t *testing.T) {
 	in4.Family, in4.Addr = unix.AF_INET, to.Addr().As4()
 	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&in4.Port))[:], to.Port())
 	// Six queries 10 minutes old: between the two limits. The first three popped
-	// find more than 3 waiting (newest first: shed); the last three are taken in
-	// order and answered.
+	// find more than 3 waiting (newest first: shed); the last three, taken in order
+	// from a queue that was in overload, are shed too.
 	old := time.Now().Add(-10 * time.Minute)
 	for i := range 6 {
+		th.q.push(srvQuery(t, uint16(i+1)), false, &name, unix.SizeofSockaddrInet4, old)
+	}
+	th.answerQueued()
+	if n := testutil.ToFloat64(srv.metrics.shed.WithLabelValues("too_old")); n != 6 {
+		t.Errorf("too_old %v, want 6", n)
+	}
+	// The queue emptied: three as old, never more than LIFOAbove, are answered.
+	for i := range 3 {
 		th.q.push(srvQuery(t, uint16(i+1)), false, &name, unix.SizeofSockaddrInet4, old)
 	}
 	th.answerQueued()
 	got := readAnswers(t, sink, 3)
 	for _, id := range []uint16{1, 2, 3} {
 		if !got[id] {
-			t.Errorf("query %d, the oldest three, taken in order, not answered: got %v", id, got)
+			t.Errorf("query %d, taken in order from a short queue, not answered: got %v", id, got)
 		}
 	}
-	if n := testutil.ToFloat64(srv.metrics.shed.WithLabelValues("too_old")); n != 3 {
-		t.Errorf("too_old %v, want 3", n)
+	if n := testutil.ToFloat64(srv.metrics.shed.WithLabelValues("too_old")); n != 6 {
+		t.Errorf("too_old %v, want still 6", n)
 	}
 	// At the write: two answers to queries 10 minutes old, one taken newest first.
 	for i, overload := range []bool{false, true} {
@@ -364,8 +373,8 @@ func TestThreadOverloadSheds(t *testing.T) {
 	if got := readAnswers(t, sink, 1); !got[100] || len(got) != 1 {
 		t.Errorf("answers %v, want query 100 only", got)
 	}
-	if n := testutil.ToFloat64(srv.metrics.shed.WithLabelValues("too_old")); n != 4 {
-		t.Errorf("too_old %v, want 4", n)
+	if n := testutil.ToFloat64(srv.metrics.shed.WithLabelValues("too_old")); n != 7 {
+		t.Errorf("too_old %v, want 7", n)
 	}
 	_ = sink.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if n, err := sink.Read(make([]byte, 512)); err == nil {
