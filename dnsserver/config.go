@@ -170,8 +170,9 @@ type Config struct {
 	MaxQueueDelay time.Duration
 
 	// OverloadQueueDelay is MaxQueueDelay for a query taken from a queue longer than
-	// LIFOAbove (newest first: overload), checked before it is answered and again
-	// before its answer is written. It is stricter because a query's latency at its
+	// LIFOAbove (newest first: overload), and on a UDP thread for the rest of that
+	// queue until it empties, checked before it is answered and again before its
+	// answer is written. It is stricter because a query's latency at its
 	// client is its wait here plus the write, loopback and the client's own
 	// scheduling, which under overload added 1–2 ms (README, DNS interface); the
 	// queries it sheds would be shed anyway. Default MaxQueueDelay/2; at most

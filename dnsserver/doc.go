@@ -28,8 +28,8 @@
 // lock: only it touches it), answers first in, first out while it is short and
 // newest first beyond Config.LIFOAbove, drops the oldest when it is full, and sheds
 // a query older than Config.MaxQueueDelay (the kernel's receive timestamp,
-// SO_TIMESTAMPNS) behind the backlog, or older than Config.OverloadQueueDelay when
-// taken newest first, before answering it or, if it aged while its batch was
+// SO_TIMESTAMPNS) behind the backlog, or older than Config.OverloadQueueDelay once
+// the queue was taken newest first (until it empties), before answering it or, if it aged while its batch was
 // answered, before writing it. Close sets a flag and wakes the threads with
 // shutdown(2); each returns, and its thread exits with it.
 //
