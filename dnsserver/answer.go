@@ -128,23 +128,56 @@ func (s *Server) handle(req *dns.Msg, tcp bool) (*reply, int) {
 	return r, actAnswer
 }
 
-// idxPool recycles the permutations fill draws.
-var idxPool = sync.Pool{New: func() any { s := make([]int, 0, 64); return &s }}
+// picks is what choose reuses from answer to answer: the permutation it draws, the
+// units it picks and the unreachable ones it puts last.
+type picks struct{ idx, sel, later []int }
 
-// fill adds units to r.m in the entry's order (random or weighted for services) up to
-// ARecordLimit, and no more than could fit r.size uncompressed twice over: pack
-// trims the rest.
+// picksPool recycles the picks of fill (the UDP fast path keeps its own in scratch).
+var picksPool = sync.Pool{New: func() any { return &picks{idx: make([]int, 0, 64)} }}
+
+// fill adds units to r.m in the order choose picks them, an instance's extra records
+// once.
 func (s *Server) fill(r *reply, e *entry, units []unit) {
 	m := r.m
+	p := picksPool.Get().(*picks)
+	sel, tc, unreachable := s.choose(e, units, r.size, p)
+	s.metrics.unreachable.Add(float64(unreachable))
+	// Room for the units of the usual shape at once, rather than append's doublings.
+	m.Answer = slices.Grow(m.Answer, len(sel)*len(units[0].ans))
+	m.Extra = slices.Grow(m.Extra, len(sel)*len(units[0].extra))
+	r.bounds = append(slices.Grow(r.bounds[:0], len(sel)+1), bound{len(m.Answer), len(m.Extra)})
+	for _, i := range sel {
+		u := &units[i]
+		m.Answer = append(m.Answer, u.ans...)
+		for _, rr := range u.extra {
+			if !slices.Contains(m.Extra, rr) { // two instances on one node share a target
+				m.Extra = append(m.Extra, rr)
+			}
+		}
+		r.bounds = append(r.bounds, bound{len(m.Answer), len(m.Extra)})
+	}
+	if tc {
+		m.Truncated = true
+	}
+	picksPool.Put(p)
+}
+
+// choose returns the indexes of the units an answer holds, in its order (random or
+// weighted for services, nearest first with OrderNear, reachable first), up to
+// ARecordLimit and no more than could fit size uncompressed twice over (pack trims
+// the rest); truncated says it stopped for size, unreachable how many instances it
+// found unreachable (for the caller to count once the answer is made: the fast path
+// may give up and leave the query to fill, which chooses again). The slice is p's.
+func (s *Server) choose(e *entry, units []unit, size int, p *picks) (sel []int, truncated bool, unreachable int) {
 	k := len(units)
 	if e.shuffle && s.cfg.ARecordLimit > 0 {
 		k = min(k, s.cfg.ARecordLimit)
 	}
-	ip := idxPool.Get().(*[]int)
-	idx := (*ip)[:0]
+	idx := p.idx[:0]
 	for i := range units {
 		idx = append(idx, i)
 	}
+	p.idx = idx
 	var reach Reachability
 	if s.cfg.Reachability != nil && s.cfg.Reachability.Active() {
 		reach = s.cfg.Reachability
@@ -189,66 +222,56 @@ func (s *Server) fill(r *reply, e *entry, units []unit) {
 			idx[i], idx[j] = idx[j], idx[i]
 		}
 	}
-	// Room for k units of the usual shape at once, rather than append's doublings.
-	m.Answer = slices.Grow(m.Answer, k*len(units[0].ans))
-	m.Extra = slices.Grow(m.Extra, k*len(units[0].extra))
-	r.bounds = append(slices.Grow(r.bounds[:0], k+1), bound{len(m.Answer), len(m.Extra)})
-	est, added := 0, 0
-	// add appends a unit's records unless the answer is full (then it sets TC).
-	add := func(u *unit) bool {
-		if added == k {
+	sel = p.sel[:0]
+	est := 0
+	// add picks a unit unless the answer is full (then it says truncated when size
+	// was the reason).
+	add := func(i int) bool {
+		if len(sel) == k {
 			return false
 		}
-		if est += u.size; est > 2*r.size && len(r.bounds) > 1 {
-			m.Truncated = true
+		if est += units[i].size; est > 2*size && len(sel) > 0 {
+			truncated = true
 			return false
 		}
-		m.Answer = append(m.Answer, u.ans...)
-		for _, rr := range u.extra {
-			if !slices.Contains(m.Extra, rr) { // two instances on one node share a target
-				m.Extra = append(m.Extra, rr)
-			}
-		}
-		r.bounds = append(r.bounds, bound{len(m.Answer), len(m.Extra)})
-		added++
+		sel = append(sel, i)
 		return true
 	}
 	if reach == nil {
 		for _, i := range idx {
-			if !add(&units[i]) {
+			if !add(i) {
 				break
 			}
 		}
-		*ip = idx
-		idxPool.Put(ip)
-		return
+		p.sel = sel
+		return sel, truncated, 0
 	}
 	// Reachable instances first, in the order drawn; the others after them (so a cut
 	// leaves them out first), or not at all with OnlyReachable. Only the units looked
 	// at are asked about: a full answer stops the asking.
 	full := false
-	var later []int
+	later := p.later[:0]
 	for _, i := range idx {
 		u := &units[i]
 		if u.addr != "" && !reach.Reachable(u.addr) {
 			if !s.cfg.OnlyReachable {
 				later = append(later, i)
 			}
-			s.metrics.unreachable.Inc()
+			unreachable++
 			continue
 		}
-		if !add(u) {
+		if !add(i) {
 			full = true
 			break
 		}
 	}
 	for _, i := range later {
-		if full || !add(&units[i]) {
+		if full || !add(i) {
 			break
 		}
 	}
-	*ip = idx
-	idxPool.Put(ip)
+	p.sel, p.later = sel, later
+	return sel, truncated, unreachable
 }
 
 // weightedOrder orders idx as a weighted random permutation (Efraimidis–Spirakis:
@@ -276,6 +299,7 @@ func (s *Server) lookup(qn string, n name) *entry {
 	if e == nil {
 		return nil
 	}
+	e.seal(qn)
 	if s.cached.Add(1) > int64(s.cfg.MaxCacheEntries) {
 		s.clearCache()
 	}
@@ -288,12 +312,14 @@ func (s *Server) lookup(qn string, n name) *entry {
 		if s.cache.CompareAndDelete(qn, e) {
 			s.cached.Add(-1)
 		}
+		s.gen.Add(1)
 	}
 	return e
 }
 
 // clearCache forgets every entry.
 func (s *Server) clearCache() {
+	defer s.gen.Add(1)
 	s.cache.Range(func(k, v any) bool {
 		if s.cache.CompareAndDelete(k, v) {
 			s.cached.Add(-1)
@@ -302,8 +328,10 @@ func (s *Server) clearCache() {
 	})
 }
 
-// invalidate drops the entries whose topic moved since they were built.
+// invalidate drops the entries whose topic moved since they were built, then moves
+// gen so that the fast path's own caches forget them too.
 func (s *Server) invalidate() {
+	defer s.gen.Add(1)
 	s.cache.Range(func(k, v any) bool {
 		e := v.(*entry)
 		if s.cfg.Catalog.TopicIndex(e.topic) != e.index {

@@ -169,6 +169,16 @@ type Config struct {
 	// still answered (it was delayed by scheduling, not by load). Default 5ms.
 	MaxQueueDelay time.Duration
 
+	// OverloadQueueDelay is MaxQueueDelay for a query taken from a queue longer than
+	// LIFOAbove (newest first: overload), and on a UDP thread for the rest of that
+	// queue until it empties, checked before it is answered and again before its
+	// answer is written. It is stricter because a query's latency at its
+	// client is its wait here plus the write, loopback and the client's own
+	// scheduling, which under overload added 1–2 ms (README, DNS interface); the
+	// queries it sheds would be shed anyway. Default MaxQueueDelay/2; at most
+	// MaxQueueDelay.
+	OverloadQueueDelay time.Duration
+
 	// MaxTCPConns bounds open TCP connections; more are closed at once. Default 512.
 	MaxTCPConns int
 
@@ -297,7 +307,7 @@ func (c Config) withDefaults() (Config, error) {
 		def  time.Duration
 		name string
 	}{{&c.RecursorStagger, DefaultRecursorStagger, "recursor stagger"}, {&c.RecursorTimeout, DefaultRecursorTimeout, "recursor timeout"},
-		{&c.MaxQueueDelay, DefaultMaxQueueDelay, "max queue delay"}} {
+		{&c.MaxQueueDelay, DefaultMaxQueueDelay, "max queue delay"}, {&c.OverloadQueueDelay, 0, "overload queue delay"}} {
 		switch {
 		case *d.v == 0:
 			*d.v = d.def
@@ -305,6 +315,10 @@ func (c Config) withDefaults() (Config, error) {
 			return c, configErr("%s: negative (%s)", d.name, *d.v)
 		}
 	}
+	if c.OverloadQueueDelay == 0 {
+		c.OverloadQueueDelay = c.MaxQueueDelay / 2
+	}
+	c.OverloadQueueDelay = min(c.OverloadQueueDelay, c.MaxQueueDelay)
 	if c.OrderNear && c.Near == nil {
 		return c, configErr("OrderNear needs Near (network coordinates)")
 	}

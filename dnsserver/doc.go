@@ -28,8 +28,9 @@
 // lock: only it touches it), answers first in, first out while it is short and
 // newest first beyond Config.LIFOAbove, drops the oldest when it is full, and sheds
 // a query older than Config.MaxQueueDelay (the kernel's receive timestamp,
-// SO_TIMESTAMPNS) behind the backlog, before answering it or, if it aged while its
-// batch was answered, before writing it. Close sets a flag and wakes the threads with
+// SO_TIMESTAMPNS) behind the backlog, or older than Config.OverloadQueueDelay once
+// the queue was taken newest first (until it empties), before answering it or, if it aged while its batch was
+// answered, before writing it. Close sets a flag and wakes the threads with
 // shutdown(2); each returns, and its thread exits with it.
 //
 // Off Linux, and with Config.NetpollUDP, one reader goroutine per socket answers a
@@ -40,10 +41,16 @@
 // waiting, so queries do not age in the socket unseen.
 //
 // Under overload the queries that are answered stay fast and the rest are shed (and
-// counted in rumor_dns_shed_total) instead of every query getting slow. Each thread,
-// reader and worker reuses its answer buffer and compression table (packMsg): a UDP
-// answer allocates 9 times. TCP is served by miekg/dns's Server, one goroutine per
-// connection, bounded by Config.MaxTCPConns.
+// counted in rumor_dns_shed_total) instead of every query getting slow. The common
+// UDP query (one lower-case question of a cached name, at most a bare OPT record) is
+// answered by copying bytes (fastpath.go): each unit's records are packed once when
+// its entry is built, an answer is the query's header and question followed by the
+// picked units' records with ID, flags, counts and compression pointers patched in,
+// and each thread, reader and worker keeps its own map from names to entries
+// (cleared when Server.gen moves): no dns.Msg, no allocation. Everything else is
+// answered the general way, handle and pack, with a reused answer buffer and
+// compression table (packMsg): 9 allocations. TCP is served by miekg/dns's Server,
+// one goroutine per connection, bounded by Config.MaxTCPConns.
 //
 // # Concurrency
 //

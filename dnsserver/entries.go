@@ -36,6 +36,9 @@ type unit struct {
 	// addr is the instance's "ip:port" asked of Config.Reachability; "" (no port or
 	// address: nothing to connect to) counts as reachable.
 	addr string
+	// wire is the records packed for the UDP fast path (fastpath.go), answers then
+	// extras; nil when the entry was not sealed or the unit does not pack.
+	wire []wireRR
 }
 
 func (e *entry) add(t uint16, u unit) {

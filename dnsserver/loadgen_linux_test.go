@@ -219,9 +219,13 @@ func loadgenRuns(b *testing.B, srv *Server, floor string, qps float64, overload 
 		{"loadgen-floor-half", floor, qps / 2, 10}, {"loadgen-floor-overload-rate", floor, 2 * qps, 10}} {
 		b.Run(r.name, func(b *testing.B) {
 			shed0 := shedTotal(srv)
+			_, h0 := serverHist(b, srv)
 			runLoadgen(b, r.addr, r.rate, r.secs)
 			if r.addr == addr {
 				b.ReportMetric(shedTotal(srv)-shed0, "shed")
+				// The server's own share (kernel receive to sendmmsg returned).
+				b.ReportMetric(serverP99(b, srv, h0), "server-p99-ms")
+				b.ReportMetric(serverOverPct(b, srv, h0, 2.5e-3), "server-over-2.5ms-pct")
 			}
 		})
 	}

@@ -28,6 +28,11 @@ type Server struct {
 	cached atomic.Int64
 	rtts   atomic.Pointer[map[string]time.Duration] // OrderNear's estimates; nil when off or unknown
 	names  atomic.Pointer[names]                    // service names by lower case
+	// gen moves whenever cached entries are dropped: each scratch's cache of entries
+	// (the UDP fast path's) is cleared when it sees gen move.
+	gen atomic.Uint64
+	// optWire is the OPT record of an answer to an EDNS0 query, packed.
+	optWire []byte
 
 	udp []*net.UDPConn // NetpollUDP's sockets
 	fds []int          // the UDP threads' blocking sockets (Linux without NetpollUDP)
@@ -65,6 +70,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.q.init(c.MaxQueue, c.LIFOAbove)
+	opt := new(dns.Msg).SetEdns0(uint16(c.MaxUDPSize), false).Extra[0]
+	s.optWire = make([]byte, dns.Len(opt))
+	if _, err := dns.PackRR(opt, s.optWire, 0, nil, false); err != nil {
+		return nil, fmt.Errorf("dnsserver: pack OPT: %w", err)
+	}
 	return s, nil
 }
 
@@ -296,10 +306,15 @@ func (s *Server) readUDP(c *net.UDPConn) {
 }
 
 // shedTooOld reports whether a query received at at has waited longer than
-// MaxQueueDelay by now, and counts it shed (too_old) if so. Callers ask it only
-// behind a backlog: a late query alone is a scheduling hiccup, not overload.
-func (s *Server) shedTooOld(at, now time.Time) bool {
-	if now.Sub(at) <= s.cfg.MaxQueueDelay {
+// MaxQueueDelay by now (OverloadQueueDelay when it came from a queue in LIFO order:
+// overload), and counts it shed (too_old) if so. Callers ask it only behind a
+// backlog: a late query alone is a scheduling hiccup, not overload.
+func (s *Server) shedTooOld(at, now time.Time, overload bool) bool {
+	limit := s.cfg.MaxQueueDelay
+	if overload {
+		limit = s.cfg.OverloadQueueDelay
+	}
+	if now.Sub(at) <= limit {
 		return false
 	}
 	s.metrics.shed.WithLabelValues("too_old").Inc()
@@ -307,10 +322,10 @@ func (s *Server) shedTooOld(at, now time.Time) bool {
 }
 
 // admit queues a datagram for the workers, or sheds it when it is already older
-// than MaxQueueDelay while a backlog waits: overload, so its client has likely
+// than OverloadQueueDelay while a backlog waits: overload, so its client has likely
 // given up, and answering it would delay fresher ones.
 func (s *Server) admit(p packet, now time.Time) {
-	if s.q.backlogged() && s.shedTooOld(p.at, now) {
+	if s.q.backlogged() && s.shedTooOld(p.at, now, true) {
 		bufPool.Put(p.buf)
 		return
 	}
@@ -362,7 +377,7 @@ func (s *Server) work() {
 			return
 		}
 		// Stale and behind a backlog: overload, not a scheduling hiccup.
-		if backlog && s.shedTooOld(p.at, time.Now()) {
+		if backlog && s.shedTooOld(p.at, time.Now(), true) {
 			bufPool.Put(p.buf)
 			continue
 		}
@@ -387,10 +402,20 @@ type scratch struct {
 	comp map[string]int
 	rrs  rrCopies
 	oob  []byte // drain's control messages
+
+	// The fast path's (fastpath.go): the name asked (lower case), the entries of
+	// names asked before (nil: the general path answers it) as of Server.gen moving
+	// to gen, and choose's and assemble's working slices.
+	lower         [255]byte
+	cache         map[string]*entry
+	gen           uint64
+	picks         picks
+	bases, starts []int
 }
 
 func newScratch() *scratch {
-	return &scratch{out: make([]byte, dns.MaxMsgSize), comp: make(map[string]int, 32), oob: make([]byte, oobSize)}
+	return &scratch{out: make([]byte, dns.MaxMsgSize), comp: make(map[string]int, 32), oob: make([]byte, oobSize),
+		cache: map[string]*entry{}}
 }
 
 var scratchPool = sync.Pool{New: func() any { return newScratch() }}
@@ -418,6 +443,15 @@ type forwarding struct{ req, m *dns.Msg }
 // and what metrics.observe needs once it is written. It returns nil when there is
 // nothing to write (dropped: counted here), or the query to forward (forwardUDP).
 func (s *Server) answerUDP(data []byte, sc *scratch, at time.Time) (wire []byte, qtype uint16, rcode int, fwd *forwarding) {
+	if b, qt, ok := s.answerFast(data, sc); ok {
+		return b, qt, dns.RcodeSuccess, nil
+	}
+	return s.answerGeneral(data, sc, at)
+}
+
+// answerGeneral is answerUDP for every query, with miekg/dns's messages: handle and
+// pack.
+func (s *Server) answerGeneral(data []byte, sc *scratch, at time.Time) (wire []byte, qtype uint16, rcode int, fwd *forwarding) {
 	req := new(dns.Msg)
 	if err := req.Unpack(data); err != nil {
 		m := formErr(data)

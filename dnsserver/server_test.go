@@ -16,7 +16,7 @@ import (
 
 // fixture is a catalog and a running server on it.
 type fixture struct {
-	t   *testing.T
+	t   testing.TB
 	cat *catalog.Catalog
 	srv *Server
 	ver map[string]uint64
@@ -24,7 +24,7 @@ type fixture struct {
 
 // newFixture starts a server on 127.0.0.1:0 over an empty catalog; cfg's Addr and
 // Catalog are filled in.
-func newFixture(t *testing.T, cfg Config) *fixture {
+func newFixture(t testing.TB, cfg Config) *fixture {
 	t.Helper()
 	cat, _ := catalogtest.New(t, catalog.Config{})
 	cfg.Addr, cfg.Catalog = "127.0.0.1:0", cat

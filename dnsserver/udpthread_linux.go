@@ -93,6 +93,8 @@ type udpThread struct {
 	q   slotRing
 	// pending are the answers in out waiting for sendmmsg, with what metrics need.
 	pending []answered
+	// overload: the queue was taken newest first since it was last empty.
+	overload bool
 }
 
 // answered is what metrics.observe needs of an answer once it is written.
@@ -100,6 +102,9 @@ type answered struct {
 	qtype uint16
 	rcode int
 	at    time.Time
+	// overload: the query was taken from the queue newest first, so flushFresh
+	// holds it to OverloadQueueDelay.
+	overload bool
 }
 
 func (t *udpThread) run() {
@@ -139,19 +144,36 @@ func (t *udpThread) run() {
 				break
 			}
 		}
-		// Whatever waits in the queue came behind a backlog (a full batch): past
-		// MaxQueueDelay it is shed, under the LIFO threshold too, or the oldest
-		// queries, which newest-first leaves at the bottom, would be answered late
-		// whenever the thread catches up.
-		for len(t.pending) < len(t.out.hdrs) && t.q.n > 0 {
-			sl, _ := t.q.pop(s.cfg.LIFOAbove)
-			if s.shedTooOld(sl.at, time.Now()) {
-				continue
-			}
-			t.answer(sl.data(), sl.trunc, &sl.name, sl.namelen, sl.at)
-		}
-		t.flushFresh()
+		t.answerQueued()
 	}
+}
+
+// answerQueued answers a batch from the queue and writes it. Whatever waits in the
+// queue came behind a backlog (a full batch): past MaxQueueDelay it is shed, under
+// the LIFO threshold too, or the oldest queries, which newest-first leaves at the
+// bottom, would be answered late whenever the thread catches up. Once the queue was
+// taken newest first (overload), everything in it is held to OverloadQueueDelay until
+// it empties: the LIFOAbove queries left at its bottom when it shrinks are its
+// oldest, and answering them up to MaxQueueDelay late was the tail of the answered
+// latency under overload (2 % of the answers past 2.5 ms in the server, README).
+func (t *udpThread) answerQueued() {
+	s := t.s
+	for len(t.pending) < len(t.out.hdrs) && t.q.n > 0 {
+		sl, lifo := t.q.pop(s.cfg.LIFOAbove)
+		t.overload = t.overload || lifo
+		if s.shedTooOld(sl.at, time.Now(), t.overload) {
+			continue
+		}
+		k := len(t.pending)
+		t.answer(sl.data(), sl.trunc, &sl.name, sl.namelen, sl.at)
+		if len(t.pending) > k {
+			t.pending[k].overload = t.overload
+		}
+	}
+	if t.q.n == 0 {
+		t.overload = false
+	}
+	t.flushFresh()
 }
 
 // arrivalAt is the kernel's receive time of a datagram, or now.
@@ -213,7 +235,7 @@ func (t *udpThread) flush() {
 }
 
 // flushFresh is flush for answers from the queue (behind a backlog): an answer whose query has aged past
-// MaxQueueDelay while its batch was answered (the thread was preempted between
+// MaxQueueDelay (OverloadQueueDelay if taken newest first) while its batch was answered (the thread was preempted between
 // reading and writing: under overload it always has work, so the scheduler takes the
 // CPU from it mid-batch) is shed, too_old, as it would have been before it was
 // answered.
@@ -221,7 +243,7 @@ func (t *udpThread) flushFresh() {
 	now := time.Now()
 	k := 0
 	for i, a := range t.pending {
-		if t.s.shedTooOld(a.at, now) {
+		if t.s.shedTooOld(a.at, now, a.overload) {
 			continue
 		}
 		if k != i {

@@ -177,6 +177,7 @@ func readAnswers(t *testing.T, c *net.UDPConn, want int) map[uint16]bool {
 func TestThreadAnswersBatches(t *testing.T) {
 	srv := perfServer(t)
 	srv.cfg.MaxQueueDelay = time.Hour // nothing is old here: every query is answered
+	srv.cfg.OverloadQueueDelay = time.Hour
 	th, addr := newTestThread(t, srv, 256)
 	const perClient = 50 // 150 in all: several full batches, through the queue
 	var clients []*net.UDPConn
@@ -210,6 +211,7 @@ func TestThreadAnswersBatches(t *testing.T) {
 func TestThreadSheds(t *testing.T) {
 	srv := perfServer(t)
 	srv.cfg.MaxQueueDelay = time.Nanosecond // everything queued is old
+	srv.cfg.OverloadQueueDelay = time.Nanosecond
 	srv.cfg.LIFOAbove = 1
 	const ring, sent = 64, 100
 	th, addr := newTestThread(t, srv, ring)
@@ -318,5 +320,89 @@ func TestThreadFlushShedsAged(t *testing.T) {
 	_ = sinks[1].SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if n, err := sinks[1].Read(make([]byte, 512)); err == nil {
 		t.Errorf("the aged query's client got %d bytes", n)
+	}
+}
+
+// TestThreadOverloadSheds: a query taken from the queue newest first (more than
+// LIFOAbove wait: overload) is held to OverloadQueueDelay, and so is the rest of the
+// queue, taken in order, until it empties; a queue that never grew past LIFOAbove is
+// held to MaxQueueDelay; and an answer to a query taken newest first that aged past
+// OverloadQueueDelay before its write is shed at the write.
+func TestThreadOverloadSheds(t *testing.T) {
+	srv := perfServer(t)
+	srv.cfg.MaxQueueDelay, srv.cfg.OverloadQueueDelay = time.Hour, time.Minute
+	srv.cfg.LIFOAbove = 3
+	th, _ := newTestThread(t, srv, 64)
+	sink := sendConn(t)
+	to := sink.LocalAddr().(*net.UDPAddr).AddrPort()
+	var name unix.RawSockaddrInet6
+	in4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&name))
+	in4.Family, in4.Addr = unix.AF_INET, to.Addr().As4()
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&in4.Port))[:], to.Port())
+	// Six queries 10 minutes old: between the two limits. The first three popped
+	// find more than 3 waiting (newest first: shed); the last three, taken in order
+	// from a queue that was in overload, are shed too.
+	old := time.Now().Add(-10 * time.Minute)
+	for i := range 6 {
+		th.q.push(srvQuery(t, uint16(i+1)), false, &name, unix.SizeofSockaddrInet4, old)
+	}
+	th.answerQueued()
+	if n := testutil.ToFloat64(srv.metrics.shed.WithLabelValues("too_old")); n != 6 {
+		t.Errorf("too_old %v, want 6", n)
+	}
+	// The queue emptied: three as old, never more than LIFOAbove, are answered.
+	for i := range 3 {
+		th.q.push(srvQuery(t, uint16(i+1)), false, &name, unix.SizeofSockaddrInet4, old)
+	}
+	th.answerQueued()
+	got := readAnswers(t, sink, 3)
+	for _, id := range []uint16{1, 2, 3} {
+		if !got[id] {
+			t.Errorf("query %d, taken in order from a short queue, not answered: got %v", id, got)
+		}
+	}
+	if n := testutil.ToFloat64(srv.metrics.shed.WithLabelValues("too_old")); n != 6 {
+		t.Errorf("too_old %v, want still 6", n)
+	}
+	// At the write: two answers to queries 10 minutes old, one taken newest first.
+	for i, overload := range []bool{false, true} {
+		th.answer(srvQuery(t, uint16(100+i)), false, &name, unix.SizeofSockaddrInet4, old)
+		th.pending[len(th.pending)-1].overload = overload
+	}
+	th.flushFresh()
+	if got := readAnswers(t, sink, 1); !got[100] || len(got) != 1 {
+		t.Errorf("answers %v, want query 100 only", got)
+	}
+	if n := testutil.ToFloat64(srv.metrics.shed.WithLabelValues("too_old")); n != 7 {
+		t.Errorf("too_old %v, want 7", n)
+	}
+	_ = sink.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if n, err := sink.Read(make([]byte, 512)); err == nil {
+		t.Errorf("a shed query was answered (%d bytes)", n)
+	}
+}
+
+// TestOverloadQueueDelayDefault: OverloadQueueDelay defaults to half MaxQueueDelay
+// and is never more than it.
+func TestOverloadQueueDelayDefault(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		max, over, want time.Duration
+	}{
+		{"defaults", 0, 0, DefaultMaxQueueDelay / 2},
+		{"half of max", 10 * time.Millisecond, 0, 5 * time.Millisecond},
+		{"given", 0, time.Millisecond, time.Millisecond},
+		{"capped at max", 4 * time.Millisecond, time.Second, 4 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cat, _ := catalogtest.New(t, catalog.Config{})
+			c, err := Config{Addr: "127.0.0.1:0", Catalog: cat, MaxQueueDelay: tc.max, OverloadQueueDelay: tc.over}.withDefaults()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.OverloadQueueDelay != tc.want {
+				t.Errorf("OverloadQueueDelay %v, want %v", c.OverloadQueueDelay, tc.want)
+			}
+		})
 	}
 }
