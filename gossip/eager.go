@@ -125,6 +125,12 @@ type eagerMetrics struct {
 	batches          prometheus.Counter
 	recordsSent      prometheus.Counter
 	recordsForwarded prometheus.Counter
+	// The wall-clock times of the last eager message that changed the catalog here:
+	// when memberlist handed it over, and when the catalog had applied it (its
+	// watchers woken); and of the last own batch's last packet. Hosts (or network
+	// namespaces) that share a clock can so split a change's way into its hops
+	// (sim/netbench --trace).
+	lastReceived, lastApplied, lastSent prometheus.Gauge
 }
 
 func newEager(g *Gossip, cfg EagerConfig, reg prometheus.Registerer) (*eager, error) {
@@ -141,8 +147,15 @@ func newEager(g *Gossip, cfg EagerConfig, reg prometheus.Registerer) (*eager, er
 			Help: "Own records sent on the eager path (once per batch, whatever the number of peers)."}),
 		recordsForwarded: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "eager_records_forwarded_total",
 			Help: "Records new to this node that it forwarded on the eager path."}),
+		lastReceived: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "eager_last_received_timestamp_seconds",
+			Help: "When the last eager-path message that changed the catalog was received (Unix time)."}),
+		lastApplied: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "eager_last_applied_timestamp_seconds",
+			Help: "When the catalog had applied the last eager-path message that changed it, its watchers woken (Unix time)."}),
+		lastSent: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "eager_last_sent_timestamp_seconds",
+			Help: "When the last packet of this node's last batch of own changes was sent (Unix time)."}),
 	}
-	for _, c := range []prometheus.Collector{e.m.messages, e.m.bytes, e.m.batches, e.m.recordsSent, e.m.recordsForwarded} {
+	for _, c := range []prometheus.Collector{e.m.messages, e.m.bytes, e.m.batches, e.m.recordsSent, e.m.recordsForwarded,
+		e.m.lastReceived, e.m.lastApplied, e.m.lastSent} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("gossip: register eager metrics: %w", err)
 		}
@@ -235,6 +248,7 @@ func (e *eager) flush() bool {
 		} else {
 			e.send(pick(peers, e.cfg.fanoutFor(len(peers)+1), nil), own, eagerForward, "fanout")
 		}
+		e.m.lastSent.Set(float64(time.Now().UnixNano()) / 1e9)
 	}
 	if len(fwd) > 0 {
 		e.m.recordsForwarded.Add(float64(len(fwd)))
@@ -351,10 +365,14 @@ func (g *Gossip) livePeers() []*memberlist.Node {
 // ones are forwarded if the sender asked for it, and none is queued for piggyback
 // (the origin's own queue and anti-entropy repair what the eager path misses).
 // Runs on the worker.
-func (g *Gossip) onEager(sender string, flags byte, recs []catalog.Record) {
+func (g *Gossip) onEager(sender string, flags byte, recs []catalog.Record, received time.Time) {
 	g.eagerIn = &eagerIn{sender: sender, forward: flags&eagerForward != 0}
-	defer func() { g.eagerIn = nil }()
-	g.applyRecords(recs)
+	changed := g.applyRecords(recs)
+	g.eagerIn = nil
+	if len(changed) > 0 && g.eager != nil && !received.IsZero() {
+		g.eager.m.lastReceived.Set(float64(received.UnixNano()) / 1e9)
+		g.eager.m.lastApplied.Set(float64(time.Now().UnixNano()) / 1e9)
+	}
 }
 
 // chunkEager encodes recs as eager messages of at most about max bytes each (a single

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/rumor-sd/rumor/catalog"
 	"github.com/rumor-sd/rumor/catalog/catalogtest"
@@ -143,4 +145,62 @@ type frameSink struct {
 func (f *frameSink) WriteToAddress(b []byte, _ memberlist.Address) (time.Time, error) {
 	f.got = append(f.got, bytes.Clone(b))
 	return time.Time{}, nil
+}
+
+func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := g.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetGauge().GetValue()
+}
+
+// The eager path's timestamps split a change's way into hops: the origin's last
+// packet sent, then on each receiver the message received one network delay later
+// and applied after it; a duplicate (nothing new) moves neither.
+func TestEagerTimestamps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const latency = 10 * time.Millisecond
+		c := eagerSettled(t, 4, 1, EagerConfig{})
+		defer c.shutdown()
+		c.net.SetDefaultLink(memnet.Link{Latency: latency})
+		src := c.nodes[0]
+		sent0 := gaugeValue(t, src.g.eager.m.lastSent)
+		rec := src.w.PutService(catalogtest.Service("web-1", "web", 80))
+		pass(time.Second) // the timestamps below are all after sent0
+		src.publish(rec)
+		want := src.name + "/web-1=passing"
+		withinStep(t, 5*latency, time.Millisecond, "registration visible on all",
+			func() bool { return seeing(c.nodes, "web", want) == len(c.nodes) })
+		sent := gaugeValue(t, src.g.eager.m.lastSent)
+		if sent <= sent0 {
+			t.Fatalf("origin: sent timestamp %v did not move from %v", sent, sent0)
+		}
+		eager := 0
+		for _, nd := range c.nodes[1:] {
+			recv, applied := gaugeValue(t, nd.g.eager.m.lastReceived), gaugeValue(t, nd.g.eager.m.lastApplied)
+			if recv < sent0 {
+				continue // the piggyback path was first here (the origin queues the change for it too)
+			}
+			eager++
+			if d := time.Duration((recv - sent) * 1e9); d < latency-time.Millisecond || d > 2*latency {
+				t.Errorf("%s: received %s after the origin sent, want about %s", nd.name, d, latency)
+			}
+			if applied < recv {
+				t.Errorf("%s: applied at %v before received at %v", nd.name, applied, recv)
+			}
+		}
+		if eager == 0 {
+			t.Fatal("no receiver timestamped the change's eager message")
+		}
+		// The same record again changes nothing: the timestamps stay.
+		before := gaugeValue(t, c.nodes[1].g.eager.m.lastApplied)
+		pass(time.Second)
+		c.nodes[1].g.deliver(inboxMsg{data: chunkEager(src.name, 0, []catalog.Record{rec}, maxBroadcastSize)[0], at: time.Now()})
+		synctest.Wait()
+		if after := gaugeValue(t, c.nodes[1].g.eager.m.lastApplied); after != before {
+			t.Errorf("an eager message that changed nothing moved applied from %v to %v", before, after)
+		}
+	})
 }

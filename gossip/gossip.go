@@ -133,6 +133,7 @@ type inboxMsg struct {
 	join     bool // push-pull state received during a join
 	pushPull bool // push-pull state (not a message over the reliable path)
 	unparked bool // handled once already, parked until its sender was reported (park.go)
+	at       time.Time // when memberlist handed a packet's message to us (NotifyMsg); zero otherwise
 }
 
 // New starts gossip: it binds (or uses cfg.Transport), starts memberlist and the
