@@ -130,9 +130,9 @@ type memberState struct {
 // inboxMsg is a message handed from a memberlist callback to the worker.
 type inboxMsg struct {
 	data     []byte
-	join     bool // push-pull state received during a join
-	pushPull bool // push-pull state (not a message over the reliable path)
-	unparked bool // handled once already, parked until its sender was reported (park.go)
+	join     bool      // push-pull state received during a join
+	pushPull bool      // push-pull state (not a message over the reliable path)
+	unparked bool      // handled once already, parked until its sender was reported (park.go)
 	at       time.Time // when memberlist handed a packet's message to us (NotifyMsg); zero otherwise
 }
 
