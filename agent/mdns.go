@@ -128,14 +128,17 @@ func (a *Agent) closeMDNS() {
 func (a *Agent) mdnsFollow() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	// Only the nodes' names are needed: NodeIndexes lists them without copying
+	// every node's records, as Nodes would, every second on every agent.
+	names := map[string]uint64{}
 	for {
 		select {
 		case <-a.ctx.Done():
 			return
 		case <-t.C:
 		}
-		for _, n := range a.cat.Nodes(catalog.Filter{}) {
-			name := n.Node.Name
+		a.cat.NodeIndexes(names)
+		for name := range names {
 			if !strings.HasPrefix(name, "mdns:") {
 				continue
 			}
