@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -269,6 +270,9 @@ func (e *eager) send(peers []*memberlist.Node, recs []catalog.Record, flags byte
 		send := e.g.ml.SendBestEffort
 		if e.g.rawPackets {
 			send = e.rawSender(msgs[0])
+			if e.g.batch != nil {
+				peers = e.sendBatch(peers, msgs[0], mode)
+			}
 		}
 		for _, p := range peers {
 			if err := send(p, msgs[0]); err != nil {
@@ -309,6 +313,29 @@ func (e *eager) rawSender(msg []byte) func(*memberlist.Node, []byte) error {
 		_, err := e.g.transport.WriteToAddress(frame, memberlist.Address{Addr: p.Address(), Name: p.Name})
 		return err
 	}
+}
+
+// sendBatch sends msg to peers as plain user packets in one batch (batchConn) and
+// returns the peers it could not send to, for the caller to send one by one.
+func (e *eager) sendBatch(peers []*memberlist.Node, msg []byte, mode string) []*memberlist.Node {
+	addrs := make([]netip.AddrPort, len(peers))
+	for i, p := range peers {
+		addrs[i] = addrPort(p.Addr, p.Port)
+	}
+	sent, err := e.g.batch.send(append([]byte{mlUserMsg}, msg...), addrs)
+	if err != nil {
+		e.g.errLog.debug(e.g.cfg.Logger, "eager_batch", "gossip: eager batch send", "err", err)
+	}
+	var rest []*memberlist.Node
+	for i, p := range peers {
+		if !sent[i] {
+			rest = append(rest, p)
+			continue
+		}
+		e.m.messages.WithLabelValues(mode).Inc()
+		e.m.bytes.WithLabelValues(mode).Add(float64(len(msg)))
+	}
+	return rest
 }
 
 // haveAll returns the nodes known to hold every record of a forwarded batch: those

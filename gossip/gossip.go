@@ -109,6 +109,9 @@ type Gossip struct {
 	transport      memberlist.NodeAwareTransport
 	rawPackets     bool
 	boundTransport bool
+	// batch sends the eager path's direct packets in one system call (batchsend.go);
+	// nil where it does not apply. Closed by Shutdown after the eager loop stopped.
+	batch *batchConn
 	// Integrity (see docs/ARCHITECTURE.md, "Integrity").
 	errLog       rateLog                   // repeated drop and invalid-record lines, rate-limited
 	futureLogged atomic.Bool               // the first record refused for a future generation was logged
@@ -190,7 +193,16 @@ func New(cfg Config) (*Gossip, error) {
 		if g.eager, err = newEager(g, cfg.Eager, cfg.Registerer); err != nil {
 			cancel()
 			unroute()
+			if g.cfg.WrapTransport != nil || g.boundTransport {
+				_ = mc.Transport.Shutdown() // ours: memberlist never took it
+			}
 			return nil, err
+		}
+	}
+	if g.eager != nil && g.rawPackets && g.boundTransport {
+		if g.batch, err = openBatchConn(mc.BindAddr); err != nil {
+			// Not fatal: the eager path sends one packet at a time instead.
+			g.cfg.Logger.Debug("gossip: eager packets go one at a time", "err", err)
 		}
 	}
 	// The worker must run before memberlist can call us.
@@ -203,6 +215,9 @@ func New(cfg Config) (*Gossip, error) {
 		unroute()
 		if g.cfg.WrapTransport != nil || g.boundTransport {
 			_ = mc.Transport.Shutdown() // ours (bound here or by wrapTransport): memberlist did not take it
+		}
+		if g.batch != nil {
+			_ = g.batch.close()
 		}
 		return nil, fmt.Errorf("gossip: start memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
@@ -678,6 +693,9 @@ func (g *Gossip) Shutdown() error {
 			g.shutdownErr = fmt.Errorf("gossip: shutdown: %w", err)
 		}
 		g.wg.Wait()
+		if g.batch != nil {
+			_ = g.batch.close() // after the eager loop, its one user, stopped
+		}
 		g.queue.Reset()
 		g.unrouteMetrics()
 	})
