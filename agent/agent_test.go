@@ -67,6 +67,15 @@ func (f *fakeCluster) Members() []gossip.Member {
 	return append([]gossip.Member{{Name: f.name, Addr: f.addr, Coordinate: f.selfCoord}}, f.members...)
 }
 
+func (f *fakeCluster) Liveness(name string) (catalog.Liveness, bool) {
+	for _, m := range f.Members() {
+		if m.Name == name {
+			return m.State, true
+		}
+	}
+	return 0, false
+}
+
 func (f *fakeCluster) LocalAddr() netip.AddrPort { return f.addr }
 
 func (f *fakeCluster) Leave(context.Context) error {

@@ -25,6 +25,9 @@ type cluster interface {
 	Publish(recs []catalog.Record)
 	// Members returns the pool as this node sees it, itself included, by name.
 	Members() []gossip.Member
+	// Liveness is one member's state as Members reports it; ok is false for a node
+	// never seen. Cheap: no copy of the member list.
+	Liveness(name string) (state catalog.Liveness, ok bool)
 	// LocalAddr is the address this node advertises for gossip.
 	LocalAddr() netip.AddrPort
 	// ForceLeave marks a failed node left, here and on the members reachable now;

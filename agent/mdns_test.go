@@ -1,9 +1,13 @@
 package agent
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/rumor-sd/rumor/catalog"
+	"github.com/rumor-sd/rumor/catalog/catalogtest"
+	"github.com/rumor-sd/rumor/internal/testkit"
 )
 
 // TestMDNSUsable: mDNS runs only when on and when gossip is reachable from the LAN
@@ -58,4 +62,25 @@ func TestMDNSImportSink(t *testing.T) {
 	if insts := a.Catalog().ServiceInstances("ipp", catalog.Filter{}); len(insts) != 0 {
 		t.Fatalf("after withdrawal: %+v", insts)
 	}
+}
+
+// TestMDNSOriginFollowsItsNode: the liveness of an mdns:<iface>@<node> origin
+// follows its importing node's, so what a failed agent imported goes with it.
+func TestMDNSOriginFollowsItsNode(t *testing.T) {
+	a := startAgent(t, testConfig(t, "n1", "", nil))
+	cat := a.Catalog()
+	n2, imp := catalog.NewWriter("n2", 1), catalog.NewWriter("mdns:eth0@n2", 1)
+	p := catalog.Service{ID: "ipp-p1", Name: "ipp", Address: "10.0.0.9", Port: 631, Weights: catalog.DefaultWeights}
+	if _, err := cat.Apply(n2.PutNode(catalogtest.Node("n2", "10.0.0.2")),
+		imp.PutNode(catalogtest.Node("mdns:eth0@n2", "10.0.0.2")), imp.PutService(&p)); err != nil {
+		t.Fatal(err)
+	}
+	cat.SetLiveness("n2", catalog.LivenessFailed)
+	a.wg.Go(a.mdnsFollow) // started with mDNS, which unit tests never run
+	testkit.Poll(t, 10*time.Second, testkit.PollInterval, "the import's origin failed with its node", func() error {
+		if st, _ := cat.Liveness("mdns:eth0@n2"); st != catalog.LivenessFailed {
+			return fmt.Errorf("mdns:eth0@n2 is %s", st)
+		}
+		return nil
+	})
 }

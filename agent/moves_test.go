@@ -98,9 +98,14 @@ func TestMoveDetectedBySameID(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitPointer(t, agents, "n1", "api-1", "n2")
-	if got := testutil.ToFloat64(n1.moves.recorded.WithLabelValues("detected")); got != 1 {
-		t.Errorf("rumor_agent_moves_total{how=detected} = %v, want 1", got)
-	}
+	// Counted once the change returns (after its fsync): the pointer is applied, and
+	// so seen, before that.
+	testkit.Poll(t, 10*time.Second, testkit.PollInterval, "the detected move counted", func() error {
+		if got := testutil.ToFloat64(n1.moves.recorded.WithLabelValues("detected")); got != 1 {
+			return fmt.Errorf("rumor_agent_moves_total{how=detected} = %v, want 1", got)
+		}
+		return nil
+	})
 	e, _ := n2.Catalog().MoveFrom("n1", "api-1")
 	if e.Move.Explicit || e.Move.Service != "api" || e.Move.ToServiceID != "api-1" {
 		t.Errorf("pointer %+v, want a detected move of api to n2/api-1", e.Move)

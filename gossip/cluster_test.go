@@ -202,6 +202,7 @@ func TestCrashedNodeGoesCriticalThenIsReaped(t *testing.T) {
 		victim := c.nodes[4]
 		victim.publish(victim.w.PutService(catalogtest.Service("db-1", "db", 5432)))
 		within(t, 10*time.Second, "registration visible", allSee(c.nodes, "db", "n04/db-1=passing"))
+		checkLiveness(t, c.nodes[0].g, victim.name, catalog.LivenessAlive)
 
 		// kill -9: the node stops answering without a goodbye.
 		c.net.SetDown(victim.name, true)
@@ -213,6 +214,7 @@ func TestCrashedNodeGoesCriticalThenIsReaped(t *testing.T) {
 			if st, _ := nd.cat.Liveness(victim.name); st != catalog.LivenessFailed {
 				t.Errorf("%s sees %s as %s, want failed", nd.name, victim.name, st)
 			}
+			checkLiveness(t, nd.g, victim.name, catalog.LivenessFailed)
 		}
 		// ReapAfter is 30 s in these tests; the agent calls Expire periodically.
 		within(t, 40*time.Second, "reaped everywhere", func() bool {
@@ -222,6 +224,23 @@ func TestCrashedNodeGoesCriticalThenIsReaped(t *testing.T) {
 			return allSee(c.live(), "db", "")()
 		})
 	})
+}
+
+// checkLiveness checks Gossip.Liveness of name against want and against Members,
+// and that a name never seen is not ok.
+func checkLiveness(t *testing.T, g *Gossip, name string, want catalog.Liveness) {
+	t.Helper()
+	if st, ok := g.Liveness(name); !ok || st != want {
+		t.Errorf("Liveness(%s) = %s, %v; want %s, true", name, st, ok, want)
+	}
+	for _, m := range g.Members() {
+		if m.Name == name && m.State != want {
+			t.Errorf("Members has %s %s, Liveness %s", name, m.State, want)
+		}
+	}
+	if st, ok := g.Liveness("never-seen"); ok {
+		t.Errorf("Liveness(never-seen) = %s, true; want false", st)
+	}
 }
 
 func TestGracefulLeaveIsGoneAtOnce(t *testing.T) {

@@ -26,7 +26,7 @@ func (d *delegate) NodeMeta(limit int) []byte {
 // NotifyMsg implements memberlist.Delegate: a user message arrived (fast path or
 // reliable stream). memberlist reuses buf, so it is copied.
 func (d *delegate) NotifyMsg(buf []byte) {
-	d.g.deliver(inboxMsg{data: append([]byte(nil), buf...)})
+	d.g.deliver(inboxMsg{data: append([]byte(nil), buf...), at: time.Now()})
 }
 
 // GetBroadcasts implements memberlist.Delegate: records waiting for the fast path.

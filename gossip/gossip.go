@@ -103,6 +103,15 @@ type Gossip struct {
 	// while it applies an eager message, and read only on the worker.
 	eager   *eager
 	eagerIn *eagerIn
+	// transport is memberlist's transport (set before Create); rawPackets says the
+	// eager path may write its packets to it directly (eager.go). boundTransport:
+	// New bound it, so New closes it if memberlist.Create fails.
+	transport      memberlist.NodeAwareTransport
+	rawPackets     bool
+	boundTransport bool
+	// batch sends the eager path's direct packets in one system call (batchsend.go);
+	// nil where it does not apply. Closed by Shutdown after the eager loop stopped.
+	batch *batchConn
 	// Integrity (see docs/ARCHITECTURE.md, "Integrity").
 	errLog       rateLog                   // repeated drop and invalid-record lines, rate-limited
 	futureLogged atomic.Bool               // the first record refused for a future generation was logged
@@ -124,9 +133,10 @@ type memberState struct {
 // inboxMsg is a message handed from a memberlist callback to the worker.
 type inboxMsg struct {
 	data     []byte
-	join     bool // push-pull state received during a join
-	pushPull bool // push-pull state (not a message over the reliable path)
-	unparked bool // handled once already, parked until its sender was reported (park.go)
+	join     bool      // push-pull state received during a join
+	pushPull bool      // push-pull state (not a message over the reliable path)
+	unparked bool      // handled once already, parked until its sender was reported (park.go)
+	at       time.Time // when memberlist handed a packet's message to us (NotifyMsg); zero otherwise
 }
 
 // New starts gossip: it binds (or uses cfg.Transport), starts memberlist and the
@@ -183,7 +193,16 @@ func New(cfg Config) (*Gossip, error) {
 		if g.eager, err = newEager(g, cfg.Eager, cfg.Registerer); err != nil {
 			cancel()
 			unroute()
+			if g.cfg.WrapTransport != nil || g.boundTransport {
+				_ = mc.Transport.Shutdown() // ours: memberlist never took it
+			}
 			return nil, err
+		}
+	}
+	if g.eager != nil && g.rawPackets && g.boundTransport {
+		if g.batch, err = openBatchConn(mc.BindAddr); err != nil {
+			// Not fatal: the eager path sends one packet at a time instead.
+			g.cfg.Logger.Debug("gossip: eager packets go one at a time", "err", err)
 		}
 	}
 	// The worker must run before memberlist can call us.
@@ -194,8 +213,11 @@ func New(cfg Config) (*Gossip, error) {
 		cancel()
 		g.wg.Wait()
 		unroute()
-		if g.cfg.WrapTransport != nil {
-			_ = mc.Transport.Shutdown() // ours, made by wrapTransport: memberlist did not take it
+		if g.cfg.WrapTransport != nil || g.boundTransport {
+			_ = mc.Transport.Shutdown() // ours (bound here or by wrapTransport): memberlist did not take it
+		}
+		if g.batch != nil {
+			_ = g.batch.close()
 		}
 		return nil, fmt.Errorf("gossip: start memberlist on %s:%d: %w", cfg.BindAddr, cfg.BindPort, err)
 	}
@@ -298,6 +320,27 @@ func (g *Gossip) memberlistConfig() (*memberlist.Config, error) {
 			return nil, err
 		}
 	}
+	// Bound here rather than by memberlist.Create, so that the eager path can write
+	// its packets to the transport itself (eager.go, rawPackets).
+	if mc.Transport == nil {
+		nt, err := bindNetTransport(mc)
+		if err != nil {
+			return nil, err
+		}
+		mc.Transport = nt
+		g.boundTransport = true
+	}
+	tr, ok := mc.Transport.(memberlist.NodeAwareTransport)
+	if !ok {
+		if g.boundTransport {
+			_ = mc.Transport.Shutdown()
+		}
+		return nil, fmt.Errorf("gossip: transport %T is not node-aware", mc.Transport)
+	}
+	g.transport = tr
+	// Plain packets only where memberlist would send them plain: no encryption, no
+	// label (both are memberlist's framing, applied in its own send path).
+	g.rawPackets = mc.Keyring == nil && mc.Label == ""
 	return mc, nil
 }
 
@@ -478,6 +521,20 @@ func (g *Gossip) Members() []Member {
 	return out
 }
 
+// Liveness returns a member's state as Members reports it; ok is false for a node
+// this node never saw. It is Members for one name, without copying and sorting the
+// member list or estimating round-trip times: callers that ask about one node at a
+// time (mDNS's join loop, every second for every peer on the link) cost O(1).
+func (g *Gossip) Liveness(name string) (state catalog.Liveness, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	ms := g.members[name]
+	if ms == nil {
+		return 0, false
+	}
+	return ms.state, true
+}
+
 // LocalAddr returns the address this node advertises for gossip.
 func (g *Gossip) LocalAddr() netip.AddrPort {
 	n := g.ml.LocalNode()
@@ -636,6 +693,9 @@ func (g *Gossip) Shutdown() error {
 			g.shutdownErr = fmt.Errorf("gossip: shutdown: %w", err)
 		}
 		g.wg.Wait()
+		if g.batch != nil {
+			_ = g.batch.close() // after the eager loop, its one user, stopped
+		}
 		g.queue.Reset()
 		g.unrouteMetrics()
 	})

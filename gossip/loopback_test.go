@@ -25,8 +25,23 @@ func TestLoopbackSockets(t *testing.T) {
 		cfg.MemberlistHook = func(mc *memberlist.Config) { mc.BindPort = 0; mc.AdvertisePort = 0 }
 	})
 	poll := func(what string, cond func() bool) { t.Helper(); testkit.Eventually(t, 10*time.Second, what, cond) }
+	// On memberlist's own transport, unencrypted, the eager path sends in batches
+	// from its own socket (batchsend.go); receivers take those packets.
+	if nodes[2].g.batch == nil {
+		t.Fatal("no batch sender on a plain pool over real sockets")
+	}
+	poll("lo2 sees every member alive", func() bool { return len(nodes[2].g.livePeers()) == 2 })
+	before := time.Now()
 	nodes[2].publish(nodes[2].w.PutService(catalogtest.Service("web-1", "web", 80)))
 	poll("registration on all", allSee(nodes, "web", "lo2/web-1=passing"))
+	poll("the change received on the eager path", func() bool {
+		for _, nd := range nodes[:2] {
+			if gaugeValue(t, nd.g.eager.m.lastReceived) < float64(before.UnixNano())/1e9 {
+				return false
+			}
+		}
+		return true
+	})
 	if got := len(nodes[0].g.Members()); got != 3 {
 		t.Errorf("members = %d, want 3", got)
 	}

@@ -125,7 +125,7 @@ func (g *Gossip) handle(m inboxMsg) {
 			g.drop("malformed", err)
 			return
 		}
-		g.onEager(sender, flags, recs)
+		g.onEager(sender, flags, recs, m.at)
 	default:
 		g.drop("unknown_type", nil)
 	}

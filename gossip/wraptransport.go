@@ -39,6 +39,9 @@ func bindNetTransport(mc *memberlist.Config) (*memberlist.NetTransport, error) {
 		BindAddrs: []string{mc.BindAddr},
 		BindPort:  mc.BindPort,
 		Logger:    log.New(mc.LogOutput, "", log.LstdFlags),
+		// As memberlist.Create sets them: they route the transport's metrics to this
+		// node's registry.
+		MetricLabels: mc.MetricLabels,
 	}
 	attempts := 1
 	if mc.BindPort == 0 {

@@ -21,7 +21,9 @@
 //
 // The pages read the model (model.go), the UI's own view of the catalog: one
 // goroutine follows the catalog's index and, at most once per Config.Coalesce
-// (250 ms), reads again only the nodes that moved (the catalog's log of node
+// (250 ms) and not before a fifth of it has passed since the change (so that the
+// UI does not compete with blocking queries for the CPU at the moment every agent
+// applies a change), reads again only the nodes that moved (the catalog's log of node
 // changes, Catalog.NodesChangedSince; every node's index only when that log no
 // longer reaches back), and keeps per-service counts, the failing checks with the
 // time this agent first saw them fail, and an event log. A service's page reads its

@@ -33,6 +33,9 @@ type config struct {
 	// Propagation, if set, measures only idle traffic and propagation (into
 	// result.Prop) after the initial convergence: no loss window, no crash.
 	Propagation bool
+	// Trace, with Propagation, splits each trial into its hops by the agents' own
+	// timestamps (trace.go) and writes them here as JSON lines.
+	Trace io.Writer
 }
 
 // result is sim.Result plus what only real processes have.
@@ -42,6 +45,8 @@ type result struct {
 	AgentRSS uint64
 	// Prop is the propagation measurement (config.Propagation only).
 	Prop *propResult `json:",omitempty"`
+	// Trace holds the per-hop times (config.Trace only).
+	Trace *tracer `json:"-"`
 }
 
 // bench is one running cluster of agent processes.
@@ -186,7 +191,12 @@ func (b *bench) measure(ctx context.Context) (result, error) {
 			}
 		}
 		b.logf("idle traffic %.0f B/s per agent; timing %d registrations", idle, b.cfg.Registrations)
-		prop, err := measurePropagation(ctx, b.clients, b.cfg.Registrations, b.tb.BytesSent, idle)
+		var tr *tracer
+		if b.cfg.Trace != nil {
+			tr = &tracer{clients: b.clients, out: b.cfg.Trace}
+			res.Trace = tr
+		}
+		prop, err := measurePropagation(ctx, b.clients, b.cfg.Registrations, b.tb.BytesSent, idle, tr)
 		if err != nil {
 			return res, err
 		}

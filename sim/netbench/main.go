@@ -85,6 +85,7 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	loopback := fs.Bool("loopback", false, "with --propagation: run the agents on 127.0.0.1 in this namespace (no root needed; no byte counts)")
 	consulBin := fs.String("consul", "", "with --propagation --loopback: also time a Consul pool (1 server, N-1 clients) run from this consul binary")
 	baseline := fs.Bool("baseline", false, "with --propagation: also time rumor with its eager path off (runs internal/netemagent --eager=false)")
+	traceFile := fs.String("trace", "", "with --propagation in namespaces: write each trial's hops, by the agents' own timestamps, to this file (JSON lines) and print their percentiles")
 	noMDNS := fs.Bool("no-mdns", false, "run the rumor agents with --mdns=false (mDNS is on by default in the CLI, and its multicast counts in idle traffic; internal/netemagent never runs it)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: netbench [flags]
@@ -135,6 +136,8 @@ Flags:
 		return usageError{errors.New("--loopback and --baseline go with --propagation")}
 	case *consulBin != "" && !*loopback:
 		return usageError{errors.New("--consul runs a Consul pool on loopback: add --propagation --loopback")}
+	case *traceFile != "" && (!*propagation || *loopback):
+		return usageError{errors.New("--trace goes with --propagation in namespaces: drop --loopback")}
 	case *loopback && (*delay > 0 || *jitter > 0):
 		return usageError{errors.New("--delay and --jitter need namespaces: drop --loopback")}
 	}
@@ -178,6 +181,15 @@ Flags:
 		bin = abs
 	}
 	if *propagation {
+		var trace io.Writer
+		if *traceFile != "" {
+			f, err := os.Create(*traceFile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			trace = f
+		}
 		var baseBin string
 		if *baseline {
 			if baseBin, err = build(netemPkg); err != nil {
@@ -189,7 +201,7 @@ Flags:
 		}
 		return propagationMain(ctx, stdout, stderr, propRun{sizes: ns, trials: *trials, services: *services, steady: *steady,
 			loopback: *loopback, bin: bin, agentArgs: agentArgs, baseBin: baseBin, consul: *consulBin,
-			delay: *delay, jitter: *jitter, json: *jsonOut})
+			delay: *delay, jitter: *jitter, json: *jsonOut, trace: trace})
 	}
 	var results []result
 	for _, n := range ns {

@@ -31,6 +31,8 @@ func TestFlagErrors(t *testing.T) {
 		{"baseline without propagation", []string{"--baseline"}, "go with --propagation"},
 		{"consul without loopback", []string{"--propagation", "--consul", "/bin/true"}, "add --propagation --loopback"},
 		{"loopback with a delay", []string{"--propagation", "--loopback", "--delay", "1ms"}, "drop --loopback"},
+		{"trace without propagation", []string{"--trace", "t.jsonl"}, "--trace goes with --propagation"},
+		{"trace on loopback", []string{"--propagation", "--loopback", "--trace", "t.jsonl"}, "--trace goes with --propagation"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

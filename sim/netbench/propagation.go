@@ -120,7 +120,7 @@ func mdnsBytes(ctx context.Context, clients []*client) (queries, responses float
 // beyond idle traffic (idle, in bytes per agent per second), including the
 // piggyback retransmits that follow each change.
 func measurePropagation(ctx context.Context, clients []*client, trials int, bytesSent func(context.Context) ([]uint64, error),
-	idle float64) (propResult, error) {
+	idle float64, tr *tracer) (propResult, error) {
 	n := len(clients)
 	res := propResult{Nodes: n, Trials: trials, IdleBytesPerNodePerSec: -1, BytesPerNodePerChange: -1}
 	var wakes, alls []time.Duration
@@ -180,6 +180,14 @@ func measurePropagation(ctx context.Context, clients []*client, trials int, byte
 		// Space the trials so one's retransmits do not queue behind the next.
 		if err := sleep(ctx, 100*time.Millisecond); err != nil {
 			return res, err
+		}
+		if tr != nil {
+			if err := tr.trial(ctx, trial, src, start, seen); err != nil {
+				return res, fmt.Errorf("trace of registration %d: %w", trial, err)
+			}
+			if err := sleep(ctx, 100*time.Millisecond); err != nil { // the scrape's own load passes
+				return res, err
+			}
 		}
 	}
 	if bytesSent != nil {
@@ -423,7 +431,7 @@ func runLoopback(ctx context.Context, bin string, extra []string, n, trials int,
 		return res, fmt.Errorf("loopback agents: %w", err)
 	}
 	logf("timing %d registrations", trials)
-	res, err = measurePropagation(ctx, clients, trials, nil, -1)
+	res, err = measurePropagation(ctx, clients, trials, nil, -1, nil)
 	res.Where = "loopback"
 	return res, err
 }
@@ -489,7 +497,7 @@ func runConsulLoopback(ctx context.Context, bin string, n, trials int, progress 
 		return res, fmt.Errorf("consul pool: %w", err)
 	}
 	logf("timing %d registrations", trials)
-	res, err = measurePropagation(ctx, clients, trials, nil, -1)
+	res, err = measurePropagation(ctx, clients, trials, nil, -1, nil)
 	res.System, res.Where = "consul", "loopback"
 	return res, err
 }
@@ -559,6 +567,7 @@ type propRun struct {
 	consul           string   // consul binary, for --consul; "" for none
 	delay, jitter    time.Duration
 	json             bool
+	trace            io.Writer // --trace: per-trial hops as JSON lines; nil for none
 }
 
 // propagationMain runs --propagation at every size for rumor, then the baseline and
@@ -587,7 +596,12 @@ func propagationMain(ctx context.Context, stdout, stderr io.Writer, r propRun) e
 			} else {
 				var full result
 				full, err = run(ctx, config{Nodes: n, ServicesPerNode: r.services, Registrations: r.trials,
-					SteadyWindow: r.steady, LossWindow: time.Second, Rumor: sys.bin, AgentArgs: sys.args, Progress: stderr, Propagation: true})
+					SteadyWindow: r.steady, LossWindow: time.Second, Rumor: sys.bin, AgentArgs: sys.args, Progress: stderr, Propagation: true,
+					Trace: r.trace})
+				if full.Trace != nil {
+					fmt.Fprintf(stderr, "%s, %d agents, ", sys.name, n)
+					full.Trace.summary(stderr)
+				}
 				if full.Prop != nil {
 					res = *full.Prop
 				}
