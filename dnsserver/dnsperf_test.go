@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -60,8 +61,33 @@ type perfResult struct {
 var dnsperfLine = regexp.MustCompile(`^> (\S+) \S+ \S+ ([0-9.]+)`)
 
 // runDNSPerf runs dnsperf against addr for secs seconds; rate 0 means as fast as
-// the server answers. Extra args go to dnsperf.
+// the server answers. Extra args go to dnsperf. dnsperf's output goes to a file,
+// read when it exits (see dnsperfOut); DNSPERF_STDOUT=pipe reads it through a pipe
+// while it runs, as before, and DNSPERF_ARGS (space-separated) adds arguments.
 func runDNSPerf(b *testing.B, addr string, secs int, rate float64, extra ...string) perfResult {
+	b.Helper()
+	out := dnsperfToFile
+	if os.Getenv("DNSPERF_STDOUT") == "pipe" {
+		out = dnsperfToPipe
+	}
+	return runDNSPerfOut(b, addr, secs, rate, out, append(extra, strings.Fields(os.Getenv("DNSPERF_ARGS"))...)...)
+}
+
+// dnsperfOut is where dnsperf's output goes while it runs. With -v, dnsperf writes
+// a line per answer from its receiving thread, and flushes stdout before each line
+// (fflush in its log function, under a lock): one write(2) per answer. Into a pipe
+// that means the reader (this process, on the server's CPU when pinned) wakes for
+// every answer and competes with the responder, and a full pipe blocks dnsperf's
+// receiver while answers wait in its sockets; into a file (the page cache) the write
+// returns at once and the lines are read after the run.
+type dnsperfOut int
+
+const (
+	dnsperfToFile dnsperfOut = iota
+	dnsperfToPipe
+)
+
+func runDNSPerfOut(b *testing.B, addr string, secs int, rate float64, out dnsperfOut, extra ...string) perfResult {
 	b.Helper()
 	dir := b.TempDir()
 	data := filepath.Join(dir, "queries")
@@ -73,7 +99,10 @@ func runDNSPerf(b *testing.B, addr string, secs int, rate float64, extra ...stri
 	if rate > 0 {
 		// Enough outstanding queries and a short timeout, so shed queries do not
 		// throttle what dnsperf offers.
-		args = append(args, "-Q", strconv.Itoa(int(rate)), "-q", "20000", "-t", "1")
+		// A 4 MiB receive buffer (-b, KiB; the default is the system's 208 KiB)
+		// keeps dnsperf's own sockets from dropping answers while its receiving
+		// thread waits for the CPU: a drop hides one of the slowest answers.
+		args = append(args, "-Q", strconv.Itoa(int(rate)), "-q", "20000", "-t", "1", "-b", "4096")
 	} else {
 		args = append(args, "-q", "64", "-t", "1")
 	}
@@ -86,18 +115,48 @@ func runDNSPerf(b *testing.B, addr string, secs int, rate float64, extra ...stri
 	}
 	b.ReportMetric(loadAvg(b), "loadavg")
 	cmd := exec.CommandContext(ctx, name, args...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	var lines io.Reader
+	var file *os.File
+	switch out {
+	case dnsperfToPipe:
+		pipe, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		lines = pipe
+	default:
+		// DNSPERF_KEEP (a directory) keeps each run's output there, for diagnosis.
+		outDir := dir
+		if d := os.Getenv("DNSPERF_KEEP"); d != "" {
+			outDir = d
+		}
+		f, err := os.CreateTemp(outDir, "dnsperf-*.out")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		cmd.Stdout, lines, file = f, f, f
+	}
+	if err := startDNSPerf(b, cmd); err != nil {
 		b.Fatal(err)
+	}
+	wait := func() {
+		if err := cmd.Wait(); err != nil {
+			b.Fatalf("dnsperf %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+	}
+	if file != nil {
+		// Read once dnsperf is done, from the start: dnsperf moved the shared offset.
+		wait()
+		if _, err := file.Seek(0, io.SeekStart); err != nil {
+			b.Fatal(err)
+		}
 	}
 	var lat []time.Duration
 	var summary strings.Builder
-	sc := bufio.NewScanner(out)
+	sc := bufio.NewScanner(lines)
 	for sc.Scan() {
 		l := sc.Text()
 		if m := dnsperfLine.FindStringSubmatch(l); m != nil {
@@ -108,8 +167,11 @@ func runDNSPerf(b *testing.B, addr string, secs int, rate float64, extra ...stri
 		}
 		summary.WriteString(l + "\n")
 	}
-	if err := cmd.Wait(); err != nil {
-		b.Fatalf("dnsperf %s: %v\n%s%s", strings.Join(args, " "), err, summary.String(), stderr.String())
+	if err := sc.Err(); err != nil {
+		b.Fatalf("dnsperf's output: %v", err)
+	}
+	if out == dnsperfToPipe {
+		wait()
 	}
 	var r perfResult
 	for _, l := range strings.Split(summary.String(), "\n") {

@@ -3,15 +3,17 @@
 package dnsserver
 
 import (
-	"time"
-
+	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -125,4 +127,103 @@ func BenchmarkFloorCompare(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkDNSPerfVariants runs dnsperf at DNSPERF_RATE queries/s (default 26,000)
+// against the thread floor and the server, in turn, once per variant and round
+// (FLOOR_ROUNDS, default 2). DNSPERF_VARIANTS lists the variants, separated by
+// ";": each is "pipe" or "file" (where dnsperf's output goes, see dnsperfOut)
+// followed by extra dnsperf arguments; by default "pipe;file".
+func BenchmarkDNSPerfVariants(b *testing.B) {
+	rate := 26000.0
+	if v, err := strconv.ParseFloat(os.Getenv("DNSPERF_RATE"), 64); err == nil {
+		rate = v
+	}
+	rounds := 2
+	if v, err := strconv.Atoi(os.Getenv("FLOOR_ROUNDS")); err == nil {
+		rounds = v
+	}
+	variants := "pipe;file"
+	if v := os.Getenv("DNSPERF_VARIANTS"); v != "" {
+		variants = v
+	}
+	srv := perfServer(b)
+	fh := new(latHist)
+	floor := floorThreads(b, floorAnswer(b, srv), runtime.GOMAXPROCS(0), 1, fh)
+	for r := range rounds {
+		for _, v := range strings.Split(variants, ";") {
+			f := strings.Fields(v)
+			if len(f) == 0 {
+				continue
+			}
+			out := dnsperfToFile
+			switch f[0] {
+			case "pipe":
+				out = dnsperfToPipe
+			case "file":
+			default:
+				b.Fatalf("variant %q: want pipe or file first", v)
+			}
+			name := strings.Join(f, "")
+			b.Run("floor-"+name+"-"+strconv.Itoa(r), func(b *testing.B) {
+				fh.reset()
+				res := runDNSPerfOut(b, floor, 10, rate, out, f[1:]...)
+				b.ReportMetric(fh.quantile(0.99), "resp-p99-ms")
+				reportPerf(b, res)
+			})
+			b.Run("server-"+name+"-"+strconv.Itoa(r), func(b *testing.B) {
+				_, h0 := serverHist(b, srv)
+				res := runDNSPerfOut(b, srv.Addr().String(), 10, rate, out, f[1:]...)
+				b.ReportMetric(serverP99(b, srv, h0), "server-p99-ms")
+				reportPerf(b, res)
+			})
+		}
+	}
+}
+
+// reportPerf reports a fixed-rate dnsperf run's rate, percentiles and loss.
+func reportPerf(b *testing.B, r perfResult) {
+	b.ReportMetric(r.qps, "queries/s")
+	b.ReportMetric(ms(r.p50), "p50-ms")
+	b.ReportMetric(ms(r.p99), "p99-ms")
+	b.ReportMetric(ms(r.p999), "p99.9-ms")
+	b.ReportMetric(100*float64(r.sent-r.answered)/float64(r.sent), "lost-pct")
+}
+
+// startDNSPerf starts cmd. With DNSPERF_SLICE (a duration), dnsperf runs with that
+// EEVDF slice (sched_setattr's sched_runtime for SCHED_OTHER, Linux 6.12+): the
+// same weight, so the same share of the CPU, but an earlier deadline, so that its
+// woken threads preempt the task running on their CPU instead of waiting for that
+// task's slice to end. The attribute is set on the thread that forks (the child and
+// its threads inherit it) and restored after.
+func startDNSPerf(b *testing.B, cmd *exec.Cmd) error {
+	v := os.Getenv("DNSPERF_SLICE")
+	if v == "" {
+		return cmd.Start()
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("DNSPERF_SLICE: %w", err)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_NORMAL, Runtime: uint64(d)}
+	if err := unix.SchedSetAttr(0, &attr, 0); err != nil {
+		return fmt.Errorf("sched_setattr slice %v: %w", d, err)
+	}
+	err = cmd.Start()
+	attr.Runtime = 0 // back to the default slice
+	if rerr := unix.SchedSetAttr(0, &attr, 0); rerr != nil {
+		b.Logf("sched_setattr: restoring the slice: %v", rerr)
+	}
+	if err == nil {
+		if data, rerr := os.ReadFile(fmt.Sprintf("/proc/%d/sched", cmd.Process.Pid)); rerr == nil {
+			for _, l := range strings.Split(string(data), "\n") {
+				if strings.HasPrefix(l, "se.slice") {
+					b.Logf("dnsperf (pid %d): %s", cmd.Process.Pid, strings.Join(strings.Fields(l), " "))
+				}
+			}
+		}
+	}
+	return err
 }
