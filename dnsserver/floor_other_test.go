@@ -14,5 +14,5 @@ func bestFloor(b *testing.B, answer []byte) string { return floorServer(b, answe
 // loadgenRuns needs Linux (sendmmsg, recvmmsg).
 func loadgenRuns(*testing.B, *Server, string, float64, int) {}
 
-// startDNSPerf starts cmd (DNSPERF_SLICE needs Linux).
+// startDNSPerf starts cmd (DNSPERF_SLICE and DNSPERF_TIMERSLACK need Linux).
 func startDNSPerf(_ *testing.B, cmd *exec.Cmd) error { return cmd.Start() }
