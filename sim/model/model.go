@@ -284,7 +284,7 @@ func (m *model) advance(t int64) {
 					msgs = float64(m.fanout(n - 1))
 				}
 			}
-			perChange := msgs*float64(m.p.eagerWire(1)) + float64(limit*m.p.RecordWire)
+			perChange := msgs*float64(m.p.eagerWire(1, false)) + float64(limit*m.p.RecordWire)
 			m.addBytes(kindChanges, dt*float64(n)*m.changeRate*perChange)
 		} else {
 			demand := m.changeRate * float64(n) * float64(limit) // record transmits per node per second
@@ -578,8 +578,8 @@ func (m *model) eagerSend(from int32, targets []int32, recs []int32, how int32) 
 	id := int32(len(m.emsgs))
 	m.emsgs = append(m.emsgs, slices.Clone(recs))
 	size := eagerHeader + len(recs)*m.p.RecordBytes // uncompressed: what decides packet or stream
-	wire := m.p.eagerWire(len(recs))
 	reliable := size > eagerPacketMax
+	wire := m.p.eagerWire(len(recs), reliable)
 	for _, t := range targets {
 		m.addBytes(kindEager, float64(wire))
 		var d int64

@@ -65,10 +65,14 @@ type Params struct {
 	MemberMsgWire      int // 44: a suspect or dead message alone
 	MemberMsgBatchWire int // 16: a suspect or dead message among others
 	GossipBatchWire    int // 62: a compressed packet's own cost
-	// An eager message with one record costs EagerSingleWire (memberlist sends it
-	// uncompressed: compressing would not shrink it); with k ≥ 2 similar records,
+	// An eager message that fits a packet costs EagerSingleWire for one record and
+	// EagerRecordWire for each further one: in a pool without encryption the eager path
+	// writes its packets itself, uncompressed (gossip/eager.go: rawSender; tier 1 at
+	// N = 100: 53 bytes for one record, 96 for two, 851 for twenty). A larger one goes
+	// in chunks over memberlist's stream, which compresses similar records to
 	// EagerBatchWire + k·RecordBatchWire (eagerWire).
-	EagerSingleWire int // 52
+	EagerSingleWire int // 53
+	EagerRecordWire int // 42
 	EagerBatchWire  int // 68
 	// One side of a push-pull: memberlist's header and framing, each member's state,
 	// and rumor's user state, which in a periodic push-pull is the summary's 8-byte hash
@@ -106,7 +110,7 @@ func DefaultParams() Params {
 		EagerAllBelow: 64, EagerForward: true, EagerDelay: 5 * time.Millisecond,
 		RecordBytes: 48, MemberMsgBytes: 50, PacketOverhead: 30,
 		PingBytes: 69, AckBytes: 66, RecordWire: 49, RecordBatchWire: 17, MemberMsgWire: 44, MemberMsgBatchWire: 16,
-		GossipBatchWire: 62, EagerSingleWire: 52, EagerBatchWire: 68,
+		GossipBatchWire: 62, EagerSingleWire: 53, EagerRecordWire: 42, EagerBatchWire: 68,
 		PushPullHeader: 500, NodeStateBytes: 5, SummaryBytes: 3, SummaryBucketBytes: 0, StreamRecordMul: 2,
 		MemPerMember: 500, MemPerRecord: 700, MemBase: 350000,
 	}
@@ -121,12 +125,16 @@ func (p *Params) pushPullBytes(n int) float64 {
 	return float64(p.PushPullHeader+n*p.NodeStateBytes+p.SummaryBytes) + float64(p.SummaryBucketBytes)*used
 }
 
-// eagerWire is what an eager message with k records costs on the wire.
-func (p *Params) eagerWire(k int) int {
+// eagerWire is what an eager message with k records costs on the wire, sent as a
+// packet or over the reliable stream.
+func (p *Params) eagerWire(k int, reliable bool) int {
 	if k <= 1 {
 		return p.EagerSingleWire
 	}
-	return min(p.EagerSingleWire+(k-1)*p.RecordBytes, p.EagerBatchWire+k*p.RecordBatchWire)
+	if reliable {
+		return p.EagerBatchWire + k*p.RecordBatchWire
+	}
+	return p.EagerSingleWire + (k-1)*p.EagerRecordWire
 }
 
 // gossipWire is what a gossip packet costs on the wire: alone is the sum of its
